@@ -1,0 +1,30 @@
+# grove-pipelines: `make run` starts the example agentic pipeline on this machine; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-done
+TINY_MODEL := .cache/tiny-model
+PORT ?= 8000
+
+.PHONY: setup run test bench tiny-model lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup-venv.sh
+	bash scripts/setup-venv.sh $(PYTHON) $(VENV)
+	touch $(STAMP)
+
+tiny-model: $(STAMP)
+	$(BIN)/grove-pipelines tiny-model $(TINY_MODEL)
+
+run: $(STAMP) tiny-model
+	$(BIN)/grove-pipelines run pipelines/agentic_rag.py --port $(PORT) --model $(TINY_MODEL)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) .cache

@@ -1,0 +1,30 @@
+"""`grove-pipelines graph REF`: show the pipeline's call graph as text, Mermaid or Graphviz dot."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from grove_pipelines.cli.output import echo_warnings
+from grove_pipelines.graph import render
+from grove_pipelines.loader import load_graph
+
+__all__ = ["register"]
+
+
+def graph(
+    ref: Annotated[str, typer.Argument(help="The pipeline: path/file.py[:name] or package.module[:name].")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, mermaid or dot.")] = "text",
+) -> None:
+    """Print the pipeline's stages and who calls whom."""
+    if fmt not in ("text", "mermaid", "dot"):
+        raise typer.BadParameter(f"{fmt!r} is not one of text, mermaid, dot", param_hint="--format")
+    pipeline_graph = load_graph(ref)
+    echo_warnings(pipeline_graph.warnings)
+    typer.echo(render(pipeline_graph, fmt))  # type: ignore[arg-type]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the app."""
+    app.command("graph")(graph)

@@ -1,0 +1,73 @@
+"""The `grove-pipelines` command: one typer app, one module per command, one error handler.
+
+Commands only declare options and call one library function. Library code raises
+``GrovePipelinesError`` and never prints or exits; ``main`` turns it into one ``error: ...`` line and
+exit code 1 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from grove_pipelines.cli import commands
+from grove_pipelines.errors import GrovePipelinesError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="grove-pipelines",
+    help="Multi-model and agentic inference pipelines as decorated Python, on NVIDIA Grove.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+commands.register(app)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per invalid field: ``field.path: message``."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "(input)"
+        lines.append(f"{where}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the app, map user errors to one stderr line and exit code 1."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:
+        args.remove("--debug")
+    try:
+        app(args=args, standalone_mode=False)
+    except GrovePipelinesError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except ValidationError as exc:
+        if debug:
+            raise
+        print(f"error: {format_validation_error(exc)}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            raise SystemExit(1) from None
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""The pipeline graph: stages as nodes, "A calls B" as edges, checked and ordered (networkx)."""
+
+from __future__ import annotations
+
+from grove_pipelines.graph.model import ENTRY, PipelineGraph
+from grove_pipelines.graph.render import render
+
+__all__ = ["ENTRY", "PipelineGraph", "render"]

@@ -1,0 +1,64 @@
+"""``@pipeline``: the entry point; its body is plain async Python that calls stages."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from grove_pipelines.errors import DefinitionError
+from grove_pipelines.sdk.options import build_spec, default_name
+from grove_pipelines.spec import PipelineSpec
+
+__all__ = ["Pipeline", "pipeline"]
+
+PipelineFunc = Callable[..., Coroutine[Any, Any, Any]]
+
+
+class Pipeline:
+    """A pipeline: its spec and body. ``await my_pipeline(question="...")`` runs the body here."""
+
+    def __init__(self, func: PipelineFunc, spec: PipelineSpec) -> None:
+        self.func = func
+        self.spec = spec
+        functools.update_wrapper(self, func, updated=())
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name: its endpoint ``/v1/pipelines/<name>`` and its PodCliqueSet's name."""
+        return self.spec.name
+
+    def signature(self) -> inspect.Signature:
+        """The body's signature: the pipeline's input schema."""
+        return inspect.signature(self.func)
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.name!r}>"
+
+
+def pipeline(
+    func: PipelineFunc | None = None, /, *, name: str | None = None, **options: Any
+) -> Pipeline | Callable[[PipelineFunc], Pipeline]:
+    """Declare the pipeline: ``@pipeline(name="agentic-rag")`` on an ``async def``.
+
+    Options: ``image`` (for Python stages and the server), ``vllm_image``, ``scheduler``
+    (``"kai-scheduler"``...), ``queue``, ``priority_class``, ``termination_delay``, ``topology``,
+    ``max_iterations`` (loop guard), ``entry`` (the server's replicas/resources/port), ``labels``.
+    """
+    if func is None:
+        return functools.partial(pipeline, name=name, **options)  # type: ignore[return-value]
+    pipeline_name = name or default_name(func.__name__)
+    if not inspect.iscoroutinefunction(func):
+        raise DefinitionError(f"pipeline {pipeline_name!r}: the body must be an `async def` function")
+    options.setdefault("description", inspect.getdoc(func) or "")
+    spec = build_spec(
+        PipelineSpec,
+        "pipeline",
+        pipeline_name,
+        {**options, "module": func.__module__, "qualname": func.__qualname__},
+    )
+    return Pipeline(func, spec)

@@ -1,0 +1,36 @@
+"""Plain-data descriptions of stages and pipelines: what the SDK records and the compiler reads.
+
+The SDK's decorators turn user code into these models; the graph holds them; the Grove compiler and
+the runtime read them. They hold no Python callables, so everything downstream of the graph can be
+tested with data alone.
+"""
+
+from __future__ import annotations
+
+from grove_pipelines.spec.models import (
+    PD,
+    Autoscaling,
+    EntrySpec,
+    LLMSpec,
+    PipelineSpec,
+    PythonStageSpec,
+    Resources,
+    Role,
+    RoleSpec,
+    StageSpec,
+    Topology,
+)
+
+__all__ = [
+    "PD",
+    "Autoscaling",
+    "EntrySpec",
+    "LLMSpec",
+    "PipelineSpec",
+    "PythonStageSpec",
+    "Resources",
+    "Role",
+    "RoleSpec",
+    "StageSpec",
+    "Topology",
+]

@@ -1,0 +1,313 @@
+"""The option models of stages, LLM stages and pipelines (pydantic, strict: unknown options are errors)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "DEFAULT_PYTHON_IMAGE",
+    "DEFAULT_VLLM_IMAGE",
+    "DNS_LABEL",
+    "PD",
+    "Autoscaling",
+    "EntrySpec",
+    "LLMSpec",
+    "PipelineSpec",
+    "PythonStageSpec",
+    "Resources",
+    "Role",
+    "RoleSpec",
+    "StageSpec",
+    "Topology",
+]
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$")
+DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
+DEFAULT_PYTHON_IMAGE = "ghcr.io/grove-pipelines/runtime:0.1.0"
+DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+
+
+class _Options(BaseModel):
+    """Shared config: frozen, unknown fields rejected, validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _quantity(value: str | int | float | None) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    if not QUANTITY.match(text):
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. '500m', '2', '4Gi')")
+    return text
+
+
+class Resources(_Options):
+    """Per-pod requests (limits are set equal for memory and GPUs, as GPUs require)."""
+
+    cpu: str | None = None
+    memory: str | None = None
+    gpus: Annotated[int, Field(ge=0)] = 0
+
+    @field_validator("cpu", "memory", mode="before")
+    @classmethod
+    def _check_quantity(cls, value: str | int | float | None) -> str | None:
+        return _quantity(value)
+
+
+class Autoscaling(_Options):
+    """Horizontal autoscaling of one clique (or one scaling group): Grove creates the HPA.
+
+    ``target_cpu_utilization`` is the common case; ``metrics`` takes raw ``autoscaling/v2`` MetricSpecs.
+    """
+
+    min_replicas: Annotated[int, Field(ge=1)] | None = None
+    max_replicas: Annotated[int, Field(ge=1)]
+    target_cpu_utilization: Annotated[int, Field(ge=1, le=100)] | None = None
+    metrics: list[dict[str, object]] | None = None
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Autoscaling:
+        if self.min_replicas is not None and self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})")
+        if self.target_cpu_utilization is not None and self.metrics:
+            raise ValueError("give target_cpu_utilization or metrics, not both")
+        return self
+
+
+class Topology(_Options):
+    """Topology-aware packing (needs TAS on the Grove operator and a ClusterTopologyBinding)."""
+
+    topology_name: str
+    required: str | None = None
+    preferred: str | None = None
+
+    @model_validator(mode="after")
+    def _check_pack(self) -> Topology:
+        if self.required is None and self.preferred is None:
+            raise ValueError("set required or preferred (a topology domain such as 'rack' or 'host')")
+        for domain in (self.required, self.preferred):
+            if domain is not None and not re.match(r"^[a-z][a-z0-9-]{0,62}$", domain):
+                raise ValueError(f"{domain!r} is not a topology domain (lowercase letters, digits, '-')")
+        return self
+
+
+class _ReplicatedSpec(_Options):
+    """What every clique-producing spec shares: replicas, gang minimum and autoscaling."""
+
+    replicas: Annotated[int, Field(ge=1)] = 1
+    min_available: Annotated[int, Field(ge=1)] | None = None
+    autoscaling: Autoscaling | None = None
+
+    @model_validator(mode="after")
+    def _check_gang(self) -> _ReplicatedSpec:
+        if self.min_available is not None and self.min_available > self.replicas:
+            raise ValueError(f"min_available ({self.min_available}) exceeds replicas ({self.replicas})")
+        scale = self.autoscaling
+        if scale is not None and scale.max_replicas < self.replicas:
+            raise ValueError(f"autoscaling.max_replicas ({scale.max_replicas}) is below replicas ({self.replicas})")
+        return self
+
+    @property
+    def gang_minimum(self) -> int:
+        """Pods (or scaling-group replicas) the gang needs: explicit, else 1 so one ready replica serves."""
+        return self.min_available if self.min_available is not None else 1
+
+
+class _NamedSpec(_ReplicatedSpec):
+    name: str
+    image: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    resources: Resources = Resources()
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+    retries: Annotated[int, Field(ge=0, le=10)] = 0
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError(
+                f"{value!r} is not a DNS label: lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters"
+            )
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"env name {key!r} is not a valid environment variable name")
+            if key.startswith("GROVE_"):
+                raise ValueError(f"env name {key!r}: GROVE_* variables are set by the Grove operator")
+        return value
+
+
+class PythonStageSpec(_NamedSpec):
+    """A Python stage (tools, retrieval, glue): one clique running the stage server."""
+
+    kind: Literal["python"] = "python"
+    is_class: bool = False
+    module: str = ""
+    qualname: str = ""
+
+
+class Role(_Options):
+    """Per-role overrides of a disaggregated LLM (prefill or decode); unset fields inherit from the llm()."""
+
+    replicas: Annotated[int, Field(ge=1)] = 1
+    min_available: Annotated[int, Field(ge=1)] | None = None
+    nodes: Annotated[int, Field(ge=1)] | None = None
+    gpus: Annotated[int, Field(ge=0)] | None = None
+    tensor_parallel: Annotated[int, Field(ge=1)] | None = None
+    vllm_args: tuple[str, ...] = ()
+    autoscaling: Autoscaling | None = None
+
+    @model_validator(mode="after")
+    def _check_gang(self) -> Role:
+        if self.min_available is not None and self.min_available > self.replicas:
+            raise ValueError(f"min_available ({self.min_available}) exceeds replicas ({self.replicas})")
+        return self
+
+
+class PD(_Options):
+    """Disaggregated serving: separate prefill and decode workers, KV moved by vLLM's NixlConnector."""
+
+    prefill: Role = Role()
+    decode: Role = Role()
+
+
+class RoleSpec(_ReplicatedSpec):
+    """One resolved serving role of an LLM: ``serve`` (aggregated), ``prefill`` or ``decode``."""
+
+    role: Literal["serve", "prefill", "decode"]
+    nodes: Annotated[int, Field(ge=1)] = 1
+    gpus: Annotated[int, Field(ge=0)] = 0
+    tensor_parallel: Annotated[int, Field(ge=1)] = 1
+    vllm_args: tuple[str, ...] = ()
+
+
+class LLMSpec(_NamedSpec):
+    """A model stage served by vLLM: aggregated, or disaggregated into prefill and decode roles."""
+
+    kind: Literal["llm"] = "llm"
+    model: str
+    served_model_name: str | None = None
+    engine: Literal["vllm"] = "vllm"
+    gpus: Annotated[int, Field(ge=0)] = 1
+    tensor_parallel: Annotated[int, Field(ge=1)] | None = None
+    nodes: Annotated[int, Field(ge=1)] = 1
+    max_model_len: Annotated[int, Field(ge=16)] | None = None
+    vllm_args: tuple[str, ...] = ()
+    disaggregated: PD | None = None
+
+    @model_validator(mode="after")
+    def _check_parallelism(self) -> LLMSpec:
+        for role in self.roles():
+            if role.gpus and role.tensor_parallel > role.gpus * role.nodes:
+                raise ValueError(
+                    f"{role.role}: tensor_parallel ({role.tensor_parallel}) exceeds the role's GPUs "
+                    f"({role.gpus} per node x {role.nodes} nodes)"
+                )
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The name clients send as ``model``: served_model_name, else the stage name."""
+        return self.served_model_name or self.name
+
+    def roles(self) -> list[RoleSpec]:
+        """The serving roles with every inherited option resolved: one when aggregated, two when not."""
+        if self.disaggregated is None:
+            return [
+                RoleSpec(
+                    role="serve",
+                    replicas=self.replicas,
+                    min_available=self.min_available,
+                    autoscaling=self.autoscaling,
+                    nodes=self.nodes,
+                    gpus=self.gpus,
+                    tensor_parallel=self.tensor_parallel or max(1, self.gpus * self.nodes),
+                    vllm_args=self.vllm_args,
+                )
+            ]
+        resolved = []
+        for role_name in ("prefill", "decode"):
+            role: Role = getattr(self.disaggregated, role_name)
+            nodes = role.nodes or self.nodes
+            gpus = self.gpus if role.gpus is None else role.gpus
+            resolved.append(
+                RoleSpec(
+                    role=role_name,  # type: ignore[arg-type]
+                    replicas=role.replicas,
+                    min_available=role.min_available,
+                    autoscaling=role.autoscaling,
+                    nodes=nodes,
+                    gpus=gpus,
+                    tensor_parallel=role.tensor_parallel or self.tensor_parallel or max(1, gpus * nodes),
+                    vllm_args=(*self.vllm_args, *role.vllm_args),
+                )
+            )
+        return resolved
+
+
+StageSpec = Annotated[PythonStageSpec | LLMSpec, Field(discriminator="kind")]
+
+
+class EntrySpec(_ReplicatedSpec):
+    """The pipeline server: the entry clique that exposes the pipeline's HTTP endpoints."""
+
+    image: str | None = None
+    resources: Resources = Resources(cpu="1", memory="1Gi")
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+
+
+class PipelineSpec(_Options):
+    """Pipeline-wide options: the PodCliqueSet's name, scheduling, images and the entry server."""
+
+    name: str
+    description: str = ""
+    module: str = ""
+    qualname: str = ""
+    namespace: str | None = None
+    image: str = DEFAULT_PYTHON_IMAGE
+    vllm_image: str = DEFAULT_VLLM_IMAGE
+    scheduler: Literal["default-scheduler", "kai-scheduler", "volcano"] | None = None
+    queue: str | None = None
+    priority_class: str | None = None
+    termination_delay: str | None = None
+    topology: Topology | None = None
+    max_iterations: Annotated[int, Field(ge=1)] = 16
+    entry: EntrySpec = EntrySpec()
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError(
+                f"{value!r} is not a DNS label: lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters"
+            )
+        return value
+
+    @field_validator("termination_delay")
+    @classmethod
+    def _check_duration(cls, value: str | None) -> str | None:
+        if value is not None and not DURATION.match(value):
+            raise ValueError(f"{value!r} is not a duration (e.g. '30s', '15m', '4h')")
+        return value
+
+    @model_validator(mode="after")
+    def _check_queue(self) -> PipelineSpec:
+        if self.queue is not None and self.scheduler not in ("kai-scheduler", "volcano"):
+            raise ValueError("queue needs scheduler='kai-scheduler' or scheduler='volcano'")
+        return self
