@@ -80,7 +80,8 @@ def _run_import(action: object, what: str) -> None:
     except GrovePipelinesError as exc:
         raise LoadError(f"{what}: {exc}") from exc
     except SyntaxError as exc:
-        raise LoadError(f"{exc.filename or what}:{exc.lineno}: syntax error: {exc.msg}") from exc
+        where = what if exc.filename is None or Path(exc.filename).name == Path(what).name else exc.filename
+        raise LoadError(f"{where}:{exc.lineno}: syntax error: {exc.msg}") from exc
     except ModuleNotFoundError as exc:
         raise LoadError(f"cannot import {what}: {exc}") from exc
     except Exception as exc:

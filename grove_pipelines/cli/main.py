@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     if debug:
         args.remove("--debug")
     try:
-        app(args=args, standalone_mode=False)
+        app(args=args)  # standalone: click reports usage errors itself and exits
     except GrovePipelinesError as exc:
         if debug:
             raise
@@ -54,20 +54,6 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"error: {format_validation_error(exc)}", file=sys.stderr)
         raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            raise SystemExit(1) from None
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        raise
-
 
 if __name__ == "__main__":
     main()

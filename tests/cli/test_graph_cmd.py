@@ -1,0 +1,99 @@
+"""`grove-pipelines graph` and the CLI's error contract: one line on stderr, exit 1, no traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from grove_pipelines.cli.main import main
+
+WritePipeline = Callable[..., Path]
+
+CYCLE = """
+from grove_pipelines import pipeline, stage
+
+@stage
+async def ping() -> None:
+    await pong()
+
+@stage
+async def pong() -> None:
+    await ping()
+
+@pipeline(name="loop")
+async def body() -> None:
+    await ping()
+"""
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("fmt", "marker"),
+    [("text", "agentic-rag (pipeline server)"), ("mermaid", "flowchart TD"), ("dot", 'digraph "agentic-rag"')],
+)
+def test_graph_formats(
+    fmt: str, marker: str, repo_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(repo_root)
+    code, out, err = run_cli(["graph", "pipelines/agentic_rag.py", "--format", fmt], capsys)
+    assert code == 0, err
+    assert marker in out
+    assert "chat" in out and "retriever" in out
+
+
+@pytest.mark.parametrize(
+    ("source", "args", "message"),
+    [
+        (None, ["graph", "nowhere.py"], "error: no such file: nowhere.py"),
+        (CYCLE, ["graph", "user_pipeline.py"], "error: the pipeline graph has a cycle: "),
+        ("def f(:\n", ["graph", "user_pipeline.py"], "error: user_pipeline.py:1: syntax error"),
+        (CYCLE, ["graph", "user_pipeline.py", "--format", "png"], "'png' is not one of text, mermaid, dot"),
+    ],
+)
+def test_user_mistakes_print_one_line(
+    source: str | None,
+    args: list[str],
+    message: str,
+    write_pipeline: WritePipeline,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if source is not None:
+        write_pipeline(source)
+    code, out, err = run_cli(args, capsys)
+    assert code != 0
+    assert message in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_debug_flag_shows_the_traceback(write_pipeline: WritePipeline) -> None:
+    write_pipeline(CYCLE)
+    from grove_pipelines.errors import CycleError
+
+    with pytest.raises(CycleError):
+        main(["--debug", "graph", "user_pipeline.py"])
+
+
+def test_unreached_stage_is_a_warning_on_stderr(
+    write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_pipeline(
+        "from grove_pipelines import pipeline, stage\n"
+        "@stage\nasync def used() -> int:\n    return 1\n"
+        "@stage\nasync def spare() -> int:\n    return 2\n"
+        "@pipeline(name='p')\nasync def body() -> int:\n    return await used()\n"
+    )
+    code, out, err = run_cli(["graph", "user_pipeline.py"], capsys)
+    assert code == 0
+    assert "warning: stage 'spare' is defined but the pipeline 'p' never calls it" in err
+    assert "used" in out and "spare" not in out
