@@ -41,5 +41,5 @@ def test_specs_are_frozen() -> None:
 def test_public_surface_is_sorted_and_complete() -> None:
     assert grove_pipelines.__all__ == sorted(grove_pipelines.__all__)
     public = {name for name in dir(grove_pipelines) if not name.startswith("_")}
-    modules = {"errors", "sdk", "spec", "graph", "loader", "cli", "grove", "kube", "local", "compile", "yamlio"}
+    modules = {"annotations", "errors", "sdk", "spec", "graph", "loader", "cli", "grove", "kube", "local", "compile", "yamlio"}
     assert set(grove_pipelines.__all__) == public - modules
