@@ -64,7 +64,7 @@ def _import_file(path: Path) -> ModuleType:
     folder = str(path.resolve().parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    _run_import(lambda: spec.loader.exec_module(module), str(path))  # type: ignore[union-attr]
+    _run_import(lambda: spec.loader.exec_module(module), str(path))
     return module
 
 

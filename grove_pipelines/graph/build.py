@@ -55,8 +55,11 @@ def build_graph(pipeline: Pipeline, module_stages: Iterable[AnyStage] = ()) -> P
             continue
         reached[callee.name] = callee
         found: list[AnyStage] = _called_by(callee) if isinstance(callee, Stage) else []
-        found += [dep if not isinstance(dep, str) else _resolve(dep, callee.name, known) for dep in callee.depends_on]
-        queue.extend((callee.name, obj) for obj in found if isinstance(obj, (Stage, LLM)))
+        for dep in callee.depends_on:
+            resolved = _resolve(dep, callee.name, known) if isinstance(dep, str) else dep
+            if isinstance(resolved, (Stage, LLM)):
+                found.append(resolved)
+        queue.extend((callee.name, obj) for obj in found)
 
     if not reached:
         raise GraphError(f"pipeline {pipeline.name!r} calls no stage; call at least one stage from its body")

@@ -58,12 +58,13 @@ class DirectInvoker:
         )
 
 
-_INVOKER: contextvars.ContextVar[Invoker] = contextvars.ContextVar("grove_pipelines_invoker", default=DirectInvoker())
+_DIRECT = DirectInvoker()
+_INVOKER: contextvars.ContextVar[Invoker | None] = contextvars.ContextVar("grove_pipelines_invoker", default=None)
 
 
 def current_invoker() -> Invoker:
-    """The invoker stage calls in this context go through."""
-    return _INVOKER.get()
+    """The invoker stage calls in this context go through (in-process when none is bound)."""
+    return _INVOKER.get() or _DIRECT
 
 
 @contextmanager

@@ -29,7 +29,7 @@ class Stage:
         self.depends_on = tuple(depends_on)
         self._instance: Any = None
         self._instance_lock = asyncio.Lock()
-        functools.update_wrapper(self, target, updated=())  # type: ignore[arg-type]
+        functools.update_wrapper(self, target, updated=())
 
     @property
     def name(self) -> str:
@@ -43,7 +43,7 @@ class Stage:
 
     def callable(self) -> Callable[..., Any]:
         """What a call runs: the function, or the class's ``__call__`` (for its signature)."""
-        return self.target.__call__ if isinstance(self.target, type) else self.target  # type: ignore[operator]
+        return self.target.__call__ if isinstance(self.target, type) else self.target
 
     def signature(self) -> inspect.Signature:
         """The call signature (without ``self`` for classes): the stage's input schema."""
@@ -125,11 +125,11 @@ def stage(
     code scan cannot see), ``timeout_s`` and ``retries`` (applied by the runtime to every call).
     """
     if target is None:
-        return functools.partial(stage, name=name, depends_on=depends_on, **options)  # type: ignore[return-value]
+        return functools.partial(stage, name=name, depends_on=depends_on, **options)
     if not (inspect.isfunction(target) or isinstance(target, type)):
         raise DefinitionError(f"@stage decorates an async function or a class, not {target!r}")
     stage_name = name or default_name(target.__name__)
-    if isinstance(target, type) and not callable(getattr(target, "__call__", None)):
+    if isinstance(target, type) and not any("__call__" in vars(k) for k in target.__mro__[:-1]):
         raise DefinitionError(f"stage {stage_name!r}: a class stage needs an async __call__ method", stage=stage_name)
     options = {k: v for k, v in options.items() if v is not None}
     spec = build_spec(

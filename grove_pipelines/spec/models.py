@@ -37,7 +37,7 @@ class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
-def _quantity(value: str | int | float | None) -> str | None:
+def _quantity(value: str | float | None) -> str | None:
     if value is None:
         return None
     text = str(value)
@@ -55,7 +55,7 @@ class Resources(_Options):
 
     @field_validator("cpu", "memory", mode="before")
     @classmethod
-    def _check_quantity(cls, value: str | int | float | None) -> str | None:
+    def _check_quantity(cls, value: str | float | None) -> str | None:
         return _quantity(value)
 
 
@@ -245,7 +245,7 @@ class LLMSpec(_NamedSpec):
             gpus = self.gpus if role.gpus is None else role.gpus
             resolved.append(
                 RoleSpec(
-                    role=role_name,  # type: ignore[arg-type]
+                    role=role_name,
                     replicas=role.replicas,
                     min_available=role.min_available,
                     autoscaling=role.autoscaling,

@@ -21,12 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["RequestResult", "Session", "Summary", "Trace", "TraceRequest", "generate_trace", "replay", "summarize"]
 
-WORDS = (
-    "grove clique gang prefill decode router cache prefix worker schedule replica token stream pipeline "
-    "stage model retrieve index vector search answer question agent tool call result context memory "
-    "budget latency throughput queue policy affinity session history turn reply check ground source "
-    "document summary plan step observe act reflect retry limit timeout health metric label selector"
-).split()
+WORDS = ["grove", "clique", "gang", "prefill", "decode", "router", "cache", "prefix", "worker", "schedule", "replica", "token", "stream", "pipeline", "stage", "model", "retrieve", "index", "vector", "search", "answer", "question", "agent", "tool", "call", "result", "context", "memory", "budget", "latency", "throughput", "queue", "policy", "affinity", "session", "history", "turn", "reply", "check", "ground", "source", "document", "summary", "plan", "step", "observe", "act", "reflect", "retry", "limit", "timeout", "health", "metric", "label", "selector"]
 
 
 class TraceRequest(BaseModel):
@@ -184,7 +179,7 @@ async def _send(
                 session_id=request.session_id, turn=request.turn, status=200, ttft_s=ttft,
                 e2e_s=time.perf_counter() - start, completion_tokens=tokens, routing=routing,
             )
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return RequestResult(
             session_id=request.session_id, turn=request.turn, status=0,
             e2e_s=time.perf_counter() - start, error=f"{type(exc).__name__}: {exc}",

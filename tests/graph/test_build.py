@@ -34,7 +34,7 @@ def test_edges_come_from_bodies_nested_code_and_depends_on() -> None:
     @pipeline(name="p")
     async def body(x: int) -> list[int]:
         values = [await middle(v) for v in range(x)]  # inside a comprehension
-        helper = lambda: dynamic  # noqa: E731  (inside a lambda)
+        helper = lambda: dynamic
         return values + [await helper()(x)]
 
     graph = build_graph(body, [leaf, middle, model, dynamic])
