@@ -1,0 +1,38 @@
+"""Compile a pipeline reference to validated manifests: what ``compile``, ``validate`` and ``deploy`` share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from grove_pipelines import yamlio
+from grove_pipelines.grove.compiler import compile_graph
+from grove_pipelines.grove.validate import ObjectReport, check_documents, load_crds, validate_documents
+
+__all__ = ["MANIFEST_SUFFIXES", "compile_ref", "validate_target"]
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _documents(ref: str, *, namespace: str | None, image: str | None) -> list[dict[str, Any]]:
+    from grove_pipelines.loader import load_graph  # the loader imports user code: only when asked
+
+    return compile_graph(load_graph(ref), namespace=namespace, image=image).documents()
+
+
+def compile_ref(ref: str, *, namespace: str | None = None, image: str | None = None) -> list[dict[str, Any]]:
+    """The PodCliqueSet of pipeline ``ref`` then the objects beside it, each checked against the CRD
+    schema and Grove's webhook rules (``ManifestRejectedError`` otherwise)."""
+    documents = _documents(ref, namespace=namespace, image=image)
+    validate_documents(documents, strict=True, defaults=False)
+    return documents
+
+
+def validate_target(target: str, *, crd_dir: str | Path | None = None) -> list[ObjectReport]:
+    """Reports for a manifest file (defaulted as Grove would) or a pipeline ref (compiled, checked strictly)."""
+    crds = load_crds(crd_dir)
+    if Path(target).suffix in MANIFEST_SUFFIXES:
+        return check_documents(yamlio.load_all_file(target), crds=crds, strict=False, defaults=True)
+    return check_documents(
+        _documents(target, namespace=None, image=None), crds=crds, strict=True, defaults=False
+    )

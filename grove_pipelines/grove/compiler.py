@@ -1,0 +1,94 @@
+"""The compiler: one ``PipelineGraph`` in, one PodCliqueSet plus the objects beside it out.
+
+Example::
+
+    compiled = compile_graph(graph, namespace="llm")
+    compiled.pcs.metadata.name          # the PodCliqueSet name (shortened if Grove's budget needs it)
+    yamlio.dump_all(compiled.documents())
+
+It reads only the graph; the builders live per Grove object: ``layout`` (names), ``cliques``
+(clique templates, scaling groups, router sidecars), ``startup`` (startsAfter), ``services``
+(Services, RBAC). ``validate`` is separate (``grove_pipelines.grove.validate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from grove_pipelines.errors import CompileError
+from grove_pipelines.graph import PipelineGraph
+from grove_pipelines.grove import models as gm
+from grove_pipelines.grove.base import KubeModel, to_dict
+from grove_pipelines.grove.cliques import CliqueContext, build_cliques, build_scaling_groups, has_router
+from grove_pipelines.grove.core import ObjectMeta
+from grove_pipelines.grove.layout import Layout
+from grove_pipelines.grove.models import PodCliqueSet
+from grove_pipelines.grove.names import pcs_name
+from grove_pipelines.grove.services import build_rbac, build_services
+from grove_pipelines.grove.startup import starts_after
+
+__all__ = ["CompiledPipeline", "compile_graph"]
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "grove-pipelines"}
+
+
+@dataclass
+class CompiledPipeline:
+    """The PodCliqueSet and the objects applied beside it (Services, router RBAC)."""
+
+    pcs: PodCliqueSet
+    objects: list[KubeModel] = field(default_factory=list)
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Plain manifests: the PodCliqueSet first."""
+        return [to_dict(self.pcs), *(to_dict(obj) for obj in self.objects)]
+
+
+def _ref(graph: PipelineGraph, ref: str | None) -> str:
+    spec = graph.pipeline
+    ref = ref or (f"{spec.module}:{spec.name}" if spec.module else spec.name)
+    if ref.startswith("/") or ref[1:3] == ":\\":
+        raise CompileError(
+            f"pipeline ref {ref!r} is an absolute path; load the pipeline by a relative path or module"
+        )
+    return ref
+
+
+def compile_graph(
+    graph: PipelineGraph, *, namespace: str | None = None, image: str | None = None, ref: str | None = None
+) -> CompiledPipeline:
+    """Map ``graph`` onto Grove (DESIGN §4.2); ``CompileError`` if it cannot be expressed."""
+    spec = graph.pipeline
+    if spec.scheduler == "kai-scheduler" and spec.queue is None:
+        raise CompileError(f"pipeline {spec.name!r}: scheduler='kai-scheduler' needs queue=... (a KAI queue)")
+    if not spec.name[0].isalpha():
+        raise CompileError(f"pipeline name {spec.name!r} must start with a letter (it names Services)")
+    layout = Layout(graph)
+    pcs = pcs_name(spec.name, layout.slots(), stage_of=layout.stage_of())
+    namespace = namespace or spec.namespace or "default"
+    order = starts_after(graph, layout)
+    ctx = CliqueContext(graph, layout, pcs, _ref(graph, ref), image or spec.image, order)
+    topology = None
+    if spec.topology is not None:
+        pack = gm.TopologyPackConstraint(required=spec.topology.required, preferred=spec.topology.preferred)
+        topology = gm.TopologyConstraint(topology_name=spec.topology.topology_name, pack=pack)
+    template = gm.PodCliqueSetTemplateSpec(
+        clique_startup_type="CliqueStartupTypeExplicit" if order else "CliqueStartupTypeAnyOrder",
+        priority_class_name=spec.priority_class,
+        headless_service_config=gm.HeadlessServiceConfig(publish_not_ready_addresses=True),
+        topology_constraint=topology,
+        termination_delay=spec.termination_delay,
+        cliques=build_cliques(ctx),
+        pod_clique_scaling_groups=build_scaling_groups(layout) or None,
+    )
+    labels = {"app.kubernetes.io/name": spec.name, **MANAGED_BY}
+    volcano = spec.scheduler == "volcano" and spec.queue is not None
+    notes = {"scheduling.grove.io/volcano-queue": str(spec.queue)} if volcano else None
+    meta = ObjectMeta(name=pcs, namespace=namespace, labels={**spec.labels, **labels}, annotations=notes)
+    pcs_spec = gm.PodCliqueSetSpec(replicas=1, template=template)
+    compiled = CompiledPipeline(gm.PodCliqueSet(metadata=meta, spec=pcs_spec))
+    compiled.objects += build_services(graph, pcs=pcs, namespace=namespace, labels=labels)
+    if any(has_router(ctx, node) for node in layout.units):
+        compiled.objects += build_rbac(pcs=pcs, namespace=namespace, labels=labels)
+    return compiled

@@ -1,0 +1,240 @@
+"""A typed subset of Kubernetes core/v1 and rbac/v1: what the compiler emits, no more.
+
+``PodSpec`` and ``Container`` hold the fields the compiler sets (containers, probes, resources,
+/dev/shm volumes, service account, scheduler); the objects emitted beside the PodCliqueSet
+(``Service``, ``ServiceAccount``, ``Role``, ``RoleBinding``) are complete enough to apply as-is.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from grove_pipelines.grove.base import KubeModel
+
+__all__ = [
+    "Container",
+    "ContainerPort",
+    "EmptyDirVolumeSource",
+    "EnvVar",
+    "EnvVarSource",
+    "HTTPGetAction",
+    "ObjectFieldSelector",
+    "ObjectMeta",
+    "PodSpec",
+    "PolicyRule",
+    "Probe",
+    "ResourceRequirements",
+    "Role",
+    "RoleBinding",
+    "RoleRef",
+    "Service",
+    "ServiceAccount",
+    "ServicePort",
+    "ServiceSpec",
+    "Subject",
+    "TCPSocketAction",
+    "Volume",
+    "VolumeMount",
+]
+
+IntOrString = int | str
+
+
+class ObjectMeta(KubeModel):
+    """Name, namespace, labels and annotations of an object (metav1.ObjectMeta, the part we set)."""
+
+    name: str
+    namespace: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class ObjectFieldSelector(KubeModel):
+    """Selects a field of the pod (downward API), e.g. ``status.podIP``."""
+
+    api_version: str | None = None
+    field_path: str
+
+
+class EnvVarSource(KubeModel):
+    """Where an env var's value comes from when it is not a literal."""
+
+    field_ref: ObjectFieldSelector | None = None
+
+
+class EnvVar(KubeModel):
+    """One environment variable of a container."""
+
+    name: str
+    value: str | None = None
+    value_from: EnvVarSource | None = None
+
+
+class ContainerPort(KubeModel):
+    """A port a container listens on; ``name`` lets probes and Services refer to it."""
+
+    name: str | None = None
+    container_port: int
+    protocol: Literal["TCP", "UDP", "SCTP"] | None = None
+
+
+class ResourceRequirements(KubeModel):
+    """Compute resources: requests and limits by resource name (``cpu``, ``memory``, ``nvidia.com/gpu``)."""
+
+    requests: dict[str, IntOrString] | None = None
+    limits: dict[str, IntOrString] | None = None
+
+
+class HTTPGetAction(KubeModel):
+    """An HTTP GET probe."""
+
+    path: str | None = None
+    port: IntOrString
+    scheme: Literal["HTTP", "HTTPS"] | None = None
+
+
+class TCPSocketAction(KubeModel):
+    """A TCP connect probe."""
+
+    port: IntOrString
+
+
+class Probe(KubeModel):
+    """A readiness, startup or liveness probe."""
+
+    http_get: HTTPGetAction | None = None
+    tcp_socket: TCPSocketAction | None = None
+    initial_delay_seconds: int | None = None
+    period_seconds: int | None = None
+    timeout_seconds: int | None = None
+    success_threshold: int | None = None
+    failure_threshold: int | None = None
+
+
+class VolumeMount(KubeModel):
+    """Where a volume appears in a container."""
+
+    name: str
+    mount_path: str
+    read_only: bool | None = None
+
+
+class EmptyDirVolumeSource(KubeModel):
+    """A scratch volume; ``medium: Memory`` makes it tmpfs (used for /dev/shm)."""
+
+    medium: str | None = None
+    size_limit: IntOrString | None = None
+
+
+class Volume(KubeModel):
+    """A pod volume (only emptyDir is emitted)."""
+
+    name: str
+    empty_dir: EmptyDirVolumeSource | None = None
+
+
+class Container(KubeModel):
+    """One container of a pod."""
+
+    name: str
+    image: str
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    working_dir: str | None = None
+    env: list[EnvVar] | None = None
+    ports: list[ContainerPort] | None = None
+    resources: ResourceRequirements | None = None
+    readiness_probe: Probe | None = None
+    startup_probe: Probe | None = None
+    liveness_probe: Probe | None = None
+    volume_mounts: list[VolumeMount] | None = None
+
+
+class PodSpec(KubeModel):
+    """The pod template of a clique (core/v1 PodSpec, the part the compiler sets)."""
+
+    service_account_name: str | None = None
+    scheduler_name: str | None = None
+    termination_grace_period_seconds: int | None = None
+    node_selector: dict[str, str] | None = None
+    containers: list[Container]
+    volumes: list[Volume] | None = None
+
+
+class ServicePort(KubeModel):
+    """One port of a Service."""
+
+    name: str | None = None
+    port: int
+    target_port: IntOrString | None = None
+    protocol: Literal["TCP", "UDP", "SCTP"] | None = None
+
+
+class ServiceSpec(KubeModel):
+    """A Service's type, selector and ports."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] | None = None
+    selector: dict[str, str] | None = None
+    ports: list[ServicePort]
+
+
+class Service(KubeModel):
+    """core/v1 Service: a stable address for a clique's pods."""
+
+    api_version: Literal["v1"] = "v1"
+    kind: Literal["Service"] = "Service"
+    metadata: ObjectMeta
+    spec: ServiceSpec
+
+
+class ServiceAccount(KubeModel):
+    """core/v1 ServiceAccount: the identity router sidecars use to list pods."""
+
+    api_version: Literal["v1"] = "v1"
+    kind: Literal["ServiceAccount"] = "ServiceAccount"
+    metadata: ObjectMeta
+
+
+class PolicyRule(KubeModel):
+    """One RBAC rule: verbs on resources of API groups."""
+
+    api_groups: list[str]
+    resources: list[str]
+    verbs: list[str]
+
+
+class Role(KubeModel):
+    """rbac/v1 Role: namespaced permissions."""
+
+    api_version: Literal["rbac.authorization.k8s.io/v1"] = "rbac.authorization.k8s.io/v1"
+    kind: Literal["Role"] = "Role"
+    metadata: ObjectMeta
+    rules: list[PolicyRule]
+
+
+class Subject(KubeModel):
+    """Who a RoleBinding grants to."""
+
+    kind: Literal["ServiceAccount", "User", "Group"]
+    name: str
+    namespace: str | None = None
+    api_group: str | None = None
+
+
+class RoleRef(KubeModel):
+    """The Role a RoleBinding grants."""
+
+    api_group: Literal["rbac.authorization.k8s.io"] = "rbac.authorization.k8s.io"
+    kind: Literal["Role", "ClusterRole"] = "Role"
+    name: str
+
+
+class RoleBinding(KubeModel):
+    """rbac/v1 RoleBinding: grants a Role to subjects."""
+
+    api_version: Literal["rbac.authorization.k8s.io/v1"] = "rbac.authorization.k8s.io/v1"
+    kind: Literal["RoleBinding"] = "RoleBinding"
+    metadata: ObjectMeta
+    subjects: list[Subject]
+    role_ref: RoleRef

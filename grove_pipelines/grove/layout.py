@@ -1,0 +1,133 @@
+"""Which cliques and scaling groups each graph node becomes (naming in ``grove_pipelines.grove.names``).
+
+The layout is the compiler's plan, computed once from the graph: every later builder (cliques,
+scaling groups, startup order, routers, Services) reads it instead of re-deriving names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grove_pipelines.errors import CompileError
+from grove_pipelines.graph import ENTRY, PipelineGraph
+from grove_pipelines.grove.names import CliqueSlot
+from grove_pipelines.spec import EntrySpec, LLMSpec, PythonStageSpec, RoleSpec
+
+__all__ = ["Layout", "Unit", "env_suffix"]
+
+_Replicated = EntrySpec | PythonStageSpec | RoleSpec
+_GROUPED_NAMES = {
+    "serve": ("", "ldr", "wkr"),
+    "prefill": ("p", "pl", "pw"),
+    "decode": ("d", "dl", "dw"),
+}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One serving unit of a node: a standalone clique, or a scaling group of leader + workers.
+
+    ``clique`` is the clique callers wait for and routers target: the standalone clique, or the
+    group's leader. ``role`` is ``entry``, ``python``, ``serve``, ``prefill`` or ``decode``.
+    """
+
+    stage: str
+    role: str
+    clique: str
+    group: str | None = None
+    worker: str | None = None
+    spec: RoleSpec | None = None
+    max_pods: int = 1
+
+    @property
+    def cliques(self) -> list[str]:
+        """Every clique of the unit, leader first."""
+        return [self.clique] if self.worker is None else [self.clique, self.worker]
+
+
+def _llm_units(spec: LLMSpec) -> list[Unit]:
+    units = []
+    for role in spec.roles():
+        if role.nodes <= 1:
+            clique = spec.name if role.role == "serve" else f"{spec.name}-{role.role}"
+            units.append(Unit(spec.name, role.role, clique, spec=role, max_pods=_max_replicas(role)))
+            continue
+        group_suffix, leader, worker = _GROUPED_NAMES[role.role]
+        group = f"{spec.name}-{group_suffix}" if group_suffix else spec.name
+        units.append(
+            Unit(
+                spec.name,
+                role.role,
+                f"{spec.name}-{leader}",
+                group=group,
+                worker=f"{spec.name}-{worker}",
+                spec=role,
+            )
+        )
+    return units
+
+
+class Layout:
+    """The units of every node, in PodCliqueSet order: the entry first, then stages as declared."""
+
+    def __init__(self, graph: PipelineGraph) -> None:
+        entry = graph.pipeline.entry
+        self.units: dict[str, list[Unit]] = {
+            ENTRY: [Unit(ENTRY, "entry", ENTRY, max_pods=_max_replicas(entry))]
+        }
+        for stage in graph.stages():
+            if isinstance(stage, LLMSpec):
+                self.units[stage.name] = _llm_units(stage)
+            else:
+                self.units[stage.name] = [
+                    Unit(stage.name, "python", stage.name, max_pods=_max_replicas(stage))
+                ]
+
+        self._check_suffixes()
+
+    def _check_suffixes(self) -> None:
+        """Grove finds a clique's template by name suffix, so no clique name may end another."""
+        owner = self.stage_of()
+        for name in owner:
+            for k in range(1, len(name)):
+                if name[k:] in owner:
+                    short, long = name[k:], name
+                    raise CompileError(
+                        f"stages {owner[short]!r} and {owner[long]!r} clash: clique name {short!r} is a suffix of "
+                        f"{long!r}, and Grove finds clique templates by name suffix; rename one of the stages"
+                    )
+
+    def all_units(self) -> list[Unit]:
+        """Every unit, in order."""
+        return [unit for units in self.units.values() for unit in units]
+
+    def targets(self, node: str) -> list[str]:
+        """The cliques a caller of ``node`` starts after: its serving cliques, or their leaders."""
+        return [unit.clique for unit in self.units[node]]
+
+    def stage_of(self) -> dict[str, str]:
+        """Clique name → stage name (for error messages)."""
+        return {clique: unit.stage for unit in self.all_units() for clique in unit.cliques}
+
+    def slots(self) -> list[CliqueSlot]:
+        """What the name budgets need: every clique with its group and largest indices."""
+        slots = []
+        for unit in self.all_units():
+            spec = unit.spec
+            group_max = _max_replicas(spec) if spec is not None and unit.group is not None else 1
+            for clique in unit.cliques:
+                pods = unit.max_pods
+                if unit.group is not None:
+                    pods = spec.nodes - 1 if clique == unit.worker and spec is not None else 1
+                slots.append(CliqueSlot(clique, unit.group, max_pods=pods, max_group_replicas=group_max))
+        return slots
+
+
+def _max_replicas(spec: _Replicated) -> int:
+    """The most replicas a spec can reach (its autoscaling maximum, if any)."""
+    return max(spec.replicas, spec.autoscaling.max_replicas if spec.autoscaling else 1)
+
+
+def env_suffix(name: str) -> str:
+    """A stage name as an env var suffix: ``web-search`` → ``WEB_SEARCH``."""
+    return name.upper().replace("-", "_")

@@ -1,0 +1,83 @@
+"""The objects emitted beside the PodCliqueSet: Services and the routers' RBAC.
+
+* ``<pcs>``: the pipeline's entry Service (port → ``http``), selecting the ``frontend`` clique.
+* ``<pcs>-<stage>``: a ClusterIP Service per Python stage, how callers reach it.
+* ``<pcs>-router``: ServiceAccount + Role (get/list/watch pods in the namespace, nothing else) +
+  RoleBinding, only when some pod carries a router sidecar (routers discover workers by label).
+
+Selectors use Grove's ``grove.io/podclique`` label, whose value is the PodClique FQN
+``<pcs>-0-<clique>`` (the PodCliqueSet has one replica).
+"""
+
+from __future__ import annotations
+
+from grove_pipelines.graph import ENTRY, PipelineGraph
+from grove_pipelines.grove.base import KubeModel
+from grove_pipelines.grove.core import (
+    ObjectMeta,
+    PolicyRule,
+    Role,
+    RoleBinding,
+    RoleRef,
+    Service,
+    ServiceAccount,
+    ServicePort,
+    ServiceSpec,
+    Subject,
+)
+from grove_pipelines.grove.names import clique_fqn
+
+__all__ = ["build_rbac", "build_services"]
+
+_PODCLIQUE_LABEL = "grove.io/podclique"
+
+
+def _meta(name: str, namespace: str, labels: dict[str, str]) -> ObjectMeta:
+    return ObjectMeta(name=name, namespace=namespace, labels=dict(labels))
+
+
+def _service(
+    name: str, *, pcs: str, clique: str, port: int, kind: str, namespace: str, labels: dict[str, str]
+) -> Service:
+    return Service(
+        metadata=_meta(name, namespace, labels),
+        spec=ServiceSpec(
+            type=kind,  # type: ignore[arg-type]
+            selector={_PODCLIQUE_LABEL: clique_fqn(pcs, clique)},
+            ports=[ServicePort(name="http", port=port, target_port="http", protocol="TCP")],
+        ),
+    )
+
+
+def build_services(
+    graph: PipelineGraph, *, pcs: str, namespace: str, labels: dict[str, str]
+) -> list[Service]:
+    """The entry Service, then one Service per Python stage."""
+    entry = graph.pipeline.entry
+    services = [
+        _service(pcs, pcs=pcs, clique=ENTRY, port=entry.port, kind=entry.service_type, namespace=namespace,
+                 labels=labels)
+    ]  # fmt: skip
+    for stage in graph.python_stages():
+        services.append(
+            _service(f"{pcs}-{stage.name}", pcs=pcs, clique=stage.name, port=8000, kind="ClusterIP",
+                     namespace=namespace, labels=labels)
+        )  # fmt: skip
+    return services
+
+
+def build_rbac(*, pcs: str, namespace: str, labels: dict[str, str]) -> list[KubeModel]:
+    """ServiceAccount, Role and RoleBinding ``<pcs>-router`` for router sidecars."""
+    name = f"{pcs}-router"
+    return [
+        ServiceAccount(metadata=_meta(name, namespace, labels)),
+        Role(
+            metadata=_meta(name, namespace, labels),
+            rules=[PolicyRule(api_groups=[""], resources=["pods"], verbs=["get", "list", "watch"])],
+        ),
+        RoleBinding(
+            metadata=_meta(name, namespace, labels),
+            subjects=[Subject(kind="ServiceAccount", name=name, namespace=namespace)],
+            role_ref=RoleRef(name=name),
+        ),
+    ]

@@ -1,0 +1,82 @@
+"""`grove-pipelines compile`: multi-document YAML on stdout or in a file; bad input is one error line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from grove_pipelines import yamlio
+from grove_pipelines.cli.main import main
+
+WritePipeline = Callable[..., Path]
+
+PIPELINE = """
+from grove_pipelines import llm, pipeline, stage
+
+helper = llm("helper", model="Qwen/Qwen3-0.6B", gpus=1)
+
+@stage
+async def tool(x: str) -> str:
+    return x
+
+@pipeline(name="{name}")
+async def body(q: str) -> str:
+    return await helper.chat(await tool(q))
+"""
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_compile_to_stdout(write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    write_pipeline(PIPELINE.format(name="demo"))
+    code, out, err = run_cli(["compile", "user_pipeline.py", "-n", "team", "--image", "me/runtime:2"], capsys)
+    assert code == 0, err
+    docs = yamlio.load_all(out)
+    assert [d["kind"] for d in docs] == [
+        "PodCliqueSet",
+        "Service",
+        "Service",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+    ]
+    assert {d["metadata"]["namespace"] for d in docs} == {"team"}
+    frontend = docs[0]["spec"]["template"]["cliques"][0]["spec"]["podSpec"]["containers"][0]
+    assert frontend["image"] == "me/runtime:2"
+    assert frontend["command"][:3] == ["grove-pipelines", "serve", "user_pipeline.py:demo"]
+
+
+def test_compile_to_file(
+    write_pipeline: WritePipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_pipeline(PIPELINE.format(name="demo"))
+    code, out, err = run_cli(["compile", "user_pipeline.py", "-o", "out.yaml"], capsys)
+    assert code == 0 and out == "" and "wrote out.yaml" in err
+    assert yamlio.load_all_file(tmp_path / "out.yaml")[0]["metadata"]["name"] == "demo"
+
+
+def test_compile_errors_are_one_line(
+    write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_pipeline(
+        PIPELINE.format(name="demo").replace('"helper"', '"ool"')
+    )  # clique 'ool' is a suffix of 'tool'
+    code, out, err = run_cli(["compile", "user_pipeline.py"], capsys)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert "'ool'" in err and "'tool'" in err and "Traceback" not in err
+
+
+def test_compile_missing_file(write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["compile", "nope.py"], capsys)
+    assert code == 1 and err.startswith("error: ") and "nope.py" in err
