@@ -1,0 +1,90 @@
+"""`grove-pipelines status NAME`: cliques, scaling groups, gangs, conditions and the entry endpoint."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from grove_pipelines.cli.kube_common import Context, Kubeconfig, Namespace, connect
+
+if TYPE_CHECKING:
+    from grove_pipelines.kube.status import Condition, PipelineStatus
+
+__all__ = ["register", "render_table"]
+
+
+def _conds(conditions: list[Condition]) -> str:
+    return ",".join(f"{c.type}={c.status}" for c in conditions) or "-"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def render_table(st: PipelineStatus) -> str:
+    """The human view: a header line, then one table per kind of object."""
+    head = f"{st.available_replicas}/{st.replicas} replicas available, {'ready' if st.ready else 'not ready'}"
+    lines = [f"PodCliqueSet {st.namespace}/{st.name}: {head}"]
+    rows = [["CLIQUE", "READY", "DESIRED", "MIN", "SCHEDULED", "GATED", "CONDITIONS"]]
+    rows += [
+        [
+            c.name,
+            str(c.ready),
+            str(c.desired),
+            str(c.min_available),
+            str(c.scheduled),
+            str(c.gated),
+            _conds(c.conditions),
+        ]
+        for c in st.cliques
+    ]
+    lines += ["", *_table(rows)]
+    if st.scaling_groups:
+        rows = [["SCALING GROUP", "AVAILABLE", "DESIRED", "MIN", "CONDITIONS"]]
+        rows += [
+            [g.name, str(g.available), str(g.desired), str(g.min_available), _conds(g.conditions)]
+            for g in st.scaling_groups
+        ]
+        lines += ["", *_table(rows)]
+    if st.gangs:
+        lines += ["", *_table([["PODGANG", "PHASE"], *([g.name, g.phase] for g in st.gangs)])]
+    if st.conditions:
+        lines += ["", f"conditions: {_conds(st.conditions)}"]
+    for e in st.endpoints:
+        label = "entry" if e.entry else "service"
+        lines.append(f"{label}: {e.url}" + (f" (external: {', '.join(e.external)})" if e.external else ""))
+    return "\n".join(lines)
+
+
+def status(
+    name: Annotated[str, typer.Argument(help="The PodCliqueSet name (what deploy printed).")],
+    namespace: Namespace = None,
+    context: Context = None,
+    kubeconfig: Kubeconfig = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table, json or yaml.")] = "table",
+) -> None:
+    """Show how a deployed pipeline is doing."""
+    from grove_pipelines import yamlio
+    from grove_pipelines.kube import pipeline_status
+    from grove_pipelines.kube.errors import PipelineNotFoundError
+
+    if output not in ("table", "json", "yaml"):
+        raise typer.BadParameter(f"{output!r} is not one of table, json, yaml", param_hint="--output")
+    with connect(kubeconfig, context) as client:
+        ns = namespace or client.namespace
+        st = pipeline_status(client, name=name, namespace=ns)
+    if st is None:
+        raise PipelineNotFoundError(name, ns)
+    if output == "json":
+        typer.echo(st.model_dump_json(indent=2))
+    elif output == "yaml":
+        typer.echo(yamlio.dump(st.model_dump(mode="json")), nl=False)
+    else:
+        typer.echo(render_table(st))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the app."""
+    app.command("status")(status)
