@@ -14,16 +14,25 @@ __all__ = ["MANIFEST_SUFFIXES", "compile_ref", "validate_target"]
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def _documents(ref: str, *, namespace: str | None, image: str | None) -> list[dict[str, Any]]:
+def _documents(
+    ref: str, *, namespace: str | None, image: str | None, default_namespace: str = "default"
+) -> list[dict[str, Any]]:
     from grove_pipelines.loader import load_graph  # the loader imports user code: only when asked
 
-    return compile_graph(load_graph(ref), namespace=namespace, image=image).documents()
+    graph = load_graph(ref)
+    return compile_graph(graph, namespace=namespace, image=image, default_namespace=default_namespace).documents()
 
 
-def compile_ref(ref: str, *, namespace: str | None = None, image: str | None = None) -> list[dict[str, Any]]:
+def compile_ref(
+    ref: str, *, namespace: str | None = None, image: str | None = None, default_namespace: str = "default"
+) -> list[dict[str, Any]]:
     """The PodCliqueSet of pipeline ``ref`` then the objects beside it, each checked against the CRD
-    schema and Grove's webhook rules (``ManifestRejectedError`` otherwise)."""
-    documents = _documents(ref, namespace=namespace, image=image)
+    schema and Grove's webhook rules (``ManifestRejectedError`` otherwise).
+
+    The namespace is ``namespace`` (``-n``), else the one the pipeline declares, else ``default_namespace``
+    (``deploy`` passes the kubeconfig context's, as kubectl does).
+    """
+    documents = _documents(ref, namespace=namespace, image=image, default_namespace=default_namespace)
     validate_documents(documents, strict=True, defaults=False)
     return documents
 

@@ -56,9 +56,17 @@ def _ref(graph: PipelineGraph, ref: str | None) -> str:
 
 
 def compile_graph(
-    graph: PipelineGraph, *, namespace: str | None = None, image: str | None = None, ref: str | None = None
+    graph: PipelineGraph,
+    *,
+    namespace: str | None = None,
+    image: str | None = None,
+    ref: str | None = None,
+    default_namespace: str = "default",
 ) -> CompiledPipeline:
-    """Map ``graph`` onto Grove (DESIGN §4.2); ``CompileError`` if it cannot be expressed."""
+    """Map ``graph`` onto Grove (DESIGN §4.2); ``CompileError`` if it cannot be expressed.
+
+    The namespace is ``namespace`` (``-n``), else the pipeline's own, else ``default_namespace``.
+    """
     spec = graph.pipeline
     if spec.scheduler == "kai-scheduler" and spec.queue is None:
         raise CompileError(f"pipeline {spec.name!r}: scheduler='kai-scheduler' needs queue=... (a KAI queue)")
@@ -66,7 +74,7 @@ def compile_graph(
         raise CompileError(f"pipeline name {spec.name!r} must start with a letter (it names Services)")
     layout = Layout(graph)
     pcs = pcs_name(spec.name, layout.slots(), stage_of=layout.stage_of())
-    namespace = namespace or spec.namespace or "default"
+    namespace = namespace or spec.namespace or default_namespace
     order = starts_after(graph, layout)
     ctx = CliqueContext(graph, layout, pcs, _ref(graph, ref), image or spec.image, order)
     topology = None

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from grove_pipelines import yamlio
-from grove_pipelines.compile import MANIFEST_SUFFIXES
+from grove_pipelines.compile import MANIFEST_SUFFIXES, compile_ref
 from grove_pipelines.errors import ManifestError
 
 __all__ = [
@@ -48,19 +48,6 @@ _ORDER = [
 ]
 
 
-def _compile(ref: str, *, namespace: str, image: str | None) -> list[dict[str, Any]]:
-    """``compile_ref`` with the namespace chosen as kubectl would: ``-n``, else the pipeline's own, else the
-    context's (``compile_ref`` alone would fall back to ``default``)."""
-    from grove_pipelines.grove.compiler import compile_graph
-    from grove_pipelines.grove.validate import validate_documents
-    from grove_pipelines.loader import load_graph
-
-    graph = load_graph(ref)
-    documents = compile_graph(graph, namespace=graph.pipeline.namespace or namespace, image=image).documents()
-    validate_documents(documents, strict=True, defaults=False)
-    return documents
-
-
 def load_manifests(
     ref: str, *, namespace: str | None = None, image: str | None = None, default_namespace: str = "default"
 ) -> list[dict[str, Any]]:
@@ -87,11 +74,7 @@ def load_manifests(
                     "metadata.name)"
                 )
         return docs
-    if namespace:
-        from grove_pipelines.compile import compile_ref
-
-        return compile_ref(ref, namespace=namespace, image=image)
-    return _compile(ref, namespace=default_namespace, image=image)
+    return compile_ref(ref, namespace=namespace, image=image, default_namespace=default_namespace)
 
 
 def namespaces_of(manifests: list[dict[str, Any]]) -> list[str]:
