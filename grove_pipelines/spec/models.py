@@ -46,6 +46,16 @@ def _quantity(value: str | float | None) -> str | None:
     return text
 
 
+def _dns_label(value: str) -> str:
+    """Stage and pipeline names become clique, Service and DNS names."""
+    if not DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS label: lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters"
+        )
+    return value
+
+
 class Resources(_Options):
     """Per-pod requests (limits are set equal for memory and GPUs, as GPUs require)."""
 
@@ -129,15 +139,7 @@ class _NamedSpec(_ReplicatedSpec):
     timeout_s: Annotated[float, Field(gt=0)] | None = None
     retries: Annotated[int, Field(ge=0, le=10)] = 0
 
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not DNS_LABEL.match(value):
-            raise ValueError(
-                f"{value!r} is not a DNS label: lowercase letters, digits and '-', "
-                "starting and ending with a letter or digit, at most 63 characters"
-            )
-        return value
+    _check_name = field_validator("name")(_dns_label)
 
     @field_validator("env")
     @classmethod
@@ -289,15 +291,7 @@ class PipelineSpec(_Options):
     entry: EntrySpec = EntrySpec()
     labels: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not DNS_LABEL.match(value):
-            raise ValueError(
-                f"{value!r} is not a DNS label: lowercase letters, digits and '-', "
-                "starting and ending with a letter or digit, at most 63 characters"
-            )
-        return value
+    _check_name = field_validator("name")(_dns_label)
 
     @field_validator("termination_delay")
     @classmethod
