@@ -13,6 +13,7 @@ library user can catch them all at once::
     │   └── ManifestRejectedError  several such problems at once (carries problems)
     ├── ManifestError        a manifest or CRD file cannot be read, parsed, or is not a Kubernetes object
     ├── ModelError           the offline demo model cannot be written
+    ├── RunError             `grove-pipelines run` cannot start: bad option, port in use, no Ray
     └── KubeError            the cluster refused or could not be reached (see grove_pipelines.kube.errors)
 
 Errors carry their context as attributes, not only inside the message.
@@ -34,6 +35,7 @@ __all__ = [
     "ManifestError",
     "ManifestRejectedError",
     "ModelError",
+    "RunError",
 ]
 
 
@@ -99,6 +101,10 @@ class ManifestError(GrovePipelinesError):
 
 class ModelError(GrovePipelinesError):
     """The offline demo model could not be generated."""
+
+
+class RunError(GrovePipelinesError):
+    """The local runner cannot start the pipeline: a bad option, a busy port, a missing backend."""
 
 
 class KubeError(GrovePipelinesError):

@@ -53,6 +53,18 @@ class Stage:
             sig = sig.replace(parameters=params)
         return sig
 
+    @property
+    def instantiated(self) -> bool:
+        """Whether a class stage's per-process instance exists (function stages need none)."""
+        return not self.is_class or self._instance is not None
+
+    def instantiate(self) -> Any:
+        """Make the class stage's per-process instance now (servers do it at start-up: it often loads a
+        model), so the first request does not pay for it. Blocking; returns the instance."""
+        if self.is_class and self._instance is None:
+            self._instance = self.target()
+        return self._instance
+
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return await current_invoker().call_stage(self, args, kwargs)
 
@@ -61,8 +73,7 @@ class Stage:
         if self.is_class:
             if self._instance is None:
                 async with self._instance_lock:
-                    if self._instance is None:
-                        self._instance = self.target()
+                    self.instantiate()
             result = self._instance(*args, **kwargs)
         elif inspect.iscoroutinefunction(self.target):
             return await self.target(*args, **kwargs)

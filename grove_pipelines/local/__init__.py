@@ -1,0 +1,1 @@
+"""The one-machine runner behind `grove-pipelines run`: local processes (default) or Ray Serve."""

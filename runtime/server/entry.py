@@ -1,0 +1,50 @@
+"""What a pod runs: ``grove-pipelines serve REF [--stage NAME]`` loads the pipeline and serves it.
+
+The entry clique serves the pipeline's endpoints; a stage clique serves ``/v1/stages/<name>``. Both
+find the stages and LLMs served elsewhere through ``GP_STAGE_URL_*`` / ``GP_LLM_URL_*`` (the
+compiler sets them); a stage without a variable runs in this process.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping, Sequence
+
+from starlette.applications import Starlette
+
+from grove_pipelines.loader import load_pipeline
+from runtime.server.app import build_app
+from runtime.server.executor import Executor
+from runtime.server.serving import bind_socket, serve_forever
+
+__all__ = ["load_app", "serve"]
+
+
+def load_app(
+    ref: str,
+    *,
+    stages: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    llm_urls: Mapping[str, str] | None = None,
+) -> tuple[Starlette, Executor]:
+    """The app for ``ref``: entry mode without ``stages``, stage-server mode with them."""
+    options = {} if llm_urls is None else {"llm_urls": dict(llm_urls)}
+    executor = Executor.from_loaded(load_pipeline(ref), environ=environ, **options)
+    return build_app([executor], stages=stages, pipelines=not stages), executor
+
+
+def serve(
+    ref: str,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 8000,
+    stages: Sequence[str] = (),
+    on_ready: Callable[[str, Executor], None] | None = None,
+) -> None:
+    """Load, bind, report, then serve until SIGINT/SIGTERM (graceful: running requests finish)."""
+    app, executor = load_app(ref, stages=stages)
+    sock: socket.socket = bind_socket(host, port)
+    if on_ready is not None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        on_ready(f"http://{shown}:{sock.getsockname()[1]}", executor)
+    serve_forever(app, sock)

@@ -1,0 +1,298 @@
+"""The executor: runs a pipeline body per request as plain async Python, with the graph enforced.
+
+Each request gets a ``RequestInvoker`` (bound through ``grove_pipelines.sdk.invoke``), so every
+``await stage(...)`` and ``await llm.chat(...)`` in the body, and in stages it calls, comes here. A
+context variable holds the node that is running (the pipeline body is ``ENTRY``, a stage's code is
+its name) so a call that is not an edge of the graph fails naming both ends. Around each call: the
+loop guard (``max_iterations`` calls per stage per request), the stage's ``timeout_s`` per attempt,
+its ``retries``, and metrics. Cancelling the request's task cancels every in-flight call under it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from grove_pipelines.graph import ENTRY, PipelineGraph
+from grove_pipelines.graph.build import build_graph
+from grove_pipelines.loader import LoadedPipeline
+from grove_pipelines.sdk import LLM, Pipeline, Stage, bind_invoker
+from grove_pipelines.sdk.refs import referenced_objects
+from runtime.server.errors import (
+    InvalidRequestError,
+    LoopLimitError,
+    NotFoundError,
+    PipelineRunError,
+    StageFailedError,
+    StageTimeoutError,
+    StageUpstreamError,
+    UndeclaredCallError,
+)
+from runtime.server.llm_calls import LLMCalls, TokenSink
+from runtime.server.metrics import Metrics
+from runtime.server.schema import ArgBinder
+from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
+from runtime.server.upstream import Upstream
+from runtime.server.wire import LLM_URL_PREFIX, STAGE_URL_PREFIX, urls_from_env
+
+__all__ = ["Executor", "RequestInvoker", "TokenSink", "collect_stages", "current_caller"]
+
+_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("grove_pipelines_caller", default=ENTRY)
+_RETRYABLE = (StageFailedError, StageTimeoutError, StageUpstreamError)
+
+
+def current_caller() -> str:
+    """The node whose code is running: ``ENTRY`` for the pipeline body, else a stage name."""
+    return _CALLER.get()
+
+
+def collect_stages(pipeline: Pipeline, module_stages: Iterable[Stage | LLM] = ()) -> dict[str, Stage | LLM]:
+    """Every stage object reachable from the pipeline body (the graph has names; a server needs objects)."""
+    found: dict[str, Stage | LLM] = {obj.name: obj for obj in module_stages}
+    seen: set[int] = set()
+    queue: list[object] = [*referenced_objects(pipeline.func), *found.values()]
+    while queue:
+        obj = queue.pop()
+        if not isinstance(obj, (Stage, LLM)) or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        found.setdefault(obj.name, obj)
+        queue.extend(obj.depends_on)
+        if isinstance(obj, Stage):
+            queue.extend(referenced_objects(obj.target))
+    return found
+
+
+class Executor:
+    """Everything a server needs to run one pipeline: graph, stage objects, transports, LLM endpoints.
+
+    ``stage_urls`` send a Python stage to its stage server (else it runs here), ``transports`` give
+    any other way (Ray handles); ``llm_urls`` are the LLM stages' routers and ``llm_models`` rename a
+    stage's model when its workers serve it under another name. One ``Upstream`` session is shared
+    by every HTTP call of every request.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        graph: PipelineGraph,
+        stages: Mapping[str, Stage | LLM],
+        *,
+        stage_urls: Mapping[str, str] | None = None,
+        llm_urls: Mapping[str, str] | None = None,
+        llm_models: Mapping[str, str] | None = None,
+        transports: Mapping[str, StageTransport] | None = None,
+        upstream: Upstream | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.graph = graph
+        self.stages = dict(stages)
+        self.upstream = upstream or Upstream()
+        self.metrics = metrics or Metrics()
+        self.max_iterations = pipeline.spec.max_iterations
+        self.llm_urls = {k: v.rstrip("/") for k, v in (llm_urls or {}).items()}
+        self.stage_urls = dict(stage_urls or {})
+        given = dict(transports or {})
+        local = InProcessTransport()
+        self.transports: dict[str, StageTransport] = {}
+        for spec in graph.python_stages():
+            url = self.stage_urls.get(spec.name)
+            self.transports[spec.name] = given.get(spec.name) or (
+                HTTPStageTransport(url, self.upstream) if url else local
+            )
+        self.llm = LLMCalls(self.upstream, self.llm_urls, llm_models)
+        self._binders: dict[str, ArgBinder] = {}
+
+    @classmethod
+    def from_loaded(
+        cls, loaded: LoadedPipeline, *, environ: Mapping[str, str] | None = None, **options: Any
+    ) -> Executor:
+        """An executor for a loaded pipeline; stage and LLM endpoints default to ``GP_*_URL_*`` variables."""
+        graph = build_graph(loaded.pipeline, loaded.stages())
+        names = [s.name for s in graph.stages()]
+        options.setdefault("stage_urls", urls_from_env(STAGE_URL_PREFIX, names, environ))
+        options.setdefault("llm_urls", urls_from_env(LLM_URL_PREFIX, names, environ))
+        return cls(loaded.pipeline, graph, collect_stages(loaded.pipeline, loaded.stages()), **options)
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name."""
+        return self.pipeline.name
+
+    def invoker(self, *, request_id: str | None = None, on_token: TokenSink | None = None) -> RequestInvoker:
+        """A fresh invoker for one request (its own loop-guard counts and token stream)."""
+        return RequestInvoker(self, request_id=request_id or uuid.uuid4().hex, on_token=on_token)
+
+    async def run(
+        self, inputs: Mapping[str, Any], *, request_id: str | None = None, on_token: TokenSink | None = None
+    ) -> Any:
+        """Run the pipeline body once with ``inputs`` as keyword arguments."""
+        with bind_invoker(self.invoker(request_id=request_id, on_token=on_token)):
+            token = _CALLER.set(ENTRY)
+            try:
+                return await self.pipeline.func(**inputs)
+            except PipelineRunError:
+                raise
+            except Exception as exc:
+                raise PipelineRunError(f"pipeline {self.name!r} failed: {type(exc).__name__}: {exc}") from exc
+            finally:
+                _CALLER.reset(token)
+
+    def python_stage(self, name: str) -> Stage:
+        """The Python stage ``name`` of this pipeline."""
+        obj = self.stages.get(name)
+        if not isinstance(obj, Stage):
+            raise NotFoundError(f"pipeline {self.name!r} has no Python stage {name!r}", stage=name)
+        return obj
+
+    async def serve_stage(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], *, caller: str, request_id: str | None = None
+    ) -> Any:
+        """What a stage server does with one call: check the edge, validate the arguments, run the code here."""
+        stage = self.python_stage(name)
+        if not self.graph.has_edge(caller, name):
+            raise UndeclaredCallError(caller, name)
+        binder = self._binders.get(name)
+        if binder is None:
+            binder = self._binders[name] = ArgBinder(stage.callable(), skip_self=stage.is_class)
+        try:
+            call_args, call_kwargs = binder.bind(args, kwargs)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(f"stage {name!r}: bad arguments: {exc}", stage=name) from exc
+        with bind_invoker(self.invoker(request_id=request_id)):
+            token = _CALLER.set(name)
+            try:
+                return await stage.run_local(*call_args, **call_kwargs)
+            except PipelineRunError:
+                raise
+            except Exception as exc:
+                raise StageFailedError(f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name) from exc
+            finally:
+                _CALLER.reset(token)
+
+    def cold_class_stages(self, only: Iterable[str] | None = None) -> list[Stage]:
+        """In-process class stages (of ``only``, if given) whose per-process instance is not made yet."""
+        wanted = None if only is None else set(only)
+        found: list[Stage] = []
+        for name, transport in self.transports.items():
+            stage = self.stages.get(name)
+            if (wanted is not None and name not in wanted) or not isinstance(stage, Stage):
+                continue
+            if isinstance(transport, InProcessTransport) and not stage.instantiated:
+                found.append(stage)
+        return found
+
+    async def warm_up(self, only: Iterable[str] | None = None) -> list[str]:
+        """Make the in-process class stages' instances now (often a model load), not in the first request.
+
+        Returns the stages that failed to initialise; their first call reports the error instead.
+        """
+        failed = []
+        for stage in self.cold_class_stages(only):
+            try:
+                await asyncio.to_thread(stage.instantiate)
+            except Exception:  # noqa: BLE001  (reported by the first call, with the stage's name)
+                failed.append(stage.name)
+        return failed
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        await self.upstream.aclose()
+
+
+class RequestInvoker:
+    """The ``Invoker`` of one request: edge checks, loop guard, timeouts, retries, then a transport."""
+
+    def __init__(self, executor: Executor, *, request_id: str, on_token: TokenSink | None) -> None:
+        self.executor = executor
+        self.request_id = request_id
+        self.on_token = on_token
+        self._calls: Counter[str] = Counter()
+        self._streamed = 0
+
+    def _sink(self, caller: str) -> TokenSink | None:
+        """Token events of an LLM call the body makes itself, numbered per call (a retried answer restarts)."""
+        on_token = self.on_token
+        if on_token is None or caller != ENTRY:
+            return None
+        self._streamed += 1
+        call = self._streamed
+        return lambda event: on_token({**event, "call": call})
+
+    def _admit(self, callee: str) -> str:
+        caller = _CALLER.get()
+        if not self.executor.graph.has_edge(caller, callee):
+            raise UndeclaredCallError(caller, callee)
+        self._calls[callee] += 1
+        if self._calls[callee] > self.executor.max_iterations:
+            raise LoopLimitError(callee, self.executor.max_iterations)
+        return caller
+
+    async def call_stage(self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        caller = self._admit(stage.name)
+        transport = self.executor.transports.get(stage.name)
+        if transport is None:
+            raise NotFoundError(f"stage {stage.name!r} is not part of pipeline {self.executor.name!r}")
+        rid = self.request_id
+        return await self._guarded(
+            stage.name, stage.spec.timeout_s, stage.spec.retries, caller,
+            lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
+        )
+
+    async def call_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        caller = self._admit(llm.name)
+        sink = self._sink(caller)
+        result: dict[str, Any] = await self._guarded(
+            llm.name, llm.spec.timeout_s, llm.spec.retries, caller,
+            lambda: self.executor.llm.call(llm.name, path, body, self.request_id, sink),
+        )
+        return result
+
+    def stream_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> Any:
+        caller = self._admit(llm.name)
+        sink = self._sink(caller)
+        return self.executor.llm.stream(llm.name, path, body, self.request_id, sink)
+
+    async def _guarded(
+        self, name: str, timeout_s: float | None, retries: int, caller: str, attempt: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        metrics = self.executor.metrics
+        started = time.perf_counter()
+        for number in range(retries + 1):
+            token = _CALLER.set(name)
+            scope = asyncio.timeout(timeout_s)
+            try:
+                async with scope:
+                    result = await attempt()
+            except asyncio.CancelledError:
+                metrics.stage_call(caller, name, "cancelled", time.perf_counter() - started)
+                raise
+            except Exception as exc:
+                error = _as_stage_error(exc, name, timeout_s, scope.expired())
+                if isinstance(error, _RETRYABLE) and error.stage == name and number < retries:
+                    metrics.stage_call(caller, name, "retry")
+                    continue
+                outcome = "timeout" if isinstance(error, StageTimeoutError) else "error"
+                metrics.stage_call(caller, name, outcome, time.perf_counter() - started)
+                if error is exc:
+                    raise
+                raise error from exc
+            finally:
+                _CALLER.reset(token)
+            metrics.stage_call(caller, name, "ok", time.perf_counter() - started)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _as_stage_error(exc: Exception, name: str, timeout_s: float | None, expired: bool) -> PipelineRunError:
+    if expired:
+        return StageTimeoutError(f"stage {name!r} did not finish within its timeout of {timeout_s:g} s", stage=name)
+    if isinstance(exc, PipelineRunError):
+        return exc
+    return StageFailedError(f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name)

@@ -1,0 +1,101 @@
+"""LLM calls from a pipeline to its routers, and turning them into a token stream for the client.
+
+When a client asks for ``"stream": true``, the LLM calls the pipeline body makes itself (the stage
+that answers) are sent upstream as streaming requests even if the body awaits ``chat.chat(...)``:
+each piece of text goes to the request's token sink as it arrives, and the body still receives one
+ordinary OpenAI response, assembled from the chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from runtime.server.errors import StageUpstreamError
+from runtime.server.upstream import Upstream
+from runtime.server.wire import LLM_URL_PREFIX, REQUEST_ID_HEADER, env_name
+
+__all__ = ["LLMCalls", "TokenSink", "chunk_text"]
+
+TokenSink = Callable[[dict[str, Any]], None]
+"""Receives ``{"stage": name, "text": piece}`` for every piece of streamed text."""
+
+
+def chunk_text(chunk: Mapping[str, Any]) -> str:
+    """The text a chat or completion stream chunk adds (first choice)."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        return str(text or "")
+    return ""
+
+
+class LLMCalls:
+    """Sends OpenAI requests of the pipeline's LLM stages to their endpoints (the router sidecars)."""
+
+    def __init__(self, upstream: Upstream, urls: Mapping[str, str], models: Mapping[str, str] | None = None) -> None:
+        self.upstream = upstream
+        self.urls = dict(urls)
+        self.models = dict(models or {})
+
+    def body(self, stage: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` with ``model`` renamed when the workers serve the model under another name."""
+        served = self.models.get(stage)
+        return body if served is None else {**body, "model": served}
+
+    def url(self, stage: str, path: str) -> str:
+        """The endpoint of ``stage`` for ``path``; an LLM stage without one is an upstream error."""
+        base = self.urls.get(stage)
+        if not base:
+            raise StageUpstreamError(
+                f"LLM stage {stage!r} has no endpoint: set {env_name(LLM_URL_PREFIX, stage)} "
+                "(grove-pipelines run and the compiled pods set it)",
+                stage=stage,
+            )
+        return base + path
+
+    async def call(
+        self, stage: str, path: str, body: dict[str, Any], request_id: str, sink: TokenSink | None
+    ) -> dict[str, Any]:
+        """One OpenAI request; streamed upstream (and reported to ``sink``) when a sink is given."""
+        headers = {REQUEST_ID_HEADER: request_id}
+        url = self.url(stage, path)
+        body = self.body(stage, body)
+        if sink is None or body.get("stream") or int(body.get("n") or 1) != 1:
+            return await self.upstream.call_llm(url, stage, body, headers)
+        chat = "messages" in body
+        request = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        pieces: list[str] = []
+        first: Mapping[str, Any] = {}
+        finish: str | None = None
+        usage: Any = None
+        async for chunk in self.upstream.stream_llm(url, stage, request, headers):
+            first = first or chunk
+            text = chunk_text(chunk)
+            if text:
+                pieces.append(text)
+                sink({"stage": stage, "text": text})
+            for choice in chunk.get("choices") or ():
+                finish = choice.get("finish_reason") or finish
+            usage = chunk.get("usage") or usage
+        text = "".join(pieces)
+        content = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+        return {
+            "id": first.get("id"),
+            "object": "chat.completion" if chat else "text_completion",
+            "model": first.get("model", body.get("model")),
+            "choices": [{"index": 0, "finish_reason": finish, **content}],
+            "usage": usage,
+        }
+
+    async def stream(
+        self, stage: str, path: str, body: dict[str, Any], request_id: str, sink: TokenSink | None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A streaming OpenAI request the pipeline consumes itself; pieces also go to ``sink``."""
+        url = self.url(stage, path)
+        async for chunk in self.upstream.stream_llm(url, stage, self.body(stage, body), {REQUEST_ID_HEADER: request_id}):
+            if sink is not None:
+                text = chunk_text(chunk)
+                if text:
+                    sink({"stage": stage, "text": text})
+            yield chunk

@@ -1,0 +1,46 @@
+"""Prometheus metrics of the pipeline server, in a registry of its own (one per app, so tests can make many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """Requests per pipeline and status, in-flight requests, and every stage call by caller, stage and outcome."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "grove_pipeline_requests", "Pipeline requests by outcome.", ("pipeline", "status"), registry=self.registry
+        )
+        self.request_seconds = Histogram(
+            "grove_pipeline_request_seconds", "Pipeline request latency.", ("pipeline",),
+            buckets=_BUCKETS, registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "grove_pipeline_requests_in_flight", "Pipeline requests being served.", ("pipeline",),
+            registry=self.registry,
+        )
+        self.stage_calls = Counter(
+            "grove_stage_calls", "Stage calls by caller, stage and outcome (ok, error, timeout, retry, cancelled).",
+            ("caller", "stage", "outcome"), registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            "grove_stage_call_seconds", "Stage call latency, retries included.", ("stage",),
+            buckets=_BUCKETS, registry=self.registry,
+        )
+
+    def stage_call(self, caller: str, stage: str, outcome: str, seconds: float | None = None) -> None:
+        """Record one stage call (or one retry when ``seconds`` is None)."""
+        self.stage_calls.labels(caller, stage, outcome).inc()
+        if seconds is not None:
+            self.stage_seconds.labels(stage).observe(seconds)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,55 @@
+"""How a Python stage call travels: in this process, over HTTP to its stage server, or (local Ray) a handle.
+
+The executor picks one transport per stage when it starts; edge checks, timeouts, retries and the
+loop guard happen before a transport is asked, so every transport gets them for free.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from grove_pipelines.sdk import Stage
+from runtime.server.schema import ResultDecoder
+from runtime.server.upstream import Upstream
+from runtime.server.wire import CALLER_HEADER, REQUEST_ID_HEADER, encode, stage_path
+
+__all__ = ["HTTPStageTransport", "InProcessTransport", "StageTransport"]
+
+
+class StageTransport(Protocol):
+    """Runs one call of a Python stage somewhere and returns its result."""
+
+    async def call(
+        self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
+    ) -> Any:
+        """Run ``stage(*args, **kwargs)`` and return the result (errors as ``PipelineRunError``)."""
+        ...
+
+
+class InProcessTransport:
+    """The stage's code runs here, as a plain await (class stages: one instance per process)."""
+
+    async def call(
+        self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
+    ) -> Any:
+        return await stage.run_local(*args, **kwargs)
+
+
+class HTTPStageTransport:
+    """The stage runs on its own server (a stage clique's pods): ``POST {base}/v1/stages/{name}``."""
+
+    def __init__(self, base_url: str, upstream: Upstream) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.upstream = upstream
+        self._decoders: dict[str, ResultDecoder] = {}
+
+    async def call(
+        self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
+    ) -> Any:
+        decoder = self._decoders.get(stage.name)
+        if decoder is None:
+            decoder = self._decoders[stage.name] = ResultDecoder(stage.callable())
+        payload = {"args": encode(list(args)), "kwargs": encode(kwargs)}
+        headers = {CALLER_HEADER: caller, REQUEST_ID_HEADER: request_id}
+        url = self.base_url + stage_path(stage.name)
+        return decoder.decode(await self.upstream.call_stage(url, stage.name, payload, headers))

@@ -1,0 +1,79 @@
+"""The stage-call wire format, shared by the caller (entry or stage server) and the stage server.
+
+A call of stage ``retriever`` served elsewhere is::
+
+    POST {GP_STAGE_URL_RETRIEVER}/v1/stages/retriever
+    X-GP-Caller: frontend                  (the calling node; the callee refuses non-edges)
+    X-Request-Id: 3f2a...                  (one id through every hop)
+    {"args": ["what is grove?"], "kwargs": {"k": 2}}
+
+and answers ``200 {"result": ...}`` or an error status with ``{"error": {"message", "type", "code",
+"stage"}}``. Values travel as JSON (pydantic's ``to_jsonable_python``); the callee validates them
+against the stage's signature, the caller against its return annotation, so models and dataclasses
+arrive as themselves. Endpoints are found from the environment the compiler sets on each pod:
+``GP_STAGE_URL_<NAME>`` for Python stages, ``GP_LLM_URL_<NAME>`` for LLM stages (the router).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
+
+__all__ = [
+    "CALLER_HEADER",
+    "LLM_URL_PREFIX",
+    "REQUEST_ID_HEADER",
+    "STAGE_URL_PREFIX",
+    "StageCall",
+    "StageResult",
+    "encode",
+    "env_name",
+    "stage_path",
+    "urls_from_env",
+]
+
+CALLER_HEADER = "X-GP-Caller"
+REQUEST_ID_HEADER = "X-Request-Id"
+STAGE_URL_PREFIX = "GP_STAGE_URL_"
+LLM_URL_PREFIX = "GP_LLM_URL_"
+
+
+class StageCall(BaseModel):
+    """The body of a stage call: positional and keyword arguments, JSON-encoded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class StageResult(BaseModel):
+    """The body of a successful stage call."""
+
+    result: Any = None
+
+
+def stage_path(name: str) -> str:
+    """The path a stage server serves ``name`` on."""
+    return f"/v1/stages/{name}"
+
+
+def env_name(prefix: str, stage: str) -> str:
+    """``env_name(STAGE_URL_PREFIX, "web-search")`` -> ``"GP_STAGE_URL_WEB_SEARCH"``."""
+    return prefix + stage.upper().replace("-", "_")
+
+
+def urls_from_env(prefix: str, stages: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The endpoint of every stage that has one in the environment (others run in-process)."""
+    env = os.environ if environ is None else environ
+    found = {name: env.get(env_name(prefix, name), "").strip() for name in stages}
+    return {name: url.rstrip("/") for name, url in found.items() if url}
+
+
+def encode(value: Any) -> Any:
+    """A JSON-ready copy of ``value`` (models, dataclasses, tuples, sets...); unknown objects become strings."""
+    return to_jsonable_python(value, serialize_unknown=True)

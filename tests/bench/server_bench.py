@@ -1,0 +1,197 @@
+"""Per-hop overhead of the pipeline server, side by side: in-process, HTTP stage servers, Ray Serve handles.
+
+The pipelines (``hop_pipelines.py``) are trivial stages, so what is measured is the cost of a hop:
+``hop = (p50(three-hops) - p50(one-hop)) / 2``. Three ways of placing the stages:
+
+* in-process: stages run inside the entry server (no ``GP_STAGE_URL_*``), and the executor alone
+  (no HTTP at all) for the cost of the runtime's own bookkeeping per call;
+* HTTP: a stage-server process serves the three stages; the entry calls it over keep-alive HTTP;
+* Ray: the same app on Ray Serve, each stage a deployment reached through a handle.
+
+Then req/s of ``three-hops`` with 32 concurrent clients. The client shares the 2 cores with the
+servers, so compare the rows with each other, not with other machines. Aims (issue 4): in-process
+hop <= 50 us, HTTP hop <= 1 ms added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+
+PIPELINES = Path(__file__).with_name("hop_pipelines.py")
+ROOT = Path(__file__).resolve().parents[2]
+SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "300"))
+LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "6"))
+CLIENTS = 32
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _sequential(url: str, n: int = SEQUENTIAL) -> list[float]:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(30):
+            async with http.post(url, json={"x": 1}) as resp:
+                await resp.read()
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            async with http.post(url, json={"x": 1}) as resp:
+                assert resp.status == 200, await resp.text()
+                await resp.read()
+            times.append(time.perf_counter() - started)
+    return times
+
+
+async def _load(url: str, seconds: float = LOAD_SECONDS) -> tuple[float, float, float, int]:
+    """Closed loop of CLIENTS clients: (req/s, p50, p99, errors)."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(http: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            async with http.post(url, json={"x": 1}) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    errors += 1
+            latencies.append(time.perf_counter() - started)
+
+    connector = aiohttp.TCPConnector(limit=CLIENTS)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
+        wall = time.perf_counter() - started
+    return len(latencies) / wall, _pct(latencies, 0.5), _pct(latencies, 0.99), errors
+
+
+async def _direct() -> tuple[float, float]:
+    """Executor only, no HTTP: (hop us through the runtime's invoker, hop us through a plain await)."""
+    from grove_pipelines.loader import load_pipeline
+    from runtime.server.executor import Executor
+
+    one = Executor.from_loaded(load_pipeline(f"{PIPELINES}:one-hop"), environ={})
+    three = Executor.from_loaded(load_pipeline(f"{PIPELINES}:three-hops"), environ={})
+
+    async def per_run(run: object, n: int = 20000) -> float:
+        for _ in range(500):
+            await run()  # type: ignore[operator]
+        started = time.perf_counter()
+        for _ in range(n):
+            await run()  # type: ignore[operator]
+        return (time.perf_counter() - started) / n
+
+    t1 = await per_run(lambda: one.run({"x": 1}))
+    t3 = await per_run(lambda: three.run({"x": 1}))
+    p1 = await per_run(lambda: one.pipeline.func(x=1))  # the SDK's default invoker: a plain call
+    p3 = await per_run(lambda: three.pipeline.func(x=1))
+    return (t3 - t1) / 2 * 1e6, (p3 - p1) / 2 * 1e6
+
+
+@contextmanager
+def _serve(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    argv = [sys.executable, "-m", "grove_pipelines.cli.main", "serve", *args, "--host", "127.0.0.1", "--port", "0"]
+    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        if " on http://" not in line:
+            raise RuntimeError(f"serve did not start: {line}{proc.stderr.read()}")
+        yield line.rsplit(" on ", 1)[1].strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+async def _measure(one_url: str, three_url: str) -> dict[str, float]:
+    one = await _sequential(one_url)
+    three = await _sequential(three_url)
+    rps, p50, p99, errors = await _load(three_url)
+    return {
+        "hop_ms": (statistics.median(three) - statistics.median(one)) / 2 * 1e3,
+        "p50_ms": statistics.median(three) * 1e3,
+        "p99_ms": _pct(three, 0.99) * 1e3,
+        "rps": rps,
+        "load_p50_ms": p50 * 1e3,
+        "load_p99_ms": p99 * 1e3,
+        "errors": errors,
+    }
+
+
+def _in_process() -> dict[str, float]:
+    with _serve(f"{PIPELINES}:one-hop") as one, _serve(f"{PIPELINES}:three-hops") as three:
+        return asyncio.run(_measure(f"{one}/v1/pipelines/one-hop", f"{three}/v1/pipelines/three-hops"))
+
+
+def _http() -> dict[str, float]:
+    stages = ["--stage", "hop-a", "--stage", "hop-b", "--stage", "hop-c"]
+    with _serve(f"{PIPELINES}:three-hops", *stages) as stage_url:
+        env = {f"GP_STAGE_URL_HOP_{s}": stage_url for s in "ABC"}
+        with _serve(f"{PIPELINES}:one-hop", env=env) as one, _serve(f"{PIPELINES}:three-hops", env=env) as three:
+            return asyncio.run(_measure(f"{one}/v1/pipelines/one-hop", f"{three}/v1/pipelines/three-hops"))
+
+
+def _ray() -> dict[str, float] | str:
+    try:
+        from ray import serve
+    except ImportError:
+        return "skipped: ray[serve] is not installed"
+    import ray
+
+    from grove_pipelines.graph.build import build_graph
+    from grove_pipelines.loader import load_pipeline
+    from grove_pipelines.local.ray_backend import build_ray_app, start_ray
+    from runtime.engines.supervisor import free_port
+
+    port = free_port()
+    start_ray(port=port)
+    try:
+        for name in ("one-hop", "three-hops"):
+            loaded = load_pipeline(f"{PIPELINES}:{name}")
+            graph = build_graph(loaded.pipeline, loaded.stages())
+            app = build_ray_app(f"{PIPELINES}:{name}", graph, [], model=None, log_dir=ROOT / ".cache" / "logs")
+            serve.run(app, name=name, route_prefix=f"/{name}")
+        base = f"http://127.0.0.1:{port}"
+        return asyncio.run(_measure(f"{base}/one-hop/v1/pipelines/one-hop", f"{base}/three-hops/v1/pipelines/three-hops"))
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def main() -> None:
+    """Print the side-by-side table."""
+    print("\n== server_bench: per-hop overhead of trivial stages (hop = (three-hops - one-hop) / 2) ==")
+    invoker_us, plain_us = asyncio.run(_direct())
+    print(f"executor alone (no HTTP): {invoker_us:.1f} us per hop through the runtime invoker "
+          f"(a plain await: {plain_us:.1f} us); aim <= 50 us")
+    rows: list[tuple[str, dict[str, float] | str]] = [("in-process", _in_process()), ("HTTP stage server", _http())]
+    rows.append(("Ray Serve handles", _ray()))
+    print(f"{'stages':<20}{'hop p50':>10}{'3-hop p50':>11}{'3-hop p99':>11}{'req/s @32':>11}{'p50 @32':>10}{'p99 @32':>10}")
+    for label, row in rows:
+        if isinstance(row, str):
+            print(f"{label:<20}{row}")
+            continue
+        print(f"{label:<20}{row['hop_ms']:>8.2f}ms{row['p50_ms']:>9.2f}ms{row['p99_ms']:>9.2f}ms"
+              f"{row['rps']:>11.0f}{row['load_p50_ms']:>8.1f}ms{row['load_p99_ms']:>8.1f}ms"
+              + (f"  errors={row['errors']:.0f}" if row["errors"] else ""))
+    base = rows[0][1]
+    http = rows[1][1]
+    if isinstance(base, dict) and isinstance(http, dict):
+        print(f"HTTP hop adds {http['hop_ms'] - base['hop_ms']:.2f} ms over an in-process hop (aim <= 1 ms)")
+
+
+if __name__ == "__main__":
+    main()
