@@ -1,0 +1,105 @@
+"""`grove-pipelines router`: the OpenAI-compatible prefill/decode router that runs next to vLLM workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["register"]
+
+_URLS = "URL of {} worker (repeat the flag for more)."
+_CLIQUE = "Grove clique of the {} workers (leader clique with --{}-group)."
+
+
+def router(
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (0: any free port). [default: 8080]")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on. [default: 127.0.0.1]")] = None,
+    prefill: Annotated[list[str] | None, typer.Option(help=_URLS.format("a prefill"))] = None,
+    decode: Annotated[list[str] | None, typer.Option(help=_URLS.format("a decode"))] = None,
+    worker: Annotated[list[str] | None, typer.Option(help=_URLS.format("an aggregated"))] = None,
+    policy: Annotated[str | None, typer.Option(help="round_robin, least_loaded or prefix.")] = None,
+    prefill_policy: Annotated[str | None, typer.Option(help="Policy of the prefill pool.")] = None,
+    decode_policy: Annotated[str | None, typer.Option(help="Policy of the decode pool.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML/JSON file with any router setting.")] = None,
+    conditional_disagg: Annotated[
+        bool,
+        typer.Option(
+            "--conditional-disagg", help="Prefill on the decode worker when little of the prompt is uncached."
+        ),
+    ] = False,
+    min_uncached_tokens: Annotated[
+        int | None, typer.Option(help="Remote prefill from this many uncached tokens.")
+    ] = None,
+    max_prefill_in_flight: Annotated[
+        int | None, typer.Option(help="Prefill locally when every prefill worker has this many.")
+    ] = None,
+    api_key: Annotated[
+        list[str] | None, typer.Option(envvar="GROVE_ROUTER_API_KEY", help="Accepted bearer key.")
+    ] = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option(help="Requests proxied at once; more wait in a queue.")
+    ] = None,
+    queue_size: Annotated[int | None, typer.Option(help="Requests that may wait; beyond: 429.")] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body; beyond: 413.")] = None,
+    discovery: Annotated[str | None, typer.Option(help="static, grove or kubernetes.")] = None,
+    prefill_clique: Annotated[str | None, typer.Option(help=_CLIQUE.format("prefill", "prefill"))] = None,
+    decode_clique: Annotated[str | None, typer.Option(help=_CLIQUE.format("decode", "decode"))] = None,
+    worker_clique: Annotated[str | None, typer.Option(help=_CLIQUE.format("aggregated", "worker"))] = None,
+    prefill_group: Annotated[
+        str | None, typer.Option(help="Grove scaling group of multi-node prefill.")
+    ] = None,
+    decode_group: Annotated[
+        str | None, typer.Option(help="Grove scaling group of multi-node decode.")
+    ] = None,
+    worker_group: Annotated[
+        str | None, typer.Option(help="Grove scaling group of multi-node workers.")
+    ] = None,
+    prefill_selector: Annotated[str | None, typer.Option(help="Label selector of prefill pods.")] = None,
+    decode_selector: Annotated[str | None, typer.Option(help="Label selector of decode pods.")] = None,
+    worker_selector: Annotated[str | None, typer.Option(help="Label selector of aggregated pods.")] = None,
+    worker_port: Annotated[
+        int | None, typer.Option(help="Port of discovered workers. [default: 8000]")
+    ] = None,
+    namespace: Annotated[str | None, typer.Option(help="Namespace of discovered pods.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    """Route OpenAI requests over vLLM prefill/decode (or aggregated) workers until SIGTERM."""
+    from runtime.router.config import load_config
+    from runtime.router.server import run
+
+    values = dict(locals())
+    overrides = _overrides(values)
+    run(
+        load_config(config, overrides),
+        on_ready=lambda url: typer.echo(f"router listening on {url}", err=True),
+    )
+
+
+def _overrides(v: dict[str, Any]) -> dict[str, Any]:
+    """Only the flags that were given, shaped like the config file."""
+    top = {k: v[k] for k in ("port", "host", "prefill", "decode", "worker", "log_level") if v[k]}
+    top |= {k: v[k] for k in ("port",) if v[k] is not None}
+    top |= {k: {"name": v[k]} for k in ("policy", "prefill_policy", "decode_policy") if v[k]}
+    if v["api_key"]:
+        top["api_keys"] = v["api_key"]
+    disagg = {k: v[k] for k in ("min_uncached_tokens", "max_prefill_in_flight") if v[k] is not None}
+    if v["conditional_disagg"] or disagg:
+        disagg["mode"] = "conditional"
+    limits = {k: v[k] for k in ("max_concurrent", "queue_size", "max_body_bytes") if v[k] is not None}
+    keys = [
+        f"{r}_{kind}" for r in ("prefill", "decode", "worker") for kind in ("clique", "group", "selector")
+    ]
+    disc = {k: v[k] for k in [*keys, "worker_port", "namespace"] if v[k] is not None}
+    if v["discovery"]:
+        disc["mode"] = v["discovery"]
+    sections = {"disaggregation": disagg, "limits": limits, "discovery": disc}
+    return top | {name: section for name, section in sections.items() if section}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the app."""
+    app.command("router")(router)

@@ -1,0 +1,1 @@
+"""Starting and supervising vLLM processes, and the offline tiny model they serve in local mode and tests."""

@@ -1,0 +1,13 @@
+"""The prefill/decode router sidecar: an OpenAI-compatible proxy in front of vLLM workers.
+
+Layout: ``config`` (the settings), ``workers`` (pool state), ``policies/`` (filter → score → pick,
+one registry), ``core`` (the routing decision and its explanation header), ``flow`` (the two legs
+and the failure policy), ``upstream`` (the pooled HTTP client), ``health``, ``admission``,
+``metrics``, ``discovery/`` (static, Grove, Kubernetes), ``app`` (the ASGI surface) and ``server``
+(uvicorn, signals, drain). Start one with ``grove-pipelines router`` or :class:`RouterServer`.
+"""
+
+from runtime.router.config import RouterConfig, load_config
+from runtime.router.server import RouterServer, run
+
+__all__ = ["RouterConfig", "RouterServer", "load_config", "run"]

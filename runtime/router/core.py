@@ -1,0 +1,224 @@
+"""The router's state and its routing decision: pools, one policy per pool, the disaggregation decider.
+
+:meth:`Router.plan` is the whole decision for one attempt of one request: pick the decode worker
+with the decode policy, ask the decider whether prefill runs on a prefill worker, pick that worker
+with the prefill policy; without prefill/decode pools, pick from the aggregated pool. The result, a
+:class:`Route`, also renders the ``x-grove-route`` header that explains the decision to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runtime.router.admission import Admission
+from runtime.router.config import RouterConfig
+from runtime.router.health import HealthChecker
+from runtime.router.metrics import RouterMetrics
+from runtime.router.policies import Policy, RequestView, make_policy
+from runtime.router.policies.disagg import DisaggDecider
+from runtime.router.upstream import Upstream
+from runtime.router.workers import PoolRole, Worker, WorkerPool
+
+__all__ = ["ROUTE_HEADER", "Route", "Router"]
+
+log = logging.getLogger("grove.router")
+
+ROUTE_HEADER = "x-grove-route"
+"""Response header that explains the routing decision."""
+
+Mode = Literal["disaggregated", "local-prefill", "aggregated"]
+
+
+@dataclass
+class Route:
+    """Where one attempt of a request goes, and why."""
+
+    mode: Mode
+    worker: Worker  # the worker that answers: decode worker or aggregated worker
+    prefill: Worker | None
+    policy: str
+    reason: str
+    kind: str = "policy"  # low-cardinality label of the reason, for metrics
+    notes: list[str] = field(default_factory=list)
+
+    def header(self) -> str:
+        """``mode=...; prefill=...; decode=...; policy=...; reason=...``, plus ``note=...`` per retry."""
+        parts = [f"mode={self.mode}"]
+        if self.mode == "aggregated":
+            parts.append(f"worker={self.worker.url}")
+        else:
+            if self.prefill is not None:
+                parts.append(f"prefill={self.prefill.url}")
+            parts.append(f"decode={self.worker.url}")
+        parts.append(f"policy={self.policy}")
+        if self.reason:
+            parts.append(f"reason={self.reason}")
+        parts += [f"note={n}" for n in self.notes]
+        # Header values must be latin-1 and single-line.
+        return (
+            "; ".join(parts)
+            .replace("\r", " ")
+            .replace("\n", " ")
+            .encode("latin-1", "replace")
+            .decode("latin-1")
+        )
+
+
+class Router:
+    """Pools, policies, health checks, the upstream client and the metrics of one router process."""
+
+    def __init__(self, config: RouterConfig) -> None:
+        self.config = config
+        self.metrics = RouterMetrics()
+        self.upstream = Upstream(
+            connect=config.timeouts.connect, read=config.timeouts.read, keepalive=config.timeouts.keepalive
+        )
+        self.pools: dict[PoolRole, WorkerPool] = {
+            "prefill": WorkerPool("prefill", config.prefill),
+            "decode": WorkerPool("decode", config.decode),
+            "worker": WorkerPool("worker", config.worker),
+        }
+        self.policies: dict[PoolRole, Policy] = {
+            role: make_policy(config.policy_for(role).name, config.policy_for(role).params)
+            for role in self.pools
+        }
+        self.decider = DisaggDecider(config.disaggregation)
+        self.admission = Admission(config.limits)
+        self.health = HealthChecker(
+            lambda: list(self.pools.values()), self.upstream, config.health, self.metrics
+        )
+        self.draining = False
+        d = config.discovery
+        self.pd_enabled = bool(
+            config.prefill
+            or config.decode
+            or d.prefill_clique
+            or d.decode_clique
+            or d.prefill_group
+            or d.decode_group
+            or d.prefill_selector
+            or d.decode_selector
+        )
+
+    async def start(self) -> None:
+        """Open the connection pools and learn the workers' health and models before taking traffic."""
+        await self.upstream.start()
+        await self.health.check_all(refresh_models=True)
+        self.health.start()
+
+    async def close(self) -> None:
+        """Stop the checks and close every upstream connection."""
+        await self.health.stop()
+        await self.upstream.close()
+
+    def set_members(self, role: PoolRole, urls: list[str]) -> None:
+        """Replace a pool's membership (discovery calls this); new workers are checked right away."""
+        pool = self.pools[role]
+        before = {w.url for w in pool.workers}
+        if not pool.set_urls(urls):
+            return
+        after = {w.url for w in pool.workers}
+        log.warning(
+            "%s pool: %d workers (+%d -%d)", role, len(after), len(after - before), len(before - after)
+        )
+        for url in before - after:
+            self.metrics.forget_worker(role, url)
+        self.policies[role].on_membership(sorted(after))
+        for url in after - before:
+            worker = pool.get(url)
+            if worker is not None:
+                asyncio.get_running_loop().create_task(self.health.check(worker, refresh_models=True))
+
+    def all_workers(self) -> list[Worker]:
+        """Every worker of every pool."""
+        return [w for pool in self.pools.values() for w in pool.workers]
+
+    def known_models(self) -> set[str] | None:
+        """Models some worker serves; None while any worker's list is still unknown (no 404 yet)."""
+        workers = self.all_workers()
+        if not workers or any(w.models is None for w in workers):
+            return None
+        return set().union(*(w.models or () for w in workers))
+
+    def model_cards(self) -> list[dict[str, Any]]:
+        """The union of the workers' ``/v1/models`` entries, one per model id."""
+        seen: dict[str, dict[str, Any]] = {}
+        for worker in self.all_workers():
+            for card in worker.model_cards:
+                seen.setdefault(card["id"], card)
+        return list(seen.values())
+
+    def serving_workers(self) -> list[Worker]:
+        """Workers that can answer a request on their own right now (decode or aggregated)."""
+        return self.pools["decode"].available() + self.pools["worker"].available()
+
+    def policy_label(self, *roles: PoolRole) -> str:
+        """The policy name(s) for the header: one name, or ``prefill=a,decode=b`` when they differ."""
+        names = {role: self.policies[role].name for role in roles}
+        if len(set(names.values())) == 1:
+            return next(iter(names.values()))
+        return ",".join(f"{role}={name}" for role, name in names.items())
+
+    def plan(self, req: RequestView, exclude: set[str] | frozenset[str] = frozenset()) -> Route | None:
+        """The route of one attempt, avoiding workers in ``exclude``; None when no worker can take it."""
+        model = req.model
+        if self.pd_enabled:
+            decoders = [w for w in self.pools["decode"].available(model, panic=True) if w.url not in exclude]
+            choice = self.policies["decode"].choose(decoders, req) if decoders else None
+            if choice is not None:
+                prefillers = self.pools["prefill"].available(model)
+                verdict = self.decider.decide(choice.worker, req, prefillers)
+                if verdict.remote:
+                    pchoice = self.policies["prefill"].choose(prefillers, req)
+                    if pchoice is not None:
+                        reason = "; ".join(
+                            r
+                            for r in (
+                                f"prefill: {pchoice.reason}",
+                                f"decode: {choice.reason}",
+                                verdict.reason,
+                            )
+                            if r and not r.endswith(": ")
+                        )
+                        return Route(
+                            "disaggregated",
+                            choice.worker,
+                            pchoice.worker,
+                            self.policy_label("prefill", "decode"),
+                            reason,
+                            verdict.kind,
+                        )
+                    verdict_reason, kind = (
+                        "local-prefill: the prefill policy left no worker",
+                        "no-prefill-worker",
+                    )
+                else:
+                    verdict_reason, kind = verdict.reason, verdict.kind
+                local = self._aggregated(req, exclude) if self.pools["worker"].workers else None
+                if local is not None:
+                    local.reason, local.kind = f"{verdict_reason}; {local.reason}", kind
+                    return local
+                reason = "; ".join(r for r in (verdict_reason, f"decode: {choice.reason}") if r)
+                return Route("local-prefill", choice.worker, None, self.policy_label("decode"), reason, kind)
+        return self._aggregated(req, exclude)
+
+    def _aggregated(self, req: RequestView, exclude: set[str] | frozenset[str]) -> Route | None:
+        workers = [w for w in self.pools["worker"].available(req.model, panic=True) if w.url not in exclude]
+        choice = self.policies["worker"].choose(workers, req) if workers else None
+        if choice is None:
+            return None
+        return Route("aggregated", choice.worker, None, self.policy_label("worker"), choice.reason)
+
+    def commit(self, route: Route, req: RequestView) -> None:
+        """The route is being used: let the policies and the decider learn from it, count the decision."""
+        if route.prefill is not None:
+            self.policies["prefill"].on_routed(route.prefill, req)
+        role: PoolRole = "worker" if route.mode == "aggregated" else "decode"
+        self.policies[role].on_routed(route.worker, req)
+        if route.mode != "aggregated":
+            self.decider.on_routed(route.worker, req)
+        self.metrics.of(self.metrics.decisions, route.mode, route.kind).inc()
+        log.debug("route %s", route.header())

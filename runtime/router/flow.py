@@ -1,0 +1,238 @@
+"""The two legs of a disaggregated request, with the failure policy, up to the decode answer's headers.
+
+Protocol (vLLM's NixlConnector, as vLLM's own proxy and llm-d's sidecar do it; DESIGN §4.5):
+
+1. one request id on both legs (``X-Request-Id``);
+2. prefill leg: the original body with ``kv_transfer_params = {"do_remote_decode": true, ...}``,
+   ``stream: false``, ``max_tokens`` (and ``max_completion_tokens``) = 1, no ``stream_options``,
+   no ``min_tokens``;
+3. decode leg: the original body plus the prefill answer's ``kv_transfer_params``, unchanged.
+
+Failure policy: a prefill leg that fails (connection error, timeout, 5xx, no ``kv_transfer_params``)
+is retried on another prefill worker, then the request is prefilled on the decode worker itself. A
+decode or aggregated leg that fails before any byte reached the client is planned again without
+that worker (prefill leg included: the KV the failed worker was to pull is not reused), after a
+jittered back-off, at most ``retry.max_retries`` times. A worker's 4xx answer is the client's
+problem and is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.errors import UpstreamError
+from runtime.router.core import Route, Router
+from runtime.router.policies import RequestView
+from runtime.router.upstream import UpstreamReply
+from runtime.router.workers import Worker
+
+__all__ = ["NoWorker", "PassThrough", "Proxied", "decode_body", "prefill_body", "proxy"]
+
+PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+
+_PREFILL_KV = {
+    "do_remote_decode": True,
+    "do_remote_prefill": False,
+    "remote_engine_id": None,
+    "remote_block_ids": None,
+    "remote_host": None,
+    "remote_port": None,
+}
+
+
+class NoWorker(Exception):
+    """No worker can take the request (all unhealthy, ejected, or not serving the model)."""
+
+
+class PassThrough(Exception):
+    """A worker answered with a 4xx: hand its answer to the client as it is."""
+
+    def __init__(self, status: int, body: bytes, content_type: str) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+
+
+def prefill_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The prefill leg's body: compute the prompt's KV and one token, keep the KV for the decode worker."""
+    out = dict(body)
+    out["kv_transfer_params"] = dict(_PREFILL_KV)
+    out["stream"] = False
+    out["max_tokens"] = 1
+    if "max_completion_tokens" in out:
+        out["max_completion_tokens"] = 1
+    out.pop("stream_options", None)
+    out.pop("min_tokens", None)
+    return out
+
+
+def decode_body(body: dict[str, Any], kv_transfer_params: dict[str, Any]) -> dict[str, Any]:
+    """The decode leg's body: the original request plus the prefill answer's ``kv_transfer_params``."""
+    return {**body, "kv_transfer_params": kv_transfer_params}
+
+
+@dataclass
+class Proxied:
+    """A request whose answering leg has started: the route taken and the worker's reply (body unread)."""
+
+    route: Route
+    reply: UpstreamReply
+    worker: Worker
+    tokens: int
+
+
+async def proxy(router: Router, req: RequestView, raw: bytes, headers: dict[str, str]) -> Proxied:
+    """Route ``req`` and run its legs until the answering worker's status and headers are in.
+
+    The caller streams ``reply`` to the client and then calls :func:`finish`. On success the answering
+    worker's in-flight count stays raised until then. Raises :class:`NoWorker`, :class:`PassThrough` or
+    :class:`UpstreamError` (every attempt failed).
+    """
+    cfg = router.config
+    path = PATHS[req.endpoint]
+    exclude: set[str] = set()
+    notes: list[str] = []
+    tokens = req.est_prompt_tokens() + req.max_tokens
+    attempt = 0
+    while True:
+        route = router.plan(req, exclude)
+        if route is None and exclude:  # no other worker left: the failed ones get another (bounded) try
+            route = router.plan(req)
+        if route is None:
+            if attempt:
+                raise UpstreamError(f"every worker failed; last: {notes[-1] if notes else '?'}", url="")
+            raise NoWorker(f"no healthy worker serves model {req.model!r}")
+        route.notes = notes
+        router.commit(route, req)
+        kv: dict[str, Any] | None = None
+        if route.prefill is not None:
+            kv = await _prefill(router, req, route, headers, path)
+        body = raw if kv is None else json.dumps(decode_body(req.body, kv)).encode()
+        worker = route.worker
+        leg = "worker" if route.mode == "aggregated" else "decode"
+        _enter(router, worker, tokens)
+        started = time.perf_counter()
+        try:
+            reply = await router.upstream.post(worker.url + path, body, headers)
+            if reply.status >= 500:
+                detail = (await reply.read())[:200].decode(errors="replace")
+                raise UpstreamError(
+                    f"{worker.url}: HTTP {reply.status}: {detail}", url=worker.url, status=reply.status
+                )
+        except UpstreamError as exc:
+            _leave(router, worker, tokens)
+            _failed(router, worker)
+            exclude.add(worker.url)
+            notes.append(f"retry after {leg} {worker.url} failed ({_short(exc)})")
+            attempt += 1
+            if attempt > cfg.retry.max_retries:
+                raise
+            router.metrics.of(router.metrics.retries, leg).inc()
+            await _backoff(cfg.retry.backoff_base, cfg.retry.backoff_max, attempt)
+            continue
+        except BaseException:
+            _leave(router, worker, tokens)
+            raise
+        router.metrics.of(router.metrics.leg_latency, leg).observe(time.perf_counter() - started)
+        if reply.status >= 400:
+            data = await reply.read()
+            _leave(router, worker, tokens)
+            raise PassThrough(reply.status, data, reply.content_type)
+        return Proxied(route, reply, worker, tokens)
+
+
+def finish(router: Router, proxied: Proxied, ok: bool) -> None:
+    """The answer was fully sent (``ok``) or broke off: release the worker's in-flight count."""
+    _leave(router, proxied.worker, proxied.tokens)
+    if ok:
+        proxied.worker.record_success()
+
+
+async def _prefill(
+    router: Router, req: RequestView, route: Route, headers: dict[str, str], path: str
+) -> dict[str, Any] | None:
+    """Run the prefill leg, retrying on other prefill workers; on giving up, switch to local prefill."""
+    cfg = router.config
+    body = json.dumps(prefill_body(req.body)).encode()
+    tried: set[str] = set()
+    worker = route.prefill
+    while worker is not None:
+        tried.add(worker.url)
+        _enter(router, worker, req.est_prompt_tokens())
+        started = time.perf_counter()
+        try:
+            reply = await router.upstream.post(worker.url + path, body, headers, total=cfg.timeouts.prefill)
+            data = await reply.read()
+            if 400 <= reply.status < 500:
+                raise PassThrough(reply.status, data, reply.content_type)
+            if reply.status != 200:
+                raise UpstreamError(f"HTTP {reply.status}", url=worker.url, status=reply.status)
+            kv = _kv_params(data)
+            if kv is None:
+                raise UpstreamError("answer has no kv_transfer_params (is it a kv_producer?)", url=worker.url)
+            worker.record_success()
+            router.metrics.of(router.metrics.leg_latency, "prefill").observe(time.perf_counter() - started)
+            return kv
+        except UpstreamError as exc:
+            _failed(router, worker)
+            failed = f"prefill {worker.url} failed ({_short(exc)})"
+        finally:
+            _leave(router, worker, req.est_prompt_tokens())
+        others = [w for w in router.pools["prefill"].available(req.model) if w.url not in tried]
+        choice = router.policies["prefill"].choose(others, req) if others else None
+        if choice is None or len(tried) > cfg.retry.prefill_retries:
+            route.notes.append(f"fallback local-prefill after {failed}")
+            route.mode, route.prefill, route.kind = "local-prefill", None, "prefill-failed"
+            router.metrics.of(router.metrics.decisions, route.mode, route.kind).inc()
+            return None
+        route.notes.append(f"retry after {failed}")
+        router.metrics.of(router.metrics.retries, "prefill").inc()
+        worker = route.prefill = choice.worker
+        await _backoff(cfg.retry.backoff_base, cfg.retry.backoff_max, len(tried))
+    return None
+
+
+def _kv_params(data: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    kv = parsed.get("kv_transfer_params") if isinstance(parsed, dict) else None
+    return kv if isinstance(kv, dict) else None
+
+
+def _enter(router: Router, worker: Worker, tokens: int) -> None:
+    worker.in_flight += 1
+    worker.tokens_in_flight += tokens
+    router.metrics.of(router.metrics.in_flight, worker.role, worker.url).set(worker.in_flight)
+
+
+def _leave(router: Router, worker: Worker, tokens: int) -> None:
+    worker.in_flight -= 1
+    worker.tokens_in_flight -= tokens
+    router.metrics.of(router.metrics.in_flight, worker.role, worker.url).set(worker.in_flight)
+
+
+def _failed(router: Router, worker: Worker) -> None:
+    h = router.config.health
+    if worker.record_failure(eject_after=h.eject_after, base=h.eject_base, cap=h.eject_max):
+        router.metrics.of(router.metrics.ejections, worker.role, worker.url).inc()
+
+
+def _short(exc: UpstreamError) -> str:
+    text = str(exc)
+    if exc.url and text.startswith(exc.url + ": "):
+        text = text[len(exc.url) + 2 :]
+    return text[:120]
+
+
+async def _backoff(base: float, cap: float, attempt: int) -> None:
+    """Full jitter: a random wait in [0, min(cap, base * 2**(attempt-1))]."""
+    if base > 0:
+        await asyncio.sleep(random.uniform(0, min(cap, base * 2 ** (attempt - 1))))

@@ -1,0 +1,98 @@
+"""Active health checks: every few seconds, ``GET /health`` on each worker and, now and then, ``/v1/models``.
+
+Passive ejection (a worker that fails requests is skipped for a growing back-off) lives on the
+worker itself (:meth:`Worker.record_failure`); a worker is re-admitted when its back-off ends, and a
+successful request resets the back-off. Active checks decide ``healthy``; they also learn which
+models each worker serves, which the router needs for ``/v1/models`` and for 404 on unknown models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from runtime.errors import UpstreamError
+from runtime.router.config import HealthConfig
+from runtime.router.metrics import RouterMetrics
+from runtime.router.upstream import Upstream
+from runtime.router.workers import Worker, WorkerPool
+
+__all__ = ["HealthChecker"]
+
+log = logging.getLogger("grove.router.health")
+
+
+class HealthChecker:
+    """Runs the periodic checks of every pool in one background task."""
+
+    def __init__(
+        self,
+        pools: Callable[[], list[WorkerPool]],
+        upstream: Upstream,
+        config: HealthConfig,
+        metrics: RouterMetrics,
+    ) -> None:
+        self._pools = pools
+        self._upstream = upstream
+        self._config = config
+        self._metrics = metrics
+        self._task: asyncio.Task[None] | None = None
+        self._round = 0
+
+    async def check_all(self, *, refresh_models: bool = False) -> None:
+        """Check every worker of every pool once, concurrently."""
+        workers = [w for pool in self._pools() for w in pool.workers]
+        await asyncio.gather(*(self.check(w, refresh_models=refresh_models) for w in workers))
+
+    async def check(self, worker: Worker, *, refresh_models: bool = False) -> bool:
+        """One check of one worker; updates ``healthy`` (and ``models`` when due). Returns the verdict."""
+        timeout = self._config.timeout
+        try:
+            status, _ = await self._upstream.get_json(f"{worker.url}/health", timeout=timeout)
+            ok = status == 200
+        except UpstreamError:
+            ok = False
+        if ok != worker.healthy:
+            log.warning("worker %s is now %s", worker.url, "healthy" if ok else "unhealthy")
+        worker.healthy = ok
+        self._metrics.of(self._metrics.healthy, worker.role, worker.url).set(1 if ok else 0)
+        if ok and (worker.models is None or refresh_models):
+            await self._fetch_models(worker)
+        return ok
+
+    async def _fetch_models(self, worker: Worker) -> None:
+        try:
+            status, body = await self._upstream.get_json(
+                f"{worker.url}/v1/models", timeout=self._config.timeout
+            )
+        except UpstreamError:
+            return
+        if status == 200 and isinstance(body, dict) and isinstance(body.get("data"), list):
+            cards = [m for m in body["data"] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+            worker.model_cards = cards
+            worker.models = frozenset(m["id"] for m in cards)
+
+    def start(self) -> None:
+        """Start the periodic checks in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="router-health")
+
+    async def stop(self) -> None:
+        """Stop the periodic checks."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.interval)
+            self._round += 1
+            try:
+                await self.check_all(refresh_models=self._round % self._config.models_every == 0)
+            except Exception:  # a bug here must not stop the checks for good
+                log.exception("health check round failed")

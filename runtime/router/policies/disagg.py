@@ -1,0 +1,72 @@
+"""Conditional disaggregation: decide, after the decode worker is chosen, whether prefill runs remotely.
+
+Remote prefill pays a second hop and a KV transfer; it only pays off when the decode worker would
+have much to compute. So, like llm-d's ``prefix-based-pd-decider`` and Dynamo's conditional
+disaggregation, the request is prefilled on the decode worker itself when the part of its prompt
+that worker probably has *not* cached is short, or when every prefill worker is saturated. In
+``always`` mode the only local prefill is the failure fallback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from runtime.router.config import DisaggregationConfig
+from runtime.router.policies.base import RequestView
+from runtime.router.policies.prefix import PrefixIndex
+from runtime.router.workers import Worker
+
+__all__ = ["DisaggDecider", "DisaggDecision"]
+
+
+@dataclass(frozen=True)
+class DisaggDecision:
+    """``remote``: run the prefill leg on a prefill worker; ``reason``: why; ``kind``: a metrics label."""
+
+    remote: bool
+    reason: str
+    kind: str
+
+
+class DisaggDecider:
+    """Decides remote vs local prefill from an estimate of the decode worker's cache and the prefill load."""
+
+    def __init__(self, config: DisaggregationConfig) -> None:
+        self.config = config
+        self.index = PrefixIndex()
+
+    def uncached_tokens(self, decode: Worker, req: RequestView) -> int:
+        """Estimated prompt tokens the decode worker would have to compute itself."""
+        text_len = len(req.prompt_text)
+        blocks = req.blocks(self.config.block_chars)
+        cached_chars = self.index.overlap(decode.url, blocks) * self.config.block_chars
+        return math.ceil(max(0, text_len - cached_chars) / self.config.chars_per_token)
+
+    def decide(self, decode: Worker, req: RequestView, prefill_available: list[Worker]) -> DisaggDecision:
+        """Remote or local prefill for ``req`` on ``decode``, given the prefill workers that could take it."""
+        if not prefill_available:
+            return DisaggDecision(False, "local-prefill: no healthy prefill worker", "no-prefill-worker")
+        if self.config.mode == "always":
+            return DisaggDecision(True, "", "always")
+        limit = self.config.max_prefill_in_flight
+        if limit is not None and all(w.in_flight >= limit for w in prefill_available):
+            return DisaggDecision(
+                False,
+                f"local-prefill: prefill pool saturated (>= {limit} in flight each)",
+                "prefill-saturated",
+            )
+        uncached = self.uncached_tokens(decode, req)
+        threshold = self.config.min_uncached_tokens
+        if uncached < threshold:
+            return DisaggDecision(
+                False, f"local-prefill: {uncached} uncached tokens < {threshold}", "short-uncached"
+            )
+        return DisaggDecision(
+            True, f"remote-prefill: {uncached} uncached tokens >= {threshold}", "long-uncached"
+        )
+
+    def on_routed(self, decode: Worker, req: RequestView) -> None:
+        """The decode worker ends up holding the prompt's KV either way (computed or transferred)."""
+        if self.config.mode == "conditional":
+            self.index.insert(decode.url, req.blocks(self.config.block_chars))

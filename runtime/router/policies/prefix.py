@@ -1,0 +1,133 @@
+"""``prefix``: send a prompt where its prefix is still in the KV cache, unless that worker is busy.
+
+The router cannot see the engines' caches, so it remembers what it sent where: each worker gets an
+LRU of the prompt-block hashes routed to it, entries expiring after ``ttl`` seconds (Dynamo's
+ApproxKvIndexer and llm-d's prefix-cache-scorer do the same). A worker's cost is Dynamo's
+``overlap_weight x blocks still to prefill + active blocks``, where active blocks are the tokens this
+router has in flight on it; the cheapest wins. A load guard drops workers far busier than the
+idlest one first, so affinity cannot overload a worker.
+
+Type name: ``prefix``. Parameters (defaults): ``block_chars`` 256, ``overlap_weight`` 1.0,
+``capacity_blocks`` 65536 per worker, ``ttl`` 120 s, ``chars_per_token`` 4.0, ``balance_abs`` 8,
+``balance_rel`` 1.5. Config example::
+
+    policy: {name: prefix, params: {block_chars: 128, overlap_weight: 2.0}}
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.router.policies.base import Part, Policy, RequestView
+from runtime.router.policies.load_guard import LoadGuardFilter
+from runtime.router.policies.max_score import MaxScorePicker
+from runtime.router.workers import Worker
+
+__all__ = ["PrefixIndex", "PrefixParams", "PrefixScorer", "build"]
+
+
+class PrefixParams(BaseModel):
+    """Parameters of the ``prefix`` policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block_chars: int = Field(default=256, ge=16)
+    overlap_weight: float = Field(default=1.0, ge=0)
+    capacity_blocks: int = Field(default=65536, ge=1)
+    ttl: float = Field(default=120.0, gt=0)
+    chars_per_token: float = Field(default=4.0, gt=0)
+    balance_abs: int = Field(default=8, ge=0)
+    balance_rel: float = Field(default=1.5, ge=1.0)
+
+
+class PrefixIndex:
+    """Per worker URL, an LRU of block hashes with the time each was last routed there."""
+
+    def __init__(self, capacity: int = 65536, ttl: float = 120.0) -> None:
+        self.capacity = capacity
+        self.ttl = ttl
+        self._lru: dict[str, OrderedDict[int, float]] = {}
+
+    def overlap(self, url: str, blocks: Sequence[int], now: float | None = None) -> int:
+        """How many leading ``blocks`` the worker probably still holds."""
+        lru = self._lru.get(url)
+        if not lru:
+            return 0
+        oldest = (now if now is not None else time.monotonic()) - self.ttl
+        count = 0
+        for block in blocks:
+            seen = lru.get(block)
+            if seen is None or seen < oldest:
+                break
+            count += 1
+        return count
+
+    def insert(self, url: str, blocks: Sequence[int], now: float | None = None) -> None:
+        """Record that the worker now holds ``blocks`` (most recent use); evict the oldest beyond capacity."""
+        if not blocks:
+            return
+        lru = self._lru.setdefault(url, OrderedDict())
+        stamp = now if now is not None else time.monotonic()
+        for block in blocks:
+            lru[block] = stamp
+            lru.move_to_end(block)
+        while len(lru) > self.capacity:
+            lru.popitem(last=False)
+
+    def retain(self, urls: Sequence[str]) -> None:
+        """Forget workers that left the pool."""
+        keep = set(urls)
+        for url in [u for u in self._lru if u not in keep]:
+            del self._lru[url]
+
+
+class PrefixScorer(Part):
+    """Scores ``1 - normalised cost``; explains the chosen worker as ``cache-hit h/n blocks``."""
+
+    name = "prefix-scorer"
+
+    def __init__(self, params: PrefixParams) -> None:
+        self.params = params
+        self.index = PrefixIndex(params.capacity_blocks, params.ttl)
+        self._block_tokens = max(1.0, params.block_chars / params.chars_per_token)
+
+    def cost(self, worker: Worker, req: RequestView, now: float) -> float:
+        """Dynamo's cost: ``overlap_weight x blocks to prefill + active blocks`` on this worker."""
+        blocks = req.blocks(self.params.block_chars)
+        to_prefill = len(blocks) - self.index.overlap(worker.url, blocks, now)
+        return self.params.overlap_weight * to_prefill + worker.tokens_in_flight / self._block_tokens
+
+    def score(self, workers: list[Worker], req: RequestView) -> dict[Worker, float]:
+        now = time.monotonic()
+        costs = {w: self.cost(w, req, now) for w in workers}
+        low, high = min(costs.values()), max(costs.values())
+        if high - low < 1e-9:
+            return dict.fromkeys(workers, 1.0)
+        return {w: 1.0 - (c - low) / (high - low) for w, c in costs.items()}
+
+    def explain(self, worker: Worker, req: RequestView) -> str:
+        blocks = req.blocks(self.params.block_chars)
+        if not blocks:
+            return "prompt shorter than one block"
+        hit = self.index.overlap(worker.url, blocks)
+        return f"cache-hit {hit}/{len(blocks)} blocks" if hit else f"cache-miss 0/{len(blocks)} blocks"
+
+    def on_routed(self, worker: Worker, req: RequestView) -> None:
+        self.index.insert(worker.url, req.blocks(self.params.block_chars))
+
+    def on_membership(self, urls: Sequence[str]) -> None:
+        self.index.retain(urls)
+
+
+def build(params: PrefixParams) -> Policy:
+    """The ``prefix`` policy: load guard, prefix-affinity cost, best score."""
+    return Policy(
+        "prefix",
+        filters=[LoadGuardFilter(params.balance_abs, params.balance_rel)],
+        scorers=[(PrefixScorer(params), 1.0)],
+        picker=MaxScorePicker(),
+    )

@@ -1,0 +1,250 @@
+"""Router overhead, side by side in one run: direct to the worker, our router, vllm-router 0.1.17.
+
+(a) Against an upstream that answers instantly (``fast_upstream``), which isolates what the proxy
+    costs: requests/s at saturation, p50/p99 latency at concurrency 1 (added to direct), and the
+    time to the first chunk of a streamed answer. Aggregated mode (one worker) and prefill/decode
+    mode (two legs; "direct" there is the decode worker alone).
+(b) Against the real vLLM prefill/decode pair on the tiny model: latency and throughput.
+
+vllm-router is installed once into its own venv under ``.cache/bench/`` (PyPI, ``pip``). Everything
+listens on 127.0.0.1 ephemeral ports and stops at the end. Ends with the line
+``router_vs_vllm_router_rps=<ratio> router_added_p50_ms=<ms>`` (aggregated mode, fast upstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from runtime.engines.supervisor import free_port, http_ok
+from tests.bench.loadgen import Result, run_load
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache" / "bench"
+VLLM_ROUTER = "vllm-router==0.1.17"
+HOST = "127.0.0.1"
+BODY = {"model": "tiny", "prompt": "Say something about routers. " * 8, "max_tokens": 4, "temperature": 0}
+REAL = {
+    "model": "tiny",
+    "prompt": "def route(request):\n    " * 40,
+    "max_tokens": 16,
+    "temperature": 0,
+    "ignore_eos": True,
+}
+
+
+def vllm_router_binary() -> Path | None:
+    """The vllm-router executable from its own venv, installed on first use; None if it cannot be had."""
+    venv = CACHE / "vllm-router-venv"
+    binary = venv / "bin" / "vllm-router"
+    if binary.exists():
+        return binary
+    print(f"installing {VLLM_ROUTER} into {venv} (once)", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", VLLM_ROUTER], check=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"vllm-router unavailable: {exc}", flush=True)
+        return None
+    return binary if binary.exists() else None
+
+
+@contextmanager
+def process(name: str, argv: list[str], health: str, log: Path, timeout: float = 120) -> Iterator[None]:
+    """Run ``argv`` (its own process group) until the block ends; wait for ``health`` to answer 200."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not http_ok(health, timeout=1.0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start; see {log}")
+            time.sleep(0.2)
+        yield
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def our_router(args: list[str], port: int) -> tuple[str, list[str]]:
+    cli = str(Path(sys.executable).parent / "grove-pipelines")
+    return "router", [cli, "router", "--port", str(port), "--log-level", "error", *args]
+
+
+def vllm_router(binary: Path, args: list[str], port: int) -> tuple[str, list[str]]:
+    return "vllm-router", [
+        str(binary),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--prometheus-port",
+        str(free_port()),
+        "--log-level",
+        "error",
+        "--health-check-interval-secs",
+        "30",
+        *args,
+    ]
+
+
+def measure(
+    port: int,
+    body: dict[str, object],
+    *,
+    saturate: float,
+    latency_n: int,
+    stream_n: int,
+    concurrency: int = 32,
+) -> dict[str, Result]:
+    async def go() -> dict[str, Result]:
+        path = "/v1/completions"
+        await run_load(HOST, port, path, body, concurrency=4, count=50, warmup=0)  # warm the pools
+        out = {"sat": await run_load(HOST, port, path, body, concurrency=concurrency, duration=saturate)}
+        out["lat"] = await run_load(HOST, port, path, body, concurrency=1, count=latency_n, warmup=0)
+        if stream_n:
+            out["stream"] = await run_load(
+                HOST, port, path, {**body, "stream": True}, concurrency=1, count=stream_n, warmup=0
+            )
+        return out
+
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(go())
+    except ImportError:
+        return asyncio.run(go())
+
+
+def row(label: str, r: dict[str, Result], base: dict[str, Result] | None) -> str:
+    lat, sat, stream = r["lat"], r["sat"], r.get("stream")
+    add50 = f"{lat.pct(50) - base['lat'].pct(50):+.3f}" if base else "-"
+    add99 = f"{lat.pct(99) - base['lat'].pct(99):+.3f}" if base else "-"
+    ttfc = f"{stream.pct(50, 'first_chunk'):.3f}" if stream and stream.first_chunk else "-"
+    errors = sat.errors + lat.errors + (stream.errors if stream else 0)
+    return (
+        f"| {label:<24} | {sat.rps:>9.0f} | {lat.pct(50):>8.3f} | {lat.pct(99):>8.3f} | {add50:>9} | "
+        f"{add99:>9} | {ttfc:>9} | {errors:>6} |"
+    )
+
+
+HEADER = (
+    "| target                   |     req/s |  p50 ms  |  p99 ms  | +p50 ms   | +p99 ms   | "
+    "1st chunk | errors |\n|---|---|---|---|---|---|---|---|"
+)
+
+
+def fast_upstream_suite(vr: Path | None, logs: Path) -> tuple[dict[str, dict[str, Result]], list[str]]:
+    p_port, d_port = free_port(), free_port()
+    upstream = [sys.executable, "-m", "tests.bench.fast_upstream", str(p_port), str(d_port)]
+    results: dict[str, dict[str, Result]] = {}
+    lines = []
+    with process("fast upstream", upstream, f"http://{HOST}:{d_port}/health", logs / "fast-upstream.log"):
+        d_url, p_url = f"http://{HOST}:{d_port}", f"http://{HOST}:{p_port}"
+        modes = {
+            "aggregated": (["--worker", d_url], ["--worker-urls", d_url, "--policy", "round_robin"]),
+            "pd": (
+                ["--prefill", p_url, "--decode", d_url],
+                [
+                    "--vllm-pd-disaggregation",
+                    "--prefill",
+                    p_url,
+                    "--decode",
+                    d_url,
+                    "--policy",
+                    "round_robin",
+                ],
+            ),
+        }
+        for mode, (ours, theirs) in modes.items():
+            lines += [f"\n(a) fast upstream, {mode} mode", HEADER]
+            opts = {"saturate": 4.0, "latency_n": 400, "stream_n": 300}
+            results[f"{mode}/direct"] = base = measure(d_port, BODY, **opts)
+            lines.append(row("direct (one worker)", base, None))
+            candidates = [our_router(ours, free_port())]
+            if vr is not None:
+                candidates.append(vllm_router(vr, theirs, free_port()))
+            for name, argv in candidates:
+                port = int(argv[argv.index("--port") + 1])
+                with process(name, argv, f"http://{HOST}:{port}/health", logs / f"{name}-{mode}.log"):
+                    results[f"{mode}/{name}"] = measure(port, BODY, **opts)
+                lines.append(row(name, results[f"{mode}/{name}"], base))
+    return results, lines
+
+
+def real_vllm_suite(vr: Path | None, logs: Path) -> list[str]:
+    from runtime.engines.tiny_model import write_tiny_model
+    from runtime.engines.vllm import start_pd_pair
+
+    model = write_tiny_model(ROOT / ".cache" / "tiny-model")
+    print("starting the vLLM prefill/decode pair (1-3 min)", flush=True)
+    lines = ["\n(b) real vLLM NIXL pair, tiny model, 16 tokens greedy", HEADER]
+    with start_pd_pair(model, log_dir=logs) as pair:
+        d_port = pair.decode.port
+        opts = {"saturate": 8.0, "latency_n": 8, "stream_n": 4, "concurrency": 4}
+        base = measure(d_port, REAL, **opts)
+        lines.append(row("decode worker alone", base, None))
+        candidates = [our_router(["--prefill", pair.prefill.url, "--decode", pair.decode.url], free_port())]
+        if vr is not None:
+            candidates.append(
+                vllm_router(
+                    vr,
+                    [
+                        "--vllm-pd-disaggregation",
+                        "--prefill",
+                        pair.prefill.url,
+                        "--decode",
+                        pair.decode.url,
+                        "--policy",
+                        "round_robin",
+                    ],
+                    free_port(),
+                )
+            )
+        for name, argv in candidates:
+            port = int(argv[argv.index("--port") + 1])
+            with process(name, argv, f"http://{HOST}:{port}/health", logs / f"{name}-vllm.log"):
+                lines.append(row(f"{name} (P/D)", measure(port, REAL, **opts), base))
+    return lines
+
+
+def main() -> None:
+    """Run both suites and print the tables and the summary line."""
+    logs = CACHE / "logs"
+    vr = vllm_router_binary()
+    results, lines = fast_upstream_suite(vr, logs)
+    print("\n".join(lines), flush=True)
+    if os.environ.get("GROVE_BENCH_SKIP_VLLM") != "1":
+        print("\n".join(real_vllm_suite(vr, logs)), flush=True)
+    ours, direct = results["aggregated/router"], results["aggregated/direct"]
+    added = ours["lat"].pct(50) - direct["lat"].pct(50)
+    theirs = results.get("aggregated/vllm-router")
+    ratio = ours["sat"].rps / theirs["sat"].rps if theirs else float("nan")
+    if "pd/vllm-router" in results:
+        print(
+            f"pd_router_vs_vllm_router_rps="
+            f"{results['pd/router']['sat'].rps / results['pd/vllm-router']['sat'].rps:.2f}"
+        )
+    print(f"router_vs_vllm_router_rps={ratio:.2f} router_added_p50_ms={added:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tests of the runtime package (router, engines)."""

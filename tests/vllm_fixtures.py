@@ -1,0 +1,122 @@
+"""pytest plugin: real vLLM workers (CPU build, tiny model), started at most once per test session.
+
+Registered in ``tests/conftest.py`` (``pytest_plugins = ["tests.vllm_fixtures"]``). Every fixture is
+lazy: nothing starts until a test asks for it, so ``pytest -m "not vllm"`` never pays for vLLM. Mark
+the tests that use them ``@pytest.mark.vllm``.
+
+Fixtures (session scope):
+
+* ``tiny_model`` → ``Path`` of the offline demo model (``.cache/tiny-model`` in the repository,
+  generated once, reused by ``make run``).
+* ``vllm_pd_pair`` → :class:`runtime.engines.vllm.PDPair`: a NixlConnector prefill worker
+  (kv_producer, ``.prefill``) and decode worker (kv_consumer, ``.decode``), started together (about
+  1–3 min on 2 cores, ~2–3 GiB each), served model name ``tiny``, greedy-reproducible (``--seed 0``,
+  eager). Use ``pair.prefill.url`` / ``pair.decode.url``. The decode worker also serves requests on its
+  own (no ``kv_transfer_params``): that is the "decode worker alone" baseline, so tests need no third
+  instance. A test may kill a worker (``pair.prefill.kill()``): the next test that asks for the pair
+  gets it restarted. Logs: ``vllm-prefill.log`` / ``vllm-decode.log`` in ``vllm_log_dir``.
+* ``vllm_log_dir`` → where the workers' logs go (a pytest temporary directory).
+
+Put a test that kills a worker last with ``@pytest.mark.vllm_last`` (the restart costs ~1 min).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.engines.tiny_model import write_tiny_model
+from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess
+
+__all__ = ["tiny_model", "vllm_log_dir", "vllm_pd_pair"]
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT = float(os.environ.get("GROVE_VLLM_START_TIMEOUT", "480"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "vllm_last: run after every other vLLM test (it breaks a shared worker)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move ``vllm_last`` tests to the end, so a killed worker is restarted only if someone needs it."""
+    items.sort(key=lambda item: item.get_closest_marker("vllm_last") is not None)
+
+
+def _say(request: pytest.FixtureRequest, line: str) -> None:
+    """Progress on the terminal even while pytest captures output."""
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    if capman is None:
+        print(line, flush=True)
+        return
+    with capman.global_and_fixture_disabled():
+        print(line, flush=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """The offline tiny model (generated on first use, ~5 s)."""
+    return write_tiny_model(ROOT / ".cache" / "tiny-model")
+
+
+@pytest.fixture(scope="session")
+def vllm_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of the vLLM workers' logs."""
+    return tmp_path_factory.mktemp("vllm-logs")
+
+
+def _start(request: pytest.FixtureRequest, procs: list[VLLMProcess]) -> None:
+    started = time.monotonic()
+    last = [0.0]
+
+    def progress(elapsed: float, line: str) -> None:
+        if elapsed - last[0] >= 15:
+            last[0] = elapsed
+            _say(
+                request,
+                f"\n[vllm] starting {', '.join(p.name for p in procs)}: {elapsed:.0f} s: {line[:100]}",
+            )
+
+    for proc in procs:
+        proc.launch()
+    try:
+        for proc in procs:
+            proc.wait_ready(START_TIMEOUT, progress)
+    except BaseException:
+        for proc in procs:
+            proc.stop()
+        raise
+    _say(request, f"\n[vllm] {', '.join(p.name for p in procs)} ready in {time.monotonic() - started:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def vllm_pd_pair(request: pytest.FixtureRequest, tiny_model: Path, vllm_log_dir: Path) -> Iterator[PDPair]:
+    """A NixlConnector prefill + decode pair on the tiny model (see the module docstring)."""
+    pair = PDPair(
+        prefill=VLLMProcess(VLLMConfig(model=tiny_model, role="prefill", cpu_bind="0"), log_dir=vllm_log_dir),
+        decode=VLLMProcess(VLLMConfig(model=tiny_model, role="decode", cpu_bind="1"), log_dir=vllm_log_dir),
+    )
+    _start(request, [pair.prefill, pair.decode])
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture(autouse=True)
+def _revive_vllm_pair(request: pytest.FixtureRequest) -> None:
+    """Restart a pair member that an earlier test killed, before a test that uses the pair."""
+    if "vllm_pd_pair" not in request.fixturenames:
+        return
+    pair: PDPair = request.getfixturevalue("vllm_pd_pair")
+    dead = [p for p in (pair.prefill, pair.decode) if not p.running]
+    if dead:
+        for proc in dead:
+            proc.stop()
+        _start(request, dead)
