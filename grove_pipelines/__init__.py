@@ -24,11 +24,11 @@ from grove_pipelines.sdk import LLM, Pipeline, Stage, llm, pipeline, stage
 from grove_pipelines.spec import PD, Autoscaling, EntrySpec, Resources, Role, Topology
 
 __all__ = [
+    "LLM",
+    "PD",
     "Autoscaling",
     "EntrySpec",
     "GrovePipelinesError",
-    "LLM",
-    "PD",
     "Pipeline",
     "Resources",
     "Role",

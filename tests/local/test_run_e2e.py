@@ -16,6 +16,7 @@ import pytest
 
 from runtime.engines.vllm import PDPair
 from tests.local.runproc import RunProcess, start_run
+from tests.test_readme import readme_curl
 
 pytestmark = pytest.mark.vllm
 
@@ -29,9 +30,10 @@ def agentic_run(vllm_pd_pair: PDPair) -> Iterator[RunProcess]:
         run.kill()
 
 
-def test_run_answers_the_agentic_pipeline(agentic_run: RunProcess) -> None:
-    assert agentic_run.endpoint.endswith("/v1/pipelines/agentic-rag")
-    response = httpx.post(agentic_run.endpoint, json={"question": "What does Grove gang scheduling do?"}, timeout=300)
+def test_run_answers_the_readme_request(agentic_run: RunProcess) -> None:
+    path, body = readme_curl()
+    assert agentic_run.endpoint.endswith(path)
+    response = httpx.post(agentic_run.endpoint, json=body, timeout=300)
     assert response.status_code == 200, response.text
     result = response.json()
     assert isinstance(result["answer"], str) and result["answer"].strip()
