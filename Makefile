@@ -26,5 +26,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
+lint: $(STAMP)
+	$(BIN)/ruff check grove_pipelines runtime tests pipelines
+	$(BIN)/mypy grove_pipelines runtime
+
 clean:
 	rm -rf $(VENV) .cache
