@@ -40,3 +40,13 @@ def test_summary_counts_errors_and_percentiles() -> None:
     assert summary.requests == 11 and summary.errors == 1
     assert 500 <= summary.ttft_p50_ms <= 600
     assert summary.req_per_s == 5.0 and summary.tokens_per_s == 20.0
+
+
+def test_a_salted_trace_keeps_its_shape_but_shares_no_prefix_with_the_original() -> None:
+    trace = generate_trace(sessions=4, turns=3, seed=2)
+    salted = trace.salted("run-1")
+    assert [len(s.turns) for s in salted.sessions] == [len(s.turns) for s in trace.sessions]
+    for before, after in zip(trace.requests(), salted.requests(), strict=True):
+        assert after.messages[0]["content"] == f"[run-1] {before.messages[0]['content']}"
+        assert after.messages[1:] == before.messages[1:]
+        assert after.session_id == f"run-1-{before.session_id}"

@@ -1,7 +1,8 @@
 """The router's HTTP face: a plain ASGI application (no framework on the data path) for uvicorn.
 
 Endpoints: ``POST /v1/completions``, ``POST /v1/chat/completions`` (streamed or not),
-``GET /v1/models`` (merged from the workers), ``GET /health``, ``GET /metrics``. Every error is an
+``GET /v1/models`` (merged from the workers), ``GET /health``, ``GET /metrics``. A request's
+``x-session-id`` header is its session key for the policies. Every error is an
 OpenAI-style JSON body ``{"error": {"message", "type", "code"}}``. A client that disconnects cancels
 the request, which closes the upstream connections, which makes vLLM abort both legs.
 """
@@ -35,6 +36,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 _JSON = b"application/json"
 _FORWARDED = ("authorization", "traceparent", "tracestate")
+SESSION_HEADER = b"x-session-id"
+"""Request header naming the conversation a request belongs to (session affinity); not forwarded."""
 
 
 class _ClientGone(Exception):
@@ -176,6 +179,8 @@ class RouterApp:
             for name, value in scope["headers"]:
                 if name == b"x-request-id":
                     request_id = value.decode("latin-1")
+                elif name == SESSION_HEADER:
+                    headers[SESSION_HEADER.decode()] = value.decode("latin-1")
                 elif name.decode("latin-1") in _FORWARDED and not (name == b"authorization" and self._keys):
                     headers[name.decode("latin-1")] = value.decode("latin-1")
             headers["X-Request-Id"] = request_id or uuid.uuid4().hex
@@ -239,7 +244,8 @@ class RouterApp:
         state: dict[str, bool],
     ) -> int:
         router = self.router
-        req = RequestView(endpoint, body)  # type: ignore[arg-type]
+        session = headers.pop(SESSION_HEADER.decode(), None) or None
+        req = RequestView(endpoint, body, session)  # type: ignore[arg-type]
         rid = headers["X-Request-Id"].encode("latin-1")
         try:
             proxied = await proxy(router, req, raw, headers)

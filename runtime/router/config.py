@@ -65,12 +65,24 @@ class HealthConfig(_Section):
 
     interval: float = Field(default=5.0, gt=0, description="seconds between active checks")
     timeout: float = Field(default=2.0, gt=0)
+    unhealthy_after: int = Field(
+        default=3,
+        ge=1,
+        description="consecutive failed checks before a worker counts as unhealthy (a busy vLLM "
+        "answers /health late now and then); one passed check makes it healthy again",
+    )
     models_every: int = Field(default=12, ge=1, description="refresh /v1/models every N checks")
     eject_after: int = Field(default=1, ge=1, description="consecutive request failures before ejection")
     eject_base: float = Field(
         default=1.0, gt=0, description="first ejection lasts this long (s); doubles after"
     )
     eject_max: float = Field(default=30.0, gt=0)
+    cache_stats_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds between scrapes of each worker's /metrics for its prefix-cache counters "
+        "(they correct the prefix policy's estimate); 0: never",
+    )
 
 
 class RetryConfig(_Section):

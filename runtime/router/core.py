@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runtime.router.admission import Admission
+from runtime.router.cache_stats import CacheStatsScraper, WorkerCacheStats
 from runtime.router.config import RouterConfig
 from runtime.router.health import HealthChecker
 from runtime.router.metrics import RouterMetrics
@@ -90,6 +91,12 @@ class Router:
         self.health = HealthChecker(
             lambda: list(self.pools.values()), self.upstream, config.health, self.metrics
         )
+        self.cache_stats = CacheStatsScraper(
+            lambda: list(self.pools.values()),
+            self.upstream,
+            config.health.cache_stats_interval,
+            self._on_worker_stats,
+        )
         self.draining = False
         d = config.discovery
         self.pd_enabled = bool(
@@ -108,11 +115,17 @@ class Router:
         await self.upstream.start()
         await self.health.check_all(refresh_models=True)
         self.health.start()
+        self.cache_stats.start()
 
     async def close(self) -> None:
         """Stop the checks and close every upstream connection."""
+        await self.cache_stats.stop()
         await self.health.stop()
         await self.upstream.close()
+
+    def _on_worker_stats(self, worker: Worker, stats: WorkerCacheStats) -> None:
+        """A worker's own prefix-cache figures: its pool's policy corrects its estimate with them."""
+        self.policies[worker.role].on_worker_stats(worker.url, stats)
 
     def set_members(self, role: PoolRole, urls: list[str]) -> None:
         """Replace a pool's membership (discovery calls this); new workers are checked right away."""

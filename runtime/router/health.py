@@ -46,17 +46,19 @@ class HealthChecker:
         await asyncio.gather(*(self.check(w, refresh_models=refresh_models) for w in workers))
 
     async def check(self, worker: Worker, *, refresh_models: bool = False) -> bool:
-        """One check of one worker; updates ``healthy`` (and ``models`` when due). Returns the verdict."""
+        """One check of one worker; updates ``healthy`` (and ``models`` when due). Returns this check's verdict."""
         timeout = self._config.timeout
         try:
             status, _ = await self._upstream.get_json(f"{worker.url}/health", timeout=timeout)
             ok = status == 200
         except UpstreamError:
             ok = False
-        if ok != worker.healthy:
-            log.warning("worker %s is now %s", worker.url, "healthy" if ok else "unhealthy")
-        worker.healthy = ok
-        self._metrics.of(self._metrics.healthy, worker.role, worker.url).set(1 if ok else 0)
+        worker.failed_checks = 0 if ok else worker.failed_checks + 1
+        healthy = ok or (worker.healthy and worker.failed_checks < self._config.unhealthy_after)
+        if healthy != worker.healthy:
+            log.warning("worker %s is now %s", worker.url, "healthy" if healthy else "unhealthy")
+        worker.healthy = healthy
+        self._metrics.of(self._metrics.healthy, worker.role, worker.url).set(1 if healthy else 0)
         if ok and (worker.models is None or refresh_models):
             await self._fetch_models(worker)
         return ok

@@ -120,6 +120,12 @@ class Upstream:
             resp = await self.session.post(url, data=body, headers=headers, timeout=timeout)
         return UpstreamReply(resp, url)
 
+    async def get_text(self, url: str, *, timeout: float) -> tuple[int, str]:
+        """GET ``url``; its status and body as text (e.g. a worker's Prometheus ``/metrics``)."""
+        with _translate(url):
+            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                return resp.status, (await resp.read()).decode("utf-8", "replace")
+
     async def get_json(self, url: str, *, timeout: float) -> tuple[int, Any]:
         """GET ``url`` and parse its body as JSON (``None`` when it is not JSON)."""
         with _translate(url):

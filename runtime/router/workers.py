@@ -27,6 +27,7 @@ class Worker:
     in_flight: int = 0
     tokens_in_flight: int = 0
     consecutive_failures: int = 0
+    failed_checks: int = 0  # consecutive failed active health checks
     ejections: int = 0
     ejected_until: float = 0.0
     models: frozenset[str] | None = None

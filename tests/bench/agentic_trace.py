@@ -62,6 +62,23 @@ class Trace(BaseModel):
         """Every request, session by session."""
         return [turn for session in self.sessions for turn in session.turns]
 
+    def salted(self, tag: str) -> Trace:
+        """The same trace with ``tag`` at the start of every prompt and session id.
+
+        Replaying one trace through several routers against the same workers would let each run reuse
+        the KV cache the previous runs left behind; a different tag per run makes every prompt new to
+        the workers while keeping the trace's shape (lengths, sharing, timing) identical.
+        """
+        sessions = []
+        for session in self.sessions:
+            turns = []
+            for turn in session.turns:
+                first, *rest = turn.messages
+                messages = [{**first, "content": f"[{tag}] {first['content']}"}, *rest]
+                turns.append(turn.model_copy(update={"messages": messages, "session_id": f"{tag}-{turn.session_id}"}))
+            sessions.append(session.model_copy(update={"session_id": f"{tag}-{session.session_id}", "turns": turns}))
+        return Trace(seed=self.seed, sessions=sessions)
+
 
 def _text(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
@@ -159,7 +176,7 @@ async def _send(
     tokens = 0
     try:
         async with http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as response:
-            routing = response.headers.get("x-grove-routing") or response.headers.get("x-routing-decision")
+            routing = response.headers.get("x-grove-route")
             if response.status != 200:
                 text = (await response.text())[:200]
                 return RequestResult(
@@ -202,7 +219,7 @@ async def replay(trace: Trace, url: str, model: str, *, timeout_s: float = 120.0
             if delay > 0:
                 await asyncio.sleep(delay)
             for request in session.turns:
-                headers = {"x-session-id": session.session_id}
+                headers = {"x-session-id": request.session_id}
                 results.append(await _send(http, url, model, request, headers))
                 await asyncio.sleep(session.think_s)
 

@@ -51,6 +51,10 @@ class FakeVLLM:
         self.cues = _Cues()
         self.healthy = True
         self.external_kv_requests = 0
+        # vLLM's prefix-cache counters and cache size, as served on /metrics (tests set them)
+        self.prefix_queries = 0.0
+        self.prefix_hits = 0.0
+        self.cache_blocks, self.block_size = 512, 128
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -77,6 +81,7 @@ class FakeVLLM:
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/v1/completions", self._complete)
         app.router.add_post("/v1/chat/completions", self._complete)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
@@ -95,6 +100,17 @@ class FakeVLLM:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(status=200 if self.healthy else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        labels = f'engine="0",model_name="{self.model}"'
+        text = (
+            f"vllm:kv_cache_usage_perc{{{labels}}} 0.0\n"
+            f"vllm:prefix_cache_queries_total{{{labels}}} {self.prefix_queries}\n"
+            f"vllm:prefix_cache_hits_total{{{labels}}} {self.prefix_hits}\n"
+            f'vllm:cache_config_info{{block_size="{self.block_size}",enable_prefix_caching="True",'
+            f'engine="0",num_gpu_blocks="{self.cache_blocks}"}} 1.0\n'
+        )
+        return web.Response(text=text, content_type="text/plain")
 
     async def _models(self, request: web.Request) -> web.Response:
         card = {"id": self.model, "object": "model", "owned_by": "vllm", "root": f"/models/{self.model}"}

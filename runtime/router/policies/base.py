@@ -3,7 +3,9 @@
 Each part is a small class that implements one method of :class:`Filter`, :class:`Scorer` or
 :class:`Picker` (as llm-d's scheduler plugins do). A :class:`Policy` runs them in that order: it
 stops when a filter leaves nobody, clamps every score to [0, 1] and weights it, and collects each
-part's explanation of the chosen worker into the decision's ``reason`` (the response header).
+part's explanation of the chosen worker into the decision's ``reason`` (the response header). When
+a policy has several scorers, the explanation of one without whose share another worker would have
+won ends in ``(decided)``: the header says which signal made the choice.
 
 Parts may keep state (a round-robin counter, a prefix index). They see the request through a
 :class:`RequestView`, which computes the prompt text and its block hashes only when asked, so a
@@ -16,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.workers import Worker
 
 __all__ = ["Choice", "Filter", "Part", "Picker", "Policy", "RequestView", "Scorer"]
@@ -26,12 +29,15 @@ Endpoint = Literal["completions", "chat"]
 class RequestView:
     """What policies may read of a request; derived values are computed once, on first use."""
 
-    __slots__ = ("_blocks", "_text", "body", "endpoint", "model")
+    __slots__ = ("_blocks", "_text", "body", "endpoint", "model", "session")
 
-    def __init__(self, endpoint: Endpoint, body: dict[str, Any]) -> None:
+    def __init__(self, endpoint: Endpoint, body: dict[str, Any], session: str | None = None) -> None:
         self.endpoint = endpoint
         self.body = body
         self.model: str = body.get("model", "")
+        user = body.get("user")
+        #: The session key: the ``x-session-id`` header (given by the app), else the OpenAI ``user`` field.
+        self.session: str | None = session or (user if isinstance(user, str) and user else None)
         self._text: str | None = None
         self._blocks: dict[int, list[int]] = {}
 
@@ -105,6 +111,9 @@ class Part:
     def on_membership(self, urls: Sequence[str]) -> None:
         """The pool now has exactly these workers (drop state of departed ones)."""
 
+    def on_worker_stats(self, url: str, stats: WorkerCacheStats) -> None:
+        """A worker's own cache counters were scraped (for parts that correct an estimate with them)."""
+
 
 @runtime_checkable
 class Filter(Protocol):
@@ -146,6 +155,12 @@ class Choice:
     scores: dict[str, float] = field(default_factory=dict)
 
 
+def _decisive(chosen: Worker, totals: dict[Worker, float], part: dict[Worker, float]) -> bool:
+    """True when, without this scorer's share, another candidate would have scored strictly higher."""
+    without = {w: t - part.get(w, 0.0) for w, t in totals.items()}
+    return any(t > without[chosen] + 1e-9 for w, t in without.items() if w is not chosen)
+
+
 class Policy:
     """filters → weighted scorers → picker, under one registry name."""
 
@@ -171,12 +186,20 @@ class Policy:
             if not candidates:
                 return None
         totals = dict.fromkeys(candidates, 0.0)
-        for scorer, weight in self.scorers:
+        parts: dict[int, dict[Worker, float]] = {}
+        for i, (scorer, weight) in enumerate(self.scorers):
+            part = parts[i] = {}
             for worker, value in scorer.score(candidates, req).items():
                 if worker in totals:
-                    totals[worker] += weight * min(1.0, max(0.0, value))
+                    part[worker] = weight * min(1.0, max(0.0, value))
+                    totals[worker] += part[worker]
         worker, pick_reason = self.picker.pick(candidates, totals, req)
-        reasons = [scorer.explain(worker, req) for scorer, _ in self.scorers]
+        reasons = []
+        for i, (scorer, _) in enumerate(self.scorers):
+            text = scorer.explain(worker, req)
+            if text and len(self.scorers) > 1 and _decisive(worker, totals, parts[i]):
+                text += " (decided)"
+            reasons.append(text)
         reason = ", ".join(r for r in [*reasons, pick_reason] if r)
         return Choice(worker, reason, {w.url: round(s, 4) for w, s in totals.items()})
 
@@ -193,3 +216,10 @@ class Policy:
             hook = getattr(part, "on_membership", None)
             if hook is not None:
                 hook(urls)
+
+    def on_worker_stats(self, url: str, stats: WorkerCacheStats) -> None:
+        """Tell every part what a worker reported about its own cache."""
+        for part in self._parts:
+            hook = getattr(part, "on_worker_stats", None)
+            if hook is not None:
+                hook(url, stats)

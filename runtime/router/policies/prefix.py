@@ -1,33 +1,49 @@
 """``prefix``: send a prompt where its prefix is still in the KV cache, unless that worker is busy.
 
-The router cannot see the engines' caches, so it remembers what it sent where: each worker gets an
-LRU of the prompt-block hashes routed to it, entries expiring after ``ttl`` seconds (Dynamo's
-ApproxKvIndexer and llm-d's prefix-cache-scorer do the same). A worker's cost is Dynamo's
-``overlap_weight x blocks still to prefill + active blocks``, where active blocks are the tokens this
-router has in flight on it; the cheapest wins. A load guard drops workers far busier than the
-idlest one first, so affinity cannot overload a worker.
+The router cannot see the engines' caches block by block, so it remembers what it sent where: each
+worker gets an LRU of the prompt-block hashes routed to it (Dynamo's ApproxKvIndexer and llm-d's
+prefix-cache-scorer do the same). A worker's cost is Dynamo's ``overlap_weight x blocks still to
+prefill + active blocks``, where active blocks are the tokens this router has in flight on it; the
+cheapest wins. A session key (``x-session-id`` header or the ``user`` field) is a strong hint on
+top: with ``session_weight`` above 1 (the prefix score's range), a session's turns stay on its
+worker. A load guard drops workers far busier than the idlest one first, so neither affinity can
+overload a worker; the decision header says ``session-affinity`` / ``cache-hit`` and marks the
+signal that decided with ``(decided)``.
+
+How the estimate ages out (eviction), per worker: an entry not used for ``ttl`` seconds is ignored;
+beyond the capacity (``capacity_blocks``, or less when the worker reports a smaller KV cache in
+``vllm:cache_config_info``) the least recently used entries go; and when the worker's own prefix-cache
+counters show fewer hits than the index predicted, the oldest entries are dropped, or all of them
+after a restart (``cache_feedback.py``).
 
 Type name: ``prefix``. Parameters (defaults): ``block_chars`` 256, ``overlap_weight`` 1.0,
 ``capacity_blocks`` 65536 per worker, ``ttl`` 120 s, ``chars_per_token`` 4.0, ``balance_abs`` 8,
-``balance_rel`` 1.5. Config example::
+``balance_rel`` 1.5, ``session_weight`` 2.0 (0: no session affinity), ``session_ttl`` 600 s,
+``feedback`` true, ``feedback_min_ratio`` 0.5. Config example::
 
-    policy: {name: prefix, params: {block_chars: 128, overlap_weight: 2.0}}
+    policy: {name: prefix, params: {block_chars: 128, overlap_weight: 2.0, session_weight: 0}}
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.router.policies.base import Part, Policy, RequestView
+from runtime.router.cache_stats import WorkerCacheStats
+from runtime.router.policies.base import Part, Policy, RequestView, Scorer
+from runtime.router.policies.cache_feedback import CacheFeedback
 from runtime.router.policies.load_guard import LoadGuardFilter
 from runtime.router.policies.max_score import MaxScorePicker
+from runtime.router.policies.session import SessionAffinityScorer
 from runtime.router.workers import Worker
 
 __all__ = ["PrefixIndex", "PrefixParams", "PrefixScorer", "build"]
+
+log = logging.getLogger("grove.router.prefix")
 
 
 class PrefixParams(BaseModel):
@@ -42,6 +58,10 @@ class PrefixParams(BaseModel):
     chars_per_token: float = Field(default=4.0, gt=0)
     balance_abs: int = Field(default=8, ge=0)
     balance_rel: float = Field(default=1.5, ge=1.0)
+    session_weight: float = Field(default=2.0, ge=0)
+    session_ttl: float = Field(default=600.0, gt=0)
+    feedback: bool = True
+    feedback_min_ratio: float = Field(default=0.5, gt=0, le=1)
 
 
 class PrefixIndex:
@@ -51,6 +71,32 @@ class PrefixIndex:
         self.capacity = capacity
         self.ttl = ttl
         self._lru: dict[str, OrderedDict[int, float]] = {}
+        self._capacity: dict[str, int] = {}
+
+    def capacity_of(self, url: str) -> int:
+        """Entries kept for ``url``: the default, or the worker's own cache size if smaller."""
+        return self._capacity.get(url, self.capacity)
+
+    def set_capacity(self, url: str, blocks: int) -> None:
+        """Cap ``url``'s entries at ``blocks`` (never above the default); evict the oldest beyond it."""
+        self._capacity[url] = max(1, min(self.capacity, blocks))
+        lru = self._lru.get(url)
+        while lru and len(lru) > self._capacity[url]:
+            lru.popitem(last=False)
+
+    def size(self, url: str) -> int:
+        """How many entries ``url`` has."""
+        return len(self._lru.get(url) or ())
+
+    def drop_oldest(self, url: str, share: float) -> int:
+        """Forget the least recently used ``share`` (0..1) of ``url``'s entries; returns how many went."""
+        lru = self._lru.get(url)
+        if not lru:
+            return 0
+        count = min(len(lru), round(len(lru) * max(0.0, min(1.0, share))))
+        for _ in range(count):
+            lru.popitem(last=False)
+        return count
 
     def overlap(self, url: str, blocks: Sequence[int], now: float | None = None) -> int:
         """How many leading ``blocks`` the worker probably still holds."""
@@ -75,7 +121,8 @@ class PrefixIndex:
         for block in blocks:
             lru[block] = stamp
             lru.move_to_end(block)
-        while len(lru) > self.capacity:
+        limit = self.capacity_of(url)
+        while len(lru) > limit:
             lru.popitem(last=False)
 
     def retain(self, urls: Sequence[str]) -> None:
@@ -83,6 +130,8 @@ class PrefixIndex:
         keep = set(urls)
         for url in [u for u in self._lru if u not in keep]:
             del self._lru[url]
+        for url in [u for u in self._capacity if u not in keep]:
+            del self._capacity[url]
 
 
 class PrefixScorer(Part):
@@ -93,6 +142,7 @@ class PrefixScorer(Part):
     def __init__(self, params: PrefixParams) -> None:
         self.params = params
         self.index = PrefixIndex(params.capacity_blocks, params.ttl)
+        self.feedback = CacheFeedback(params.feedback_min_ratio) if params.feedback else None
         self._block_tokens = max(1.0, params.block_chars / params.chars_per_token)
 
     def cost(self, worker: Worker, req: RequestView, now: float) -> float:
@@ -117,17 +167,40 @@ class PrefixScorer(Part):
         return f"cache-hit {hit}/{len(blocks)} blocks" if hit else f"cache-miss 0/{len(blocks)} blocks"
 
     def on_routed(self, worker: Worker, req: RequestView) -> None:
-        self.index.insert(worker.url, req.blocks(self.params.block_chars))
+        blocks = req.blocks(self.params.block_chars)
+        if self.feedback is not None:
+            cached = self.index.overlap(worker.url, blocks) * self.params.block_chars
+            self.feedback.expect(worker.url, len(req.prompt_text), cached)
+        self.index.insert(worker.url, blocks)
 
     def on_membership(self, urls: Sequence[str]) -> None:
         self.index.retain(urls)
+        if self.feedback is not None:
+            self.feedback.retain(urls)
+
+    def on_worker_stats(self, url: str, stats: WorkerCacheStats) -> None:
+        """Cap the index at the worker's cache size; apply the hit-counter correction."""
+        if stats.capacity_tokens:
+            self.index.set_capacity(url, int(stats.capacity_tokens / self._block_tokens))
+        if self.feedback is None:
+            return
+        fix = self.feedback.observe(url, stats)
+        if fix.clear:
+            self.index.drop_oldest(url, 1.0)
+        elif fix.drop > 0:
+            self.index.drop_oldest(url, fix.drop)
+        if fix.clear or fix.drop > 0:
+            log.info("prefix index of %s corrected: %s", url, fix.reason)
 
 
 def build(params: PrefixParams) -> Policy:
-    """The ``prefix`` policy: load guard, prefix-affinity cost, best score."""
+    """The ``prefix`` policy: load guard, prefix-affinity cost (plus session affinity), best score."""
+    scorers: list[tuple[Scorer, float]] = [(PrefixScorer(params), 1.0)]
+    if params.session_weight > 0:
+        scorers.insert(0, (SessionAffinityScorer(params.session_ttl), params.session_weight))
     return Policy(
         "prefix",
         filters=[LoadGuardFilter(params.balance_abs, params.balance_rel)],
-        scorers=[(PrefixScorer(params), 1.0)],
+        scorers=scorers,
         picker=MaxScorePicker(),
     )

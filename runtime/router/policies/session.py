@@ -1,0 +1,74 @@
+"""Session affinity: the turns of one conversation go back to the worker that served the previous turn.
+
+The session key is the ``x-session-id`` request header, else the OpenAI ``user`` field
+(:attr:`RequestView.session`). A request without one scores every worker alike. The scorer only
+hints: in the ``prefix`` policy it runs after the load guard, so a hot session whose worker became
+far busier than the idlest is moved (and pinned to its new worker from then on); the explanation
+then says ``moved``. Sessions are forgotten ``ttl`` seconds after their last request, the least
+recently used first beyond ``capacity``, and at once when their worker leaves the pool.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from runtime.router.policies.base import Part, RequestView
+from runtime.router.workers import Worker
+
+__all__ = ["SessionAffinityScorer"]
+
+_SHOWN = 48  # characters of a session key shown in the decision header
+
+
+class SessionAffinityScorer(Part):
+    """Scores 1 for the worker a session is pinned to, 0 for the others."""
+
+    name = "session-affinity-scorer"
+
+    def __init__(self, ttl: float = 600.0, capacity: int = 100_000) -> None:
+        self.ttl = ttl
+        self.capacity = capacity
+        self._where: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def worker_of(self, session: str | None, now: float | None = None) -> str | None:
+        """The URL the session is pinned to, if it is known and not expired."""
+        if session is None:
+            return None
+        entry = self._where.get(session)
+        if entry is None:
+            return None
+        url, seen = entry
+        if (now if now is not None else time.monotonic()) - seen > self.ttl:
+            del self._where[session]
+            return None
+        return url
+
+    def score(self, workers: list[Worker], req: RequestView) -> dict[Worker, float]:
+        url = self.worker_of(req.session)
+        return {w: 1.0 if w.url == url else 0.0 for w in workers}
+
+    def explain(self, worker: Worker, req: RequestView) -> str:
+        if req.session is None:
+            return ""
+        shown = req.session[:_SHOWN]
+        url = self.worker_of(req.session)
+        if url is None:
+            return f"session {shown} new"
+        if url == worker.url:
+            return f"session-affinity {shown}"
+        return f"session {shown} moved from {url}"
+
+    def on_routed(self, worker: Worker, req: RequestView, now: float | None = None) -> None:
+        if req.session is None:
+            return
+        self._where[req.session] = (worker.url, now if now is not None else time.monotonic())
+        self._where.move_to_end(req.session)
+        while len(self._where) > self.capacity:
+            self._where.popitem(last=False)
+
+    def on_membership(self, urls: Sequence[str]) -> None:
+        keep = set(urls)
+        for session in [s for s, (url, _) in self._where.items() if url not in keep]:
+            del self._where[session]
