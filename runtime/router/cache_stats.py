@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime.errors import UpstreamError
+from runtime.router.background import Background
 from runtime.router.upstream import Upstream
 from runtime.router.workers import Worker, WorkerPool
 
@@ -82,7 +83,7 @@ class CacheStatsScraper:
         self._upstream = upstream
         self._interval = interval
         self._sink = sink
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("router-cache-stats")
 
     async def scrape(self, worker: Worker) -> WorkerCacheStats | None:
         """One scrape of one worker; the figures also go to the sink."""
@@ -102,18 +103,12 @@ class CacheStatsScraper:
 
     def start(self) -> None:
         """Scrape in the background until :meth:`stop`."""
-        if self._task is None and self._interval > 0:
-            self._task = asyncio.create_task(self._run(), name="router-cache-stats")
+        if self._interval > 0:
+            self._background.start(self._run)
 
     async def stop(self) -> None:
         """Stop scraping."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._background.stop()
 
     async def _run(self) -> None:
         while True:

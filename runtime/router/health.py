@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from runtime.errors import UpstreamError
+from runtime.router.background import Background
 from runtime.router.config import HealthConfig
 from runtime.router.metrics import RouterMetrics
 from runtime.router.upstream import Upstream
@@ -37,7 +38,7 @@ class HealthChecker:
         self._upstream = upstream
         self._config = config
         self._metrics = metrics
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("router-health")
         self._round = 0
 
     async def check_all(self, *, refresh_models: bool = False) -> None:
@@ -77,18 +78,11 @@ class HealthChecker:
 
     def start(self) -> None:
         """Start the periodic checks in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="router-health")
+        self._background.start(self._run)
 
     async def stop(self) -> None:
         """Stop the periodic checks."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._background.stop()
 
     async def _run(self) -> None:
         while True:

@@ -13,6 +13,8 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 
+from runtime.router.background import Background
+
 __all__ = ["DnsProber", "Resolver"]
 
 log = logging.getLogger("grove.router.discovery")
@@ -47,7 +49,7 @@ class DnsProber:
         self._scheme, self._interval, self._max = scheme, interval, max_pods
         self._resolves = resolver
         self._last: list[str] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("router-dns-discovery")
 
     async def probe(self) -> list[str]:
         """One pass: the URLs of the names that resolve now (also reported if they changed)."""
@@ -68,16 +70,11 @@ class DnsProber:
 
     def start(self) -> None:
         """Probe now and then every ``interval`` seconds, in the background."""
-        self._task = asyncio.create_task(self._run(), name="router-dns-discovery")
+        self._background.start(self._run)
 
     async def stop(self) -> None:
         """Stop probing."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._background.stop()
 
     async def _run(self) -> None:
         while True:
