@@ -24,7 +24,7 @@ from grove_pipelines.local.plan import LLMPlan
 from grove_pipelines.sdk import Stage
 from runtime.server.errors import PipelineRunError, StageFailedError, from_body
 from runtime.server.executor import Executor
-from runtime.server.schema import ResultDecoder
+from runtime.server.schema import result_decoder
 from runtime.server.wire import encode
 
 __all__ = ["LLMDeployment", "PipelineIngress", "RayHandleTransport", "StageDeployment"]
@@ -35,14 +35,11 @@ class RayHandleTransport:
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
-        self._decoders: dict[str, ResultDecoder] = {}
 
     async def call(
         self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
     ) -> Any:
-        decoder = self._decoders.get(stage.name)
-        if decoder is None:
-            decoder = self._decoders[stage.name] = ResultDecoder(stage.callable())
+        decoder = result_decoder(stage)
         ok, payload = await self.handle.call.remote(encode(list(args)), encode(kwargs), caller, request_id)
         if ok:
             return decoder.decode(payload)

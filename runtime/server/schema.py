@@ -7,6 +7,7 @@ fields refused), and a result schema from the return annotation.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
 from grove_pipelines.errors import DefinitionError
+from grove_pipelines.sdk import Stage
 
 __all__ = [
     "RESERVED_FIELDS",
@@ -23,6 +25,7 @@ __all__ = [
     "format_errors",
     "input_model",
     "request_schema",
+    "result_decoder",
     "result_schema",
 ]
 
@@ -115,6 +118,12 @@ class ArgBinder:
             if adapter is not None and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 bound.arguments[name] = adapter.validate_python(value)
         return bound.args, bound.kwargs
+
+
+@functools.cache
+def result_decoder(stage: Stage) -> ResultDecoder:
+    """The (cached) decoder of a stage's results, shared by every transport that calls it remotely."""
+    return ResultDecoder(stage.callable())
 
 
 class ResultDecoder:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from grove_pipelines.sdk import Stage
-from runtime.server.schema import ResultDecoder
+from runtime.server.schema import result_decoder
 from runtime.server.upstream import Upstream
 from runtime.server.wire import CALLER_HEADER, REQUEST_ID_HEADER, encode, stage_path
 
@@ -41,14 +41,11 @@ class HTTPStageTransport:
     def __init__(self, base_url: str, upstream: Upstream) -> None:
         self.base_url = base_url.rstrip("/")
         self.upstream = upstream
-        self._decoders: dict[str, ResultDecoder] = {}
 
     async def call(
         self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
     ) -> Any:
-        decoder = self._decoders.get(stage.name)
-        if decoder is None:
-            decoder = self._decoders[stage.name] = ResultDecoder(stage.callable())
+        decoder = result_decoder(stage)
         payload = {"args": encode(list(args)), "kwargs": encode(kwargs)}
         headers = {CALLER_HEADER: caller, REQUEST_ID_HEADER: request_id}
         url = self.base_url + stage_path(stage.name)
