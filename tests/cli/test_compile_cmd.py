@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from grove_pipelines import yamlio
-from grove_pipelines.cli.main import main
+from tests.cli.runner import run_cli
 
 WritePipeline = Callable[..., Path]
 
@@ -25,16 +25,6 @@ async def tool(x: str) -> str:
 async def body(q: str) -> str:
     return await helper.chat(await tool(q))
 """
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_compile_to_stdout(write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]) -> None:

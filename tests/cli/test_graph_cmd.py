@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from grove_pipelines.cli.main import main
+from tests.cli.runner import run_cli
 
 WritePipeline = Callable[..., Path]
 
@@ -26,16 +27,6 @@ async def pong() -> None:
 async def body() -> None:
     await ping()
 """
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(
