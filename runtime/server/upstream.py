@@ -55,16 +55,21 @@ class Upstream:
             await self._session.close()
             self._session = None
 
+    async def _post_json(
+        self, url: str, body: dict[str, Any], headers: dict[str, str], *, what: str, stage: str
+    ) -> tuple[int, Any]:
+        """POST JSON and parse the JSON answer; unreachable or non-JSON becomes a ``StageUpstreamError``."""
+        try:
+            async with self.session.post(url, json=body, headers=headers) as resp:
+                return resp.status, await resp.json(content_type=None)
+        except _TRANSPORT_ERRORS as exc:
+            raise StageUpstreamError(f"{what} at {url} is unreachable: {exc}", stage=stage) from exc
+        except ValueError as exc:
+            raise StageUpstreamError(f"{what} at {url} answered with invalid JSON", stage=stage) from exc
+
     async def call_stage(self, url: str, stage: str, payload: dict[str, Any], headers: dict[str, str]) -> Any:
         """POST a stage call and return its ``result``; the callee's error is re-raised as it was."""
-        try:
-            async with self.session.post(url, json=payload, headers=headers) as resp:
-                body = await resp.json(content_type=None)
-                status = resp.status
-        except _TRANSPORT_ERRORS as exc:
-            raise StageUpstreamError(f"stage {stage!r} at {url} is unreachable: {exc}", stage=stage) from exc
-        except ValueError as exc:
-            raise StageUpstreamError(f"stage {stage!r} at {url} answered with invalid JSON", stage=stage) from exc
+        status, body = await self._post_json(url, payload, headers, what=f"stage {stage!r}", stage=stage)
         if status != 200:
             raise from_body(status, body, stage=stage, url=url)
         if not isinstance(body, dict) or "result" not in body:
@@ -73,14 +78,7 @@ class Upstream:
 
     async def call_llm(self, url: str, stage: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         """POST an OpenAI request to the LLM stage's router and return the parsed response."""
-        try:
-            async with self.session.post(url, json=body, headers=headers) as resp:
-                payload = await resp.json(content_type=None)
-                status = resp.status
-        except _TRANSPORT_ERRORS as exc:
-            raise StageUpstreamError(f"LLM stage {stage!r} at {url} is unreachable: {exc}", stage=stage) from exc
-        except ValueError as exc:
-            raise StageUpstreamError(f"LLM stage {stage!r} at {url} answered with invalid JSON", stage=stage) from exc
+        status, payload = await self._post_json(url, body, headers, what=f"LLM stage {stage!r}", stage=stage)
         if status != 200 or not isinstance(payload, dict):
             raise StageUpstreamError(
                 f"LLM stage {stage!r} at {url} answered HTTP {status}: {_error_message(payload)}",
