@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from grove_pipelines.cli.kube_common import Context, Kubeconfig, Namespace, Timeout, connect, parse_duration
+from grove_pipelines.cli.kube_common import (
+    Context,
+    Image,
+    Kubeconfig,
+    ManifestRef,
+    Namespace,
+    Timeout,
+    connect,
+    parse_duration,
+)
 from grove_pipelines.cli.output import echo_progress
 
 __all__ = ["register"]
@@ -33,13 +42,11 @@ def _confirm(question: str) -> bool:
 
 
 def deploy(
-    ref: Annotated[
-        str, typer.Argument(help="The pipeline (path/file.py[:name], module:name) or a YAML manifest.")
-    ],
+    ref: ManifestRef,
     namespace: Namespace = None,
     context: Context = None,
     kubeconfig: Kubeconfig = None,
-    image: Annotated[str | None, typer.Option("--image", help="Runtime image for the Python stages.")] = None,
+    image: Image = None,
     dry_run: DryRun = "none",
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until every clique has minAvailable ready pods.")

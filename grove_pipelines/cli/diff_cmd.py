@@ -6,20 +6,18 @@ from typing import Annotated
 
 import typer
 
-from grove_pipelines.cli.kube_common import Context, Kubeconfig, Namespace, connect
+from grove_pipelines.cli.kube_common import Context, Image, Kubeconfig, ManifestRef, Namespace, connect
 from grove_pipelines.cli.output import echo_progress
 
 __all__ = ["register"]
 
 
 def diff(
-    ref: Annotated[
-        str, typer.Argument(help="The pipeline (path/file.py[:name], module:name) or a YAML manifest.")
-    ],
+    ref: ManifestRef,
     namespace: Namespace = None,
     context: Context = None,
     kubeconfig: Kubeconfig = None,
-    image: Annotated[str | None, typer.Option("--image", help="Runtime image for the Python stages.")] = None,
+    image: Image = None,
     force_conflicts: Annotated[
         bool, typer.Option("--force-conflicts", help="Diff as if deploy took over fields other managers own.")
     ] = False,

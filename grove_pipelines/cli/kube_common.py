@@ -10,12 +10,16 @@ import typer
 if TYPE_CHECKING:
     from grove_pipelines.kube import KubeClient
 
-__all__ = ["Context", "Kubeconfig", "Namespace", "Timeout", "connect", "parse_duration"]
+__all__ = ["Context", "Image", "Kubeconfig", "ManifestRef", "Namespace", "Timeout", "connect", "parse_duration"]
 
 Namespace = Annotated[
     str | None,
     typer.Option("--namespace", "-n", help="Namespace (default: the manifest's, else the context's)."),
 ]
+ManifestRef = Annotated[
+    str, typer.Argument(help="The pipeline (path/file.py[:name], module:name) or a YAML manifest.")
+]
+Image = Annotated[str | None, typer.Option("--image", help="Runtime image for the Python stages.")]
 Context = Annotated[str | None, typer.Option("--context", help="kubeconfig context to use.")]
 Kubeconfig = Annotated[
     str | None,
