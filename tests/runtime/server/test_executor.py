@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 
 import pytest
 
@@ -153,11 +154,12 @@ async def test_calling_a_stage_that_is_not_an_edge_names_both_stages() -> None:
     async def hidden(x: int) -> int:
         return x
 
-    tools = {"hidden": hidden}  # reached through a container: the code scan cannot see this call
+    tools = types.ModuleType("tools")  # looked up by a computed name: the code scan cannot see this call
+    tools.hidden = hidden  # type: ignore[attr-defined]
 
     @stage
     async def planner(x: int) -> int:
-        return await tools["hidden"](x)
+        return int(await getattr(tools, "hid" + "den")(x))
 
     @pipeline(name="sneaky")
     async def sneaky(x: int) -> int:
@@ -167,7 +169,10 @@ async def test_calling_a_stage_that_is_not_an_edge_names_both_stages() -> None:
         await make_executor(sneaky).run({"x": 1})
     assert (info.value.caller, info.value.callee) == ("planner", "hidden")
     assert "stage 'planner' called stage 'hidden'" in str(info.value)
-    assert "depends_on" in str(info.value)
+    line = planner.target.__code__.co_firstlineno
+    assert str(info.value).endswith(
+        f'add depends_on=["hidden"] to the @stage decorator of \'planner\' at tests/runtime/server/test_executor.py:{line}'
+    )
 
 
 async def test_depends_on_declares_the_hidden_edge() -> None:
