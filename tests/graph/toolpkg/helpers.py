@@ -30,7 +30,7 @@ REGISTRY: dict[str, Any] = {
     "nested": {"more": [functools.partial(tools.fmt, style="bold")]},
 }
 
-SHOUT = lambda text: tools.shout(text)  # noqa: E731
+SHOUT = lambda text: tools.shout(text)
 
 
 def logged(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
