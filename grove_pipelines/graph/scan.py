@@ -29,7 +29,6 @@ import os
 import sys
 import sysconfig
 import types
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, is_dataclass
 from typing import Any
@@ -159,6 +158,9 @@ def _static_attr(obj: object, name: str) -> object:
 _MISSING = object()
 
 
+_Item = tuple[object, Origin, "type | None", int]
+
+
 class _Scanner:
     """One scan from one root; ``reached`` keeps the first origin of each stage, in scan order."""
 
@@ -166,15 +168,18 @@ class _Scanner:
         self.root = root
         self.reached: dict[int, Reached] = {}
         self.seen: set[tuple[int, int]] = set()
-        self.work: deque[tuple[object, Origin, type | None, int]] = deque()
+        self.stack: list[_Item] = []
+        self.batch: list[_Item] = []
 
     def push(self, obj: object, origin: Origin, owner: type | None = None, depth: int = 0) -> None:
-        self.work.append((obj, origin, owner, depth))
+        self.batch.append((obj, origin, owner, depth))
 
     def run(self) -> list[Reached]:
-        while self.work:
-            obj, origin, owner, depth = self.work.popleft()
-            self.visit(obj, origin, owner, depth)
+        """Depth first, in reading order: stages come out in the order the code first reaches them."""
+        while self.stack:
+            self.visit(*self.stack.pop())
+            self.stack.extend(reversed(self.batch))
+            self.batch.clear()
         return list(self.reached.values())
 
     def visit(self, obj: object, origin: Origin, owner: type | None, depth: int) -> None:
@@ -325,5 +330,5 @@ def scan(root: Stage | Pipeline) -> list[Reached]:
         if isinstance(target, types.FunctionType)
         else Origin(name, "", 0)
     )
-    scanner.push(target, start)
+    scanner.stack.append((target, start, None, 0))
     return scanner.run()

@@ -35,10 +35,12 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "grove-pipelines"}
 
 @dataclass
 class CompiledPipeline:
-    """The PodCliqueSet and the objects applied beside it (Services, router RBAC)."""
+    """The PodCliqueSet and the objects applied beside it (Services, router RBAC), and a note per name
+    shortened to fit Grove's budgets."""
 
     pcs: PodCliqueSet
     objects: list[KubeModel] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def documents(self) -> list[dict[str, Any]]:
         """Plain manifests: the PodCliqueSet first."""
