@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from grove_pipelines.cli.output import echo_warnings
+from grove_pipelines.cli.output import echo_notes, echo_warnings
 from grove_pipelines.graph import explain, render
 from grove_pipelines.loader import load_graph
 
@@ -24,8 +24,11 @@ def graph(
     """Print the pipeline's stages and who calls whom."""
     if fmt not in ("text", "mermaid", "dot"):
         raise typer.BadParameter(f"{fmt!r} is not one of text, mermaid, dot", param_hint="--format")
+    from grove_pipelines.grove.compiler import plan_names
+
     pipeline_graph = load_graph(ref)
     echo_warnings(pipeline_graph.warnings)
+    echo_notes(plan_names(pipeline_graph)[2])
     typer.echo(explain(pipeline_graph) if why else render(pipeline_graph, fmt))  # type: ignore[arg-type]
 
 
