@@ -125,6 +125,9 @@ def _instructions(code: types.CodeType) -> _Decoded:
     for inner in _code_objects(code):
         line = inner.co_firstlineno
         found = []
+        if not inner.co_names and not inner.co_freevars:
+            out.append((inner, ()))  # loads no global, attribute or closure: nothing to resolve
+            continue
         for ins in dis.get_instructions(inner):
             if ins.positions is not None and ins.positions.lineno is not None:
                 line = ins.positions.lineno
