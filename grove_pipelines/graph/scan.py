@@ -121,7 +121,7 @@ def _instructions(code: types.CodeType) -> _Decoded:
     cached = _DECODED.get(id(code))
     if cached is not None and cached[0] is code:
         return cached[1]
-    out = []
+    out: list[tuple[types.CodeType, tuple[_Instr, ...]]] = []
     for inner in _code_objects(code):
         line = inner.co_firstlineno
         found = []
