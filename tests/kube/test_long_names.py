@@ -42,6 +42,7 @@ def test_long_names_compile_deploy_and_show_in_status(
     deployed = cli("deploy", "support.py")
     assert deployed.code == 0, deployed.err
     assert f"podcliqueset/{pcs} created" in deployed.out
+    assert f"note: pipeline {NAME!r} is too long for Grove's name budget" in deployed.err
     status = cli("status", NAME, "-o", "json")
     assert status.code == 0, status.err
     data = json.loads(status.out)
