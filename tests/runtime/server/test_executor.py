@@ -285,3 +285,28 @@ async def test_warm_up_makes_class_stages_before_the_first_request() -> None:
     assert await executor.run({"q": "x"}) == "x" and made == ["index"]
     with pytest.raises(StageFailedError, match="'broken' failed: OSError: model file missing"):
         await executor.run({"q": "x", "broken": True})
+
+
+async def test_an_undeclared_call_from_the_body_names_the_calls_line_to_add() -> None:
+    @stage
+    async def hidden(x: int) -> int:
+        return x
+
+    @stage
+    async def shown(x: int) -> int:
+        return x
+
+    tools = types.ModuleType("tools")
+    tools.hidden = hidden  # type: ignore[attr-defined]
+
+    @pipeline(name="sneaky")
+    async def sneaky(x: int) -> int:
+        return int(await shown(x)) + int(await getattr(tools, "hid" + "den")(x))
+
+    with pytest.raises(UndeclaredCallError) as info:
+        await make_executor(sneaky).run({"x": 1})
+    assert (info.value.caller, info.value.callee) == ("frontend", "hidden")
+    assert str(info.value) == (
+        "the pipeline body called stage 'hidden', which is not an edge of the pipeline graph; the code scan "
+        'cannot see this call: add calls=["hidden"] to @pipeline(name="sneaky", ...)'
+    )
