@@ -120,3 +120,36 @@ def test_unreached_module_stages_warn_with_their_definition() -> None:
     line = tools.decoy.target.__code__.co_firstlineno
     assert warning.startswith("stage 'decoy' is defined but the pipeline 'p' never calls it (defined at ")
     assert f"tests/graph/toolpkg/tools.py:{line})" in warning
+
+
+class _Toolbox:
+    """A user object in a global: its bound method, its class's classmethod and property are followed."""
+
+    table = frozenset({tools.units})
+
+    def __init__(self) -> None:
+        self.extra = {tools.weather: "weather"}  # a stage as a dict key
+
+    async def run(self, q: str) -> object:
+        return await self.route(q)
+
+    @classmethod
+    async def route(cls, q: str) -> object:
+        return [t(q) for t in cls.table]
+
+    @property
+    def first(self) -> object:
+        return tools.echo
+
+
+_BOX = _Toolbox()
+_SETS = ({tools.calc}, (tools.shout, [tools.summarize]))
+
+
+def test_sets_keys_tuples_and_user_objects_are_followed() -> None:
+    @pipeline(name="p")
+    async def body(q: str) -> object:
+        return [await _BOX.run(q), _SETS, _BOX.first]
+
+    found = {hit.stage.name for hit in scan(body)}
+    assert found == {"units", "weather", "echo", "calc", "shout", "summarize"}
