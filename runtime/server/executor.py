@@ -92,19 +92,15 @@ class Executor:
 
     @classmethod
     def from_loaded(
-        cls,
-        loaded: LoadedPipeline,
-        *,
-        graph: PipelineGraph | None = None,
-        environ: Mapping[str, str] | None = None,
-        **options: Any,
+        cls, loaded: LoadedPipeline, *, environ: Mapping[str, str] | None = None, **options: Any
     ) -> Executor:
         """An executor for a loaded pipeline; stage and LLM endpoints default to ``GP_*_URL_*`` variables.
 
-        The graph (``graph``, or the loaded pipeline's) holds the stage objects its one scan found: the
-        server does not scan user code again.
+        The graph (``graph=`` if the caller built it already, else the loaded pipeline's) holds the
+        stage objects its one scan found: the server does not scan user code again.
         """
-        graph = graph or loaded.graph()
+        given: PipelineGraph | None = options.pop("graph", None)
+        graph = given or loaded.graph()
         names = [s.name for s in graph.stages()]
         options.setdefault("stage_urls", urls_from_env(STAGE_URL_PREFIX, names, environ))
         options.setdefault("llm_urls", urls_from_env(LLM_URL_PREFIX, names, environ))
