@@ -44,6 +44,7 @@ _LOADS_NAME = frozenset({"LOAD_GLOBAL", "LOAD_NAME"})
 _LOADS_CELL = frozenset({"LOAD_DEREF", "LOAD_CLASSDEREF", "LOAD_CLOSURE"})
 _LOADS_ATTR = frozenset({"LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM"})
 _CONTAINERS = (list, tuple, set, frozenset)
+_ATOMS = (str, bytes, int, float, complex, bool, type(None))
 _FOREIGN_ROOTS: tuple[str, ...] = ()
 
 
@@ -190,7 +191,7 @@ class _Scanner:
             if obj is not self.root and id(obj) not in self.reached:
                 self.reached[id(obj)] = Reached(obj, origin)
             return
-        if obj is None or isinstance(obj, (str, bytes, int, float, bool, Pipeline, types.ModuleType)):
+        if isinstance(obj, (*_ATOMS, Pipeline, types.ModuleType)):
             return
         key = (id(obj), id(owner))
         if key in self.seen:
@@ -208,12 +209,15 @@ class _Scanner:
             for part in (obj.func, *obj.args, *obj.keywords.values()):
                 self.push(part, origin, owner, depth)
         elif isinstance(obj, dict):
-            for key_, value in dict.items(obj):
-                self.push(key_, origin, None, depth)
-                self.push(value, origin, None, depth)
+            for pair in dict.items(obj):
+                for item in pair:
+                    if not isinstance(item, _ATOMS):
+                        self.push(item, origin, None, depth)
         elif isinstance(obj, _CONTAINERS):
-            for item in (list(obj) if not isinstance(obj, (list, tuple)) else obj):
-                self.push(item, origin, None, depth)
+            base: Any = next(kind for kind in _CONTAINERS if isinstance(obj, kind))
+            for item in base.__iter__(obj):  # the builtin's iterator: a subclass's __iter__ is user code
+                if not isinstance(item, _ATOMS):
+                    self.push(item, origin, None, depth)
         elif isinstance(obj, type):
             self.klass(obj, origin)
         elif isinstance(obj, property):

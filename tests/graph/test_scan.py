@@ -153,3 +153,21 @@ def test_sets_keys_tuples_and_user_objects_are_followed() -> None:
 
     found = {hit.stage.name for hit in scan(body)}
     assert found == {"units", "weather", "echo", "calc", "shout", "summarize"}
+
+
+class _LoudList(list):  # type: ignore[type-arg]
+    """A list subclass whose own iteration is user code the scan must not run."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("the scan ran user code")
+
+
+_LOUD = _LoudList([tools.calc])
+
+
+def test_container_subclasses_are_read_without_running_their_code() -> None:
+    @pipeline(name="p")
+    async def body() -> object:
+        return _LOUD
+
+    assert [hit.stage.name for hit in scan(body)] == ["calc"]
