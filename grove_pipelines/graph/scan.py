@@ -24,6 +24,7 @@ from __future__ import annotations
 import builtins
 import dis
 import functools
+import importlib.util
 import inspect
 import os
 import sys
@@ -56,9 +57,9 @@ def _foreign_roots() -> tuple[str, ...]:
         roots |= {p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")}
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # grove_pipelines/
         roots.add(here)
-        runtime = sys.modules.get("runtime")
-        if runtime is not None and getattr(runtime, "__file__", None):
-            roots.add(os.path.dirname(os.path.abspath(str(runtime.__file__))))
+        runtime = importlib.util.find_spec("runtime")  # our pod-side package (found, not imported)
+        if runtime is not None and runtime.origin:
+            roots.add(os.path.dirname(os.path.abspath(runtime.origin)))
         _FOREIGN_ROOTS = tuple(sorted(os.path.join(os.path.realpath(r), "") for r in roots))
     return _FOREIGN_ROOTS
 
