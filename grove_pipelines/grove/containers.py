@@ -6,7 +6,6 @@ with vLLM; change them only together with the runtime.
 
 from __future__ import annotations
 
-import json
 import shlex
 
 from grove_pipelines.grove.core import (
@@ -23,6 +22,7 @@ from grove_pipelines.grove.core import (
 )
 from grove_pipelines.grove.layout import Unit
 from grove_pipelines.spec import LLMSpec, Resources, RoleSpec
+from grove_pipelines.spec.vllm import KV_ROLES, VLLMServe
 
 __all__ = [
     "DIST_PORT",
@@ -39,8 +39,6 @@ WORKER_PORT = 8000
 ROUTER_BASE_PORT = 9000
 DIST_PORT = 29500
 """torch.distributed rendezvous port of a multi-node vLLM leader (``--master-port``)."""
-
-_KV_ROLE = {"prefill": "kv_producer", "decode": "kv_consumer"}
 
 
 def resources(res: Resources, *, gpus: int | None = None) -> ResourceRequirements | None:
@@ -118,18 +116,11 @@ def _pod_ip(name: str) -> EnvVar:
 
 
 def _vllm_args(spec: LLMSpec, role: RoleSpec) -> list[str]:
-    args = [
-        "vllm", "serve", spec.model,
-        "--served-model-name", spec.model_name,
-        "--host", "0.0.0.0", "--port", str(WORKER_PORT),
-        "--tensor-parallel-size", str(role.tensor_parallel),
-    ]  # fmt: skip
-    if role.role in _KV_ROLE:
-        config = {"kv_connector": "NixlConnector", "kv_role": _KV_ROLE[role.role]}
-        args += ["--kv-transfer-config", json.dumps(config, separators=(",", ":"))]
-    if spec.max_model_len is not None:
-        args += ["--max-model-len", str(spec.max_model_len)]
-    return args + list(role.vllm_args)
+    serve = VLLMServe(
+        model=spec.model, served_model_name=spec.model_name, role="aggregated" if role.role == "serve" else role.role, host="0.0.0.0", port=WORKER_PORT,
+        tensor_parallel=role.tensor_parallel, max_model_len=spec.max_model_len, extra_args=role.vllm_args,
+    )  # fmt: skip
+    return ["vllm", *serve.args()]
 
 
 def vllm_containers(spec: LLMSpec, unit: Unit, *, image: str) -> dict[str, Container]:
@@ -144,7 +135,7 @@ def vllm_containers(spec: LLMSpec, unit: Unit, *, image: str) -> dict[str, Conta
     role = unit.spec
     assert role is not None
     env = [EnvVar(name=k, value=v) for k, v in spec.env.items()]
-    if role.role in _KV_ROLE:  # NIXL's handshake address: the pod, not the default "localhost"
+    if role.role in KV_ROLES:  # NIXL's handshake address: the pod, not the default "localhost"
         env.append(_pod_ip("VLLM_NIXL_SIDE_CHANNEL_HOST"))
     if unit.group is not None:  # the address other nodes reach this one on
         env.append(_pod_ip("VLLM_HOST_IP"))

@@ -103,7 +103,8 @@ def test_vllm_cliques(pcs: dict[str, Any]) -> None:
     prefill = _containers(pcs, "chat-prefill")["vllm"]
     assert prefill["command"] == [
         "vllm", "serve", "Qwen/Qwen3-0.6B", "--served-model-name", "chat", "--host", "0.0.0.0", "--port", "8000",
-        "--tensor-parallel-size", "1", "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_producer"}',
+        "--tensor-parallel-size", "1",
+        "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_producer","kv_load_failure_policy":"recompute"}',
     ]  # fmt: skip
     assert (
         prefill["resources"]["requests"]["nvidia.com/gpu"]
@@ -147,7 +148,8 @@ def test_multi_node_role_is_a_scaling_group_of_leader_and_workers(pcs: dict[str,
     assert shell[:2] == ["sh", "-c"]
     assert "--node-rank $((GROVE_PCLQ_POD_INDEX + 1))" in shell[2] and shell[2].endswith("--headless")
     assert f"--master-addr {address}" in shell[2]
-    assert '\'{"kv_connector":"NixlConnector","kv_role":"kv_consumer"}\'' in shell[2]
+    kv = '{"kv_connector":"NixlConnector","kv_role":"kv_consumer","kv_load_failure_policy":"recompute"}'
+    assert f"'{kv}'" in shell[2]
     # env values never reference $(GROVE_*): only command lines do (portable across Grove versions)
     for spec in (leader, worker):
         assert all("GROVE_" not in str(e) for e in spec["podSpec"]["containers"][0].get("env", []))
