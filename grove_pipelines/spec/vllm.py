@@ -13,7 +13,8 @@ a set of optional fields, left unset in the compiled pods.
 from __future__ import annotations
 
 import json
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +38,12 @@ KV_LOAD_FAILURE_POLICY: Literal["recompute", "fail"] = "recompute"
 
 EngineRole = Literal["aggregated", "prefill", "decode"]
 
+_VALUE_FLAGS = {
+    "--served-model-name": "served_model_name", "--host": "host", "--port": "port",
+    "--tensor-parallel-size": "tensor_parallel", "--kv-transfer-config": "kv", "--max-model-len": "max_model_len",
+    "--seed": "seed", "--kv-cache-memory-bytes": "kv_cache_bytes", "--max-num-seqs": "max_num_seqs",
+}  # fmt: skip
+
 
 class VLLMServe(BaseModel):
     """The arguments of one ``vllm serve``, after the ``vllm`` program name."""
@@ -58,6 +65,32 @@ class VLLMServe(BaseModel):
     enforce_eager: bool = False
     max_num_seqs: int | None = Field(default=None, ge=1)
     extra_args: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, args: Sequence[str]) -> VLLMServe:
+        """The inverse of :meth:`args`: flags this model does not know stay in ``extra_args`` in order."""
+        if len(args) < 2 or args[0] != "serve":
+            raise ValueError("not a `vllm serve MODEL ...` command line")
+        fields: dict[str, Any] = {"model": args[1]}
+        extra: list[str] = []
+        rest = list(args[2:])
+        while rest:
+            flag = rest.pop(0)
+            if flag == "--enforce-eager":
+                fields["enforce_eager"] = True
+            elif flag in _VALUE_FLAGS and rest:
+                fields[_VALUE_FLAGS[flag]] = rest.pop(0)
+            else:
+                extra.append(flag)
+        kv = fields.pop("kv", None)
+        if kv is not None:
+            config = json.loads(kv)
+            roles = {v: k for k, v in KV_ROLES.items()}
+            fields["role"] = roles[config["kv_role"]]
+            fields.update(
+                {k: config[k] for k in ("kv_buffer_device", "kv_load_failure_policy") if k in config}
+            )
+        return cls.model_validate({**fields, "extra_args": tuple(extra)})
 
     def kv_transfer_config(self) -> dict[str, str] | None:
         """The ``--kv-transfer-config`` of a prefill or decode worker; None when aggregated."""

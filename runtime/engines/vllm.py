@@ -34,11 +34,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from grove_pipelines.spec.vllm import KV_LOAD_FAILURE_POLICY, EngineRole, VLLMServe
 from runtime.engines.supervisor import ManagedProcess, ProgressCallback, free_port
 
-__all__ = ["VLLM_PROGRAM", "PDPair", "Role", "VLLMConfig", "VLLMProcess", "start_pd_pair"]
+__all__ = ["OFFLINE_ENV", "VLLM_PROGRAM", "PDPair", "Role", "VLLMConfig", "VLLMProcess", "start_pd_pair"]
 
 Role = EngineRole
 VLLM_PROGRAM = (sys.executable, "-m", "vllm.entrypoints.cli.main")
 """The installed vLLM's ``vllm`` command, run with this interpreter."""
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+    "PYTHONUNBUFFERED": "1",
+}  # fmt: skip
+"""No hub look-ups or usage reports: this machine serves the models it has."""
 
 
 class VLLMConfig(BaseModel):
@@ -86,13 +91,7 @@ class VLLMConfig(BaseModel):
     def environment(self, side_channel_port: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of the server: ``base`` (default: ours) plus the offline and loopback settings."""
         env = dict(os.environ if base is None else base)
-        env.update(
-            HF_HUB_OFFLINE="1",
-            TRANSFORMERS_OFFLINE="1",
-            VLLM_NO_USAGE_STATS="1",
-            DO_NOT_TRACK="1",
-            PYTHONUNBUFFERED="1",
-        )
+        env.update(OFFLINE_ENV)
         if self.loopback:
             env.update(
                 VLLM_HOST_IP="127.0.0.1", UCX_NET_DEVICES="lo", VLLM_NIXL_SIDE_CHANNEL_HOST="127.0.0.1"

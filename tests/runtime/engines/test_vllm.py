@@ -9,6 +9,7 @@ from pathlib import Path
 from grove_pipelines.grove.containers import vllm_containers
 from grove_pipelines.grove.layout import Unit
 from grove_pipelines.spec import PD, LLMSpec, PipelineSpec, Role
+from grove_pipelines.spec.vllm import VLLMServe
 from runtime.engines.vllm import VLLMConfig
 
 
@@ -69,3 +70,15 @@ def test_local_and_compiled_workers_share_the_engine_settings() -> None:
 def test_the_default_vllm_image_is_the_release_the_tests_run() -> None:
     image = PipelineSpec(name="x").vllm_image
     assert image.rsplit(":v", 1)[1] == version("vllm").split("+")[0]
+
+
+def test_a_compiled_command_line_parses_back_to_the_same_arguments() -> None:
+    spec = LLMSpec(name="chat", model="m", max_model_len=512, vllm_args=("--trust-remote-code", "--max-num-batched-tokens", "64"),
+                   disaggregated=PD(prefill=Role(), decode=Role()))  # fmt: skip
+    for role in spec.roles():
+        unit = Unit(stage="chat", clique=f"chat-{role.role}", role=role.role, spec=role)
+        argv = next(iter(vllm_containers(spec, unit, image="x").values())).command
+        assert argv is not None and argv[0] == "vllm"
+        parsed = VLLMServe.parse(argv[1:])
+        assert parsed.args() == argv[1:] and parsed.role == role.role
+        assert parsed.extra_args == ("--trust-remote-code", "--max-num-batched-tokens", "64")
