@@ -22,6 +22,12 @@ from grove_pipelines.grove.core import (
 )
 from grove_pipelines.grove.layout import Unit
 from grove_pipelines.spec import LLMSpec, Resources, RoleSpec
+from grove_pipelines.spec.endpoints import (
+    ROUTER_BIND_HOST,
+    ROUTER_READINESS_PATH,
+    SERVER_READINESS_PATH,
+    VLLM_HEALTH_PATH,
+)
 from grove_pipelines.spec.vllm import KV_ROLES, VLLMServe
 
 __all__ = [
@@ -57,9 +63,9 @@ def resources(res: Resources, *, gpus: int | None = None) -> ResourceRequirement
     return ResourceRequirements(requests=requests, limits=limits or None)
 
 
-def _http_probe(port: int | str, *, period: int, failures: int) -> Probe:
+def _http_probe(port: int | str, *, period: int, failures: int, path: str) -> Probe:
     return Probe(
-        http_get=HTTPGetAction(path="/health", port=port), period_seconds=period, failure_threshold=failures
+        http_get=HTTPGetAction(path=path, port=port), period_seconds=period, failure_threshold=failures
     )
 
 
@@ -78,14 +84,15 @@ def server_container(
         env=env or None,
         ports=[ContainerPort(name="http", container_port=port)],
         resources=res,
-        readiness_probe=_http_probe("http", period=5, failures=3),
+        readiness_probe=_http_probe("http", period=5, failures=3, path=SERVER_READINESS_PATH),
     )
 
 
 def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> Container:
-    """The PD router sidecar of one called LLM, listening on ``127.0.0.1:9000+index`` for its caller."""
+    """The PD router sidecar of one called LLM: its caller uses ``127.0.0.1:9000+index``, the kubelet probes
+    the pod IP, so it listens on every address of the pod."""
     port = ROUTER_BASE_PORT + index
-    command = ["grove-pipelines", "router", "--port", str(port), "--discovery", "grove"]
+    command = ["grove-pipelines", "router", "--host", ROUTER_BIND_HOST, "--port", str(port), "--discovery", "grove"]
     for unit in units:
         flag = "worker" if unit.role == "serve" else unit.role
         command += [f"--{flag}-clique", unit.clique]
@@ -100,7 +107,7 @@ def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> 
         resources=ResourceRequirements(
             requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "512Mi"}
         ),
-        readiness_probe=_http_probe(port, period=5, failures=3),
+        readiness_probe=_http_probe(port, period=5, failures=3, path=ROUTER_READINESS_PATH),
     )
 
 
@@ -141,13 +148,13 @@ def vllm_containers(spec: LLMSpec, unit: Unit, *, image: str) -> dict[str, Conta
         env.append(_pod_ip("VLLM_HOST_IP"))
     res = resources(spec.resources, gpus=role.gpus)
     base = _vllm_args(spec, role)
-    startup = _http_probe("http", period=10, failures=360)  # model download + load: up to an hour
+    startup = _http_probe("http", period=10, failures=360, path=VLLM_HEALTH_PATH)  # model download + load: up to an hour
     if unit.group is None:
         return {
             unit.clique: Container(
                 name="vllm", image=image, command=base, env=env or None, resources=res,
                 ports=[ContainerPort(name="http", container_port=WORKER_PORT)],
-                readiness_probe=_http_probe("http", period=10, failures=3), startup_probe=startup,
+                readiness_probe=_http_probe("http", period=10, failures=3, path=VLLM_HEALTH_PATH), startup_probe=startup,
                 volume_mounts=[shm_mount()],
             )
         }  # fmt: skip

@@ -65,7 +65,7 @@ def test_callers_reach_stages_through_services_and_llms_through_routers(
 def test_router_sidecar_command_lines(pcs: dict[str, Any]) -> None:
     router = _containers(pcs, "frontend")["router-chat"]
     assert router["command"] == [
-        "grove-pipelines", "router", "--port", "9000", "--discovery", "grove",
+        "grove-pipelines", "router", "--host", "0.0.0.0", "--port", "9000", "--discovery", "grove",
         "--prefill-clique", "chat-prefill", "--decode-clique", "chat-dl", "--decode-group", "chat-d",
         "--worker-port", "8000",
     ]  # fmt: skip
@@ -205,7 +205,7 @@ def test_group_autoscaling_goes_to_scale_config_not_members() -> None:
     assert group["scaleConfig"] == {"minReplicas": 2, "maxReplicas": 4}
     assert all("autoScalingConfig" not in c["spec"] for c in pcs["spec"]["template"]["cliques"])
     router = _containers(pcs, "frontend")["router-big"]["command"]
-    assert router[6:10] == ["--worker-clique", "big-ldr", "--worker-group", "big"]
+    assert router[8:12] == ["--worker-clique", "big-ldr", "--worker-group", "big"]
 
 
 def test_clashing_stage_names_are_a_compile_error() -> None:
