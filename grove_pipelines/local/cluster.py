@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,7 +34,7 @@ from grove_pipelines.local.pods import LocalPod
 from grove_pipelines.local.profile import CannotRunHere
 from grove_pipelines.local.services import Endpoint, ServiceForwarder
 
-__all__ = ["ContainerRewrite", "LocalCluster"]
+__all__ = ["ContainerRewrite", "LocalCluster", "image_env"]
 
 ContainerRewrite = Callable[[GrovePod, Mapping[str, Any]], Mapping[str, Any]]
 """The local profile's rewrite of one container (raises CannotRunHere for a pod that cannot run)."""
@@ -65,6 +67,7 @@ class LocalCluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
         self.started_at = time.monotonic()
+        self.image_env = image_env()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -101,10 +104,11 @@ class LocalCluster:
         spec["containers"] = [dict(self.rewrite(pod, c)) for c in spec.get("containers") or ()]
         spec["initContainers"] = [dict(self.rewrite(pod, c)) for c in spec.get("initContainers") or ()]
         assert self.network is not None
-        launches = {
-            c["name"]: container_launch(pod, c, pod_ip=ip, host_ip=self.network.gateway)
-            for c in [*spec["initContainers"], *spec["containers"]]
-        }
+        launches = {}
+        for container in [*spec["initContainers"], *spec["containers"]]:
+            launch = container_launch(pod, container, pod_ip=ip, host_ip=self.network.gateway)
+            # the image's environment under the container's (the kubelet expands only the latter)
+            launches[container["name"]] = dataclasses.replace(launch, env={**self.image_env, **launch.env})
         return launches, spec
 
     async def _start_when_ready(self, pod: GrovePod) -> None:
@@ -198,3 +202,13 @@ class LocalCluster:
                                       "probe": c.last_probe_failure} for c in pod.containers}}
             for name, pod in self.pods.items()
         ] + [{"pod": name, "skipped": why} for name, why in self.skipped.items()]  # fmt: skip
+
+
+def image_env() -> dict[str, str]:
+    """The "image" environment: this machine's, without anything that would make a pod see a cluster or
+    another run (``GROVE_*``, ``GP_*``, ``KUBERNETES_*``)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GROVE_", "GP_", "KUBERNETES_", "KUBECONFIG"))
+    }

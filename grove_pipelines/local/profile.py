@@ -73,7 +73,7 @@ class LocalProfile:
         serve = VLLMServe.parse(args)
         local = serve.model_copy(
             update={
-                "model": str(self.model), "tensor_parallel": 1,
+                "model": str(self.model.resolve()), "tensor_parallel": 1,
                 "max_model_len": min(serve.max_model_len or self.max_model_len, self.max_model_len),
                 "kv_buffer_device": "cpu" if serve.role != "aggregated" else None, "seed": 0,
                 "kv_cache_bytes": _CPU_KV_CACHE_BYTES, "enforce_eager": True,
