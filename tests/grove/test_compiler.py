@@ -18,7 +18,8 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def _containers(pcs: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in clique(pcs, name)["spec"]["podSpec"]["containers"]}
+    pod = clique(pcs, name)["spec"]["podSpec"]
+    return {c["name"]: c for c in [*pod.get("initContainers", []), *pod["containers"]]}
 
 
 def test_set_level_fields_are_explicit(pcs: dict[str, Any]) -> None:
@@ -96,7 +97,7 @@ def test_router_pods_get_a_service_account_with_read_only_pod_access(rag_docs: l
 def test_no_rbac_without_routers() -> None:
     graph = PipelineGraph(PipelineSpec(name="tools"), [PythonStageSpec(name="search")], [(ENTRY, "search")])
     kinds = [d["kind"] for d in compile_graph(graph).documents()]
-    assert kinds == ["PodCliqueSet", "Service", "Service"]
+    assert kinds == ["PodCliqueSet", "Service", "Service", "NetworkPolicy", "NetworkPolicy"]
 
 
 def test_vllm_cliques(pcs: dict[str, Any]) -> None:

@@ -5,8 +5,8 @@ The pods here are the compiled agentic example's frontend (its ``router-chat`` c
 compiled: command, ports, probe) and its chat prefill and decode cliques, each in its own network
 namespace with Grove's names, environment and hosts file. The vLLM containers are replaced by the vLLM
 double ``tests/runtime/fake_vllm.py`` (real vLLM is not needed to answer ``/health``); the Python stage
-cliques are left out and the frontend's server container with them (the frontend waits only for the
-cliques that run). A sidecar that binds 127.0.0.1 never becomes Ready and the test fails.
+cliques are left out (the frontend waits only for the cliques that run; its server starts, uncalled).
+A sidecar that binds 127.0.0.1 never becomes Ready and the test fails.
 """
 
 from __future__ import annotations
@@ -45,10 +45,6 @@ def _frontend_with_its_llm(documents: list[dict[str, Any]]) -> list[dict[str, An
         spec["startsAfter"] = [p for p in spec.get("startsAfter") or () if p in keep] or None
         if spec["startsAfter"] is None:
             del spec["startsAfter"]
-        if clique["name"] == "frontend":
-            spec["podSpec"]["containers"] = [
-                c for c in spec["podSpec"]["containers"] if c["name"] != "server"
-            ]
     pcs["spec"]["template"]["cliques"] = cliques
     return [pcs]
 
