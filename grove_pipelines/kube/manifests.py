@@ -44,6 +44,7 @@ _ORDER = [
     "Role",
     "RoleBinding",
     "Service",
+    "NetworkPolicy",
     "PodCliqueSet",
 ]
 
