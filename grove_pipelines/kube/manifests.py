@@ -19,6 +19,7 @@ __all__ = [
     "MANAGED_BY",
     "PART_OF",
     "PCS_API_VERSION",
+    "is_managed",
     "load_manifests",
     "namespaces_of",
     "pcs_of",
@@ -47,6 +48,11 @@ _ORDER = [
     "NetworkPolicy",
     "PodCliqueSet",
 ]
+
+
+def is_managed(obj: dict[str, Any]) -> bool:
+    """Whether grove-pipelines deployed ``obj`` (its managed-by label): only those are ever deleted."""
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY) == "grove-pipelines"
 
 
 def load_manifests(
