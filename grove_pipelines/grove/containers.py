@@ -157,7 +157,7 @@ def server_container(
         ports=[ContainerPort(name="http", container_port=port)],
         resources=res,
         readiness_probe=_http_probe("http", period=5, failures=3, path=SERVER_READINESS_PATH),
-        liveness_probe=_http_probe("http", period=10, failures=3, path=SERVER_READINESS_PATH),
+        liveness_probe=_http_probe("http", period=10, failures=6, path=SERVER_READINESS_PATH),  # a minute of silence
         lifecycle=pre_stop_sleep(SERVER_DRAIN_SECONDS),
         security_context=security_context(read_only_root=True),
         volume_mounts=[tmp_mount()],

@@ -214,6 +214,12 @@ class LocalPod:
             loops.append(self._liveness(container, ProbeSpec.parse(spec["livenessProbe"]), proc))
         await asyncio.gather(*loops)
 
+    @staticmethod
+    async def _next_tick(started: float, probe: ProbeSpec) -> None:
+        """Wait for the next period (the kubelet's ticker: a probe slower than the period delays the next
+        one and never overlaps it)."""
+        await asyncio.sleep(max(0.0, probe.period - (time.monotonic() - started)))
+
     async def _check(self, container: ContainerRun, probe: ProbeSpec) -> bool:
         ok, why = await probe_once(
             probe, pod_ip=self.net.ip, container_ports=container.spec.get("ports") or (),
@@ -227,15 +233,17 @@ class LocalPod:
         """The startup probe every period: True on a success, False after ``failureThreshold`` failures."""
         await asyncio.sleep(probe.initial_delay)
         for _ in range(probe.failure_threshold):
+            started = time.monotonic()
             if await self._check(container, probe):
                 return True
-            await asyncio.sleep(probe.period)
+            await self._next_tick(started, probe)
         return False
 
     async def _readiness(self, container: ContainerRun, probe: ProbeSpec) -> None:
         await asyncio.sleep(probe.initial_delay)
         successes = failures = 0
         while True:
+            started = time.monotonic()
             if await self._check(container, probe):
                 successes, failures = successes + 1, 0
                 if successes >= probe.success_threshold:
@@ -245,7 +253,7 @@ class LocalPod:
                 if failures >= probe.failure_threshold:
                     container.ready = False
             self._changed()
-            await asyncio.sleep(probe.period)
+            await self._next_tick(started, probe)
 
     async def _liveness(
         self, container: ContainerRun, probe: ProbeSpec, proc: asyncio.subprocess.Process
@@ -253,11 +261,12 @@ class LocalPod:
         await asyncio.sleep(probe.initial_delay)
         failures = 0
         while True:
+            started = time.monotonic()
             failures = 0 if await self._check(container, probe) else failures + 1
             if failures >= probe.failure_threshold:
                 await self._restart(container, proc)
                 return
-            await asyncio.sleep(probe.period)
+            await self._next_tick(started, probe)
 
     async def _restart(self, container: ContainerRun, proc: asyncio.subprocess.Process) -> None:
         """A failed startup or liveness probe: the kubelet kills the container (with its grace) to restart it."""

@@ -38,6 +38,9 @@ class LocalProfile:
     model: Path
     max_model_len: int
     cores: list[int] = field(default_factory=lambda: sorted(os.sched_getaffinity(0)))
+    probe_slack: int = 4
+    """Probe timeouts are multiplied by this: one machine runs every pod on a few shared cores, where a
+    node would give each its own, and a starved answer is not a dead one."""
     _next_core: int = 0
 
     def describe(self) -> list[str]:
@@ -48,11 +51,17 @@ class LocalProfile:
             f"vLLM CPU flags: --enforce-eager --seed 0 --kv-cache-memory-bytes {_CPU_KV_CACHE_BYTES} kv_buffer_device=cpu",
             f"GPU requests -> CPU cores {self.cores} (VLLM_CPU_OMP_THREADS_BIND, one core per GPU, round-robin)",
             "multi-node vLLM groups: not run here (expansion and addresses are still checked)",
+            f"probes: timeoutSeconds x{self.probe_slack} (every pod shares this machine's cores)",
+            "not enforced here: securityContext, volumes (one shared filesystem), NetworkPolicies, resource limits",
         ]
 
     def apply(self, container: Mapping[str, Any], *, multi_node: bool) -> dict[str, Any]:
         """The container as it runs here (a copy); raises :class:`CannotRunHere`."""
         out = copy.deepcopy(dict(container))
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if out.get(kind):
+                probe = out[kind]
+                probe["timeoutSeconds"] = int(probe.get("timeoutSeconds", 1)) * self.probe_slack
         argv = list(out.get("command") or ())
         if not argv:
             return out
