@@ -84,6 +84,7 @@ class LocalCluster:
             forwarder = ServiceForwarder(service, functools.partial(self.endpoints, service))
             await forwarder.listen(self.service_addresses[name])
             self.forwarders[name] = forwarder
+        self._check_expansion(nets)
         for pod in self.grove:
             try:
                 launches, spec = self._launches(pod, nets[pod.name].ip)
@@ -98,6 +99,19 @@ class LocalCluster:
         for pod in self.grove:
             if pod.name in self.pods:
                 self._tasks.append(asyncio.create_task(self._start_when_ready(pod)))
+
+    def _check_expansion(self, nets: Mapping[str, Any]) -> None:
+        """Every ``$(VAR)`` of every container as compiled (before the local profile) must expand."""
+        assert self.network is not None
+        missing = []
+        for pod in self.grove:
+            for container in [*(pod.pod_spec.get("initContainers") or ()), *(pod.pod_spec.get("containers") or ())]:
+                launch = container_launch(pod, container, pod_ip=nets[pod.name].ip, host_ip=self.network.gateway)
+                missing += [f"{pod.name}/{launch.name}: $({name})" for name in launch.unresolved]
+        for line in missing:
+            self.progress(f"unresolved reference {line}")
+        if not missing:
+            self.progress(f"every $(VAR) of every container of the {len(self.grove)} pods expands")
 
     def _launches(self, pod: GrovePod, ip: str) -> tuple[dict[str, ContainerLaunch], dict[str, Any]]:
         spec = dict(pod.pod_spec)
