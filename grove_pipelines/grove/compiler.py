@@ -98,9 +98,9 @@ def compile_graph(
     pcs_spec = gm.PodCliqueSetSpec(replicas=1, template=template)
     compiled = CompiledPipeline(gm.PodCliqueSet(metadata=meta, spec=pcs_spec))
     compiled.objects += build_services(graph, pcs=pcs, namespace=namespace, labels=labels)
+    if any(has_router(ctx, node) for node in layout.units):
+        compiled.objects += build_rbac(pcs=pcs, namespace=namespace, labels=labels)
     compiled.objects += build_network_policies(
         graph, pcs=pcs, namespace=namespace, labels=labels, entry_port=spec.entry.port
     )
-    if any(has_router(ctx, node) for node in layout.units):
-        compiled.objects += build_rbac(pcs=pcs, namespace=namespace, labels=labels)
     return compiled
