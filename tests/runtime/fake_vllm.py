@@ -76,8 +76,8 @@ class FakeVLLM:
         return [s for s in self.seen if s.path.startswith("/v1/") and s.path != "/v1/models"]
 
     # --- server -----------------------------------------------------------------------------------
-    async def start(self, port: int = 0) -> str:
-        """Listen on 127.0.0.1 (``port`` 0: an ephemeral one) and return the base URL."""
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        """Listen on ``host`` (``port`` 0: an ephemeral one) and return the base URL."""
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/v1/models", self._models)
@@ -86,7 +86,7 @@ class FakeVLLM:
         app.router.add_post("/v1/chat/completions", self._complete)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port, backlog=1024)
+        site = web.TCPSite(self._runner, host, port, backlog=1024)
         await site.start()
         bound = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{bound}"
@@ -189,3 +189,15 @@ class FakeVLLM:
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+async def _serve_forever(host: str, port: int, model: str) -> None:
+    fake = FakeVLLM(model=model)
+    await fake.start(port, host)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # a vLLM double in a local-runtime pod: python -m tests.runtime.fake_vllm HOST PORT MODEL
+    import sys
+
+    asyncio.run(_serve_forever(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
