@@ -40,6 +40,7 @@ async def make_router() -> AsyncIterator[MakeRouter]:
     async def make(**overrides: Any) -> RouterServer:
         overrides.setdefault("port", 0)
         overrides.setdefault("drain_timeout", 2)
+        overrides.setdefault("debug", True)  # the tests read the x-grove-route header
         server = RouterServer(load_config(overrides=overrides))
         await server.start()
         servers.append(server)

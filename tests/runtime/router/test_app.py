@@ -31,7 +31,7 @@ async def error_of(resp: aiohttp.ClientResponse) -> dict[str, object]:
             "/v1/chat/completions",
             b'{"model": "tiny", "messages": []}',
             400,
-            "missing required field 'messages' (a non-empty list)",
+            "invalid field 'messages': List should have at least 1 item after validation, not 0",
         ),
         (
             "/v1/completions",
@@ -131,22 +131,26 @@ async def test_models_are_merged_from_every_worker_and_route_requests_by_model(
     assert len(large.completions()) == 3 and small.completions() == []
 
 
-async def test_health_reports_workers_and_turns_503_when_none_can_serve(
+async def test_readiness_turns_503_when_no_worker_passes_its_checks_while_health_stays_alive(
     fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
 ) -> None:
     worker = await fakes()
     router = await make_router(worker=[worker.url])
-    async with http.get(f"{router.url}/health") as r:
+    async with http.get(f"{router.url}/ready") as r:
+        assert r.status == 200 and (await r.json())["status"] == "ready"
+    async with http.get(f"{router.url}/health") as r:  # debug on: the worker list is shown
         body = await r.json()
-        assert r.status == 200 and body["status"] == "ok" and body["workers"][0]["url"] == worker.url
+        assert r.status == 200 and body["status"] == "alive" and body["workers"][0]["url"] == worker.url
     worker.healthy = False
     for _ in range(router.router.config.health.unhealthy_after - 1):  # a late /health or two is forgiven
         await router.router.health.check_all()
-        async with http.get(f"{router.url}/health") as r:
+        async with http.get(f"{router.url}/ready") as r:
             assert r.status == 200
     await router.router.health.check_all()
-    async with http.get(f"{router.url}/health") as r:
+    async with http.get(f"{router.url}/ready") as r:
         assert r.status == 503 and (await r.json())["status"] == "no healthy workers"
+    async with http.get(f"{router.url}/health") as r:
+        assert r.status == 200  # liveness: the process is fine, Kubernetes must not restart it
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert r.status == 503 and r.headers["Retry-After"] == "1"
         assert "no healthy worker serves model 'tiny'" in str((await error_of(r))["message"])

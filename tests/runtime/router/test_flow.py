@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import aiohttp
 import pytest
@@ -25,7 +26,7 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def test_disaggregated_completion_runs_both_legs_with_one_request_id(
+async def test_disaggregated_completion_runs_each_leg_with_its_own_id_derived_from_the_clients(
     fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
 ) -> None:
     prefill, decode = await fakes("prefill"), await fakes("decode")
@@ -45,7 +46,8 @@ async def test_disaggregated_completion_runs_both_legs_with_one_request_id(
     assert p_seen.body == prefill_body(COMPLETION)
     assert d_seen.body["kv_transfer_params"]["remote_engine_id"] == prefill.engine_id
     assert {k: v for k, v in d_seen.body.items() if k != "kv_transfer_params"} == COMPLETION
-    assert p_seen.headers["x-request-id"] == d_seen.headers["x-request-id"] == "req-42"
+    p_id, d_id = p_seen.headers["x-request-id"], d_seen.headers["x-request-id"]
+    assert re.fullmatch(r"req-42\.[0-9a-f]{8}-p0", p_id) and d_id == p_id[:-2] + "d0"
     assert decode.external_kv_requests == 1
 
 
