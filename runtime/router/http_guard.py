@@ -2,8 +2,8 @@
 
 uvicorn bounds none of them on its httptools path: an 8 MB header is buffered whole, a client that
 sends one header byte a minute (slowloris) keeps its connection forever, and connections are not
-capped. This subclass counts the bytes of a request's head and answers 431 beyond
-``max_header_bytes``, closes a connection whose head has not arrived ``header_timeout`` seconds
+capped. This subclass counts the bytes of a request's head (the parsed URL and headers, and the raw
+bytes of a head still arriving) and answers 431 once they pass ``max_header_bytes``, closes a connection whose head has not arrived ``header_timeout`` seconds
 after it opened (or after the previous answer), and answers 503 to connections beyond
 ``max_connections``. Body read time and clients that stop reading are the application's to bound
 (:mod:`runtime.router.app`), since only it knows when it waits on them.
@@ -52,28 +52,51 @@ class _Guarded(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_header_bytes:
-                self._refuse(
-                    431,
-                    "Request Header Fields Too Large",
-                    f"request headers over {self.limits.max_header_bytes} bytes",
-                    "invalid_request_error",
-                )
-                return
+        head = self._in_head
         super().data_received(data)
+        if head and self._in_head:  # the head has not ended: every byte read so far belongs to it
+            self._head_bytes += len(data)
+        if self._head_bytes > self.limits.max_header_bytes:
+            self._refuse(
+                431,
+                "Request Header Fields Too Large",
+                f"request headers over {self.limits.max_header_bytes} bytes",
+                "invalid_request_error",
+            )
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._disarm()
+        if self._head_bytes > self.limits.max_header_bytes:
+            return  # refused in data_received, once the parser returns; the app never sees it
+        self._head_bytes = 0
         super().on_headers_complete()
+
+    def _count(self, n: int) -> None:
+        if self._in_head:
+            self._head_bytes += n
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing():  # keep-alive: the next request's head gets its own deadline
             self._in_head, self._head_bytes = True, 0
             self._arm()
+
+    def on_body(self, body: bytes) -> None:
+        if self._head_bytes <= self.limits.max_header_bytes:  # a refused head's body goes nowhere
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._head_bytes <= self.limits.max_header_bytes:
+            super().on_message_complete()
 
     def _arm(self) -> None:
         self._disarm()
