@@ -67,6 +67,38 @@ def test_bad_options_are_one_error_line_and_exit_code_1(
     assert capsys.readouterr().err == message + "\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--api-key", ""],
+            {},
+            "error: an API key must be a non-empty token of visible ASCII characters without commas",
+        ),
+        ([], {"GROVE_ROUTER_API_KEY": " "}, "error: $GROVE_ROUTER_API_KEY is set but holds no API key"),
+        (
+            ["--api-key-file", "/nonexistent/keys"],
+            {},
+            "error: cannot read API key file /nonexistent/keys: No such file or directory",
+        ),
+    ],
+)
+def test_empty_or_unreadable_api_keys_fail_closed_with_one_error_line(
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GROVE_ROUTER_API_KEY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["router", "--worker", "http://127.0.0.1:9", "--port", "0", *args])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.splitlines()[-1] == message
+
+
 def test_config_file_values_are_used_and_flags_win(tmp_path: Path) -> None:
     from runtime.router.config import load_config
 

@@ -202,3 +202,49 @@ async def test_unknown_route_and_wrong_method_are_errors(
         assert r.status == 405
     async with http.get(f"{router.url}/v2/everything") as r:
         assert r.status == 404 and (await error_of(r))["type"] == "not_found_error"
+
+
+async def test_without_debug_nothing_about_the_workers_reaches_unauthenticated_clients(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    worker = await fakes()
+    router = await make_router(worker=[worker.url], debug=False)
+    for path in ("/health", "/ready"):
+        async with http.get(router.url + path) as r:
+            assert r.status == 200 and worker.url not in await r.text() and "127.0.0.1" not in await r.text()
+    async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
+        assert r.status == 200 and "x-grove-route" not in r.headers
+
+
+async def test_an_empty_bearer_token_is_refused_and_keyed_clients_see_the_route(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    worker = await fakes()
+    router = await make_router(worker=[worker.url], api_keys=["s3cret"], debug=False)
+    for auth in ("Bearer ", "Bearer", "s3cret", "Bearer s3cret2"):
+        async with http.post(
+            f"{router.url}/v1/completions", json=COMPLETION, headers={"Authorization": auth}
+        ) as r:
+            assert r.status == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+    async with http.post(
+        f"{router.url}/v1/completions", json=COMPLETION, headers={"Authorization": "Bearer s3cret"}
+    ) as r:
+        assert r.status == 200 and r.headers["x-grove-route"].startswith("mode=aggregated")
+    async with http.get(f"{router.url}/health", headers={"Authorization": "Bearer s3cret"}) as r:
+        assert "workers" not in await r.json()  # worker detail needs debug as well
+
+
+async def test_client_triggered_ejection_leaves_the_router_ready(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    worker = await fakes()
+    router = await make_router(
+        worker=[worker.url], retry={"max_retries": 0, "backoff_base": 0}, health={"eject_base": 30}
+    )
+    worker.fail_next(1, status=500)
+    async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
+        assert r.status == 502
+    assert router.router.pools["worker"].workers[0].ejected_until > 0  # ejected
+    for path in ("/health", "/ready"):
+        async with http.get(router.url + path) as r:
+            assert r.status == 200

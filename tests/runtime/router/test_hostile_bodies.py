@@ -168,7 +168,7 @@ def test_session_keys_are_stored_as_fixed_size_digests_and_expired_ones_are_swep
     worker = Worker("http://w", "worker")
     huge = "s" * (8 * 2**20)
     scorer.on_routed(worker, RequestView("completions", {"model": "m"}, huge), now=0.0)
-    [key] = scorer._where  # noqa: SLF001 - the stored form is what this test is about
+    [key] = scorer._where
     assert len(key) == 16
     assert scorer.worker_of(huge, now=5.0) == "http://w"
     for i in range(50):
