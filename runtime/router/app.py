@@ -99,7 +99,6 @@ class RouterApp:
         self._limits = cfg.limits
         self._max_body = cfg.limits.max_body_bytes
         self._debug = cfg.debug
-        self._openapi = json.dumps(openapi_document()).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,7 +128,10 @@ class RouterApp:
         if path == "/metrics":
             return await _respond(send, 200, router.metrics.render(), METRICS_CONTENT_TYPE.encode())
         if path == "/openapi.json":
-            return await _respond(send, 200, self._openapi)
+            models = sorted(router.known_models() or ())
+            lengths = [n for n in map(router.context_length, models) if n is not None]
+            document = openapi_document(models, min(lengths) if lengths else None)
+            return await _respond(send, 200, json.dumps(document).encode())
         if path == "/health":
             body: dict[str, Any] = {"status": "draining" if router.draining else "alive"}
             if self._debug and self._authorized(scope):

@@ -1,7 +1,9 @@
 """The router's OpenAPI 3.1 document (served at ``/openapi.json``), built from the request models it enforces.
 
 The request schemas are :mod:`runtime.router.request`'s pydantic models, so the document and the
-validation cannot drift apart; the fuzz tests (schemathesis) generate requests from it.
+validation cannot drift apart; the fuzz tests (schemathesis) generate requests from it. Once the
+workers' ``/v1/models`` are known, the document names the served models and bounds the output
+budget by their smallest context length, as the router itself does.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from runtime.router.request import ChatRequest, CompletionRequest
+
+_BUDGETS = ("max_tokens", "max_completion_tokens", "min_tokens")
 
 __all__ = ["openapi_document"]
 
@@ -86,12 +90,27 @@ def _get(summary: str, op: str, ctype: str = "application/json", *extra: str) ->
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The whole document: the two OpenAI endpoints, models, liveness, readiness, metrics."""
+def _narrow(schema: dict[str, Any], models: list[str], context_length: int | None) -> None:
+    props = schema["properties"]
+    if models:
+        props["model"] = {**props["model"], "enum": models}
+    if context_length is not None:
+        for name in _BUDGETS:
+            for branch in props[name].get("anyOf", []):
+                if branch.get("type") == "integer":
+                    branch["maximum"] = context_length
+
+
+def openapi_document(models: list[str] | None = None, context_length: int | None = None) -> dict[str, Any]:
+    """The whole document: the two OpenAI endpoints, models, liveness, readiness, metrics.
+
+    ``models`` (the served ones) and ``context_length`` narrow the request schemas when known.
+    """
     schemas: dict[str, Any] = {"Error": _ERROR}
     for model in (CompletionRequest, ChatRequest):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
+        _narrow(schema, sorted(models or []), context_length)
         schemas[model.__name__] = schema
     return {
         "openapi": "3.1.0",
