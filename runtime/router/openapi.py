@@ -13,26 +13,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from runtime.router.request import ChatRequest, CompletionRequest
+from runtime.server.openapi import ERROR_SCHEMA
 
 _BUDGETS = ("max_tokens", "max_completion_tokens", "min_tokens")
 
 __all__ = ["openapi_document"]
 
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type", "code"],
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "code": {"type": "integer"},
-            },
-        }
-    },
-}
 _ERRORS = {
     "400": "The body is not valid JSON, has a field of the wrong type, or is out of bounds",
     "401": "Missing or wrong API key",
@@ -106,7 +92,7 @@ def openapi_document(models: list[str] | None = None, context_length: int | None
 
     ``models`` (the served ones) and ``context_length`` narrow the request schemas when known.
     """
-    schemas: dict[str, Any] = {"Error": _ERROR}
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
     for model in (CompletionRequest, ChatRequest):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))

@@ -13,48 +13,30 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from runtime.engines.vllm import PDPair
-from runtime.router.config import load_config
 from runtime.router.server import RouterServer
+from tests.runtime.conftest import MakeRouter
 
 pytestmark = [pytest.mark.vllm, pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(600)]
 
 LONG = {"model": "tiny", "max_tokens": 1500, "temperature": 0, "ignore_eos": True}
 CODE = "def handler(request, context):\n    return route(request.body, context.session)\n"
 
-MakeRouted = Callable[..., Awaitable[RouterServer]]
 
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def routed() -> AsyncIterator[MakeRouted]:
-    """``await routed(worker=[...])`` → a started router (debug on: the route header is read)."""
-    servers: list[RouterServer] = []
+@pytest.fixture
+def routed(make_router: MakeRouter) -> MakeRouter:
+    """``await routed(worker=[...])``: tests/runtime/conftest.py's routers (debug on), slow to re-admit."""
 
     async def make(**overrides: Any) -> RouterServer:
-        config = load_config(
-            overrides={
-                "port": 0,
-                "drain_timeout": 5,
-                "debug": True,
-                "health": {"eject_base": 30},
-                **overrides,
-            }
-        )
-        server = RouterServer(config)
-        await server.start()
-        servers.append(server)
-        return server
+        return await make_router(health={"eject_base": 30}, **overrides)
 
-    yield make
-    for server in servers:
-        await server.stop()
+    return make
 
 
 async def gauge(http: aiohttp.ClientSession, url: str, name: str, **labels: str) -> float:
@@ -99,7 +81,7 @@ async def _idle(http: aiohttp.ClientSession, url: str) -> bool:
 
 
 async def test_a_client_disconnect_aborts_the_aggregated_leg_on_vllm(
-    routed: MakeRouted, vllm_pd_pair: PDPair
+    routed: MakeRouter, vllm_pd_pair: PDPair
 ) -> None:
     router = await routed(worker=[vllm_pd_pair.decode.url])
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
@@ -107,7 +89,7 @@ async def test_a_client_disconnect_aborts_the_aggregated_leg_on_vllm(
 
 
 async def test_a_client_disconnect_aborts_the_decode_leg_on_vllm(
-    routed: MakeRouted, vllm_pd_pair: PDPair
+    routed: MakeRouter, vllm_pd_pair: PDPair
 ) -> None:
     router = await routed(prefill=[vllm_pd_pair.prefill.url], decode=[vllm_pd_pair.decode.url])
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
@@ -115,34 +97,40 @@ async def test_a_client_disconnect_aborts_the_decode_leg_on_vllm(
 
 
 async def test_a_client_disconnect_aborts_the_prefill_leg_on_vllm(
-    routed: MakeRouted, vllm_pd_pair: PDPair
+    routed: MakeRouter, vllm_pd_pair: PDPair
 ) -> None:
     p_url = vllm_pd_pair.prefill.url
     router = await routed(prefill=[p_url], decode=[vllm_pd_pair.decode.url])
-    finished = "vllm:request_success_total"
+    prefill_worker = router.router.pools["prefill"].workers[0]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-        for attempt in range(5):  # the prefill of a long prompt lasts long enough to catch, most times
-            done_before = await gauge(http, p_url, finished)
+        for attempt in range(5):  # a long prompt's prefill outlasts the disconnect, nearly always
+            done_before = await _completed(http, p_url)
             body = {**LONG, "max_tokens": 8, "prompt": f"# prefill disconnect {attempt}\n" + CODE * 60}
             request = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=body))
-            caught = await wait_for(lambda: _busy(http, p_url), 5.0, step=0.002)
-            request.cancel()  # the client goes away during the prefill leg
+
+            async def leg_open() -> bool:
+                return prefill_worker.in_flight >= 1
+
+            assert await wait_for(leg_open, 30.0, step=0.001), "the prefill leg never started"
+            request.cancel()  # the client goes away while the router waits on the prefill leg
             await asyncio.gather(request, return_exceptions=True)
-            assert caught, "the prefill leg never showed up as running"
             assert await wait_for(lambda: _idle(http, p_url), 1.0)
             assert await wait_for(lambda: _idle(http, vllm_pd_pair.decode.url), 1.0)
-            if await gauge(http, p_url, finished) == done_before:
-                return  # aborted before it finished: proven
-        pytest.fail("every prefill finished before the disconnect reached vLLM")
+            assert prefill_worker.in_flight == 0
+            if await _completed(http, p_url) == done_before:
+                return  # vLLM aborted the prefill: it never completed
+        pytest.fail("every prefill completed before the disconnect reached vLLM")
 
 
-async def _busy(http: aiohttp.ClientSession, url: str) -> bool:
-    return await running(http, url) >= 1
+async def _completed(http: aiohttp.ClientSession, url: str) -> float:
+    """Requests the worker finished normally (stop or length; an abort is not counted here)."""
+    name = "vllm:request_success_total"
+    return sum([await gauge(http, url, name, finished_reason=r) for r in ("stop", "length")])
 
 
 @pytest.mark.vllm_last
 async def test_killing_the_decode_worker_mid_stream_ends_its_streams_with_an_error_and_the_survivor_serves(
-    routed: MakeRouted, vllm_pd_pair: PDPair
+    routed: MakeRouter, vllm_pd_pair: PDPair
 ) -> None:
     d_url, p_url = vllm_pd_pair.decode.url, vllm_pd_pair.prefill.url
     router = await routed(worker=[d_url, p_url], retry={"backoff_base": 0})
@@ -191,7 +179,7 @@ async def test_killing_the_decode_worker_mid_stream_ends_its_streams_with_an_err
 
 @pytest.mark.vllm_last
 async def test_killing_the_prefill_worker_mid_prefill_fails_no_request(
-    routed: MakeRouted, vllm_pd_pair: PDPair
+    routed: MakeRouter, vllm_pd_pair: PDPair
 ) -> None:
     d_url, p_url = vllm_pd_pair.decode.url, vllm_pd_pair.prefill.url
     router = await routed(prefill=[p_url], decode=[d_url], retry={"backoff_base": 0})

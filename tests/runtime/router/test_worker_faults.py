@@ -12,7 +12,9 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
+from runtime.router.server import RouterServer
 from tests.runtime.conftest import MakeFake, MakeRouter
+from tests.runtime.fake_vllm import FakeVLLM
 from tests.runtime.router.test_app import error_of
 from tests.runtime.router.test_flow import COMPLETION, metric
 
@@ -28,6 +30,26 @@ async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
             return
         await asyncio.sleep(0.02)
     assert check()
+
+
+async def two_decoders(
+    fakes: MakeFake, make_router: MakeRouter, **retry: int
+) -> tuple[RouterServer, FakeVLLM, FakeVLLM, FakeVLLM]:
+    """A router over one prefill and two decode fakes, retrying without back-off."""
+    prefill, d1, d2 = (
+        await fakes("prefill"),
+        await fakes("decode", name="d1"),
+        await fakes("decode", name="d2"),
+    )
+    router = await make_router(
+        prefill=[prefill.url], decode=[d1.url, d2.url], retry={"backoff_base": 0, **retry}
+    )
+    return router, prefill, d1, d2
+
+
+async def abandoned(http: aiohttp.ClientSession, router: RouterServer, outcome: str) -> float:
+    text = await (await http.get(f"{router.url}/metrics")).text()
+    return metric(text, "grove_router_prefilled_kv_abandoned_total", outcome=outcome)
 
 
 def _idle(router: object) -> bool:
@@ -92,22 +114,14 @@ async def test_a_decode_4xx_after_prefill_is_passed_on_and_counted_as_released_k
     decode.fail_next(1, status=400)
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert r.status == 400
-    text = await (await http.get(f"{router.url}/metrics")).text()
-    assert metric(text, "grove_router_prefilled_kv_abandoned_total", outcome="released") == 1
+    assert await abandoned(http, router, "released") == 1
     assert _idle(router)
 
 
 async def test_a_retried_decode_leg_re_prefills_after_a_5xx_with_fresh_leg_ids(
     fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
 ) -> None:
-    prefill, d1, d2 = (
-        await fakes("prefill"),
-        await fakes("decode", name="d1"),
-        await fakes("decode", name="d2"),
-    )
-    router = await make_router(
-        prefill=[prefill.url], decode=[d1.url, d2.url], retry={"backoff_base": 0, "max_retries": 2}
-    )
+    router, prefill, d1, d2 = await two_decoders(fakes, make_router, max_retries=2)
     d1.fail_next(1, status=500)
     d2.fail_next(1, status=500)  # both fail once: the third attempt succeeds
     async with http.post(
@@ -118,20 +132,14 @@ async def test_a_retried_decode_leg_re_prefills_after_a_5xx_with_fresh_leg_ids(
     assert len(ids) == 6 and len(set(ids)) == 6  # p0..p2, d0..d2: vLLM never sees an id twice
     assert all(re.fullmatch(r"abc\.[0-9a-f]{8}-[pd][012]", i) for i in ids)
     assert len(prefill.completions()) == 3  # a failed decode worker may have pulled the KV: no reuse
-    text = await (await http.get(f"{router.url}/metrics")).text()
-    assert metric(text, "grove_router_prefilled_kv_abandoned_total", outcome="expiring") == 2
+    assert await abandoned(http, router, "expiring") == 2
     assert _idle(router)
 
 
 async def test_a_decode_worker_that_cannot_be_reached_leaves_the_kv_for_the_retry_to_reuse(
     fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
 ) -> None:
-    prefill, d1, d2 = (
-        await fakes("prefill"),
-        await fakes("decode", name="d1"),
-        await fakes("decode", name="d2"),
-    )
-    router = await make_router(prefill=[prefill.url], decode=[d1.url, d2.url], retry={"backoff_base": 0})
+    router, prefill, d1, d2 = await two_decoders(fakes, make_router)
     await d1.stop()  # passed its health check at start; now refuses connections
     answers = []
     for _ in range(2):  # round robin: one of the two requests lands on d1 first
@@ -141,8 +149,7 @@ async def test_a_decode_worker_that_cannot_be_reached_leaves_the_kv_for_the_retr
     assert len(prefill.completions()) == 2  # one prefill per request: the retry reused the KV
     assert d2.external_kv_requests == 2
     assert sum("reused the KV prefilled on" in a for a in answers) == 1
-    text = await (await http.get(f"{router.url}/metrics")).text()
-    assert metric(text, "grove_router_prefilled_kv_abandoned_total", outcome="reused") == 1
+    assert await abandoned(http, router, "reused") == 1
     assert _idle(router)
 
 
