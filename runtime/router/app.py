@@ -21,6 +21,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.auth import ApiKeys
@@ -87,6 +88,18 @@ async def _respond(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+@dataclass
+class _Answer:
+    """What relaying one worker's answer to the client needs."""
+
+    send: Send
+    start: Message
+    proxied: Proxied
+    endpoint: str
+    started: float
+    state: dict[str, bool]
 
 
 class RouterApp:
@@ -327,10 +340,8 @@ class RouterApp:
         start = {"type": "http.response.start", "status": proxied.reply.status, "headers": start_headers}
         ok = False
         try:
-            if body.get("stream"):
-                status = await self._stream(send, start, proxied, endpoint, started, state)
-            else:
-                status = await self._whole(send, start, proxied, endpoint, started, state)
+            answer = _Answer(send, start, proxied, endpoint, started, state)
+            status = await (self._stream(answer) if body.get("stream") else self._whole(answer))
             ok = status < 500
             return status
         except _ClientStalled:
@@ -342,43 +353,29 @@ class RouterApp:
                 proxied.reply.close()
             finish(proxied, ok)
 
-    async def _whole(
-        self,
-        send: Send,
-        start: Message,
-        proxied: Proxied,
-        endpoint: str,
-        started: float,
-        state: dict[str, bool],
-    ) -> int:
-        router = self.router
+    async def _whole(self, a: _Answer) -> int:
+        router, send, start, proxied, state = self.router, a.send, a.start, a.proxied, a.state
         try:
             data = await proxied.reply.read()
         except UpstreamError as exc:  # nothing sent yet: a clean error answer
             log.warning("answer from %s failed: %s", proxied.worker.url, exc)
             raise self._upstream_error(exc) from None
-        router.metrics.of(router.metrics.ttft, endpoint).observe(time.perf_counter() - started)
+        router.metrics.of(router.metrics.ttft, a.endpoint).observe(time.perf_counter() - a.started)
         state["done"] = True
         await self._send(send, start)
         await self._send(send, {"type": "http.response.body", "body": data})
         return proxied.reply.status
 
-    async def _stream(
-        self,
-        send: Send,
-        start: Message,
-        proxied: Proxied,
-        endpoint: str,
-        started: float,
-        state: dict[str, bool],
-    ) -> int:
-        router = self.router
+    async def _stream(self, a: _Answer) -> int:
+        router, send, start, proxied, state = self.router, a.send, a.start, a.proxied, a.state
         await self._send(send, start)
         first, tail = True, b"\n\n"
         try:
             async for chunk in proxied.reply.chunks():
                 if first:
-                    router.metrics.of(router.metrics.ttft, endpoint).observe(time.perf_counter() - started)
+                    router.metrics.of(router.metrics.ttft, a.endpoint).observe(
+                        time.perf_counter() - a.started
+                    )
                     first = False
                 if chunk:
                     tail = (tail + chunk)[-2:]
