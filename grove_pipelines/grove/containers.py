@@ -59,9 +59,9 @@ def resources(res: Resources, *, gpus: int | None = None) -> ResourceRequirement
     return ResourceRequirements(requests=requests, limits=limits or None)
 
 
-def _http_probe(port: int | str, *, period: int, failures: int) -> Probe:
+def _http_probe(port: int | str, *, period: int, failures: int, path: str = "/health") -> Probe:
     return Probe(
-        http_get=HTTPGetAction(path="/health", port=port), period_seconds=period, failure_threshold=failures
+        http_get=HTTPGetAction(path=path, port=port), period_seconds=period, failure_threshold=failures
     )
 
 
@@ -102,7 +102,8 @@ def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> 
         resources=ResourceRequirements(
             requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "512Mi"}
         ),
-        readiness_probe=_http_probe(port, period=5, failures=3),
+        # /ready: some worker passed its health checks (the router's /health only says it is alive)
+        readiness_probe=_http_probe(port, period=5, failures=3, path="/ready"),
     )
 
 
