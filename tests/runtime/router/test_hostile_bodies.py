@@ -163,7 +163,7 @@ async def test_a_failing_policy_falls_back_to_round_robin_instead_of_500(
     assert metric(text, "grove_router_policy_errors_total", role="worker") == 4
 
 
-def test_session_keys_are_stored_as_fixed_size_digests_and_expired_ones_are_swept() -> None:
+async def test_session_keys_are_stored_as_fixed_size_digests_and_expired_ones_are_swept() -> None:
     scorer = SessionAffinityScorer(ttl=10.0, capacity=1000)
     worker = Worker("http://w", "worker")
     huge = "s" * (8 * 2**20)
