@@ -44,8 +44,11 @@ def router(
     api_key_file: Annotated[
         Path | None, typer.Option(help="File of accepted bearer keys, one per line (a mounted Secret).")
     ] = None,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Expose worker URLs and failure detail to clients.")
+    debug_routing: Annotated[
+        bool,
+        typer.Option(
+            "--debug-routing", help="Show clients worker URLs and failure detail (x-grove-route, /health)."
+        ),
     ] = False,
     max_concurrent: Annotated[
         int | None, typer.Option(help="Requests proxied at once; more wait in a queue.")
@@ -95,7 +98,7 @@ def _overrides(v: dict[str, Any]) -> dict[str, Any]:
         top["api_keys"] = v["api_key"]
     if v["api_key_file"] is not None:
         top["api_key_file"] = v["api_key_file"]
-    if v["debug"]:
+    if v["debug_routing"]:
         top["debug"] = True
     top["api_key_env"] = "GROVE_ROUTER_API_KEY"
     disagg = {k: v[k] for k in ("min_uncached_tokens", "max_prefill_in_flight") if v[k] is not None}

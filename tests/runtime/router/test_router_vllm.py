@@ -153,7 +153,7 @@ async def test_cli_router_in_front_of_the_pair(vllm_pd_pair: PDPair) -> None:
         vllm_pd_pair.decode.url,
         "--port",
         "0",
-        "--debug",
+        "--debug-routing",
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
