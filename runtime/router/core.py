@@ -19,7 +19,7 @@ from runtime.router.config import RouterConfig
 from runtime.router.health import HealthChecker
 from runtime.router.metrics import RouterMetrics
 from runtime.router.policies import Choice, Policy, RequestView, make_policy
-from runtime.router.policies.disagg import DisaggDecider
+from runtime.router.policies.disagg import DisaggDecider, DisaggDecision
 from runtime.router.upstream import Upstream
 from runtime.router.workers import PoolRole, Worker, WorkerPool
 
@@ -187,6 +187,17 @@ class Router:
             self.metrics.of(self.metrics.policy_errors, role).inc()
             return self._fallback[role].choose(workers, req)
 
+    def _decide(self, decode: Worker, req: RequestView, prefillers: list[Worker]) -> DisaggDecision:
+        """The decider's verdict; should it fail, remote prefill when a prefill worker is up (as ``always``)."""
+        try:
+            return self.decider.decide(decode, req, prefillers)
+        except Exception:
+            log.exception("the disaggregation decider failed; deciding as mode 'always'")
+            self.metrics.of(self.metrics.policy_errors, "decider").inc()
+            if prefillers:
+                return DisaggDecision(True, "", "decider-error")
+            return DisaggDecision(False, "local-prefill: no healthy prefill worker", "no-prefill-worker")
+
     def ready_workers(self) -> list[Worker]:
         """Workers that passed their active health checks and can answer on their own.
 
@@ -214,7 +225,7 @@ class Router:
             choice = self.choose("decode", decoders, req) if decoders else None
             if choice is not None:
                 prefillers = self.pools["prefill"].available(model)
-                verdict = self.decider.decide(choice.worker, req, prefillers)
+                verdict = self._decide(choice.worker, req, prefillers)
                 if verdict.remote:
                     pchoice = self.choose("prefill", prefillers, req)
                     if pchoice is not None:

@@ -163,6 +163,25 @@ async def test_a_failing_policy_falls_back_to_round_robin_instead_of_500(
     assert metric(text, "grove_router_policy_errors_total", role="worker") == 4
 
 
+async def test_a_failing_disaggregation_decider_falls_back_to_remote_prefill(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefill, decode = await fakes("prefill"), await fakes("decode")
+    router = await make_router(
+        prefill=[prefill.url], decode=[decode.url], disaggregation={"mode": "conditional"}
+    )
+
+    def broken(*args: Any) -> Any:
+        raise ValueError("decider bug")
+
+    monkeypatch.setattr(router.router.decider, "decide", broken)
+    async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
+        assert r.status == 200 and r.headers["x-grove-route"].startswith("mode=disaggregated")
+    assert decode.external_kv_requests == 1
+    text = await (await http.get(f"{router.url}/metrics")).text()
+    assert metric(text, "grove_router_policy_errors_total", role="decider") == 1
+
+
 async def test_session_keys_are_stored_as_fixed_size_digests_and_expired_ones_are_swept() -> None:
     scorer = SessionAffinityScorer(ttl=10.0, capacity=1000)
     worker = Worker("http://w", "worker")
