@@ -235,7 +235,7 @@ class RouterApp:
             try:
                 async with router.admission.slot():
                     status = await self._proxy_watched(
-                        receive, send, endpoint, body, headers, request_id, started, scope
+                        receive, send, endpoint, body, headers, request_id, started
                     )
             except Rejected as exc:
                 retry = [(b"retry-after", str(router.config.limits.retry_after).encode())]
@@ -260,7 +260,6 @@ class RouterApp:
         headers: dict[str, str],
         request_id: str,
         started: float,
-        scope: Scope,
     ) -> int:
         """Run the proxy; a client disconnect meanwhile cancels it (and with it both upstream legs)."""
         task = asyncio.current_task()
@@ -276,7 +275,7 @@ class RouterApp:
 
         watcher = asyncio.create_task(watch())
         try:
-            return await self._proxy(send, endpoint, body, headers, request_id, started, state, scope)
+            return await self._proxy(send, endpoint, body, headers, request_id, started, state)
         except asyncio.CancelledError:
             if state["gone"] and task.uncancel() == 0:
                 self.router.metrics.of(self.router.metrics.client_aborts, "disconnect").inc()
@@ -311,7 +310,6 @@ class RouterApp:
         request_id: str,
         started: float,
         state: dict[str, bool],
-        scope: Scope,
     ) -> int:
         router = self.router
         session = headers.pop(SESSION_HEADER.decode(), None) or None
