@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -56,3 +57,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A client session for talking to routers."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+async def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait (bounded) until ``check()`` holds; fail the test if it never does."""
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    assert check(), "the condition never came true"

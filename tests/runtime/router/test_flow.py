@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from runtime.router.flow import prefill_body
-from tests.runtime.conftest import MakeFake, MakeRouter
+from tests.runtime.conftest import MakeFake, MakeRouter, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -142,8 +142,7 @@ async def test_an_ejected_worker_is_readmitted_after_its_back_off(
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert "mode=local-prefill" in r.headers["x-grove-route"]
     worker = router.router.pools["prefill"].workers[0]
-    while not worker.available():
-        await asyncio.sleep(0.05)
+    await eventually(worker.available)
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert "mode=disaggregated" in r.headers["x-grove-route"]
 
@@ -200,11 +199,9 @@ async def test_client_disconnect_cancels_the_decode_leg(
         f"{router.url}/v1/completions", json={**COMPLETION, "max_tokens": 50, "stream": True}
     ) as r:
         await r.content.readline()  # the first chunk arrived; now the client goes away
-    while not decode.completions()[0].cancelled:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: decode.completions()[0].cancelled)
     worker = router.router.pools["decode"].workers[0]
-    while worker.in_flight:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: worker.in_flight == 0)
 
 
 async def test_client_disconnect_during_prefill_cancels_the_prefill_leg(
@@ -217,8 +214,7 @@ async def test_client_disconnect_during_prefill_cancels_the_prefill_leg(
         await http.post(
             f"{router.url}/v1/completions", json=COMPLETION, timeout=aiohttp.ClientTimeout(total=0.5)
         )
-    while not (prefill.completions() and prefill.completions()[0].cancelled):
-        await asyncio.sleep(0.02)
+    await eventually(lambda: bool(prefill.completions()) and prefill.completions()[0].cancelled)
     assert decode.completions() == []
 
 

@@ -4,16 +4,14 @@ answer and that no count or slot leaks."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import Callable
 
 import aiohttp
 import pytest
 
 from runtime.router.server import RouterServer
-from tests.runtime.conftest import MakeFake, MakeRouter
+from tests.runtime.conftest import MakeFake, MakeRouter, eventually
 from tests.runtime.fake_vllm import FakeVLLM
 from tests.runtime.router.test_app import error_of
 from tests.runtime.router.test_flow import COMPLETION, metric
@@ -21,15 +19,6 @@ from tests.runtime.router.test_flow import COMPLETION, metric
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
 
 NO_RETRY = {"max_retries": 0, "backoff_base": 0}
-
-
-async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
-    """Wait (bounded) until ``check()`` holds; fail the test if it never does."""
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    assert check()
 
 
 async def two_decoders(
