@@ -8,8 +8,9 @@ from __future__ import annotations
 
 __all__ = ["ROUTER_BIND_HOST", "ROUTER_READINESS_PATH", "SERVER_READINESS_PATH", "VLLM_HEALTH_PATH"]
 
-ROUTER_READINESS_PATH = "/health"
-"""Answers 200 once the router has a healthy worker to send requests to."""
+ROUTER_READINESS_PATH = "/ready"
+"""Answers 200 once the router has a healthy worker to send requests to (its ``/health`` only says
+the process is alive, so a client that gets workers ejected cannot pull the pod from its Service)."""
 SERVER_READINESS_PATH = "/health"
 VLLM_HEALTH_PATH = "/health"
 """vLLM's own health route (``vllm/entrypoints/openai/api_server.py``)."""

@@ -70,7 +70,7 @@ def test_router_sidecar_command_lines(pcs: dict[str, Any]) -> None:
         "--prefill-clique", "chat-prefill", "--decode-clique", "chat-dl", "--decode-group", "chat-d",
         "--worker-port", "8000",
     ]  # fmt: skip
-    assert router["readinessProbe"]["httpGet"] == {"path": "/health", "port": 9000}
+    assert router["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 9000}
     aggregated = _containers(pcs, "retrieve")["router-embed"]["command"]
     assert aggregated[-4:] == ["--worker-clique", "embed", "--worker-port", "8000"]
     assert _env(_containers(pcs, "retrieve")["server"])["GP_LLM_URL_EMBED"] == "http://127.0.0.1:9000"
