@@ -65,18 +65,21 @@ class DnsProber:
     async def probe(self) -> list[str]:
         """One pass: the URLs of the names that resolve now (also reported if they changed).
 
-        A pass in which the resolver gave no answer for some name reports nothing and returns the
-        last good set.
+        A name the resolver gave no answer for keeps its last known state: a pod already known stays,
+        an unknown name stays absent. So a resolver hiccup removes nothing, and a resolver that never
+        answers for absent names (no DNS server, only a hosts file) still finds the present ones.
         """
+        known = set(self._last or ())
         urls, misses = [], 0
         for k in range(self._max):
             name = self._name_for(k)
+            url = f"{self._scheme}://{name}:{self._port}"
             answer = await self._resolves(name, self._port)
-            if answer is None:
-                log.warning("DNS gave no answer for %s; keeping the last known pods", name)
-                return list(self._last or [])
-            if answer:
-                urls.append(f"{self._scheme}://{name}:{self._port}")
+            if answer is None and url in known:
+                log.warning("DNS gave no answer for %s; keeping it as a known pod", name)
+            present = url in known if answer is None else answer
+            if present:
+                urls.append(url)
                 misses = 0
             else:
                 misses += 1
