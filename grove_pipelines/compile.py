@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from grove_pipelines import yamlio
+from grove_pipelines.grove.cluster import GroveCluster
 from grove_pipelines.grove.compiler import compile_graph
 from grove_pipelines.grove.validate import ObjectReport, check_documents, load_crds, validate_documents
 
@@ -20,7 +21,9 @@ def _documents(
     from grove_pipelines.loader import load_graph  # the loader imports user code: only when asked
 
     graph = load_graph(ref)
-    return compile_graph(graph, namespace=namespace, image=image, default_namespace=default_namespace).documents()
+    return compile_graph(
+        graph, namespace=namespace, image=image, default_namespace=default_namespace
+    ).documents()
 
 
 def compile_ref(
@@ -37,11 +40,18 @@ def compile_ref(
     return documents
 
 
-def validate_target(target: str, *, crd_dir: str | Path | None = None) -> list[ObjectReport]:
-    """Reports for a manifest file (defaulted as Grove would) or a pipeline ref (compiled, checked strictly)."""
+def validate_target(
+    target: str,
+    *,
+    crd_dir: str | Path | None = None,
+    cluster: GroveCluster | None = None,
+    old: list[Any] | None = None,
+) -> list[ObjectReport]:
+    """Reports for a manifest file (defaulted as Grove would) or a pipeline ref (compiled, checked strictly),
+    judged against ``cluster`` (release, operator config, bindings); an update of the ``old`` live objects."""
     crds = load_crds(crd_dir)
     if Path(target).suffix in MANIFEST_SUFFIXES:
-        return check_documents(yamlio.load_all_file(target), crds=crds, strict=False, defaults=True)
-    return check_documents(
-        _documents(target, namespace=None, image=None), crds=crds, strict=True, defaults=False
-    )
+        docs = yamlio.load_all_file(target)
+        return check_documents(docs, crds=crds, strict=False, defaults=True, cluster=cluster, old=old)
+    docs = _documents(target, namespace=None, image=None)
+    return check_documents(docs, crds=crds, strict=True, defaults=False, cluster=cluster, old=old)
