@@ -124,8 +124,9 @@ def admit(
     if not cliques:
         out.add("cliques-required", "spec.template.cliques", "a PodCliqueSet needs at least one clique")
     check_resources(template, cliques, out)
-    groups, sizes = check_groups(template, cliques, out)
-    check_names(pcs, cliques, groups, group_size=sizes, pcs_replicas=max(replicas or 1, 1), out=out)
+    groups, sizes, group_paths = check_groups(template, cliques, out)
+    check_names(pcs, cliques, groups, group_size=sizes, group_paths=group_paths,
+                pcs_replicas=max(replicas or 1, 1), out=out)  # fmt: skip
     explicit = template.get("cliqueStartupType") == _EXPLICIT
     roles: dict[str, int] = {}
     for i, clique in enumerate(cliques):
@@ -140,7 +141,7 @@ def admit(
         check_mnnvl(obj, enabled=cluster.config.mnnvl_enabled, out=out)
     elif not out.items:  # Grove checks what changed only once the new object is valid on its own
         assert old is not None
-        check_update(old, obj, out)
+        check_update(old, obj, out, cluster=cluster)
     return out
 
 

@@ -232,11 +232,13 @@ def check_clique(
 
 def check_groups(
     template: dict[str, Any], cliques: list[dict[str, Any]], out: Problems
-) -> tuple[dict[str, str], dict[str, int]]:
-    """Rules on scaling groups; returns clique name → its group, and group → the most replicas it can reach."""
+) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
+    """Rules on scaling groups; returns clique name → its group, group → the most replicas it can reach, and
+    group → the field path of its name."""
     names = {c.get("name") for c in cliques}
     member_of: dict[str, str] = {}
     sizes: dict[str, int] = {}
+    paths: dict[str, str] = {}
     seen: set[str] = set()
     for g, group in enumerate(as_dict(x) for x in as_list(template.get("podCliqueScalingGroups"))):
         path = f"spec.template.podCliqueScalingGroups[{g}]"
@@ -253,6 +255,7 @@ def check_groups(
             )
         seen.add(str(name))
         sizes[str(name)] = _most(group, scale_key="scaleConfig")
+        paths.setdefault(str(name), f"{path}.name")
         for m, member in enumerate(as_list(group.get("cliqueNames"))):
             if member not in names:
                 out.add(
@@ -286,7 +289,7 @@ def check_groups(
         if low is not None and minimum is not None and low < minimum:
             out.add("autoscaling-bounds", f"{path}.scaleConfig.minReplicas",
                     f"minReplicas ({low}) is below minAvailable ({minimum})")  # fmt: skip
-    return member_of, sizes
+    return member_of, sizes, paths
 
 
 def _most(spec: dict[str, Any], key: str = "replicas", scale_key: str = "autoScalingConfig") -> int:
@@ -301,6 +304,7 @@ def check_names(
     groups: dict[str, str],
     *,
     group_size: dict[str, int],
+    group_paths: dict[str, str],
     pcs_replicas: int,
     out: Problems,
 ) -> None:
@@ -317,8 +321,9 @@ def check_names(
         used = len(pcs) + len(group or "") + len(name)
         if used > NAME_BUDGET:
             parts = f"{pcs!r} + {group!r} + {name!r}" if group else f"{pcs!r} + {name!r}"
+            where = group_paths.get(group, path) if group else path  # Grove names the group for its members
             out.add(
-                "name-budget", path, f"{parts} is {used} characters, over Grove's budget of {NAME_BUDGET}"
+                "name-budget", where, f"{parts} is {used} characters, over Grove's budget of {NAME_BUDGET}"
             )
             continue
         if not _DNS_LABEL.match(name):

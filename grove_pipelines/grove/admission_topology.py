@@ -81,9 +81,11 @@ def _resolve(template: dict[str, Any], out: Problems) -> str:
             effective(as_dict(clique["topologyConstraint"]),
                       f"spec.template.cliques[{c}].topologyConstraint", inherited)  # fmt: skip
     names = sorted(set(found))
-    if len(names) > 1:
-        out.add("topology-name", "spec.template",
-                f"all topologyName values of a PodCliqueSet must match, found {names}")  # fmt: skip
+    if len(names) > 1:  # Grove reports it on every constraint that names a topology itself
+        for _, path, tc in constraints(template):
+            if _name(tc):
+                out.add("topology-name", f"{path}.topologyName",
+                        f"all topologyName values of a PodCliqueSet must match, found {names}")  # fmt: skip
         return ""
     return names[0] if names else ""
 
@@ -172,20 +174,48 @@ def _shape(tc: dict[str, Any] | None) -> tuple[str, str, str] | None:
     return None if tc is None else (_name(tc), _required(tc), _preferred(tc))
 
 
-def check_topology_update(old: dict[str, Any], new: dict[str, Any], out: Problems) -> None:
-    """Constraints cannot be added, removed or changed on a live PodCliqueSet."""
+def _legacy(template: dict[str, Any]) -> bool:
+    """A constraint shape from before ``topologyName`` existed: only ``packDomain``, no name anywhere."""
+    found = [tc for _, _, tc in constraints(template)]
+    return bool(found) and all(not _name(tc) and tc.get("packDomain") for tc in found)
+
+
+def _repair(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    """Adding the missing ``topologyName`` to a legacy constraint, nothing else."""
+    if before is None or after is None or _name(before) or not _name(after):
+        return False
+    return (_required(before), _preferred(before)) == (_required(after), _preferred(after))
+
+
+def check_topology_update(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    tas_enabled: bool,
+    bindings: dict[str, TopologyBinding],
+    out: Problems,
+) -> None:
+    """Constraints cannot be added, removed or changed on a live PodCliqueSet; a legacy one (``packDomain``
+    only) may gain its ``topologyName``, and is then checked as on create."""
+    legacy = _legacy(old)
+
+    def allowed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+        return _shape(before) == _shape(after) or (legacy and _repair(before, after))
+
+    before_count = len(out.items)
     before, after = old.get("topologyConstraint"), new.get("topologyConstraint")
-    if _name(as_dict(before)) != _name(as_dict(after)):
+    if not legacy and _name(as_dict(before)) != _name(as_dict(after)):
         out.add("topology-immutable", "spec.template.topologyConstraint.topologyName",
                 f"topologyName cannot change from {_name(as_dict(before))!r} to {_name(as_dict(after))!r}")  # fmt: skip
-    elif _shape(before) != _shape(after):
+    elif not allowed(before, after):
         out.add(
             "topology-immutable", "spec.template.topologyConstraint", "cannot be added, removed or changed"
         )
     for key in ("cliques", "podCliqueScalingGroups"):
         was = _by_name(old, key)
         for i, item in enumerate(as_dict(x) for x in as_list(new.get(key))):
-            tc = item.get("topologyConstraint")
-            if _shape(was.get(str(item.get("name")))) != _shape(tc):
+            if not allowed(was.get(str(item.get("name"))), item.get("topologyConstraint")):
                 out.add("topology-immutable", f"spec.template.{key}[{i}].topologyConstraint",
                         "cannot be added, removed or changed after creation")  # fmt: skip
+    if legacy and len(out.items) == before_count:
+        check_topology(new, tas_enabled=tas_enabled, bindings=bindings, out=out)

@@ -15,6 +15,7 @@ from typing import Any
 from grove_pipelines.grove.admission_mnnvl import check_mnnvl_update
 from grove_pipelines.grove.admission_parts import Problems, as_dict, as_list
 from grove_pipelines.grove.admission_topology import check_topology_update
+from grove_pipelines.grove.cluster import GroveCluster
 
 __all__ = ["check_update"]
 
@@ -83,8 +84,11 @@ def _check_groups(old: dict[str, Any], new: dict[str, Any], out: Problems) -> No
             _immutable(was[name].get(field), group.get(field), f"{path}.{field}", out)
 
 
-def check_update(old: dict[str, Any], new: dict[str, Any], out: Problems) -> None:
+def check_update(
+    old: dict[str, Any], new: dict[str, Any], out: Problems, *, cluster: GroveCluster | None = None
+) -> None:
     """Every change from ``old`` (live) to ``new`` that Grove refuses."""
+    cluster = cluster or GroveCluster()
     before, after = _template(old), _template(new)
     _check_cliques(before, after, out)
     _immutable(
@@ -94,7 +98,9 @@ def check_update(old: dict[str, Any], new: dict[str, Any], out: Problems) -> Non
         out,
     )
     _check_groups(before, after, out)
-    check_topology_update(before, after, out)
+    check_topology_update(
+        before, after, tas_enabled=cluster.config.tas_enabled, bindings=cluster.bindings, out=out
+    )
     for field in ("resourceClaimTemplates", "resourceSharing"):
         _immutable(before.get(field), after.get(field), f"spec.template.{field}", out)
     check_mnnvl_update(old, new, out)

@@ -151,7 +151,7 @@ TAS = GroveCluster(
 TAS_CASES: list[tuple[str, Mutation, str, str]] = [
     ("topology names", lambda p: (_set("spec.template.topologyConstraint", {"topologyName": "a", "pack": {"required": "rack"}})(p),
                                   _group(topologyConstraint={"topologyName": "b", "pack": {"required": "host"}})(p)),
-     "topology-name", "spec.template"),
+     "topology-name", "spec.template.topologyConstraint.topologyName"),
     ("topology name missing", _group(topologyConstraint={"pack": {"required": "host"}}), "topology-name",
      f"{GROUP}.topologyConstraint.topologyName"),
     ("topology binding", _set("spec.template.topologyConstraint", {"topologyName": "b", "pack": {"required": "rack"}}),
