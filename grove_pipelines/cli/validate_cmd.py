@@ -18,6 +18,11 @@ __all__ = ["register"]
 NOT_AN_OBJECT = 2
 
 
+def _printable(text: str) -> str:
+    """One line whatever the manifest held: control characters (from hostile keys or values) escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def validate(
     target: Annotated[
         str, typer.Argument(help="A pipeline ref (path/file.py[:name], module:name) or a manifest.")
@@ -61,14 +66,15 @@ def validate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(NOT_AN_OBJECT) from None
     for report in reports:
+        subject = _printable(report.subject)
         if report.skipped:
-            typer.echo(f"skipped: {report.subject} (no schema for this kind)")
+            typer.echo(f"skipped: {subject} (no schema for this kind)")
         elif report.ok:
-            typer.echo(f"ok: {report.subject}")
+            typer.echo(f"ok: {subject}")
         for warning in report.warnings:
-            typer.echo(f"warning: {report.subject}: {warning}", err=True)
+            typer.echo(f"warning: {subject}: {_printable(str(warning))}", err=True)
         for problem in report.problems:
-            typer.echo(f"error: {report.subject}: {problem}", err=True)
+            typer.echo(f"error: {subject}: {_printable(str(problem))}", err=True)
     if not reports or any(report.not_object for report in reports):
         if not reports:
             typer.echo(f"error: {target}: no Kubernetes object in it", err=True)
