@@ -18,14 +18,14 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _OFF = "MNNVL is not enabled in the operator configuration: enable it or remove the annotation"
 
 
-def _layers(pcs: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(path of the annotations map, the map) for the PodCliqueSet and each clique template, by index."""
-    layers = [("metadata.annotations", as_dict(as_dict(pcs.get("metadata")).get("annotations")))]
+def _layers(pcs: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(owner, path of the annotations map, the map) for the PodCliqueSet and each clique template, by index."""
+    meta = as_dict(pcs.get("metadata"))
+    layers = [("the PodCliqueSet", "metadata.annotations", as_dict(meta.get("annotations")))]
     cliques = as_list(as_dict(as_dict(pcs.get("spec")).get("template")).get("cliques"))
-    for i, clique in enumerate(cliques):
-        layers.append(
-            (f"spec.template.cliques[{i}].annotations", as_dict(as_dict(clique).get("annotations")))
-        )
+    for i, clique in enumerate(as_dict(c) for c in cliques):
+        path = f"spec.template.cliques[{i}].annotations"
+        layers.append((f"clique {clique.get('name')!r}", path, as_dict(clique.get("annotations"))))
     return layers
 
 
@@ -51,16 +51,20 @@ def _check_layer(annotations: dict[str, Any], path: str, enabled: bool, out: Pro
 
 def check_mnnvl(pcs: dict[str, Any], *, enabled: bool, out: Problems) -> None:
     """Create-time rules on every annotation layer."""
-    for path, layer in _layers(pcs):
+    for _, path, layer in _layers(pcs):
         _check_layer(layer, path, enabled, out)
 
 
 def check_mnnvl_update(old: dict[str, Any], new: dict[str, Any], out: Problems) -> None:
     """Both annotations are fixed at creation (cliques compared by index, as Grove does)."""
-    for (path, before), (_, after) in zip(_layers(old), _layers(new), strict=False):
+    for (_, path, before), (owner, _, after) in zip(_layers(old), _layers(new), strict=False):
         for key in (AUTO_MNNVL, MNNVL_GROUP):
             if key not in before and key not in after:
                 continue
             if before.get(key) != after.get(key) or (key in before) != (key in after):
                 change = "added" if key not in before else "removed" if key not in after else "changed"
-                out.add("mnnvl-immutable", f"{path}[{key}]", f"{key} cannot be {change} after creation")
+                out.add(
+                    "mnnvl-immutable",
+                    f"{path}[{key}]",
+                    f"{owner}: annotation {key} cannot be {change} after creation",
+                )

@@ -206,16 +206,16 @@ def check_topology_update(
     before, after = old.get("topologyConstraint"), new.get("topologyConstraint")
     if not legacy and _name(as_dict(before)) != _name(as_dict(after)):
         out.add("topology-immutable", "spec.template.topologyConstraint.topologyName",
-                f"topologyName cannot change from {_name(as_dict(before))!r} to {_name(as_dict(after))!r}")  # fmt: skip
+                f"the PodCliqueSet: topologyName cannot change ({_name(as_dict(before))!r} -> {_name(as_dict(after))!r})")  # fmt: skip
     elif not allowed(before, after):
-        out.add(
-            "topology-immutable", "spec.template.topologyConstraint", "cannot be added, removed or changed"
-        )
-    for key in ("cliques", "podCliqueScalingGroups"):
+        out.add("topology-immutable", "spec.template.topologyConstraint",
+                "the PodCliqueSet: topologyConstraint cannot be added, removed or changed after creation")  # fmt: skip
+    for key, kind in (("cliques", "clique"), ("podCliqueScalingGroups", "scaling group")):
         was = _by_name(old, key)
         for i, item in enumerate(as_dict(x) for x in as_list(new.get(key))):
             if not allowed(was.get(str(item.get("name"))), item.get("topologyConstraint")):
                 out.add("topology-immutable", f"spec.template.{key}[{i}].topologyConstraint",
-                        "cannot be added, removed or changed after creation")  # fmt: skip
+                        f"{kind} {item.get('name')!r}: topologyConstraint cannot be added, removed or changed "
+                        "after creation")  # fmt: skip
     if legacy and len(out.items) == before_count:
         check_topology(new, tas_enabled=tas_enabled, bindings=bindings, out=out)

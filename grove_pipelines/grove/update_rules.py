@@ -28,9 +28,10 @@ def _template(pcs: dict[str, Any]) -> dict[str, Any]:
     return as_dict(as_dict(pcs.get("spec")).get("template"))
 
 
-def _immutable(before: Any, after: Any, path: str, out: Problems) -> None:
+def _immutable(before: Any, after: Any, path: str, out: Problems, *, owner: str = "the PodCliqueSet") -> None:
     if before != after:
-        out.add("immutable", path, f"field is immutable (was {before!r}, now {after!r})")
+        field = path.rpartition(".")[2]
+        out.add("immutable", path, f"{owner}: {field} is immutable ({before!r} -> {after!r})")
 
 
 def _check_cliques(old: dict[str, Any], new: dict[str, Any], out: Problems) -> None:
@@ -40,7 +41,7 @@ def _check_cliques(old: dict[str, Any], new: dict[str, Any], out: Problems) -> N
         out.add(
             "composition",
             "spec.template.cliques",
-            f"cliques cannot be added or removed ({len(was)} -> {len(now)})",
+            f"the PodCliqueSet: cliques cannot be added or removed ({len(was)} -> {len(now)})",
         )
     index = {c.get("name"): (i, c) for i, c in enumerate(was)}
     ordered = new.get("cliqueStartupType") in _ORDERED
@@ -57,13 +58,14 @@ def _check_cliques(old: dict[str, Any], new: dict[str, Any], out: Problems) -> N
                 f"clique {name!r} moved from position {j} to {i}: the startup order is fixed",
             )
         old_spec, new_spec = as_dict(before.get("spec")), as_dict(clique.get("spec"))
+        owner = f"clique {name!r}"
         for field in _CLIQUE_FIELDS:
-            _immutable(old_spec.get(field), new_spec.get(field), f"{path}.spec.{field}", out)
+            _immutable(old_spec.get(field), new_spec.get(field), f"{path}.spec.{field}", out, owner=owner)
         _immutable(as_dict(old_spec.get("podSpec")).get("schedulerName") or "",
-                   as_dict(new_spec.get("podSpec")).get("schedulerName") or "", f"{path}.spec.podSpec.schedulerName", out)  # fmt: skip
-        _immutable(
-            before.get("resourceSharing"), clique.get("resourceSharing"), f"{path}.resourceSharing", out
-        )
+                   as_dict(new_spec.get("podSpec")).get("schedulerName") or "",
+                   f"{path}.spec.podSpec.schedulerName", out, owner=owner)  # fmt: skip
+        _immutable(before.get("resourceSharing"), clique.get("resourceSharing"), f"{path}.resourceSharing", out,
+                   owner=owner)  # fmt: skip
 
 
 def _check_groups(old: dict[str, Any], new: dict[str, Any], out: Problems) -> None:
@@ -71,7 +73,7 @@ def _check_groups(old: dict[str, Any], new: dict[str, Any], out: Problems) -> No
     now = [as_dict(g) for g in as_list(new.get("podCliqueScalingGroups"))]
     if len(was) != len(now):
         out.add("composition", "spec.template.podCliqueScalingGroups",
-                f"scaling groups cannot be added or removed ({len(was)} -> {len(now)})")  # fmt: skip
+                f"the PodCliqueSet: scaling groups cannot be added or removed ({len(was)} -> {len(now)})")  # fmt: skip
         return
     for g, group in enumerate(now):
         name, path = group.get("name"), f"spec.template.podCliqueScalingGroups[{g}]"
@@ -81,7 +83,13 @@ def _check_groups(old: dict[str, Any], new: dict[str, Any], out: Problems) -> No
             )
             continue
         for field in _GROUP_FIELDS:
-            _immutable(was[name].get(field), group.get(field), f"{path}.{field}", out)
+            _immutable(
+                was[name].get(field),
+                group.get(field),
+                f"{path}.{field}",
+                out,
+                owner=f"scaling group {name!r}",
+            )
 
 
 def check_update(

@@ -188,7 +188,10 @@ def test_an_update_is_checked_against_the_live_object(
     live.write_text(Path(_pcs_file(tmp_path, lambda p: None)).read_text())
     new = _pcs_file(tmp_path, lambda p: p["spec"]["template"]["cliques"][0]["spec"].update(roleName="other"))
     code, _, err = run_cli(["validate", new, "--old", str(live)], capsys)
-    assert code == 1 and "spec.template.cliques[0].spec.roleName: field is immutable" in err
+    assert (
+        code == 1
+        and "spec.template.cliques[0].spec.roleName: clique 'frontend': roleName is immutable" in err
+    )
     code, _, err = run_cli(["validate", new], capsys)
     assert code == 0, err
 
