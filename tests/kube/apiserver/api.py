@@ -82,7 +82,7 @@ class Api(WritesMixin):
         if kind is None or (sub and sub not in kind.subresources):
             raise ApiStatus(404, "NotFound", "the server could not find the requested resource")
         verb = self._verb(method, name, query)
-        self._authorize(user, verb, kind, namespace, name)
+        self._authorize(user, verb, kind, namespace, name, sub)
         return self._dispatch(method, verb, kind, namespace, name, sub, query, headers, body)
 
     @staticmethod
@@ -99,8 +99,19 @@ class Api(WritesMixin):
             raise ApiStatus(401, "Unauthorized", "Unauthorized")
         return self.tokens[token]
 
-    def _authorize(self, user: str, verb: str, kind: Kind, namespace: str | None, name: str | None) -> None:
-        if (verb, kind.plural) in self.forbidden or ("*", kind.plural) in self.forbidden:
+    def _authorize(
+        self,
+        user: str,
+        verb: str,
+        kind: Kind,
+        namespace: str | None,
+        name: str | None,
+        sub: str | None = None,
+    ) -> None:
+        """RBAC names a subresource as ``plural/sub`` (``podcliques/scale``): a rule on the plural alone does
+        not cover it, nor the other way round."""
+        resource = f"{kind.plural}/{sub}" if sub else kind.plural
+        if (verb, resource) in self.forbidden or ("*", resource) in self.forbidden:
             res = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
             what = f'{res} "{name}"' if name else res
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
@@ -108,7 +119,7 @@ class Api(WritesMixin):
                 403,
                 "Forbidden",
                 f'{what} is forbidden: User "{user}" cannot {verb} resource '
-                f'"{kind.plural}" in API group "{kind.group}"{where}',
+                f'"{resource}" in API group "{kind.group}"{where}',
                 {"name": name or "", "group": kind.group, "kind": kind.plural},
             )
 
@@ -209,6 +220,10 @@ class Api(WritesMixin):
             causes = schema.validate(
                 crd, kind.version, {k: v for k, v in obj.items() if k != "status"}, strict=strict
             )
+            unknown = [c for c in causes if c["message"] == "field not declared in schema"]
+            if unknown:  # kube-apiserver: a strict decoding error, 400 before any validation
+                listed = ", ".join(f'unknown field "{c["field"]}"' for c in unknown)
+                raise ApiStatus(400, "BadRequest", f"strict decoding error: {listed}")
             if causes:
                 listed = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
                 raise ApiStatus(
@@ -229,6 +244,16 @@ class Api(WritesMixin):
                 "Forbidden",
                 f'admission webhook "pcs.validating.webhooks.grove.io" denied the request: {denied}',
             )
+
+    def _schema(self, kind: Kind) -> ssa.Schema:
+        """The served version's ``openAPIV3Schema`` of a custom resource (its list types drive apply)."""
+        if not kind.crd:
+            return None
+        crd = self.store.get((CRD_RID, "", kind.crd), copied=False)
+        served = next(
+            (v for v in (crd or {}).get("spec", {}).get("versions", []) if v["name"] == kind.version), None
+        )
+        return (served or {}).get("schema", {}).get("openAPIV3Schema")
 
     def _managed(
         self, obj: dict[str, Any], manager: str, op: str, paths: set[ssa.Path], sub: str | None = None
@@ -280,7 +305,9 @@ class Api(WritesMixin):
         if self.store.get((kind.rid, ns or "", meta.get("name", ""))) is not None:
             raise ApiStatus(409, "AlreadyExists", f'{kind.plural} "{meta.get("name")}" already exists')
         self._admit(kind, obj, None, query.get("fieldValidation") == "Strict")
-        self._managed(obj, query.get("fieldManager", "unknown"), "Update", ssa.fields_of(obj))
+        self._managed(
+            obj, query.get("fieldManager", "unknown"), "Update", ssa.fields_of(obj, self._schema(kind))
+        )
         return self._store(kind, obj, None, dry)
 
     def _delete(self, kind: Kind, key: tuple[str, str, str], dry: bool) -> dict[str, Any]:

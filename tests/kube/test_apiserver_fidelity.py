@@ -1,0 +1,118 @@
+"""The double answers as kube-apiserver does where deploy, ``status --wait`` and discovery depend on it.
+
+Each test drives the double over real HTTP and checks one behaviour the double used to get wrong: list
+types from the CRD in server-side apply, field ownership across updates, the status/spec split between
+endpoints, RBAC on subresources (strict decoding's 400 is covered in ``test_client``).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.kube.apiserver import ApiServerDouble
+
+PCS_PATH = "/apis/grove.io/v1alpha1/namespaces/demo/podcliquesets"
+
+
+def _call(api: ApiServerDouble, method: str, path: str, body: Any = None, *, content: str = "application/json",
+          **query: str) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    url = api.url + path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {api.token}")
+    request.add_header("Content-Type", content)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _apply(
+    api: ApiServerDouble, obj: dict[str, Any], manager: str, **query: str
+) -> tuple[int, dict[str, Any]]:
+    path = f"{PCS_PATH}/{obj['metadata']['name']}"
+    return _call(
+        api, "PATCH", path, obj, content="application/apply-patch+yaml", fieldManager=manager, **query
+    )
+
+
+def _pcs(groups: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    cliques = [{"name": n, "spec": {"roleName": n, "replicas": 1, "minAvailable": 1,
+                                    "podSpec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+               for n in ("a", "b")]  # fmt: skip
+    return {"apiVersion": "grove.io/v1alpha1", "kind": "PodCliqueSet", "metadata": {"name": "p", "namespace": "demo"},
+            "spec": {"replicas": 1, **spec, "template": {"cliques": cliques, "podCliqueScalingGroups": groups}}}  # fmt: skip
+
+
+def _fields(obj: dict[str, Any], manager: str) -> dict[str, Any]:
+    return next(m["fieldsV1"] for m in obj["metadata"]["managedFields"] if m["manager"] == manager)
+
+
+@pytest.fixture
+def api() -> Any:
+    with ApiServerDouble(grove_running=False) as double:
+        yield double
+
+
+def test_apply_follows_the_crds_list_types(api: ApiServerDouble) -> None:
+    """``cliques`` is a map keyed by name; ``podCliqueScalingGroups`` has no list type, so it is atomic."""
+    code, live = _apply(api, _pcs([{"name": "g1", "cliqueNames": ["a"]}]), "deployer")
+    assert code in (200, 201), live
+    template = _fields(live, "deployer")["f:spec"]["f:template"]
+    assert 'k:{"name":"a"}' in template["f:cliques"]
+    assert template["f:podCliqueScalingGroups"] == {}  # one leaf: the whole list
+    # A second applier with another list must conflict on the whole list, not merge its group in beside g1
+    # (Grove would then see a scaling group nobody declared).
+    code, answer = _apply(api, _pcs([{"name": "g2", "cliqueNames": ["b"]}]), "someone-else")
+    assert code == 409
+    assert [c["field"] for c in answer["details"]["causes"]] == [".spec.template.podCliqueScalingGroups"]
+
+
+def test_an_update_keeps_earlier_fields_and_takes_over_what_it_changes(api: ApiServerDouble) -> None:
+    _apply(api, _pcs([]), "deployer")
+    patch = "application/merge-patch+json"
+    _call(
+        api,
+        "PATCH",
+        f"{PCS_PATH}/p",
+        {"metadata": {"labels": {"team": "x"}}},
+        content=patch,
+        fieldManager="ed",
+    )
+    code, live = _call(
+        api, "PATCH", f"{PCS_PATH}/p", {"spec": {"replicas": 3}}, content=patch, fieldManager="ed"
+    )
+    assert code == 200
+    mine = _fields(live, "ed")
+    assert "f:labels" in mine["f:metadata"] and "f:replicas" in mine["f:spec"]  # both updates, not the last
+    assert "f:replicas" not in _fields(live, "deployer")["f:spec"]  # taken from the applier
+    code, answer = _apply(api, _pcs([], replicas=1), "deployer")  # so re-applying the old value conflicts
+    assert code == 409 and [c["field"] for c in answer["details"]["causes"]] == [".spec.replicas"]
+
+
+def test_status_and_spec_change_only_through_their_own_endpoints(api: ApiServerDouble) -> None:
+    _apply(api, _pcs([]), "deployer")
+    patch = "application/merge-patch+json"
+    code, live = _call(api, "PATCH", f"{PCS_PATH}/p/status", {"spec": {"replicas": 7}, "status": {"replicas": 2}},
+                       content=patch)  # fmt: skip
+    assert code == 200 and live["spec"]["replicas"] == 1 and live["status"]["replicas"] == 2
+    code, live = _call(api, "PATCH", f"{PCS_PATH}/p", {"spec": {"replicas": 4}, "status": {"replicas": 9}},
+                       content=patch)  # fmt: skip
+    assert code == 200 and live["spec"]["replicas"] == 4 and live["status"]["replicas"] == 2
+
+
+def test_rbac_names_subresources_on_their_own(api: ApiServerDouble) -> None:
+    _apply(api, _pcs([]), "deployer")
+    scale = {"spec": {"replicas": 2}}
+    api.forbid("patch", "podcliquesets")  # the main resource only: /scale is another RBAC resource
+    code, _ = _call(api, "PATCH", f"{PCS_PATH}/p/scale", scale, content="application/merge-patch+json")
+    assert code == 200
+    api.forbid("patch", "podcliquesets/scale")
+    code, answer = _call(api, "PATCH", f"{PCS_PATH}/p/scale", scale, content="application/merge-patch+json")
+    assert code == 403 and 'cannot patch resource "podcliquesets/scale"' in answer["message"]
