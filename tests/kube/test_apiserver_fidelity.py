@@ -116,3 +116,49 @@ def test_rbac_names_subresources_on_their_own(api: ApiServerDouble) -> None:
     api.forbid("patch", "podcliquesets/scale")
     code, answer = _call(api, "PATCH", f"{PCS_PATH}/p/scale", scale, content="application/merge-patch+json")
     assert code == 403 and 'cannot patch resource "podcliquesets/scale"' in answer["message"]
+
+
+def _watch_lines(api: ApiServerDouble, path: str, **query: str) -> list[dict[str, Any]]:
+    url = api.url + path + "?" + "&".join(f"{k}={v}" for k, v in {"watch": "true", **query}.items())
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return [json.loads(line) for line in answer.read().splitlines() if line.strip()]
+
+
+def _pod(name: str, role: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "demo", "labels": {"role": role}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}  # fmt: skip
+
+
+def test_a_watch_from_version_0_starts_with_the_current_state(api: ApiServerDouble) -> None:
+    api.add("/v1/pods", _pod("p1", "decode"))
+    events = _watch_lines(
+        api, "/api/v1/namespaces/demo/pods", timeoutSeconds="1", labelSelector="role%3Ddecode"
+    )
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "p1")]
+
+
+def test_an_object_leaving_the_selector_is_deleted_for_the_watcher(api: ApiServerDouble) -> None:
+    """The router's discovery drops a pod relabelled out of its role only if the server says DELETED."""
+    api.add("/v1/pods", _pod("p1", "decode"))
+    start = api.store.current_rv
+    api.add("/v1/pods", _pod("p1", "prefill"))
+    events = _watch_lines(api, "/api/v1/namespaces/demo/pods", resourceVersion=str(start), timeoutSeconds="1",
+                          labelSelector="role%3Ddecode")  # fmt: skip
+    assert [(e["type"], e["object"]["metadata"]["labels"]["role"]) for e in events] == [
+        ("DELETED", "prefill")
+    ]
+
+
+def test_a_compacted_version_gets_410_and_bookmarks_are_sent_when_asked(api: ApiServerDouble) -> None:
+    start = api.store.current_rv
+    api.add("/v1/pods", _pod("p1", "decode"))
+    api.compact()
+    (error,) = _watch_lines(
+        api, "/api/v1/namespaces/demo/pods", resourceVersion=str(start), timeoutSeconds="1"
+    )
+    assert error["type"] == "ERROR" and error["object"]["code"] == 410
+    events = _watch_lines(api, "/api/v1/namespaces/demo/pods", resourceVersion=str(api.store.current_rv),
+                          timeoutSeconds="1", allowWatchBookmarks="true")  # fmt: skip
+    assert events and all(e["type"] == "BOOKMARK" for e in events)
+    assert events[-1]["object"]["metadata"]["resourceVersion"] == str(api.store.current_rv)

@@ -75,3 +75,16 @@ def test_deploy_status_diff_scale_delete(
     missing = cli("status", "chat")
     assert missing.code == 1
     assert missing.err == "error: no PodCliqueSet 'chat' in namespace 'demo' (deployed with another -n?)\n"
+
+
+def test_status_wait_relists_after_410(
+    apiserver: ApiServerDouble, kubeconfig: Path, cli: Cli, pipeline_file: Callable[..., str]
+) -> None:
+    """A watch whose version was compacted away answers 410: ``--wait`` must list again, not fail."""
+    apiserver.expire_next_watches(2)
+    done = cli("deploy", pipeline_file(replicas=1), "--wait", "--timeout", "2m")
+    assert done.code == 0, done.err
+    calls = apiserver.calls("GET", "/podcliques")
+    assert sum(1 for _, _, q in calls if q.get("watch") == "true") >= 2  # both expired...
+    assert sum(1 for _, _, q in calls if q.get("watch") != "true") >= 3  # ...each followed by a fresh list
+    assert apiserver.api.expire_watches == 0

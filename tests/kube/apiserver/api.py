@@ -31,6 +31,9 @@ class Watch:
     field_selector: str | None
     rv: int
     timeout: float
+    initial: bool = False  # no resourceVersion (or "0"): synthetic ADDED events for what exists first
+    bookmarks: bool = False  # allowWatchBookmarks=true
+    expired: bool = False  # the version asked for was compacted away: one ERROR event, 410
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Api(WritesMixin):
     tokens: dict[str, str] = field(default_factory=dict)  # bearer token -> user name; empty: no auth
     forbidden: list[tuple[str, str]] = field(default_factory=list)  # (verb, plural) pairs RBAC refuses
     calls: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    expire_watches: int = 0  # the next N watches find their version compacted (410), as after etcd compaction
 
     # -- routing -------------------------------------------------------------------------------------
     def kinds(self) -> list[Kind]:
@@ -141,13 +145,23 @@ class Api(WritesMixin):
         if verb == "list":
             return self._list(kind, ns, query)
         if verb == "watch":
+            asked = query.get("resourceVersion") or "0"
+            try:
+                rv = int(asked)
+            except ValueError as exc:
+                raise ApiStatus(400, "BadRequest", f'invalid resource version "{asked}"') from exc
+            expired = rv != 0 and (rv < self.store.compacted_rv or self.expire_watches > 0)
+            self.expire_watches = max(0, self.expire_watches - 1)
             return Watch(
                 kind,
                 ns,
                 query.get("labelSelector"),
                 query.get("fieldSelector"),
-                int(query.get("resourceVersion") or self.store.current_rv),
+                self.store.current_rv if rv == 0 else rv,
                 float(query.get("timeoutSeconds") or 60),
+                initial=rv == 0,
+                bookmarks=query.get("allowWatchBookmarks") == "true",
+                expired=expired,
             )
         if verb == "create":
             return self._create(kind, ns, self._parse(body), query, dry)

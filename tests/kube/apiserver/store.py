@@ -28,6 +28,7 @@ class Event:
     type: str
     rid: str
     obj: dict[str, Any]
+    old: dict[str, Any] | None = None  # the version before a MODIFIED: a watcher's selector may stop matching
 
 
 @dataclass
@@ -39,13 +40,14 @@ class Store:
     cond: threading.Condition = field(default_factory=lambda: threading.Condition(threading.RLock()))
     _rv: itertools.count = field(default_factory=lambda: itertools.count(1000))
     closed: bool = False
+    compacted_rv: int = 0  # events up to here are gone: a watch from an older version gets 410 Gone
 
     def next_rv(self) -> int:
         return next(self._rv)
 
     @property
     def current_rv(self) -> int:
-        return self.events[-1].rv if self.events else 999
+        return self.events[-1].rv if self.events else max(999, self.compacted_rv)
 
     def get(self, key: Key, *, copied: bool = True) -> dict[str, Any] | None:
         """The object (a copy unless ``copied=False``: then the caller only reads it)."""
@@ -77,12 +79,21 @@ class Store:
             rv = self.next_rv()
             meta["resourceVersion"] = str(rv)
             self.objects[key] = copy.deepcopy(obj)
-            self._emit(rv, "MODIFIED" if old is not None else "ADDED", rid, obj)
+            self._emit(rv, "MODIFIED" if old is not None else "ADDED", rid, obj, old)
             return copy.deepcopy(obj)
 
-    def _emit(self, rv: int, kind: str, rid: str, obj: dict[str, Any]) -> None:
-        self.events.append(Event(rv, kind, rid, copy.deepcopy(obj)))
+    def _emit(
+        self, rv: int, kind: str, rid: str, obj: dict[str, Any], old: dict[str, Any] | None = None
+    ) -> None:
+        self.events.append(Event(rv, kind, rid, copy.deepcopy(obj), old))
         self.cond.notify_all()
+
+    def compact(self) -> int:
+        """Forget the event history up to now, as etcd compaction does; returns the compacted version."""
+        with self.cond:
+            self.compacted_rv = self.current_rv
+            self.events = [e for e in self.events if e.rv > self.compacted_rv]
+            return self.compacted_rv
 
     def remove(self, key: Key) -> dict[str, Any] | None:
         """Delete now (no finalizers left): emits DELETED and collects dependents by ownerReferences."""
