@@ -162,3 +162,37 @@ def test_a_compacted_version_gets_410_and_bookmarks_are_sent_when_asked(api: Api
                           timeoutSeconds="1", allowWatchBookmarks="true")  # fmt: skip
     assert events and all(e["type"] == "BOOKMARK" for e in events)
     assert events[-1]["object"]["metadata"]["resourceVersion"] == str(api.store.current_rv)
+
+
+def _owned_pod(name: str, owner: dict[str, Any]) -> dict[str, Any]:
+    pod = _pod(name, "decode")
+    pod["metadata"]["ownerReferences"] = [{"apiVersion": "grove.io/v1alpha1", "kind": "PodCliqueSet",
+                                           "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"]}]  # fmt: skip
+    return pod
+
+
+def _delete(api: ApiServerDouble, policy: str) -> tuple[int, dict[str, Any]]:
+    body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": policy}
+    return _call(api, "DELETE", f"{PCS_PATH}/p", body)
+
+
+@pytest.mark.parametrize("policy", ["Foreground", "Background", "Orphan"])
+def test_delete_options_and_garbage_collection(api: ApiServerDouble, policy: str) -> None:
+    """Deletion honours propagationPolicy and dependents go by the garbage collector, not at once: a
+    recreate (deploy --recreate) must wait for a foreground delete to finish."""
+    _, owner = _apply(api, _pcs([]), "deployer")
+    api.add("/v1/pods", _owned_pod("p1", owner))
+    code, answer = _delete(api, policy)
+    assert code == 200
+    pcs = api.get("grove.io/v1alpha1/podcliquesets", "demo", "p")
+    if policy == "Foreground":  # still there, marked, until its dependents are gone
+        assert answer["metadata"]["finalizers"] == ["foregroundDeletion"] and pcs is not None
+    else:
+        assert pcs is None
+    assert api.get("/v1/pods", "demo", "p1") is not None  # nothing collected yet
+    api.settle()  # the controllers run (Grove and the garbage collector)
+    assert api.get("grove.io/v1alpha1/podcliquesets", "demo", "p") is None
+    kept = api.get("/v1/pods", "demo", "p1")
+    assert (kept is not None) == (policy == "Orphan")
+    if kept is not None:
+        assert not kept["metadata"].get("ownerReferences")

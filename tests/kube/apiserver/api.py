@@ -171,7 +171,12 @@ class Api(WritesMixin):
             obj = self._must(kind, key)
             return self._scale_view(kind, obj) if sub == "scale" else obj
         if verb == "delete":
-            return self._delete(kind, key, dry)
+            options = self._parse(body) if body else {}
+            policy = options.get("propagationPolicy") or query.get("propagationPolicy") or "Background"
+            if policy not in ("Foreground", "Background", "Orphan"):
+                raise ApiStatus(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: '
+                                f'Unsupported value: "{policy}"')  # fmt: skip
+            return self._delete(kind, key, dry, policy)
         content = headers.get("content-type", "").split(";")[0]
         patch = self._parse(body)
         if content == "application/apply-patch+yaml":
@@ -324,11 +329,13 @@ class Api(WritesMixin):
         )
         return self._store(kind, obj, None, dry)
 
-    def _delete(self, kind: Kind, key: tuple[str, str, str], dry: bool) -> dict[str, Any]:
+    def _delete(
+        self, kind: Kind, key: tuple[str, str, str], dry: bool, policy: str = "Background"
+    ) -> dict[str, Any]:
         obj = self._must(kind, key)
         if dry:
             return obj
-        gone = self.store.delete(key)
+        gone = self.store.delete(key, policy=policy)
         if gone is not None and self.store.get(key) is not None:
             return gone  # finalizers pending: the object with its deletionTimestamp
         return {
