@@ -196,3 +196,37 @@ def test_delete_options_and_garbage_collection(api: ApiServerDouble, policy: str
     assert (kept is not None) == (policy == "Orphan")
     if kept is not None:
         assert not kept["metadata"].get("ownerReferences")
+
+
+def test_built_in_objects_are_validated(api: ApiServerDouble) -> None:
+    """A Service without ports or a RoleBinding whose roleRef changes is refused (422), as kube-apiserver
+    does: deploy must not learn of such mistakes only on a real cluster."""
+    services = "/api/v1/namespaces/demo/services"
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"a": "b"}},
+    }
+    code, answer = _call(
+        api, "PATCH", f"{services}/web", bad, content="application/apply-patch+yaml", fieldManager="d"
+    )
+    assert code == 422 and [c["field"] for c in answer["details"]["causes"]] == ["spec.ports"]
+    headless = {**bad, "spec": {"clusterIP": "None", "selector": {"a": "b"}}}
+    code, _ = _call(
+        api, "PATCH", f"{services}/web", headless, content="application/apply-patch+yaml", fieldManager="d"
+    )
+    assert code in (200, 201)
+    bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/demo/rolebindings"
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+               "subjects": [{"kind": "ServiceAccount", "name": "router"}]}  # fmt: skip
+    code, _ = _call(
+        api, "PATCH", f"{bindings}/rb", binding, content="application/apply-patch+yaml", fieldManager="d"
+    )
+    assert code in (200, 201)
+    binding["roleRef"]["name"] = "writer"
+    code, answer = _call(
+        api, "PATCH", f"{bindings}/rb", binding, content="application/apply-patch+yaml", fieldManager="d"
+    )
+    assert code == 422 and "cannot change roleRef" in answer["message"]

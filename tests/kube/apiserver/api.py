@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from tests.kube.apiserver import schema, ssa
+from tests.kube.apiserver.builtins import validate_builtin
 from tests.kube.apiserver.resources import (
     CRD_RID,
     Kind,
@@ -249,6 +250,21 @@ class Api(WritesMixin):
                     422,
                     "Invalid",
                     f'{kind.kind}.{kind.group} "{obj["metadata"]["name"]}" is invalid: [{listed}]',
+                    {
+                        "name": obj["metadata"]["name"],
+                        "group": kind.group,
+                        "kind": kind.kind,
+                        "causes": causes,
+                    },
+                )
+        else:
+            causes = validate_builtin(kind.kind, obj, old)
+            if causes:
+                listed = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+                raise ApiStatus(
+                    422,
+                    "Invalid",
+                    f'{kind.kind} "{obj["metadata"]["name"]}" is invalid: [{listed}]',
                     {
                         "name": obj["metadata"]["name"],
                         "group": kind.group,
