@@ -244,34 +244,14 @@ class Api(WritesMixin):
             if unknown:  # kube-apiserver: a strict decoding error, 400 before any validation
                 listed = ", ".join(f'unknown field "{c["field"]}"' for c in unknown)
                 raise ApiStatus(400, "BadRequest", f"strict decoding error: {listed}")
-            if causes:
-                listed = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
-                raise ApiStatus(
-                    422,
-                    "Invalid",
-                    f'{kind.kind}.{kind.group} "{obj["metadata"]["name"]}" is invalid: [{listed}]',
-                    {
-                        "name": obj["metadata"]["name"],
-                        "group": kind.group,
-                        "kind": kind.kind,
-                        "causes": causes,
-                    },
-                )
         else:
             causes = validate_builtin(kind.kind, obj, old)
-            if causes:
-                listed = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
-                raise ApiStatus(
-                    422,
-                    "Invalid",
-                    f'{kind.kind} "{obj["metadata"]["name"]}" is invalid: [{listed}]',
-                    {
-                        "name": obj["metadata"]["name"],
-                        "group": kind.group,
-                        "kind": kind.kind,
-                        "causes": causes,
-                    },
-                )
+        if causes:
+            what = f"{kind.kind}.{kind.group}" if kind.group and kind.crd else kind.kind
+            listed = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+            name = obj["metadata"]["name"]
+            details = {"name": name, "group": kind.group, "kind": kind.kind, "causes": causes}
+            raise ApiStatus(422, "Invalid", f'{what} "{name}" is invalid: [{listed}]', details)
         denied = grove_admit(kind.kind, obj, old)
         if denied:
             raise ApiStatus(
