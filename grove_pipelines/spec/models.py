@@ -290,6 +290,8 @@ class PipelineSpec(_Options):
     max_iterations: Annotated[int, Field(ge=1)] = 16
     entry: EntrySpec = EntrySpec()
     labels: dict[str, str] = Field(default_factory=dict)
+    calls: tuple[str, ...] = ()
+    """Stages the body calls in ways the reference scan cannot see (``getattr``, names from a file)."""
 
     _check_name = field_validator("name")(_dns_label)
 
