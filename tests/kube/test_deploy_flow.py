@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,10 +83,24 @@ def test_status_wait_relists_after_410(
     apiserver: ApiServerDouble, kubeconfig: Path, cli: Cli, pipeline_file: Callable[..., str]
 ) -> None:
     """A watch whose version was compacted away answers 410: ``--wait`` must list again, not fail."""
-    apiserver.expire_next_watches(2)
-    done = cli("deploy", pipeline_file(replicas=1), "--wait", "--timeout", "2m")
+    apiserver.grove.hold("build-prompt", "gated")  # not ready until the expired watch was served
+    apiserver.expire_next_watches(1)
+    stop = threading.Event()
+
+    def release_after_the_410() -> None:
+        deadline = time.monotonic() + 60
+        while apiserver.api.expire_watches and not stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        apiserver.grove.release("build-prompt")
+
+    releaser = threading.Thread(target=release_after_the_410, daemon=True)
+    releaser.start()
+    try:
+        done = cli("deploy", pipeline_file(replicas=1), "--wait", "--timeout", "2m")
+    finally:
+        stop.set()
+        releaser.join(timeout=5)
     assert done.code == 0, done.err
-    calls = apiserver.calls("GET", "/podcliques")
-    assert sum(1 for _, _, q in calls if q.get("watch") == "true") >= 2  # both expired...
-    assert sum(1 for _, _, q in calls if q.get("watch") != "true") >= 3  # ...each followed by a fresh list
-    assert apiserver.api.expire_watches == 0
+    assert apiserver.api.expire_watches == 0  # the expired watch was made...
+    calls = [q.get("watch") == "true" for _, _, q in apiserver.calls("GET", "/podcliques")]
+    assert True in calls and False in calls[calls.index(True) + 1 :]  # ...and answered by a fresh list
