@@ -204,3 +204,12 @@ def test_not_a_kubernetes_object_exits_2(
     path.write_text(text)
     code, out, err = run_cli(["validate", str(path)], capsys)
     assert code == 2 and out == "" and err.startswith("error:") and "Traceback" not in err
+
+
+def test_v1beta1_is_not_judged_without_its_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Grove's newest releases serve grove.io/v1beta1; until a targeted release vendors that schema,
+    validate says so instead of guessing."""
+    manifest = _pcs_file(tmp_path, lambda p: p.update(apiVersion="grove.io/v1beta1"))
+    code, out, err = run_cli(["validate", manifest], capsys)
+    assert code == 1 and out == ""
+    assert "apiVersion: the PodCliqueSet CRD has no version 'grove.io/v1beta1' [schema.version]" in err
