@@ -24,6 +24,7 @@ from runtime.router.core import ROUTE_HEADER, Router
 from runtime.router.flow import NoWorker, PassThrough, finish, proxy
 from runtime.router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from runtime.router.policies import RequestView
+from runtime.router.session_headers import session_from
 
 __all__ = ["RouterApp"]
 
@@ -179,11 +180,12 @@ class RouterApp:
             for name, value in scope["headers"]:
                 if name == b"x-request-id":
                     request_id = value.decode("latin-1")
-                elif name == SESSION_HEADER:
-                    headers[SESSION_HEADER.decode()] = value.decode("latin-1")
                 elif name.decode("latin-1") in _FORWARDED and not (name == b"authorization" and self._keys):
                     headers[name.decode("latin-1")] = value.decode("latin-1")
             headers["X-Request-Id"] = request_id or uuid.uuid4().hex
+            session = session_from(scope["headers"])  # x-session-id or an agent's own session header
+            if session is not None:
+                headers[SESSION_HEADER.decode()] = session
             try:
                 async with router.admission.slot():
                     status = await self._proxy_watched(receive, send, endpoint, body, raw, headers, started)

@@ -68,14 +68,17 @@ class DisaggDecider:
 
     def uncached_tokens(self, decode: Worker, req: RequestView) -> int:
         """Prompt tokens the decode worker would compute itself: by its KV events, else estimated."""
+        return self._uncached(decode, req)[0]
+
+    def _uncached(self, decode: Worker, req: RequestView) -> tuple[int, str]:
         if self.precise is not None:
             known = self.precise(decode, req)
             if known is not None:
-                return known
+                return known, " (by its KV events)"
         text_len = len(req.prompt_text)
         blocks = req.blocks(self.config.block_chars)
         cached_chars = self.index.overlap(decode.url, blocks) * self.config.block_chars
-        return math.ceil(max(0, text_len - cached_chars) / self.config.chars_per_token)
+        return math.ceil(max(0, text_len - cached_chars) / self.config.chars_per_token), ""
 
     def decide(self, decode: Worker, req: RequestView, prefill_available: list[Worker]) -> DisaggDecision:
         """Remote or local prefill for ``req`` on ``decode``, given the prefill workers that could take it."""
@@ -90,14 +93,14 @@ class DisaggDecider:
                 f"local-prefill: prefill pool saturated (>= {limit} queued each)",
                 "prefill-saturated",
             )
-        uncached = self.uncached_tokens(decode, req)
+        uncached, source = self._uncached(decode, req)
         threshold = self.config.min_uncached_tokens
         if uncached < threshold:
             return DisaggDecision(
-                False, f"local-prefill: {uncached} uncached tokens < {threshold}", "short-uncached"
+                False, f"local-prefill: {uncached} uncached tokens < {threshold}{source}", "short-uncached"
             )
         return DisaggDecision(
-            True, f"remote-prefill: {uncached} uncached tokens >= {threshold}", "long-uncached"
+            True, f"remote-prefill: {uncached} uncached tokens >= {threshold}{source}", "long-uncached"
         )
 
     def on_routed(self, decode: Worker, req: RequestView) -> None:

@@ -31,6 +31,11 @@ long a just-routed prompt counts as held before its events arrive. The explanati
 ``kv-hit h/n blocks`` (``+p pending``). Example::
 
     policy: {name: prefix, params: {tokenizer: /models/llama, kv_events_port: 5557}}
+
+Pipeline awareness: fan-out siblings (``fanout.py``: calls within ``fanout_window`` s sharing a
+prefix) score ``fanout_weight`` (1.5, between session and prefix) on the first one's worker; and
+affinity is sticky only until saturated (``saturation.py``: ``saturate_in_flight`` requests of ours,
+off by default, or ``saturate_waiting`` requests waiting in the engine, 5).
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.policies.base import Part, Policy, RequestView, Scorer
 from runtime.router.policies.cache_feedback import CacheFeedback
+from runtime.router.policies.fanout import FanoutScorer
 from runtime.router.policies.load_guard import LoadGuardFilter
 from runtime.router.policies.max_score import MaxScorePicker
 from runtime.router.policies.precise_cache import CacheView, PreciseCache
 from runtime.router.policies.prompt_tokens import PromptTokenizer
+from runtime.router.policies.saturation import SaturationFilter
 from runtime.router.policies.session import SessionAffinityScorer
 from runtime.router.workers import Worker
 
@@ -78,6 +85,10 @@ class PrefixParams(BaseModel):
     kv_events_port: int | None = Field(default=None, ge=1, le=65535)
     kv_block_size: int | None = Field(default=None, ge=1)
     kv_pending_ttl: float = Field(default=5.0, gt=0)
+    fanout_weight: float = Field(default=1.5, ge=0)
+    fanout_window: float = Field(default=1.0, gt=0)
+    saturate_in_flight: int | None = Field(default=None, ge=1)
+    saturate_waiting: float | None = Field(default=5, ge=0)
 
     @model_validator(mode="after")
     def _precise_needs_both(self) -> PrefixParams:
@@ -261,13 +272,18 @@ class PrefixScorer(Part):
 
 
 def build(params: PrefixParams) -> Policy:
-    """The ``prefix`` policy: load guard, prefix-affinity cost (plus session affinity), best score."""
+    """The ``prefix`` policy: load guard and saturation, then session, fan-out and prefix affinity."""
     scorers: list[tuple[Scorer, float]] = [(PrefixScorer(params), 1.0)]
+    if params.fanout_weight > 0:
+        scorers.append((FanoutScorer(params.block_chars, params.fanout_window), params.fanout_weight))
     if params.session_weight > 0:
         scorers.insert(0, (SessionAffinityScorer(params.session_ttl), params.session_weight))
     return Policy(
         "prefix",
-        filters=[LoadGuardFilter(params.balance_abs, params.balance_rel)],
+        filters=[
+            LoadGuardFilter(params.balance_abs, params.balance_rel),
+            SaturationFilter(params.saturate_in_flight, params.saturate_waiting),
+        ],
         scorers=scorers,
         picker=MaxScorePicker(),
     )
