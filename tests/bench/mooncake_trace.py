@@ -7,7 +7,10 @@ A Mooncake trace (kvcache-ai/Mooncake ``FAST25-release/traces``: ``synthetic_tra
 ids at the same position mean a shared, cacheable prefix. It carries no text, so a replay
 (:func:`mooncake_to_trace`):
 
-* takes a *window* of it (``start_ms`` and ``duration_ms``, at most ``max_requests``);
+* takes a *window* of it (``start_ms`` and ``duration_ms``, at most ``max_requests``), optionally
+  a *sample of its conversations* (``sample_every`` n: the requests whose first hash id, the root a
+  conversation shares, is a multiple of n), which keeps the trace's reuse (its turns come back
+  minutes apart, so a short window has little) at a fraction of the requests;
 * turns each hash id into a fixed block of text (same id, same text: a deterministic word salad
   seeded by the id), ``block_chars`` characters for the trace's 512 tokens (the block-to-text
   scale), the last block cut to the scaled remainder of ``input_length``, so lengths scale too;
@@ -63,6 +66,7 @@ class MooncakeReplay(BaseModel):
     start_ms: int = Field(default=0, ge=0)
     duration_ms: int | None = Field(default=None, gt=0)
     max_requests: int | None = Field(default=None, gt=0)
+    sample_every: int = Field(default=1, ge=1)
     time_compression: float = Field(default=1.0, gt=0)
     block_chars: int = Field(default=96, ge=8, description="characters of text per 512-token trace block")
     max_blocks: int = Field(default=16, ge=1)
@@ -112,7 +116,13 @@ def prompt_of(record: MooncakeRecord, replay: MooncakeReplay) -> str:
 def window(records: list[MooncakeRecord], replay: MooncakeReplay) -> list[MooncakeRecord]:
     """The records inside the replay's time window, at most ``max_requests`` of them."""
     end = None if replay.duration_ms is None else replay.start_ms + replay.duration_ms
-    chosen = [r for r in records if r.timestamp >= replay.start_ms and (end is None or r.timestamp < end)]
+    chosen = [
+        r
+        for r in records
+        if r.timestamp >= replay.start_ms
+        and (end is None or r.timestamp < end)
+        and (not r.hash_ids or r.hash_ids[0] % replay.sample_every == 0)
+    ]
     return chosen[: replay.max_requests] if replay.max_requests else chosen
 
 
