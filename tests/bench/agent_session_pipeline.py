@@ -6,7 +6,7 @@ run the run's session (``x-session-id``), so a session-aware router keeps the ru
 
 from grove_pipelines import llm, pipeline
 
-agent = llm("agent", model="tiny")
+agent = llm("agent", model="tiny", served_model_name="tiny")
 
 
 @pipeline(name="agent-session")

@@ -229,12 +229,17 @@ def pipeline_suite(trace: Trace, urls: list[str], runs: int, logs: Path) -> str:
             os.environ["GP_LLM_URL_AGENT"] = env_llm
             salted = trace.salted(tag_of("p", round_, labels.index(label)))
             with (
-                process("router", router_argv, f"{env_llm}/health", logs / f"pipeline-router-{round_}.log"),
+                process(
+                    "router",
+                    router_argv,
+                    f"{env_llm}/health",
+                    logs / f"pipeline-router-{round_}-{weight:g}.log",
+                ),
                 process(
                     "server",
                     server_argv,
                     f"http://{HOST}:{sport}/health",
-                    logs / f"pipeline-server-{round_}.log",
+                    logs / f"pipeline-server-{round_}-{weight:g}.log",
                 ),
             ):
                 seconds = asyncio.run(_pipeline_runs(f"http://{HOST}:{sport}", salted))
