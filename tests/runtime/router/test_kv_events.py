@@ -6,34 +6,32 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 import zmq
-from vllm.distributed.kv_events import (
-    AllBlocksCleared as VAllBlocksCleared,
-)
-from vllm.distributed.kv_events import (
-    BlockRemoved as VBlockRemoved,
-)
-from vllm.distributed.kv_events import (
-    BlockStored as VBlockStored,
-)
-from vllm.distributed.kv_events import (
-    KVEventBatch,
-    ZmqEventPublisher,
-)
 
 from runtime.router.kv_events import BlockRemoved, BlockStored, KvEventBatch, KvEventSubscriber, decode_batch
 from runtime.router.policies.kv_index import KvBlockIndex, chain_keys
 
 pytestmark = pytest.mark.timeout(60)
 
+# vLLM's own structs and publisher are the reference; imported on first use, not at collection, so
+# that tests which check that a command imports nothing heavy still see a process without vLLM.
+
+
+def _vllm() -> Any:
+    from vllm.distributed import kv_events
+
+    return kv_events
+
+
 URL = "http://w0"
 
 
-def stored(hashes: list[int], tokens: list[int], parent: int | None = None, size: int = 4) -> VBlockStored:
-    return VBlockStored(
+def stored(hashes: list[int], tokens: list[int], parent: int | None = None, size: int = 4) -> Any:
+    return _vllm().BlockStored(
         block_hashes=hashes,
         parent_block_hash=parent,
         token_ids=tokens,
@@ -45,11 +43,11 @@ def stored(hashes: list[int], tokens: list[int], parent: int | None = None, size
 
 
 def batch(*events: object) -> bytes:
-    return msgspec.msgpack.encode(KVEventBatch(ts=time.time(), events=list(events)))  # type: ignore[arg-type]
+    return msgspec.msgpack.encode(_vllm().KVEventBatch(ts=time.time(), events=list(events)))
 
 
 def test_decodes_vllms_own_encoding_and_skips_unknown_event_types() -> None:
-    payload = batch(stored([11, 12], list(range(8))), VBlockRemoved(block_hashes=[12], medium="GPU"))
+    payload = batch(stored([11, 12], list(range(8))), _vllm().BlockRemoved(block_hashes=[12], medium="GPU"))
     raw = msgspec.msgpack.decode(payload)
     raw[1].append({"type": "SomeFutureEvent", "x": 1})
     out = decode_batch(msgspec.msgpack.encode(raw))
@@ -80,10 +78,10 @@ def test_index_follows_stores_chains_removals_and_clears() -> None:
     other = [*prompt[:4], 7, 7, 7, 7]
     assert index.overlap(URL, chain_keys(other, 4)) == (1, 0)
     # evicting the middle block breaks the chain after the first
-    _apply(index, VBlockRemoved(block_hashes=[2], medium="GPU"))
+    _apply(index, _vllm().BlockRemoved(block_hashes=[2], medium="GPU"))
     assert index.overlap(URL, keys) == (1, 0)
     assert index.size(URL) == 2
-    _apply(index, VAllBlocksCleared())
+    _apply(index, _vllm().AllBlocksCleared())
     assert index.overlap(URL, keys) == (0, 0) and index.size(URL) == 0
 
 
@@ -126,7 +124,7 @@ async def _until(check: Callable[[], bool], seconds: float = 10.0) -> bool:
 
 async def test_subscriber_reads_vllms_zmq_publisher(tmp_path: Path) -> None:
     endpoint = f"ipc://{tmp_path / 'events.sock'}"
-    publisher = ZmqEventPublisher(data_parallel_rank=0, endpoint=endpoint)
+    publisher = _vllm().ZmqEventPublisher(data_parallel_rank=0, endpoint=endpoint)
     sink = _Sink()
     subscriber = KvEventSubscriber(sink)
     try:
@@ -135,11 +133,13 @@ async def test_subscriber_reads_vllms_zmq_publisher(tmp_path: Path) -> None:
         # a PUB socket drops messages until the subscription is through: publish until one arrives
         deadline = time.monotonic() + 10
         while sink.index.size(URL) == 0 and time.monotonic() < deadline:
-            publisher.publish(KVEventBatch(ts=time.time(), events=[stored([1, 2], list(range(8)))]))
+            publisher.publish(_vllm().KVEventBatch(ts=time.time(), events=[stored([1, 2], list(range(8)))]))
             await asyncio.sleep(0.05)
         assert sink.index.overlap(URL, keys) == (2, 0)
         publisher.publish(
-            KVEventBatch(ts=time.time(), events=[VBlockRemoved(block_hashes=[1], medium="GPU")])
+            _vllm().KVEventBatch(
+                ts=time.time(), events=[_vllm().BlockRemoved(block_hashes=[1], medium="GPU")]
+            )
         )
         assert await _until(lambda: sink.index.overlap(URL, keys) == (0, 0))
         assert sink.lost_reasons == []
