@@ -117,3 +117,59 @@ async def test_a_requests_blocks_appear_in_the_index_and_an_eviction_removes_the
 def _view(prompt: str) -> RequestView:
     """The request as the router sees it."""
     return RequestView("completions", {"model": "tiny", "prompt": prompt})
+
+
+async def test_conditional_disaggregation_decides_from_the_decode_workers_own_events(
+    vllm_kv_worker: KVEventsWorker, tiny_model: Path, http: aiohttp.ClientSession
+) -> None:
+    """The decider counts the decode worker's uncached tokens from its events, not from a guess.
+
+    The KV-events worker stands in both pools (only decisions are inspected; the one request sent
+    through the router is prefilled locally, so no KV transfer is involved).
+    """
+    from transformers import AutoTokenizer
+
+    worker, size = vllm_kv_worker.proc.url, vllm_kv_worker.block_size
+    config = load_config(
+        overrides={
+            "port": 0,
+            "drain_timeout": 5,
+            "prefill": [worker],
+            "decode": [worker],
+            "policy": {
+                "name": "prefix",
+                "params": {
+                    "tokenizer": str(tiny_model),
+                    "kv_events": {worker: vllm_kv_worker.events},
+                    "kv_pending_ttl": 0.2,
+                },
+            },
+            "disaggregation": {"mode": "conditional", "min_uncached_tokens": 64},
+        }
+    )
+    server = RouterServer(config)
+    await server.start()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+        cached_prompt, new_prompt = block_text(21, 520), block_text(22, 520)
+        await _complete(http, worker, cached_prompt)  # straight to the worker: the router never saw it
+        scorer = next(s for s, _ in server.router.policies["decode"].scorers if isinstance(s, PrefixScorer))
+        assert scorer.precise is not None
+        keys = scorer.precise.keys(worker, _view(cached_prompt))
+        assert keys is not None
+        tokens = len(tokenizer(cached_prompt)["input_ids"])
+        full = (tokens - 1) // size
+        assert await _until(lambda: all(scorer.precise.index.holds(worker, k) for k in keys[0][:full]))  # type: ignore[union-attr]
+
+        local = server.router.plan(_view(cached_prompt))
+        assert local is not None and local.mode == "local-prefill", local
+        assert f"{tokens - full * size} uncached tokens < 64 (by its KV events)" in local.reason
+        remote = server.router.plan(_view(new_prompt))
+        assert remote is not None and remote.mode == "disaggregated", remote
+        new_tokens = len(tokenizer(new_prompt)["input_ids"])
+        assert f"{new_tokens} uncached tokens >= 64 (by its KV events)" in remote.reason
+
+        route = await _complete(http, server.url, cached_prompt)
+        assert "mode=local-prefill" in route and "(by its KV events)" in route, route
+    finally:
+        await server.stop()
