@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -32,6 +33,12 @@ pytestmark = [pytest.mark.vllm, pytest.mark.timeout(600), pytest.mark.asyncio(lo
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
         yield session
+
+
+def precise_policy(worker: KVEventsWorker, model: Path) -> dict[str, Any]:
+    """The ``prefix`` policy fed by the worker's events (pending keys short-lived, to see events alone)."""
+    params = {"tokenizer": str(model), "kv_events": {worker.proc.url: worker.events}, "kv_pending_ttl": 0.2}
+    return {"name": "prefix", "params": params}
 
 
 def _prefix_scorer(server: RouterServer) -> PrefixScorer:
@@ -69,14 +76,7 @@ async def test_a_requests_blocks_appear_in_the_index_and_an_eviction_removes_the
             "port": 0,
             "drain_timeout": 5,
             "worker": [worker],
-            "policy": {
-                "name": "prefix",
-                "params": {
-                    "tokenizer": str(tiny_model),
-                    "kv_events": {worker: vllm_kv_worker.events},
-                    "kv_pending_ttl": 0.2,
-                },
-            },
+            "policy": precise_policy(vllm_kv_worker, tiny_model),
         }
     )
     server = RouterServer(config)
@@ -136,14 +136,7 @@ async def test_conditional_disaggregation_decides_from_the_decode_workers_own_ev
             "drain_timeout": 5,
             "prefill": [worker],
             "decode": [worker],
-            "policy": {
-                "name": "prefix",
-                "params": {
-                    "tokenizer": str(tiny_model),
-                    "kv_events": {worker: vllm_kv_worker.events},
-                    "kv_pending_ttl": 0.2,
-                },
-            },
+            "policy": precise_policy(vllm_kv_worker, tiny_model),
             "disaggregation": {"mode": "conditional", "min_uncached_tokens": 64},
         }
     )
