@@ -94,6 +94,8 @@ async def test_a_requests_blocks_appear_in_the_index_and_an_eviction_removes_the
         first = await _complete(http, server.url, prompt)
         # before the worker's first event its block size is unknown: the estimate decides
         assert "cache-miss 0/" in first, first
+        # the events travel after the answer (the engine's publisher thread): wait for the first
+        assert await _until(lambda: index.block_size(worker) is not None)
         keys = scorer.precise.keys(worker, _view(prompt))
         assert keys is not None and keys[2] == vllm_kv_worker.block_size  # learned from the events
         prompt_keys = keys[0][:full_blocks]
