@@ -27,8 +27,10 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from grove_pipelines.graph import ENTRY
+from runtime.router.session_headers import session_from
 from runtime.server.errors import InvalidRequestError, NotFoundError, PipelineRunError
 from runtime.server.executor import Executor
+from runtime.server.llm_calls import RUN_SESSION
 from runtime.server.metrics import CONTENT_TYPE, Metrics
 from runtime.server.openapi import PipelineAPI, openapi_document
 from runtime.server.schema import format_errors, input_model, request_schema, result_schema
@@ -153,6 +155,7 @@ def build_app(
             raise InvalidRequestError(f"invalid input for pipeline {name!r}: {format_errors(exc)}") from exc
         inputs = {field: getattr(validated, field) for field in served_pipeline.fields}
         request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        RUN_SESSION.set(session_from(request.headers))  # the client's session for all the run's LLM calls
         executor = served_pipeline.executor
         started = time.perf_counter()
         metrics.in_flight.labels(name).inc()
@@ -193,6 +196,7 @@ def build_app(
             raise InvalidRequestError(f"invalid call of stage {name!r}: {format_errors(exc)}", stage=name) from exc
         caller = request.headers.get(CALLER_HEADER, ENTRY)
         request_id = request.headers.get(REQUEST_ID_HEADER)
+        RUN_SESSION.set(session_from(request.headers))
         try:
             result = await run_until_disconnect(
                 request.receive, owner.serve_stage(name, call.args, call.kwargs, caller=caller, request_id=request_id)
