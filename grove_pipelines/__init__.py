@@ -19,9 +19,14 @@ then ``grove-pipelines run rag.py`` on one machine or ``grove-pipelines deploy r
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from grove_pipelines.errors import GrovePipelinesError
-from grove_pipelines.sdk import LLM, Pipeline, Stage, llm, pipeline, stage
-from grove_pipelines.spec import PD, Autoscaling, EntrySpec, Resources, Role, Topology
+
+if TYPE_CHECKING:
+    from grove_pipelines.sdk import LLM, Pipeline, Stage, llm, pipeline, stage
+    from grove_pipelines.spec import PD, Autoscaling, EntrySpec, Resources, Role, Topology
 
 __all__ = [
     "LLM",
@@ -40,3 +45,22 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Loaded on first use, so that importing one submodule (the runtime needs only ``errors``) does not
+# load the SDK and the spec models with it.
+_LAZY = {
+    **dict.fromkeys(("LLM", "Pipeline", "Stage", "llm", "pipeline", "stage"), "grove_pipelines.sdk"),
+    **dict.fromkeys(
+        ("PD", "Autoscaling", "EntrySpec", "Resources", "Role", "Topology"), "grove_pipelines.spec"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public name's module on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'grove_pipelines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
