@@ -21,6 +21,7 @@ import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from typing import cast
 
 import httptools
 
@@ -62,7 +63,9 @@ def _head(status: int, content_type: bytes, headers: object, keep_alive: bool, l
 def bind_socket(host: str, port: int, *, reuse_port: bool = False, backlog: int = 2048) -> socket.socket:
     """A listening, non-blocking TCP socket (port 0: the OS picks one; ``reuse_port`` for several processes)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP (else Nagle
+    # holds a stream's second write for a delayed ACK, ~40 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
@@ -98,6 +101,8 @@ class _Connection(asyncio.Protocol):
         self._queue: deque[tuple[Request, bool]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._deadline_status: int | None = None
         self._writable: asyncio.Future[None] | None = None
         self._paused_reading = False
         self._refusal: _Refuse | None = None
@@ -111,9 +116,11 @@ class _Connection(asyncio.Protocol):
 
     # -- connection lifetime ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self._server.connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a socket bound by someone else
         peer = transport.get_extra_info("peername")
         self._client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
         if len(self._server.connections) > self._limits.max_connections:
@@ -127,7 +134,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._server.connections.discard(self)
-        self._disarm()
+        self._cancel_timer()
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self._writable is not None and not self._writable.done():
@@ -158,21 +165,38 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
     # -- deadlines -------------------------------------------------------------------------------
+    # One lazy timer per connection: moving a deadline later is an attribute write, not a new timer
+    # (a keep-alive request sets three deadlines; re-arming each would cost three timer handles).
     def _arm(self, seconds: float, status: int | None) -> None:
-        self._disarm()
-        self._timer = self._loop.call_later(seconds, self._on_deadline, status)
+        self._deadline = self._loop.time() + seconds
+        self._deadline_status = status
+        if self._timer is not None and self._timer.when() <= self._deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(self._deadline, self._on_timer)
 
     def _disarm(self) -> None:
+        self._deadline = None
+
+    def _cancel_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _on_deadline(self, status: int | None) -> None:
+    def _on_timer(self) -> None:
         self._timer = None
-        if status is None or self._task is not None:
+        if self._deadline is None or self.closed:
+            return
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
+        self._deadline = None
+        if self._deadline_status is None or self._task is not None:
             self.close()  # idle keep-alive expired (or a pipelined request stalled behind a busy one)
         else:
-            self._fail(status, "the request was not received in time", "request_timeout")
+            self._fail(self._deadline_status, "the request was not received in time", "request_timeout")
 
     # -- parsing (httptools callbacks) -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -312,7 +336,7 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, status: int, message: str, type_: str) -> None:
         """Answer an error the client caused before any handler ran, then close."""
-        self._disarm()
+        self._cancel_timer()
         if self._transport is not None and not self.closed and not self._transport.is_closing():
             if self._task is None:
                 body = error_body(message, type_, status)

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -39,6 +39,11 @@ def _target(url: str) -> tuple[str, int, bytes, bytes]:
     port = parts.port or 80
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.hostname, port, target.encode(), parts.netloc.encode()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class _Exchange(asyncio.Protocol):
@@ -68,8 +73,7 @@ class _Exchange(asyncio.Protocol):
 
     # -- transport callbacks ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -118,10 +122,13 @@ class _Exchange(asyncio.Protocol):
 
     async def wait(self, timeout: float) -> None:
         """Wait for more data (or the end, or an error) for at most ``timeout`` seconds."""
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _expire, waiter)  # cheaper than asyncio.wait_for per wait
         try:
-            await asyncio.wait_for(self._waiter, timeout)
+            await waiter
         finally:
+            timer.cancel()
             self._waiter = None
 
     def take(self) -> bytes:

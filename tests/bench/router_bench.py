@@ -56,7 +56,9 @@ def vllm_router_binary() -> Path | None:
 
 
 @contextmanager
-def process(name: str, argv: list[str], health: str, log: Path, timeout: float = 120) -> Iterator[None]:
+def process(
+    name: str, argv: list[str], health: str, log: Path, timeout: float = 120
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (its own process group) until the block ends; wait for ``health`` to answer 200."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
@@ -72,8 +74,8 @@ def process(name: str, argv: list[str], health: str, log: Path, timeout: float =
         while not http_ok(health, timeout=1.0):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start; see {log}")
-            time.sleep(0.2)
-        yield
+            time.sleep(0.05)
+        yield proc
     finally:
         os.killpg(proc.pid, 15)
         try:
