@@ -20,6 +20,8 @@ class Request:
     headers: dict[str, str]
     body: bytes = b""
     client: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    """Path parameters filled in by :class:`~runtime.http.routes.Routes` (``{name}`` segments)."""
 
     def header(self, name: str, default: str = "") -> str:
         """The value of header ``name`` (lower-case), or ``default``."""
