@@ -205,3 +205,29 @@ async def test_closing_a_reply_or_cancelling_closes_the_worker_socket() -> None:
             await task
         await asyncio.wait_for(w.eof.wait(), 5)
     await pool.close()
+
+
+async def test_a_consumer_that_does_not_read_holds_the_worker_back() -> None:
+    mib = b"x" * (1 << 20)
+    written = [0]
+    blocked = asyncio.Event()
+
+    async def flood(w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await w.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(256):
+            writer.write(b"%x\r\n%b\r\n" % (len(mib), mib))
+            written[0] += 1
+            drained = asyncio.ensure_future(writer.drain())
+            done, _ = await asyncio.wait({drained}, timeout=0.3)
+            if not done:
+                blocked.set()  # the pool stopped reading: the worker's writes wait
+            await drained
+
+    pool = UpstreamPool(read=30)
+    async with worker(flood) as w:
+        reply = await pool.post(w.url, b"{}", {})
+        await asyncio.wait_for(blocked.wait(), 20)
+        assert written[0] < 64  # MiB: bounded by the pool's high-water mark plus socket buffers
+        reply.close()
+    await pool.close()
