@@ -19,12 +19,12 @@ then ``grove-pipelines run rag.py`` on one machine or ``grove-pipelines deploy r
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from grove_pipelines.errors import GrovePipelinesError
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from grove_pipelines.sdk import LLM, Pipeline, Stage, llm, pipeline, stage
     from grove_pipelines.spec import PD, Autoscaling, EntrySpec, Resources, Role, Topology
 
@@ -56,11 +56,16 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     """Import the public name's module on first access (PEP 562)."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'grove_pipelines' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The loaded names and the lazy public ones."""
+    return sorted(set(globals()) | set(__all__))
