@@ -225,16 +225,17 @@ class _Connection(asyncio.Protocol):
         if self._task is None:
             self._arm(self._limits.header_timeout, 408)
 
-    def on_url(self, url: bytes) -> None:
-        self._header_bytes += len(url)
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
         if self._header_bytes > self._limits.max_header_bytes:
             raise self._refuse(431, "request line and headers are too large")
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._limits.max_header_bytes:
-            raise self._refuse(431, "request line and headers are too large")
+        self._count_header_bytes(len(name) + len(value) + 4)
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         old = self._headers.get(key)
