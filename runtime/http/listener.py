@@ -113,6 +113,8 @@ class _Connection(asyncio.Protocol):
         self._header_bytes = 0
         self._body: list[bytes] = []
         self._body_bytes = 0
+        self._in_head = True  # until a head ends: its raw bytes count against max_header_bytes
+        self._raw_head = 0
 
     # -- connection lifetime ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -129,7 +131,7 @@ class _Connection(asyncio.Protocol):
         if self._server.draining:
             self._fail(503, "the server is shutting down", "server_busy")
             return
-        self._arm(self._limits.keepalive_timeout, None)
+        self._arm(self._limits.header_timeout, None)  # a first request must begin in time
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -194,14 +196,21 @@ class _Connection(asyncio.Protocol):
             return
         self._deadline = None
         if self._deadline_status is None or self._task is not None:
-            self.close()  # idle keep-alive expired (or a pipelined request stalled behind a busy one)
+            self.close()  # no (complete) head in time, idle keep-alive expired: closed without an answer
         else:
-            self._fail(self._deadline_status, "the request was not received in time", "request_timeout")
+            self._fail(
+                self._deadline_status, "the request body was not received in time", "invalid_request_error"
+            )
 
     # -- parsing (httptools callbacks) -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        in_head = self._in_head
         try:
             self._parser.feed_data(data)
+            if in_head and self._in_head:  # httptools buffers a header still arriving: count its bytes
+                self._raw_head += len(data)
+                if self._raw_head > self._limits.max_header_bytes:
+                    self._fail(431, "request line and headers are too large", "invalid_request_error")
         except httptools.HttpParserUpgrade:
             self._fail(400, "protocol upgrades are not supported", "invalid_request_error")
         except httptools.HttpParserError:
@@ -223,7 +232,7 @@ class _Connection(asyncio.Protocol):
         self._body = []
         self._body_bytes = 0
         if self._task is None:
-            self._arm(self._limits.header_timeout, 408)
+            self._arm(self._limits.header_timeout, None)
 
     def _count_header_bytes(self, size: int) -> None:
         self._header_bytes += size
@@ -242,6 +251,8 @@ class _Connection(asyncio.Protocol):
         self._headers[key] = text if old is None else f"{old}, {text}"
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._raw_head = 0
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
             raise self._refuse(413, "the request body is too large")
@@ -256,6 +267,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._in_message = False
+        self._in_head = True
         url = httptools.parse_url(self._url)
         request = Request(
             method=self._parser.get_method().decode("ascii", "replace"),
@@ -306,6 +318,10 @@ class _Connection(asyncio.Protocol):
         except (asyncio.CancelledError, ConnectionError, TimeoutError):
             keep_alive = False
             self.abort()
+        except Exception:  # a stream that broke after its head was sent: cut it, the client sees it end short
+            log.exception("stream failed: %s %s", request.method, request.path)
+            keep_alive = False
+            self.abort()
         finally:
             if not keep_alive:
                 self._queue.clear()
@@ -325,6 +341,14 @@ class _Connection(asyncio.Protocol):
                             asyncio.shield(self._writable), self._limits.write_stall_timeout
                         )
             self._write(b"0\r\n\r\n")
+        except TimeoutError:
+            if reply.on_abort is not None:
+                reply.on_abort("stopped-reading")
+            raise
+        except (asyncio.CancelledError, ConnectionError):
+            if reply.on_abort is not None:
+                reply.on_abort("disconnected")
+            raise
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["Request", "Response", "StreamingResponse"]
@@ -50,3 +50,5 @@ class StreamingResponse:
     status: int = 200
     content_type: bytes = b"text/event-stream"
     headers: Sequence[Header] = field(default_factory=tuple)
+    on_abort: Callable[[str], None] | None = None
+    """Told why the client's side ended early: ``"stopped-reading"`` or ``"disconnected"`` (metrics)."""

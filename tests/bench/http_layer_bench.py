@@ -1,6 +1,7 @@
 """What the ``runtime.http`` layer alone costs, side by side with today's router and vllm-router 0.1.17.
 
-Against the instant upstream (``fast_upstream``), aggregated mode, one run, the same cores: direct to
+Against the instant upstream (``fast_upstream``), aggregated mode, the same cores, every candidate
+running at once and measured in interleaved rounds (the load others put on the machine shifts): direct to
 the worker; the thinnest proxy on ``runtime.http`` (``http_proxy``) on uvloop and on the stock
 asyncio loop (does uvloop pay?); our router as it is; vllm-router. Then each sidecar's start time
 (spawn to the first ``/health`` 200) and resident memory after the load. Ends with
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from runtime.engines.supervisor import free_port
@@ -48,37 +50,65 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
+ROUNDS = 3
+
+
+def merged(runs: list[dict[str, Result]]) -> dict[str, Result]:
+    """One result per measure from interleaved rounds: samples pooled, req/s over the summed time."""
+    return {
+        key: Result(
+            latencies=[x for r in runs for x in r[key].latencies],
+            first_chunk=[x for r in runs for x in r[key].first_chunk],
+            errors=sum(r[key].errors for r in runs),
+            elapsed=sum(r[key].elapsed for r in runs),
+        )
+        for key in runs[0]
+    }
+
+
 def main() -> None:
-    """Run the comparison and print the table, the start/RSS lines and the summary line."""
+    """Start every candidate, measure them in interleaved rounds (load on the machine shifts), print."""
     logs = CACHE / "logs"
     vr = vllm_router_binary()
     d_port = free_port()
     upstream = [sys.executable, "-m", "tests.bench.fast_upstream", str(d_port)]
     d_url = f"http://{HOST}:{d_port}"
-    opts = {"saturate": 4.0, "latency_n": 400, "stream_n": 300}
-    results: dict[str, dict[str, Result]] = {}
-    lines = ["\nfast upstream, aggregated mode", HEADER]
+    opts = {"saturate": 1.5, "latency_n": 150, "stream_n": 100}
+    candidates: list[tuple[str, list[str], int]] = []
+    for loop in ("uvloop", "asyncio"):
+        port = free_port()
+        argv = [sys.executable, "-m", "tests.bench.http_proxy", str(port), d_url, loop]
+        candidates.append((f"runtime.http ({loop})", argv, port))
+    for name, argv in [our_router(["--worker", d_url], free_port())] + (
+        [vllm_router(vr, ["--worker-urls", d_url, "--policy", "round_robin"], free_port())] if vr else []
+    ):
+        candidates.append((name, argv, int(argv[argv.index("--port") + 1])))
+    runs: dict[str, list[dict[str, Result]]] = {"direct": []}
+    procs = {}
     footprint = []
-    with process("fast upstream", upstream, f"{d_url}/health", logs / "fast-upstream-http.log"):
-        results["direct"] = base = measure(d_port, BODY, **opts)
-        lines.append(row("direct (one worker)", base, None))
-        candidates: list[tuple[str, list[str], int]] = []
-        for loop in ("uvloop", "asyncio"):
-            port = free_port()
-            argv = [sys.executable, "-m", "tests.bench.http_proxy", str(port), d_url, loop]
-            candidates.append((f"runtime.http ({loop})", argv, port))
-        for name, argv in [our_router(["--worker", d_url], free_port())] + (
-            [vllm_router(vr, ["--worker-urls", d_url, "--policy", "round_robin"], free_port())] if vr else []
-        ):
-            candidates.append((name, argv, int(argv[argv.index("--port") + 1])))
-        for name, argv, port in candidates:
-            log = logs / f"http-{name.split()[0]}-{len(footprint)}.log"
+    with ExitStack() as stack:
+        stack.enter_context(
+            process("fast upstream", upstream, f"{d_url}/health", logs / "fast-upstream-http.log")
+        )
+        for i, (name, argv, port) in enumerate(candidates):
             began = time.perf_counter()
-            with process(name, argv, f"http://{HOST}:{port}/health", log) as proc:
-                started = time.perf_counter() - began
-                results[name] = measure(port, BODY, **opts)
-                footprint.append(f"{name}: start {started:.2f} s, RSS {rss_mib(proc.pid):.0f} MiB")
-            lines.append(row(name, results[name], base))
+            procs[name] = stack.enter_context(
+                process(name, argv, f"http://{HOST}:{port}/health", logs / f"http-layer-{i}.log")
+            )
+            footprint.append(f"{name}: start {time.perf_counter() - began:.2f} s")
+            runs[name] = []
+        for _ in range(ROUNDS):
+            runs["direct"].append(measure(d_port, BODY, **opts))
+            for name, _, port in candidates:
+                runs[name].append(measure(port, BODY, **opts))
+        footprint = [f"{line}, RSS {rss_mib(procs[line.split(':')[0]].pid):.0f} MiB" for line in footprint]
+    results = {name: merged(r) for name, r in runs.items()}
+    base = results["direct"]
+    lines = [f"\nfast upstream, aggregated mode ({ROUNDS} interleaved rounds)", HEADER]
+    lines += [
+        row(name if name != "direct" else "direct (one worker)", r, None if name == "direct" else base)
+        for name, r in results.items()
+    ]
     print("\n".join(lines), flush=True)
     print("\n".join(footprint), flush=True)
     ours = results["runtime.http (uvloop)"]

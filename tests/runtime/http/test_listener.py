@@ -69,12 +69,29 @@ async def test_body_over_the_limit_is_refused_from_content_length_and_while_read
         assert_error(raw, 413)
 
 
-async def test_slowloris_headers_and_slow_body_get_408() -> None:
+async def test_slowloris_and_idle_connections_are_closed_and_a_slow_body_gets_408() -> None:
     async with serving(echo, header_timeout=0.3, body_timeout=0.3) as server:
-        raw = await exchange(server.port, b"GET / HTTP/1.1\r\nx-slow: ")  # never finishes its headers
-        assert_error(raw, 408)
+        assert await exchange(server.port, b"GET / HTTP/1.1\r\nx-slow: ") == b""  # head never ends: cut
+        assert await exchange(server.port, b"") == b""  # never sends a byte: cut
         raw = await exchange(server.port, b"POST / HTTP/1.1\r\ncontent-length: 10\r\n\r\nabc")
         assert_error(raw, 408)
+        assert json.loads(body_of(raw))["error"]["type"] == "invalid_request_error"
+
+
+async def test_a_header_trickling_in_is_cut_off_long_before_it_is_whole() -> None:
+    async with serving(echo, max_header_bytes=64 * 1024) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nx-big: ")
+        sent = 0
+        with pytest.raises(ConnectionError):  # the listener hangs up long before 8 MiB arrived
+            for _ in range(128):
+                writer.write(b"a" * 65536)
+                await asyncio.wait_for(writer.drain(), 10)
+                sent += 65536
+                await asyncio.sleep(0.01)
+        assert sent < 8 * 2**20
+        writer.close()
+        del reader
 
 
 async def test_malformed_request_and_broken_chunked_body_get_400() -> None:
@@ -135,15 +152,32 @@ async def test_client_that_stops_reading_is_cut_and_the_stream_closed() -> None:
         finally:
             closed.set()
 
+    reasons: list[str] = []
+
     async def handler(request: Request) -> StreamingResponse:
-        return StreamingResponse(endless())
+        return StreamingResponse(endless(), on_abort=reasons.append)
 
     async with serving(handler, write_stall_timeout=0.3) as server:
         _, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # ...and never read the answer
         await asyncio.wait_for(closed.wait(), 10)
         writer.close()
+        assert reasons == ["stopped-reading"]
         assert not server.connections or all(c.closed for c in server.connections)
+
+
+async def test_a_stream_that_breaks_midway_ends_short_not_as_a_success() -> None:
+    async def breaking() -> AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+        raise RuntimeError("upstream died")
+
+    async def handler(request: Request) -> StreamingResponse:
+        return StreamingResponse(breaking())
+
+    async with serving(handler) as server:
+        raw = await exchange(server.port, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 200") and b"data: 1" in raw
+        assert not raw.endswith(b"0\r\n\r\n")  # no terminating chunk: the client sees a broken stream
 
 
 async def test_client_disconnect_cancels_the_handler() -> None:
