@@ -128,9 +128,6 @@ class _Connection(asyncio.Protocol):
         if len(self._server.connections) > self._limits.max_connections:
             self._fail(503, "too many connections", "server_busy")
             return
-        if self._server.draining:
-            self._fail(503, "the server is shutting down", "server_busy")
-            return
         self._arm(self._limits.header_timeout, None)  # a first request must begin in time
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -400,10 +397,15 @@ class HttpServer:
             lambda: _Connection(self), sock=sock, backlog=self.limits.backlog
         )
 
-    async def stop(self, timeout: float | None = None) -> None:
-        """Stop accepting, close idle connections, let in-flight requests finish (bounded), cut the rest."""
+    async def stop(self, timeout: float | None = None, *, keep_listening: bool = False) -> None:
+        """Drain: close idle connections, let in-flight requests finish (bounded), cut the rest.
+
+        New connections are refused at once, unless ``keep_listening``: then they are still served
+        (every answer closes its connection) and the handler, seeing :attr:`draining`, answers what
+        it should (503, say) while Kubernetes takes the pod out of its Service.
+        """
         self.draining = True
-        if self._server is not None:
+        if self._server is not None and not keep_listening:
             self._server.close()
         limit = self.limits.drain_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
@@ -413,6 +415,8 @@ class HttpServer:
                 if conn.idle:
                     conn.close()
             await asyncio.sleep(0.01)
+        if self._server is not None:
+            self._server.close()
         for conn in list(self.connections):
             conn.abort()
         await asyncio.sleep(0)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from runtime.http import HttpError, Request, Response, StreamingResponse
+from runtime.http import HttpError, HttpServer, Request, Response, StreamingResponse
 from tests.runtime.http.conftest import body_of, exchange, serving, status_of
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(30)]
@@ -241,3 +241,28 @@ async def test_drain_finishes_in_flight_requests_and_refuses_new_ones() -> None:
             assert not server.connections
     finally:
         await server_cm.__aexit__(None, None, None)
+
+
+async def test_drain_that_keeps_listening_lets_the_handler_refuse_new_requests() -> None:
+    release = asyncio.Event()
+    holder: list[HttpServer] = []
+
+    async def gated(request: Request) -> Response:
+        if holder[0].draining:
+            raise HttpError(503, "the server is shutting down", "server_busy")
+        await release.wait()
+        return Response(200, b'{"done": true}')
+
+    async with serving(gated) as server, aiohttp.ClientSession() as session:
+        holder.append(server)
+        pending = asyncio.create_task(session.get(server.url))
+        await asyncio.sleep(0.1)
+        stopping = asyncio.create_task(server.stop(timeout=5, keep_listening=True))
+        await asyncio.sleep(0.1)
+        raw = await exchange(server.port, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # a new connection
+        assert_error(raw, 503)
+        release.set()
+        async with await pending as resp:
+            assert resp.status == 200 and await resp.json() == {"done": True}
+        await stopping
+        assert not server.connections
