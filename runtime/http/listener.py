@@ -290,6 +290,10 @@ class _Connection(asyncio.Protocol):
             self._task = None
             if not self._in_message:
                 self._arm(self._limits.keepalive_timeout, None)
+            elif self._in_head:  # the next request began while this one was answered: bound it too
+                self._arm(self._limits.header_timeout, None)
+            else:
+                self._arm(self._limits.body_timeout, 408)
             return
         self._disarm()
         request, keep_alive = self._queue.popleft()

@@ -266,3 +266,9 @@ async def test_drain_that_keeps_listening_lets_the_handler_refuse_new_requests()
             assert resp.status == 200 and await resp.json() == {"done": True}
         await stopping
         assert not server.connections
+
+
+async def test_a_slow_head_behind_an_answered_request_is_bounded_too() -> None:
+    async with serving(echo, header_timeout=0.3) as server:
+        raw = await exchange(server.port, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\nGET /b HTTP/1.1\r\nx-slow: ")
+        assert raw.startswith(b"HTTP/1.1 200") and raw.count(b"HTTP/1.1") == 1  # /a answered, then cut
