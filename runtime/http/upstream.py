@@ -158,7 +158,7 @@ class _Exchange(asyncio.Protocol):
 class UpstreamReply:
     """An answer whose status and headers are in; read it whole, stream it, or close it to abort."""
 
-    __slots__ = ("_conn", "_deadline", "_pool", "_read", "url")
+    __slots__ = ("_conn", "_deadline", "_finished", "_pool", "_read", "url")
 
     def __init__(
         self, conn: _Exchange, pool: UpstreamPool, url: str, read: float, deadline: float | None
@@ -167,6 +167,7 @@ class UpstreamReply:
         self._pool = pool
         self._read = read
         self._deadline = deadline
+        self._finished = False
         self.url = url
 
     @property
@@ -217,6 +218,9 @@ class UpstreamReply:
         self._finish()
 
     def _finish(self) -> None:
+        if self._finished:  # once only: the connection may already serve another request
+            return
+        self._finished = True
         conn = self._conn
         if conn.done and conn.keep_alive and not conn.closed and conn.error is None and not conn.buffer:
             self._pool.release(conn)

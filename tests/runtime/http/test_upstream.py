@@ -79,8 +79,13 @@ async def post_and_read(
 
 async def answer_ok(w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
-        await w.read_request(reader)
-        writer.write(OK)
+        if b"/slow" in await w.read_request(reader):  # the head now, the body a moment later
+            writer.write(OK[: -len(OK_BODY)])
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.write(OK_BODY)
+        else:
+            writer.write(OK)
         await writer.drain()
 
 
@@ -91,9 +96,14 @@ async def test_keepalive_reuse_then_idle_expiry() -> None:
             reply = await pool.post(f"{w.url}/v1/completions", b'{"a":1}', {"x-request-id": "r"})
             assert reply.status == 200 and json.loads(await reply.read()) == {"ok": 1}
         assert w.connections == 1
+        first = await pool.post(w.url, b"{}", {})
+        await first.read()
+        second = await pool.post(f"{w.url}/slow", b"{}", {})  # on the connection ``first`` gave back
+        first.close()  # a late close of a finished reply must not touch that connection
+        assert json.loads(await second.read()) == {"ok": 1} and w.connections == 1
         assert w.requests[0].startswith(b"POST /v1/completions HTTP/1.1\r\n")
         assert b"x-request-id: r\r\n" in w.requests[0] and w.requests[0].endswith(b'{"a":1}')
-        await asyncio.sleep(0.5)  # past the pool's keep-alive: the idle connection is not reused
+        await asyncio.sleep(0.5)  # past the pool's keep-alive: the idle connections are not reused
         assert (await pool.get_json(f"{w.url}/health", timeout=5)) == (200, {"ok": 1})
         assert w.connections == 2
     await pool.close()
