@@ -143,8 +143,7 @@ class _Exchange(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         """Start a new exchange on this connection with the encoded request ``data``."""
-        self._reset()
-        self._parser = httptools.HttpResponseParser(self)
+        self._reset()  # the parser carries on: a keep-alive connection's answers follow one another
         assert self.transport is not None
         self.transport.write(data)
 
