@@ -34,6 +34,7 @@ _CORE_MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("v1", "ServiceAccount"): core.ServiceAccount,
     ("rbac.authorization.k8s.io/v1", "Role"): core.Role,
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): core.RoleBinding,
+    ("networking.k8s.io/v1", "NetworkPolicy"): core.NetworkPolicy,
 }
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from grove_pipelines.kube.client import KubeClient
-from grove_pipelines.kube.errors import DeployCancelledError, FrozenCompositionError
+from grove_pipelines.kube.errors import DeployCancelledError, FrozenCompositionError, UnmanagedPipelineError
 from grove_pipelines.kube.frozen import frozen_changes, scale_targets
-from grove_pipelines.kube.manifests import PART_OF, PCS_API_VERSION, pcs_of
+from grove_pipelines.kube.manifests import PART_OF, PCS_API_VERSION, is_managed, pcs_of
 from grove_pipelines.kube.preflight import Report, check_cluster, ensure_namespaces
 from grove_pipelines.kube.wait import wait_gone
 
@@ -120,6 +120,8 @@ def deploy(
         result.objects.append(Applied(kind="Namespace", name=created, action="created"))
     live = client.get(PCS_API_VERSION, "PodCliqueSet", name, ns)
     if live is not None and (changes := frozen_changes(live, pcs)):
+        if not is_managed(live):
+            raise UnmanagedPipelineError(name, ns, "recreate")
         if not recreate:
             raise FrozenCompositionError(name, ns, changes)
         if dry_run:

@@ -39,6 +39,7 @@ def test_a_valid_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert out.splitlines() == [
         "ok: PodCliqueSet/demo", "ok: Service/demo", "ok: Service/demo-tool",
         "ok: ServiceAccount/demo-router", "ok: Role/demo-router", "ok: RoleBinding/demo-router",
+        "ok: NetworkPolicy/demo-frontend", "ok: NetworkPolicy/demo-tool", "ok: NetworkPolicy/demo-helper",
     ]  # fmt: skip
 
 

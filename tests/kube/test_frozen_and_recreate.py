@@ -116,3 +116,25 @@ def test_frozen_composition_is_refused_then_recreated(
     cliques = {c["name"]: c["spec"] for c in live["spec"]["template"]["cliques"]}
     assert cliques["build-prompt"]["minAvailable"] == 2
     assert "chat-0-build-prompt: 2/2 ready (minAvailable 2), gang scheduled" in recreated.err
+
+
+def test_a_podcliqueset_grove_pipelines_did_not_deploy_is_never_deleted(
+    apiserver: ApiServerDouble, kubeconfig: Path, cli: Cli, pipeline_file: Callable[..., str]
+) -> None:
+    assert cli("deploy", pipeline_file(replicas=2, min_available=1), "--wait").code == 0
+    live = apiserver.get(PCS, "demo", "chat")
+    assert live is not None
+    # someone else's set under the same name: same object, without our managed-by label
+    foreign = copy.deepcopy(live)
+    foreign["metadata"] = {"name": "chat", "namespace": "demo", "labels": {"app.kubernetes.io/managed-by": "helm"}}
+    foreign.pop("status", None)
+    assert cli("delete", "chat", "-n", "demo", "--wait").code == 0  # ours goes; then theirs appears
+    assert apiserver.get(PCS, "demo", "chat") is None
+    apiserver.add(PCS, foreign)
+    uid = apiserver.get(PCS, "demo", "chat")["metadata"]["uid"]  # type: ignore[index]
+
+    recreate = cli("deploy", pipeline_file(replicas=2, min_available=2), "--recreate", "--yes")
+    assert recreate.code == 1 and "is not managed by grove-pipelines" in recreate.err and "refusing to recreate it" in recreate.err
+    deleted = cli("delete", "chat", "-n", "demo")
+    assert deleted.code == 1 and "is not managed by grove-pipelines" in deleted.err and "refusing to delete it" in deleted.err
+    assert apiserver.get(PCS, "demo", "chat")["metadata"]["uid"] == uid  # type: ignore[index]
