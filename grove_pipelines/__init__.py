@@ -19,9 +19,9 @@ then ``grove-pipelines run rag.py`` on one machine or ``grove-pipelines deploy r
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
 
+from grove_pipelines._lazy import lazy_exports as _lazy_exports
 from grove_pipelines.errors import GrovePipelinesError
 
 if _typing.TYPE_CHECKING:
@@ -48,24 +48,12 @@ __version__ = "0.1.0"
 
 # Loaded on first use, so that importing one submodule (the runtime needs only ``errors``) does not
 # load the SDK and the spec models with it.
-_LAZY = {
-    **dict.fromkeys(("LLM", "Pipeline", "Stage", "llm", "pipeline", "stage"), "grove_pipelines.sdk"),
-    **dict.fromkeys(
-        ("PD", "Autoscaling", "EntrySpec", "Resources", "Role", "Topology"), "grove_pipelines.spec"
-    ),
-}
-
-
-def __getattr__(name: str) -> _typing.Any:
-    """Import the public name's module on first access (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'grove_pipelines' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The loaded names and the lazy public ones."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("LLM", "Pipeline", "Stage", "llm", "pipeline", "stage"), "grove_pipelines.sdk"),
+        **dict.fromkeys(
+            ("PD", "Autoscaling", "EntrySpec", "Resources", "Role", "Topology"), "grove_pipelines.spec"
+        ),
+    },
+)

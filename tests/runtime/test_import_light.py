@@ -12,11 +12,13 @@ pytestmark = pytest.mark.timeout(60)
 
 _HEAVY = (
     "grove_pipelines.sdk",
-    "grove_pipelines.spec",
+    "grove_pipelines.spec.models",
     "grove_pipelines.compile",
     "grove_pipelines.grove",
     "grove_pipelines.graph",
     "grove_pipelines.loader",
+    "runtime.server.app",
+    "runtime.server.executor",
 )
 
 
