@@ -22,6 +22,7 @@ from tests.bench.router_bench import (
     CACHE,
     HEADER,
     HOST,
+    added,
     measure,
     our_router,
     process,
@@ -114,8 +115,7 @@ def main() -> None:
     ours = results["runtime.http (uvloop)"]
     theirs = results.get("vllm-router")
     ratio = ours["sat"].rps / theirs["sat"].rps if theirs else float("nan")
-    add50 = ours["lat"].pct(50) - base["lat"].pct(50)
-    add99 = ours["lat"].pct(99) - base["lat"].pct(99)
+    add50, add99 = added(ours, base)
     print(
         f"http_layer_vs_vllm_router_rps={ratio:.2f} http_layer_added_p50_ms={add50:.3f} "
         f"http_layer_added_p99_ms={add99:.3f}"

@@ -248,11 +248,18 @@ def summary(results: dict[str, dict[str, Result]]) -> str:
         theirs = results.get(f"{mode}/vllm-router")
         return results[f"{mode}/router"]["sat"].rps / theirs["sat"].rps if theirs else float("nan")
 
-    add50 = ours["lat"].pct(50) - direct["lat"].pct(50)
-    add99 = ours["lat"].pct(99) - direct["lat"].pct(99)
+    add50, add99 = added(ours, direct)
     return (
         f"router_vs_vllm_router_rps={ratio('aggregated'):.2f} router_pd_vs_vllm_router_pd_rps={ratio('pd'):.2f} "
         f"router_added_p50_ms={add50:.3f} router_added_p99_ms={add99:.3f}"
+    )
+
+
+def added(ours: dict[str, Result], direct: dict[str, Result]) -> tuple[float, float]:
+    """Milliseconds a proxy adds to the direct path at concurrency 1: (p50, p99)."""
+    return (
+        ours["lat"].pct(50) - direct["lat"].pct(50),
+        ours["lat"].pct(99) - direct["lat"].pct(99),
     )
 
 
