@@ -19,9 +19,14 @@ then ``grove-pipelines run rag.py`` on one machine or ``grove-pipelines deploy r
 
 from __future__ import annotations
 
+import typing as _typing
+
+from grove_pipelines._lazy import lazy_exports as _lazy_exports
 from grove_pipelines.errors import GrovePipelinesError
-from grove_pipelines.sdk import LLM, Pipeline, Stage, llm, pipeline, stage
-from grove_pipelines.spec import PD, Autoscaling, EntrySpec, Resources, Role, Topology
+
+if _typing.TYPE_CHECKING:
+    from grove_pipelines.sdk import LLM, Pipeline, Stage, llm, pipeline, stage
+    from grove_pipelines.spec import PD, Autoscaling, EntrySpec, Resources, Role, Topology
 
 __all__ = [
     "LLM",
@@ -40,3 +45,15 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Loaded on first use, so that importing one submodule (the runtime needs only ``errors``) does not
+# load the SDK and the spec models with it.
+__getattr__, __dir__ = _lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(("LLM", "Pipeline", "Stage", "llm", "pipeline", "stage"), "grove_pipelines.sdk"),
+        **dict.fromkeys(
+            ("PD", "Autoscaling", "EntrySpec", "Resources", "Role", "Topology"), "grove_pipelines.spec"
+        ),
+    },
+)

@@ -7,19 +7,24 @@ tested with data alone.
 
 from __future__ import annotations
 
-from grove_pipelines.spec.models import (
-    PD,
-    Autoscaling,
-    EntrySpec,
-    LLMSpec,
-    PipelineSpec,
-    PythonStageSpec,
-    Resources,
-    Role,
-    RoleSpec,
-    StageSpec,
-    Topology,
-)
+import typing as _typing
+
+from grove_pipelines._lazy import lazy_exports as _lazy_exports
+
+if _typing.TYPE_CHECKING:
+    from grove_pipelines.spec.models import (
+        PD,
+        Autoscaling,
+        EntrySpec,
+        LLMSpec,
+        PipelineSpec,
+        PythonStageSpec,
+        Resources,
+        Role,
+        RoleSpec,
+        StageSpec,
+        Topology,
+    )
 
 __all__ = [
     "PD",
@@ -34,3 +39,6 @@ __all__ = [
     "StageSpec",
     "Topology",
 ]
+
+# Loaded on first use: the runtime imports ``spec.endpoints`` alone, without the models.
+__getattr__, __dir__ = _lazy_exports(__name__, dict.fromkeys(__all__, "grove_pipelines.spec.models"))

@@ -8,7 +8,8 @@
 
 vllm-router is installed once into its own venv under ``.cache/bench/`` (PyPI, ``pip``). Everything
 listens on 127.0.0.1 ephemeral ports and stops at the end. Ends with the line
-``router_vs_vllm_router_rps=<ratio> router_added_p50_ms=<ms>`` (aggregated mode, fast upstream).
+``router_vs_vllm_router_rps=<r> router_pd_vs_vllm_router_pd_rps=<r> router_added_p50_ms=<ms>
+router_added_p99_ms=<ms>`` (fast upstream; the added latency in aggregated mode).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def vllm_router_binary() -> Path | None:
 
 
 @contextmanager
-def process(name: str, argv: list[str], health: str, log: Path, timeout: float = 120) -> Iterator[None]:
+def process(
+    name: str, argv: list[str], health: str, log: Path, timeout: float = 120
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (its own process group) until the block ends; wait for ``health`` to answer 200."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
@@ -72,8 +75,8 @@ def process(name: str, argv: list[str], health: str, log: Path, timeout: float =
         while not http_ok(health, timeout=1.0):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start; see {log}")
-            time.sleep(0.2)
-        yield
+            time.sleep(0.05)
+        yield proc
     finally:
         os.killpg(proc.pid, 15)
         try:
@@ -234,16 +237,30 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     if os.environ.get("GROVE_BENCH_SKIP_VLLM") != "1":
         print("\n".join(real_vllm_suite(vr, logs)), flush=True)
+    print(summary(results))
+
+
+def summary(results: dict[str, dict[str, Result]]) -> str:
+    """The acceptance line: req/s ratios against vllm-router (aggregated, P/D) and the added latency."""
     ours, direct = results["aggregated/router"], results["aggregated/direct"]
-    added = ours["lat"].pct(50) - direct["lat"].pct(50)
-    theirs = results.get("aggregated/vllm-router")
-    ratio = ours["sat"].rps / theirs["sat"].rps if theirs else float("nan")
-    if "pd/vllm-router" in results:
-        print(
-            f"pd_router_vs_vllm_router_rps="
-            f"{results['pd/router']['sat'].rps / results['pd/vllm-router']['sat'].rps:.2f}"
-        )
-    print(f"router_vs_vllm_router_rps={ratio:.2f} router_added_p50_ms={added:.3f}")
+
+    def ratio(mode: str) -> float:
+        theirs = results.get(f"{mode}/vllm-router")
+        return results[f"{mode}/router"]["sat"].rps / theirs["sat"].rps if theirs else float("nan")
+
+    add50, add99 = added(ours, direct)
+    return (
+        f"router_vs_vllm_router_rps={ratio('aggregated'):.2f} router_pd_vs_vllm_router_pd_rps={ratio('pd'):.2f} "
+        f"router_added_p50_ms={add50:.3f} router_added_p99_ms={add99:.3f}"
+    )
+
+
+def added(ours: dict[str, Result], direct: dict[str, Result]) -> tuple[float, float]:
+    """Milliseconds a proxy adds to the direct path at concurrency 1: (p50, p99)."""
+    return (
+        ours["lat"].pct(50) - direct["lat"].pct(50),
+        ours["lat"].pct(99) - direct["lat"].pct(99),
+    )
 
 
 if __name__ == "__main__":

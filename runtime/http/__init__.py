@@ -1,0 +1,30 @@
+"""The runtime's one HTTP layer, shared by the router sidecar and the pipeline server.
+
+``listener`` (the server side: limits, deadlines, streaming with back-pressure, graceful drain),
+``upstream`` (the keep-alive client pool to workers: timeouts, chunked decoding, abort by close),
+``message`` (request and response objects), ``routes`` (one handler per endpoint), ``processes`` (several on one port), ``limits`` and ``errors`` (the JSON error shape).
+"""
+
+from runtime.http.errors import HttpError, error_body
+from runtime.http.limits import ListenerLimits
+from runtime.http.listener import Handler, HttpServer, bind_socket
+from runtime.http.message import Request, Response, StreamingResponse
+from runtime.http.processes import ProcessGroup
+from runtime.http.routes import Routes
+from runtime.http.upstream import UpstreamPool, UpstreamReply
+
+__all__ = [
+    "Handler",
+    "HttpError",
+    "HttpServer",
+    "ListenerLimits",
+    "ProcessGroup",
+    "Request",
+    "Response",
+    "Routes",
+    "StreamingResponse",
+    "UpstreamPool",
+    "UpstreamReply",
+    "bind_socket",
+    "error_body",
+]

@@ -1,0 +1,30 @@
+"""The one JSON error shape every runtime HTTP answer uses: ``{"error": {"message", "type", "code"}}``.
+
+Clients get a short message, a type and the status as ``code``; never a traceback, an internal URL
+or exception text (those go to the log).
+"""
+
+from __future__ import annotations
+
+import json
+
+__all__ = ["HttpError", "error_body"]
+
+
+def error_body(message: str, type_: str, code: int) -> bytes:
+    """The encoded error document for ``message`` of ``type_`` with HTTP status ``code``."""
+    return json.dumps({"error": {"message": message, "type": type_, "code": code}}).encode()
+
+
+class HttpError(Exception):
+    """Raise from a handler to answer ``status`` with the JSON error shape."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+
+    def body(self) -> bytes:
+        """The JSON error document for this error."""
+        return error_body(self.message, self.type, self.status)

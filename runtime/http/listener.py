@@ -1,0 +1,427 @@
+"""The runtime's HTTP/1.1 listener: raw asyncio protocol + httptools, one task per request, no framework.
+
+Each connection is a :class:`_Connection` protocol. It bounds what a client can cost (see
+:class:`~runtime.http.limits.ListenerLimits`): header size (431), body size (413, refused from
+``Content-Length`` before it is read), header and body deadlines (408, slowloris), idle keep-alive
+expiry, a connection cap (503), and a write-stall deadline on streamed answers (a client that stops
+reading is cut, and the stream's iterator is closed so the upstream socket closes with it). A client
+that disconnects cancels its handler task, which is how a proxy learns to abort: there is no
+watcher task per request. Answers are written in one ``write`` with pre-encoded status lines.
+
+:meth:`HttpServer.stop` drains: it stops accepting, closes idle connections, lets in-flight
+requests finish (their answers carry ``connection: close``) for up to ``drain_timeout``, then cuts
+the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import cast
+
+import httptools
+
+from runtime.http.errors import HttpError, error_body
+from runtime.http.limits import ListenerLimits
+from runtime.http.message import Request, Response, StreamingResponse
+
+__all__ = ["Handler", "HttpServer", "bind_socket"]
+
+log = logging.getLogger("grove.http")
+
+Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
+
+_STATUS_LINES: dict[int, bytes] = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
+_CLOSE = b"connection: close\r\n"
+_CHUNKED = b"transfer-encoding: chunked\r\n"
+_PIPELINE_DEPTH = 8
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else f"HTTP/1.1 {status} Status\r\n".encode()
+
+
+def _head(status: int, content_type: bytes, headers: object, keep_alive: bool, length: int | None) -> bytes:
+    parts = [_status_line(status), b"content-type: ", content_type, b"\r\n"]
+    if length is None:
+        parts.append(_CHUNKED)
+    else:
+        parts += (b"content-length: ", str(length).encode(), b"\r\n")
+    for name, value in headers:  # type: ignore[attr-defined]
+        parts += (name, b": ", value, b"\r\n")
+    if not keep_alive:
+        parts.append(_CLOSE)
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = False, backlog: int = 2048) -> socket.socket:
+    """A listening, non-blocking TCP socket (port 0: the OS picks one; ``reuse_port`` for several processes)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP (else Nagle
+    # holds a stream's second write for a delayed ACK, ~40 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _Refuse(Exception):
+    """Stop parsing this connection and answer ``status`` (then close)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parses requests, runs the handler, writes answers in order."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+        self._limits = server.limits
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._client = ""
+        self._queue: deque[tuple[Request, bool]] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+        self._deadline_status: int | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._paused_reading = False
+        self._refusal: _Refuse | None = None
+        self.closed = False
+        self._in_message = False
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._header_bytes = 0
+        self._body: list[bytes] = []
+        self._body_bytes = 0
+        self._in_head = True  # until a head ends: its raw bytes count against max_header_bytes
+        self._raw_head = 0
+
+    # -- connection lifetime ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self._server.connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a socket bound by someone else
+        peer = transport.get_extra_info("peername")
+        self._client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
+        if len(self._server.connections) > self._limits.max_connections:
+            self._fail(503, "too many connections", "server_busy")
+            return
+        self._arm(self._limits.header_timeout, None)  # a first request must begin in time
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._server.connections.discard(self)
+        self._cancel_timer()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(ConnectionResetError("client went away"))
+            self._writable.exception()  # retrieved: nobody may be waiting
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    @property
+    def idle(self) -> bool:
+        """No request is being read or answered (safe to close on drain)."""
+        return self._task is None and not self._in_message and not self._queue
+
+    def close(self) -> None:
+        """Close the connection (after what has been written is flushed)."""
+        if self._transport is not None and not self.closed:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Cut the connection now."""
+        if self._transport is not None and not self.closed:
+            self._transport.abort()
+
+    # -- deadlines -------------------------------------------------------------------------------
+    # One lazy timer per connection: moving a deadline later is an attribute write, not a new timer
+    # (a keep-alive request sets three deadlines; re-arming each would cost three timer handles).
+    def _arm(self, seconds: float, status: int | None) -> None:
+        self._deadline = self._loop.time() + seconds
+        self._deadline_status = status
+        if self._timer is not None and self._timer.when() <= self._deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(self._deadline, self._on_timer)
+
+    def _disarm(self) -> None:
+        self._deadline = None
+
+    def _cancel_timer(self) -> None:
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._deadline is None or self.closed:
+            return
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
+        self._deadline = None
+        if self._deadline_status is None or self._task is not None:
+            self.close()  # no (complete) head in time, idle keep-alive expired: closed without an answer
+        else:
+            self._fail(
+                self._deadline_status, "the request body was not received in time", "invalid_request_error"
+            )
+
+    # -- parsing (httptools callbacks) -----------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        in_head = self._in_head
+        try:
+            self._parser.feed_data(data)
+            if in_head and self._in_head:  # httptools buffers a header still arriving: count its bytes
+                self._raw_head += len(data)
+                if self._raw_head > self._limits.max_header_bytes:
+                    self._fail(431, "request line and headers are too large", "invalid_request_error")
+        except httptools.HttpParserUpgrade:
+            self._fail(400, "protocol upgrades are not supported", "invalid_request_error")
+        except httptools.HttpParserError:
+            refusal = self._refusal  # httptools wraps what a callback raised
+            if refusal is not None:
+                self._fail(refusal.status, refusal.message, "invalid_request_error")
+            else:
+                self._fail(400, "malformed HTTP request", "invalid_request_error")
+
+    def _refuse(self, status: int, message: str) -> _Refuse:
+        self._refusal = _Refuse(status, message)
+        return self._refusal
+
+    def on_message_begin(self) -> None:
+        self._in_message = True
+        self._url = b""
+        self._headers = {}
+        self._header_bytes = 0
+        self._body = []
+        self._body_bytes = 0
+        if self._task is None:
+            self._arm(self._limits.header_timeout, None)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self._limits.max_header_bytes:
+            raise self._refuse(431, "request line and headers are too large")
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        old = self._headers.get(key)
+        self._headers[key] = text if old is None else f"{old}, {text}"
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._raw_head = 0
+        length = self._headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
+            raise self._refuse(413, "the request body is too large")
+        if self._task is None:
+            self._arm(self._limits.body_timeout, 408)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self._limits.max_body_bytes:
+            raise self._refuse(413, "the request body is too large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        self._in_head = True
+        url = httptools.parse_url(self._url)
+        request = Request(
+            method=self._parser.get_method().decode("ascii", "replace"),
+            path=(url.path or b"/").decode("latin-1"),
+            query=(url.query or b"").decode("latin-1"),
+            headers=self._headers,
+            body=b"".join(self._body),
+            client=self._client,
+        )
+        self._queue.append((request, self._parser.should_keep_alive()))
+        if len(self._queue) >= _PIPELINE_DEPTH and self._transport is not None:
+            self._transport.pause_reading()
+            self._paused_reading = True
+        if self._task is None:
+            self._next()
+
+    # -- answering -------------------------------------------------------------------------------
+    def _next(self) -> None:
+        if self._paused_reading and self._transport is not None and not self.closed:
+            self._transport.resume_reading()
+            self._paused_reading = False
+        if not self._queue:
+            self._task = None
+            if not self._in_message:
+                self._arm(self._limits.keepalive_timeout, None)
+            elif self._in_head:  # the next request began while this one was answered: bound it too
+                self._arm(self._limits.header_timeout, None)
+            else:
+                self._arm(self._limits.body_timeout, 408)
+            return
+        self._disarm()
+        request, keep_alive = self._queue.popleft()
+        self._task = self._loop.create_task(self._answer(request, keep_alive))
+
+    async def _answer(self, request: Request, keep_alive: bool) -> None:
+        try:
+            try:
+                reply = await self._server.handler(request)
+            except HttpError as exc:
+                reply = Response(exc.status, exc.body())
+            except Exception:
+                log.exception("handler failed: %s %s", request.method, request.path)
+                reply = Response(500, error_body("internal server error", "server_error", 500))
+            keep_alive = keep_alive and not self._server.draining
+            if isinstance(reply, Response):
+                self._write(
+                    _head(reply.status, reply.content_type, reply.headers, keep_alive, len(reply.body))
+                    + reply.body
+                )
+            else:
+                await self._stream(reply, keep_alive)
+        except (asyncio.CancelledError, ConnectionError, TimeoutError):
+            keep_alive = False
+            self.abort()
+        except Exception:  # a stream that broke after its head was sent: cut it, the client sees it end short
+            log.exception("stream failed: %s %s", request.method, request.path)
+            keep_alive = False
+            self.abort()
+        finally:
+            if not keep_alive:
+                self._queue.clear()
+                self.close()
+        if not self.closed:
+            self._next()
+
+    async def _stream(self, reply: StreamingResponse, keep_alive: bool) -> None:
+        chunks = reply.chunks
+        try:
+            self._write(_head(reply.status, reply.content_type, reply.headers, keep_alive, None))
+            async for chunk in chunks:
+                if chunk:
+                    self._write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                    if self._writable is not None and not self._writable.done():
+                        await asyncio.wait_for(
+                            asyncio.shield(self._writable), self._limits.write_stall_timeout
+                        )
+            self._write(b"0\r\n\r\n")
+        except TimeoutError:
+            if reply.on_abort is not None:
+                reply.on_abort("stopped-reading")
+            raise
+        except (asyncio.CancelledError, ConnectionError):
+            if reply.on_abort is not None:
+                reply.on_abort("disconnected")
+            raise
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def _write(self, data: bytes) -> None:
+        if self.closed or self._transport is None or self._transport.is_closing():
+            raise ConnectionResetError("client went away")
+        self._transport.write(data)
+
+    def _fail(self, status: int, message: str, type_: str) -> None:
+        """Answer an error the client caused before any handler ran, then close."""
+        self._cancel_timer()
+        if self._transport is not None and not self.closed and not self._transport.is_closing():
+            if self._task is None:
+                body = error_body(message, type_, status)
+                self._transport.write(_head(status, b"application/json", (), False, len(body)) + body)
+            self._transport.close()
+
+
+class HttpServer:
+    """Serve ``handler`` on a socket with :class:`ListenerLimits`; :meth:`stop` drains gracefully."""
+
+    def __init__(self, handler: Handler, limits: ListenerLimits | None = None) -> None:
+        self.handler = handler
+        self.limits = limits or ListenerLimits()
+        self.connections: set[_Connection] = set()
+        self.draining = False
+        self.port = 0
+        self.host = "127.0.0.1"
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the listening socket."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    async def start(
+        self, sock: socket.socket | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        """Listen on ``sock`` (else bind ``host:port``)."""
+        if sock is None:
+            sock = bind_socket(host, port, backlog=self.limits.backlog)
+        name = sock.getsockname()
+        self.host, self.port = str(name[0]), int(name[1])
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self), sock=sock, backlog=self.limits.backlog
+        )
+
+    async def stop(self, timeout: float | None = None, *, keep_listening: bool = False) -> None:
+        """Drain: close idle connections, let in-flight requests finish (bounded), cut the rest.
+
+        New connections are refused at once, unless ``keep_listening``: then they are still served
+        (every answer closes its connection) and the handler, seeing :attr:`draining`, answers what
+        it should (503, say) while Kubernetes takes the pod out of its Service.
+        """
+        self.draining = True
+        if self._server is not None and not keep_listening:
+            self._server.close()
+        limit = self.limits.drain_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while self.connections and loop.time() < deadline:
+            for conn in list(self.connections):
+                if conn.idle:
+                    conn.close()
+            await asyncio.sleep(0.01)
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.abort()
+        await asyncio.sleep(0)
+        self._server = None

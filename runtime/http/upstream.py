@@ -1,0 +1,360 @@
+"""Keep-alive HTTP/1.1 client for the workers: raw asyncio protocol + httptools, one pool per worker.
+
+Each worker (host, port) has its own pool of idle connections, reused last-in first-out and dropped
+once idle for ``keepalive`` seconds (before vLLM's own keep-alive closes them under us). Every
+exchange is bounded: ``connect`` (to open a socket), ``read`` (the longest silence between bytes,
+including the wait for the status line) and an optional ``total``. Responses are decoded from
+chunked transfer encoding by httptools; a body that breaks the framing is an error, never data.
+Closing a reply before its end closes the socket, which is how vLLM learns to abort the request.
+Every failure is an :class:`~runtime.errors.UpstreamError` (``UpstreamUnreachable`` when no
+connection could be made, ``UpstreamTimeout`` when a deadline passed), translated here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from functools import lru_cache
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+
+__all__ = ["UpstreamPool", "UpstreamReply"]
+
+_HIGH_WATER = 256 * 1024
+_MAX_IDLE_PER_WORKER = 256
+
+
+@lru_cache(maxsize=1024)
+def _target(url: str) -> tuple[str, int, bytes, bytes]:
+    """(host, port, request target, Host header) of an ``http://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise UpstreamError(f"{url}: only http:// URLs are supported", url=url)
+    port = parts.port or 80
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, port, target.encode(), parts.netloc.encode()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class _Exchange(asyncio.Protocol):
+    """One upstream connection and the answer it is currently receiving."""
+
+    def __init__(self, key: tuple[str, int]) -> None:
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self.reused = False
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[None] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.headers_done = False
+        self.done = False
+        self.received = 0
+        self.error: str | None = None
+        self.buffer: deque[bytes] = deque()
+        self.buffered = 0
+        self.keep_alive = False
+        self._paused = False
+
+    # -- transport callbacks ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        unframed = "content-length" not in self.headers and "transfer-encoding" not in self.headers
+        if self.headers_done and unframed and self.error is None:
+            self.done = True  # an answer without framing ends when the worker closes
+        if not self.done and self.error is None:
+            self.error = "connection closed before the answer ended"
+        self._wake()
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.error = "malformed HTTP answer"
+            self.abort()
+        if self.buffered > _HIGH_WATER and not self._paused and self.transport is not None:
+            self.transport.pause_reading()
+            self._paused = True
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    # -- parser callbacks ------------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.status = self._parser.get_status_code()
+        self.keep_alive = self._parser.should_keep_alive()
+        self.headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.buffer.append(body)
+        self.buffered += len(body)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+    # -- waiting ---------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        """Wait for more data (or the end, or an error) for at most ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _expire, waiter)  # cheaper than asyncio.wait_for per wait
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def take(self) -> bytes:
+        """Everything buffered so far; resumes reading if it had been paused."""
+        data = b"".join(self.buffer) if len(self.buffer) != 1 else self.buffer[0]
+        self.buffer.clear()
+        self.buffered = 0
+        if self._paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+            self._paused = False
+        return data
+
+    def send(self, data: bytes) -> None:
+        """Start a new exchange on this connection with the encoded request ``data``."""
+        self._reset()  # the parser carries on: a keep-alive connection's answers follow one another
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def abort(self) -> None:
+        """Close the socket now (the worker sees the disconnect and aborts the request)."""
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+        self.closed = True
+
+
+class UpstreamReply:
+    """An answer whose status and headers are in; read it whole, stream it, or close it to abort."""
+
+    __slots__ = ("_conn", "_deadline", "_finished", "_pool", "_read", "url")
+
+    def __init__(
+        self, conn: _Exchange, pool: UpstreamPool, url: str, read: float, deadline: float | None
+    ) -> None:
+        self._conn = conn
+        self._pool = pool
+        self._read = read
+        self._deadline = deadline
+        self._finished = False
+        self.url = url
+
+    @property
+    def status(self) -> int:
+        """HTTP status of the answer."""
+        return self._conn.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The answer's headers (lower-case names)."""
+        return self._conn.headers
+
+    @property
+    def content_type(self) -> str:
+        """The ``Content-Type`` header, with its parameters."""
+        return self._conn.headers.get("content-type", "application/json")
+
+    async def _more(self) -> None:
+        conn = self._conn
+        if conn.error is not None:
+            raise UpstreamError(f"{self.url}: {conn.error}", url=self.url, started=True)
+        try:
+            await conn.wait(self._pool.budget(self._read, self._deadline))
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.url}: timed out", url=self.url, started=True) from exc
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (decoded from chunked framing); closing early aborts the request."""
+        conn = self._conn
+        try:
+            while True:
+                if conn.buffer:
+                    yield conn.take()
+                    continue
+                if conn.done:
+                    return
+                await self._more()
+        finally:
+            self._finish()
+
+    async def read(self) -> bytes:
+        """The whole body; the connection goes back to the pool."""
+        parts = [piece async for piece in self.chunks()]
+        return b"".join(parts)
+
+    def close(self) -> None:
+        """Abandon the answer: unless it had ended, the socket is closed (vLLM aborts the request)."""
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._finished:  # once only: the connection may already serve another request
+            return
+        self._finished = True
+        conn = self._conn
+        if conn.done and conn.keep_alive and not conn.closed and conn.error is None and not conn.buffer:
+            self._pool.release(conn)
+        else:
+            self._pool.discard(conn)
+
+
+class UpstreamPool:
+    """Keep-alive connections to every worker; :meth:`close` it at exit."""
+
+    def __init__(self, *, connect: float = 5.0, read: float = 600.0, keepalive: float = 4.0) -> None:
+        self.connect = connect
+        self.read = read
+        self.keepalive = keepalive
+        self._idle: dict[tuple[str, int], list[_Exchange]] = {}
+        self._busy: set[_Exchange] = set()
+
+    @staticmethod
+    def budget(read: float, deadline: float | None) -> float:
+        """Seconds the next wait may take: the read timeout, cut by the total deadline."""
+        if deadline is None:
+            return read
+        return max(0.0, min(read, deadline - time.monotonic()))
+
+    async def _checkout(self, host: str, port: int, url: str, deadline: float | None) -> _Exchange:
+        idle = self._idle.get((host, port))
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < self.keepalive:
+                conn.reused = True
+                self._busy.add(conn)
+                return conn
+            conn.abort()
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: _Exchange((host, port)), host, port),
+                self.budget(self.connect, deadline),
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{url}: connect timed out", url=url) from exc
+        except OSError as exc:
+            raise UpstreamUnreachable(f"{url}: cannot connect: {exc}", url=url) from exc
+        self._busy.add(conn)
+        return conn
+
+    def release(self, conn: _Exchange) -> None:
+        """Return a connection whose answer ended cleanly to its worker's pool."""
+        self._busy.discard(conn)
+        idle = self._idle.setdefault(conn.key, [])
+        if len(idle) >= _MAX_IDLE_PER_WORKER:
+            conn.abort()
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+
+    def discard(self, conn: _Exchange) -> None:
+        """Close a connection that cannot be reused (or whose answer is being abandoned)."""
+        self._busy.discard(conn)
+        conn.abort()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        *,
+        total: float | None = None,
+        read: float | None = None,
+    ) -> UpstreamReply:
+        """Send a request; return once the status line and headers are in (the body is not read yet)."""
+        host, port, target, host_header = _target(url)
+        read = self.read if read is None else read
+        deadline = None if total is None else time.monotonic() + total
+        parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
+        if body or method != "GET":
+            parts += (b"content-length: ", str(len(body)).encode(), b"\r\n")
+        for name, value in (headers or {}).items():
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                raise UpstreamError(f"{url}: a header holds a line break", url=url)  # no request smuggling
+            parts += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
+        parts += (b"\r\n", body)
+        data = b"".join(parts)
+        for attempt in (0, 1):
+            conn = await self._checkout(host, port, url, deadline)
+            try:
+                conn.send(data)
+                while not conn.headers_done:
+                    if conn.error is not None:
+                        raise UpstreamError(f"{url}: {conn.error}", url=url)
+                    await conn.wait(self.budget(read, deadline))
+            except TimeoutError as exc:
+                self.discard(conn)
+                raise UpstreamTimeout(f"{url}: timed out", url=url) from exc
+            except UpstreamError:
+                self.discard(conn)
+                if attempt == 0 and method == "GET" and conn.reused and conn.received == 0:
+                    continue  # a pooled connection closed as it was reused: GET is safe to send again
+                # (a POST is not: the worker may have started it; retrying is the caller's policy)
+                raise
+            except BaseException:
+                self.discard(conn)  # cancelled: closing the socket makes the worker abort
+                raise
+            return UpstreamReply(conn, self, url, read, deadline)
+        raise AssertionError("unreachable")
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, total: float | None = None
+    ) -> UpstreamReply:
+        """POST ``body``; return once the answer's status and headers are in."""
+        return await self.request("POST", url, body, headers, total=total)
+
+    async def get_text(self, url: str, *, timeout: float) -> tuple[int, str]:
+        """GET ``url``; its status and body as text (e.g. a worker's Prometheus ``/metrics``)."""
+        reply = await self.request("GET", url, total=timeout)
+        return reply.status, (await reply.read()).decode("utf-8", "replace")
+
+    async def get_json(self, url: str, *, timeout: float) -> tuple[int, Any]:
+        """GET ``url`` and parse its body as JSON (``None`` when it is not JSON)."""
+        reply = await self.request("GET", url, total=timeout)
+        raw = await reply.read()
+        try:
+            return reply.status, json.loads(raw) if raw else None
+        except ValueError:
+            return reply.status, None
+
+    async def close(self) -> None:
+        """Close every pooled and in-use connection."""
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.abort()
+        self._idle.clear()
+        for conn in list(self._busy):
+            conn.abort()
+        self._busy.clear()
