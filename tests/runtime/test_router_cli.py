@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from grove_pipelines.cli.main import main
+from tests.polling import eventually
 from tests.runtime.conftest import MakeFake
 from tests.runtime.router.test_flow import COMPLETION
 
@@ -109,8 +110,7 @@ async def test_router_process_serves_then_drains_on_sigterm_and_exits_0(fakes: M
                 assert r.status == 200
             worker.set_delay(1.0)
             slow = asyncio.create_task(http.post(f"{url}/v1/completions", json=COMPLETION))
-            while len(worker.completions()) < 2:
-                await asyncio.sleep(0.01)
+            await eventually(lambda: len(worker.completions()) >= 2, what="the slow request reached the worker")
             proc.send_signal(signal.SIGTERM)
             answer = await slow
             assert answer.status == 200 and (await answer.json())["choices"][0]["text"].startswith(

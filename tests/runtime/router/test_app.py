@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from tests.polling import eventually
 from tests.runtime.conftest import MakeFake, MakeRouter
 from tests.runtime.router.test_flow import COMPLETION, metric
 
@@ -103,11 +104,9 @@ async def test_concurrency_limit_queues_then_answers_429_and_503_with_retry_afte
         worker=[worker.url], limits={"max_concurrent": 1, "queue_size": 1, "queue_timeout": 0.2}
     )
     running = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=COMPLETION))
-    while router.router.admission.active < 1:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: router.router.admission.active >= 1, what="one request admitted")
     queued = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=COMPLETION))
-    while router.router.admission.waiting < 1:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: router.router.admission.waiting >= 1, what="one request queued")
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert r.status == 429 and r.headers["Retry-After"] == "1"
         assert (await error_of(r))["type"] == "rate_limit_error"
@@ -180,8 +179,7 @@ async def test_drain_finishes_in_flight_requests_and_refuses_new_connections(
     worker.set_delay(0.5)
     router = await make_router(worker=[worker.url])
     in_flight = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=COMPLETION))
-    while not worker.completions():
-        await asyncio.sleep(0.01)
+    await eventually(worker.completions, what="the request reached the worker")
     router.drain()
     assert (await in_flight).status == 200
     await router.wait()

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from runtime.router.flow import prefill_body
+from tests.polling import eventually
 from tests.runtime.conftest import MakeFake, MakeRouter
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -140,8 +141,7 @@ async def test_an_ejected_worker_is_readmitted_after_its_back_off(
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert "mode=local-prefill" in r.headers["x-grove-route"]
     worker = router.router.pools["prefill"].workers[0]
-    while not worker.available():
-        await asyncio.sleep(0.05)
+    await eventually(worker.available, what="the prefill worker is back")
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert "mode=disaggregated" in r.headers["x-grove-route"]
 
@@ -198,11 +198,9 @@ async def test_client_disconnect_cancels_the_decode_leg(
         f"{router.url}/v1/completions", json={**COMPLETION, "max_tokens": 50, "stream": True}
     ) as r:
         await r.content.readline()  # the first chunk arrived; now the client goes away
-    while not decode.completions()[0].cancelled:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: decode.completions()[0].cancelled, what="the decode leg was cancelled")
     worker = router.router.pools["decode"].workers[0]
-    while worker.in_flight:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: not worker.in_flight, what="the decode worker's in-flight count fell to 0")
 
 
 async def test_client_disconnect_during_prefill_cancels_the_prefill_leg(
@@ -215,8 +213,9 @@ async def test_client_disconnect_during_prefill_cancels_the_prefill_leg(
         await http.post(
             f"{router.url}/v1/completions", json=COMPLETION, timeout=aiohttp.ClientTimeout(total=0.5)
         )
-    while not (prefill.completions() and prefill.completions()[0].cancelled):
-        await asyncio.sleep(0.02)
+    await eventually(
+        lambda: prefill.completions() and prefill.completions()[0].cancelled, what="the prefill leg was cancelled"
+    )
     assert decode.completions() == []
 
 
