@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from runtime.server.deadline import deadline_headers
 from runtime.server.errors import StageUpstreamError
 from runtime.server.upstream import Upstream
 from runtime.server.wire import LLM_URL_PREFIX, REQUEST_ID_HEADER, env_name
@@ -58,7 +59,7 @@ class LLMCalls:
         self, stage: str, path: str, body: dict[str, Any], request_id: str, sink: TokenSink | None
     ) -> dict[str, Any]:
         """One OpenAI request; streamed upstream (and reported to ``sink``) when a sink is given."""
-        headers = {REQUEST_ID_HEADER: request_id}
+        headers = {REQUEST_ID_HEADER: request_id, **deadline_headers()}
         url = self.url(stage, path)
         body = self.body(stage, body)
         if sink is None or body.get("stream") or int(body.get("n") or 1) != 1:
@@ -93,7 +94,8 @@ class LLMCalls:
     ) -> AsyncIterator[dict[str, Any]]:
         """A streaming OpenAI request the pipeline consumes itself; pieces also go to ``sink``."""
         url = self.url(stage, path)
-        async for chunk in self.upstream.stream_llm(url, stage, self.body(stage, body), {REQUEST_ID_HEADER: request_id}):
+        headers = {REQUEST_ID_HEADER: request_id, **deadline_headers()}
+        async for chunk in self.upstream.stream_llm(url, stage, self.body(stage, body), headers):
             if sink is not None:
                 text = chunk_text(chunk)
                 if text:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from grove_pipelines.sdk import Stage
+from runtime.server.deadline import deadline_headers
 from runtime.server.schema import result_decoder
 from runtime.server.upstream import Upstream
 from runtime.server.wire import CALLER_HEADER, REQUEST_ID_HEADER, encode, stage_path
@@ -36,17 +37,22 @@ class InProcessTransport:
 
 
 class HTTPStageTransport:
-    """The stage runs on its own server (a stage clique's pods): ``POST {base}/v1/stages/{name}``."""
+    """The stage runs on its own server (a stage clique's pods): ``POST {base}/v1/stages/{name}``.
 
-    def __init__(self, base_url: str, upstream: Upstream) -> None:
+    ``token`` is the pipeline's stage token (the stage server refuses calls without it); the
+    request's deadline goes along, so the stage server stops when the caller would.
+    """
+
+    def __init__(self, base_url: str, upstream: Upstream, *, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.upstream = upstream
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def call(
         self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
     ) -> Any:
         decoder = result_decoder(stage)
         payload = {"args": encode(list(args)), "kwargs": encode(kwargs)}
-        headers = {CALLER_HEADER: caller, REQUEST_ID_HEADER: request_id}
+        headers = {CALLER_HEADER: caller, REQUEST_ID_HEADER: request_id, **deadline_headers(), **self._auth}
         url = self.base_url + stage_path(stage.name)
         return decoder.decode(await self.upstream.call_stage(url, stage.name, payload, headers))

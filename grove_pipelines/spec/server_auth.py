@@ -1,0 +1,31 @@
+"""The pipeline server's credentials: one contract shared by the compiler (what pods get) and the runtime.
+
+A compiled pipeline references one Secret, ``<pcs>-auth``, that ``deploy`` creates with random values
+when it is missing (a user may create it first with their own keys)::
+
+    api-keys      bearer keys the entry accepts (comma- or space-separated); env GROVE_PIPELINES_API_KEYS
+    stage-token   the token the pipeline's own pods send on stage calls;    env GROVE_PIPELINES_STAGE_TOKEN
+
+A server without a variable runs without that check (``grove-pipelines run`` on loopback); a variable
+that is set but empty refuses to start (fail closed).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "API_KEYS_ENV",
+    "API_KEYS_SECRET_KEY",
+    "STAGE_TOKEN_ENV",
+    "STAGE_TOKEN_SECRET_KEY",
+    "auth_secret_name",
+]
+
+API_KEYS_ENV = "GROVE_PIPELINES_API_KEYS"
+STAGE_TOKEN_ENV = "GROVE_PIPELINES_STAGE_TOKEN"
+API_KEYS_SECRET_KEY = "api-keys"
+STAGE_TOKEN_SECRET_KEY = "stage-token"
+
+
+def auth_secret_name(pcs: str) -> str:
+    """The Secret holding a pipeline's API keys and stage token."""
+    return f"{pcs}-auth"
