@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -59,6 +60,15 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def _error(exc: BaseException, request_id: str, where: str) -> JSONResponse:
     status, body = describe_failure(exc, request_id, where=where)
     return JSONResponse(body, status_code=status, headers={REQUEST_ID_HEADER: request_id})
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405, in the same JSON shape as every other error."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    kind = {404: "not_found_error", 405: "invalid_request_error"}.get(status, "internal_error")
+    message = f"no route for {request.method} {request.url.path[:200]}"
+    body = {"error": {"message": message, "type": kind, "code": status, "request_id": _request_id(request)}}
+    return JSONResponse(body, status_code=status, headers={REQUEST_ID_HEADER: _request_id(request)})
 
 
 def _request_id(request: Request) -> str:
@@ -140,7 +150,10 @@ def build_app(
         spec.model_name: (ex, spec.name) for ex in (executors if pipelines else ()) for spec in ex.graph.llm_stages()
     }
     title = ", ".join(served) or ", ".join(stage_owner) or "grove-pipelines"
-    document = openapi_document([p.api for p in served.values()], list(stage_owner), title=f"grove-pipelines: {title}")
+    document = openapi_document(
+        [p.api for p in served.values()], list(stage_owner), title=f"grove-pipelines: {title}",
+        bearer=settings.api_keys.enabled,
+    )
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "pipelines": list(served), "stages": list(stage_owner)})
@@ -285,7 +298,10 @@ def build_app(
         for executor in executors:
             await executor.aclose()
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(GateMiddleware, gate=gate)])
+    app = Starlette(
+        routes=routes, lifespan=lifespan, middleware=[Middleware(GateMiddleware, gate=gate)],
+        exception_handlers={HTTPException: _no_route},
+    )
     app.state.gate = gate
     app.state.settings = settings
     return app
