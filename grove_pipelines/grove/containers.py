@@ -18,11 +18,19 @@ from grove_pipelines.grove.core import (
     ObjectFieldSelector,
     Probe,
     ResourceRequirements,
+    SecretKeySelector,
     TCPSocketAction,
     VolumeMount,
 )
 from grove_pipelines.grove.layout import Unit
 from grove_pipelines.spec import LLMSpec, Resources, RoleSpec
+from grove_pipelines.spec.server_auth import (
+    API_KEYS_ENV,
+    API_KEYS_SECRET_KEY,
+    STAGE_TOKEN_ENV,
+    STAGE_TOKEN_SECRET_KEY,
+    auth_secret_name,
+)
 
 __all__ = [
     "DIST_PORT",
@@ -30,6 +38,7 @@ __all__ = [
     "WORKER_PORT",
     "resources",
     "router_container",
+    "server_auth_env",
     "server_container",
     "shm_mount",
     "vllm_containers",
@@ -82,6 +91,16 @@ def server_container(
         resources=res,
         readiness_probe=_http_probe("http", period=5, failures=3),
     )
+
+
+def server_auth_env(pcs: str, *, api_keys: bool, stage_token: bool) -> list[EnvVar]:
+    """The server's credentials from the pipeline's Secret: bearer keys (entry) and the stage token."""
+    wanted = [(API_KEYS_ENV, API_KEYS_SECRET_KEY)] if api_keys else []
+    wanted += [(STAGE_TOKEN_ENV, STAGE_TOKEN_SECRET_KEY)] if stage_token else []
+    return [
+        EnvVar(name=env, value_from=EnvVarSource(secret_key_ref=SecretKeySelector(name=auth_secret_name(pcs), key=key)))
+        for env, key in wanted
+    ]
 
 
 def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> Container:

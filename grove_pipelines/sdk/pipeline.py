@@ -47,7 +47,8 @@ def pipeline(
 
     Options: ``image`` (for Python stages and the server), ``vllm_image``, ``scheduler``
     (``"kai-scheduler"``...), ``queue``, ``priority_class``, ``termination_delay``, ``topology``,
-    ``max_iterations`` (loop guard), ``entry`` (the server's replicas/resources/port), ``labels``.
+    ``max_iterations`` (loop guard), ``entry`` (the server's replicas/resources/port/service_type/auth),
+    ``labels``, ``public`` (``True``: a ``NodePort``/``LoadBalancer`` entry may run with ``auth=False``).
     """
     if func is None:
         return functools.partial(pipeline, name=name, **options)  # type: ignore[return-value]

@@ -4,7 +4,7 @@ They extend the runtime's tree (``runtime.errors``), so a CLI entry point still 
 line; the server renders them as ``{"error": {"message", "type", "code", ...}}``::
 
     GroveRuntimeError                         (runtime.errors)
-    ├── ServerConfigError       a GROVE_PIPELINES_* setting is invalid: the server refuses to start
+    ├── ServerConfigError       a GP_* setting is invalid: the server refuses to start
     └── PipelineRunError        status, type, and the stage it concerns (if any)
         ├── InvalidRequestError      400/422: malformed JSON, a body that does not fit the signature
         │   └── PayloadTooLargeError 413: the body is over the server's limit (refused while reading)
@@ -50,7 +50,7 @@ __all__ = [
 
 
 class ServerConfigError(GroveRuntimeError):
-    """The server cannot start with these settings (a ``GROVE_PIPELINES_*`` variable out of range)."""
+    """The server cannot start with these settings (a ``GP_*`` variable out of range)."""
 
 
 class PipelineRunError(GroveRuntimeError):

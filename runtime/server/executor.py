@@ -121,7 +121,7 @@ class Executor:
     def from_loaded(
         cls, loaded: LoadedPipeline, *, environ: Mapping[str, str] | None = None, **options: Any
     ) -> Executor:
-        """An executor for a loaded pipeline; endpoints default to ``GP_*_URL_*``, limits to ``GROVE_PIPELINES_*``."""
+        """An executor for a loaded pipeline; endpoints default to ``GP_*_URL_*``, limits to ``GP_*``."""
         graph = build_graph(loaded.pipeline, loaded.stages())
         names = [s.name for s in graph.stages()]
         if "settings" not in options:

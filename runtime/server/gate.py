@@ -2,7 +2,7 @@
 
 * ``/health`` (alive), ``/ready`` (503 while draining) and ``/metrics`` are open to the kubelet and
   Prometheus; everything else needs credentials once the server has them: a bearer key from
-  ``GROVE_PIPELINES_API_KEYS`` for the entry's endpoints, the pipeline's stage token for
+  ``GP_API_KEYS`` for the entry's endpoints, the pipeline's stage token for
   ``/v1/stages/*`` (so a stage server trusts ``X-GP-Caller`` only from the pipeline's own pods).
 * After SIGTERM (:meth:`Gate.start_draining`) new requests get 503 with ``Retry-After`` while the ones
   in flight finish; :meth:`Gate.wait_idle` tells the server when it may stop.

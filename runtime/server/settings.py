@@ -2,11 +2,11 @@
 
 Defaults (each overridable by its variable)::
 
-    GROVE_PIPELINES_MAX_BODY_BYTES   8 MiB   largest request body; more is refused with 413 while reading
-    GROVE_PIPELINES_TIMEOUT_S        300     a whole pipeline request (a client's X-Request-Deadline may shorten it)
-    GROVE_PIPELINES_STAGE_TIMEOUT_S  120     one Python stage call, when the stage sets no timeout_s
-    GROVE_PIPELINES_LLM_TIMEOUT_S    300     one LLM call, when the llm() sets no timeout_s
-    GROVE_PIPELINES_DRAIN_S          25      after SIGTERM: finish requests in flight for up to this long
+    GP_MAX_BODY_BYTES   8 MiB   largest request body; more is refused with 413 while reading
+    GP_TIMEOUT_S        300     a whole pipeline request (a client's X-Request-Deadline may shorten it)
+    GP_STAGE_TIMEOUT_S  120     one Python stage call, when the stage sets no timeout_s
+    GP_LLM_TIMEOUT_S    300     one LLM call, when the llm() sets no timeout_s
+    GP_DRAIN_S          25      after SIGTERM: finish requests in flight for up to this long
                                              (inside Kubernetes' default 30 s grace period)
 
 Every stage and LLM call is also bounded by what is left of the request's deadline.
@@ -27,11 +27,11 @@ from runtime.server.errors import ServerConfigError
 __all__ = ["ServerSettings"]
 
 _ENV = {
-    "max_body_bytes": "GROVE_PIPELINES_MAX_BODY_BYTES",
-    "timeout_s": "GROVE_PIPELINES_TIMEOUT_S",
-    "stage_timeout_s": "GROVE_PIPELINES_STAGE_TIMEOUT_S",
-    "llm_timeout_s": "GROVE_PIPELINES_LLM_TIMEOUT_S",
-    "drain_s": "GROVE_PIPELINES_DRAIN_S",
+    "max_body_bytes": "GP_MAX_BODY_BYTES",
+    "timeout_s": "GP_TIMEOUT_S",
+    "stage_timeout_s": "GP_STAGE_TIMEOUT_S",
+    "llm_timeout_s": "GP_LLM_TIMEOUT_S",
+    "drain_s": "GP_DRAIN_S",
 }
 
 
@@ -50,7 +50,7 @@ class ServerSettings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
-        """Settings from ``GROVE_PIPELINES_*`` variables.
+        """Settings from ``GP_*`` variables.
 
         Raises:
             AuthConfigError: a key variable is set but empty or malformed (fail closed).

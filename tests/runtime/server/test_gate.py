@@ -70,9 +70,9 @@ async def test_the_entry_serves_a_request_with_the_key_and_keeps_probes_open() -
 @pytest.mark.parametrize("value", ["", " ", ",", "a b\x01"])
 def test_a_key_variable_that_is_set_but_empty_or_malformed_refuses_to_start(value: str) -> None:
     with pytest.raises(AuthConfigError):
-        ServerSettings.from_env({"GROVE_PIPELINES_API_KEYS": value})
+        ServerSettings.from_env({"GP_API_KEYS": value})
     with pytest.raises(AuthConfigError):
-        ServerSettings.from_env({"GROVE_PIPELINES_STAGE_TOKEN": value})
+        ServerSettings.from_env({"GP_STAGE_TOKEN": value})
 
 
 async def test_a_stage_server_accepts_calls_only_with_the_pipelines_stage_token() -> None:

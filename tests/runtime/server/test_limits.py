@@ -101,7 +101,7 @@ def test_a_huge_body_leaves_the_server_memory_bounded(write_pipeline: Any) -> No
         "    return await measure(text)\n"
     )
     limit = 1024 * 1024
-    served = start_serve(path, env={"GROVE_PIPELINES_MAX_BODY_BYTES": str(limit)})
+    served = start_serve(path, env={"GP_MAX_BODY_BYTES": str(limit)})
     try:
         with httpx.Client(base_url=served.endpoint, timeout=60) as http:
             assert http.post("/v1/pipelines/sink", json={"text": "warm"}).json() == 4
