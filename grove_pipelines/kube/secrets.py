@@ -50,14 +50,15 @@ def ensure_auth_secret(client: KubeClient, pcs: dict[str, Any], *, dry_run: bool
     missing = [key for key in keys if live is None or key not in _present(live)]
     if not missing:
         return name, "unchanged"
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if live is None:
+        meta["labels"] = {PART_OF: pcs_name, MANAGED_BY: "grove-pipelines"}
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": meta,
         "type": "Opaque",
         "data": {key: base64.b64encode(secrets.token_urlsafe(32).encode()).decode() for key in missing},
     }
-    if live is None:
-        secret["metadata"]["labels"] = {PART_OF: pcs_name, MANAGED_BY: "grove-pipelines"}
     client.apply(secret, dry_run=dry_run)
     return name, "created" if live is None else "configured"

@@ -3,8 +3,8 @@
 A compiled pipeline references one Secret, ``<pcs>-auth``, that ``deploy`` creates with random values
 when it is missing (a user may create it first with their own keys)::
 
-    api-keys      bearer keys the entry accepts (comma- or space-separated); env GROVE_PIPELINES_API_KEYS
-    stage-token   the token the pipeline's own pods send on stage calls;    env GROVE_PIPELINES_STAGE_TOKEN
+    api-keys      bearer keys the entry accepts (comma- or space-separated); env GP_API_KEYS
+    stage-token   the token the pipeline's own pods send on stage calls;    env GP_STAGE_TOKEN
 
 A server without a variable runs without that check (``grove-pipelines run`` on loopback); a variable
 that is set but empty refuses to start (fail closed).
@@ -20,8 +20,8 @@ __all__ = [
     "auth_secret_name",
 ]
 
-API_KEYS_ENV = "GROVE_PIPELINES_API_KEYS"
-STAGE_TOKEN_ENV = "GROVE_PIPELINES_STAGE_TOKEN"
+API_KEYS_ENV = "GP_API_KEYS"
+STAGE_TOKEN_ENV = "GP_STAGE_TOKEN"
 API_KEYS_SECRET_KEY = "api-keys"
 STAGE_TOKEN_SECRET_KEY = "stage-token"
 
