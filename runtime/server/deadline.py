@@ -16,13 +16,11 @@ from __future__ import annotations
 import contextvars
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from runtime.server.errors import InvalidRequestError
 from runtime.server.wire import DEADLINE_HEADER
 
-__all__ = ["Deadline", "bind_deadline", "current_deadline", "deadline_headers"]
+__all__ = ["Deadline", "current_deadline", "deadline_headers", "reset_deadline", "set_deadline"]
 
 _CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("grove_pipelines_deadline", default=None)
 
@@ -78,14 +76,14 @@ def current_deadline() -> Deadline | None:
     return _CURRENT.get()
 
 
-@contextmanager
-def bind_deadline(deadline: Deadline) -> Iterator[Deadline]:
-    """Make ``deadline`` the current one for the code (and the tasks it starts) inside the block."""
-    token = _CURRENT.set(deadline)
-    try:
-        yield deadline
-    finally:
-        _CURRENT.reset(token)
+def set_deadline(deadline: Deadline) -> contextvars.Token[Deadline | None]:
+    """Make ``deadline`` the current one (for the tasks started from here too); reset with the token."""
+    return _CURRENT.set(deadline)
+
+
+def reset_deadline(token: contextvars.Token[Deadline | None]) -> None:
+    """Undo :func:`set_deadline`."""
+    _CURRENT.reset(token)
 
 
 def deadline_headers() -> dict[str, str]:

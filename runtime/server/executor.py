@@ -27,7 +27,7 @@ from grove_pipelines.graph.build import build_graph
 from grove_pipelines.loader import LoadedPipeline
 from grove_pipelines.sdk import LLM, Pipeline, Stage, bind_invoker
 from grove_pipelines.sdk.refs import referenced_objects
-from runtime.server.deadline import Deadline, bind_deadline, current_deadline
+from runtime.server.deadline import Deadline, current_deadline, reset_deadline, set_deadline
 from runtime.server.errors import (
     InvalidRequestError,
     LoopLimitError,
@@ -152,8 +152,8 @@ class Executor:
         Without a deadline the request gets the server's ``timeout_s`` from now.
         """
         deadline = deadline or Deadline.within(self.settings.timeout_s)
-        with bind_invoker(self.invoker(request_id=request_id, on_token=on_token)), bind_deadline(deadline):
-            token = _CALLER.set(ENTRY)
+        with bind_invoker(self.invoker(request_id=request_id, on_token=on_token)):
+            token, limit = _CALLER.set(ENTRY), set_deadline(deadline)
             scope = asyncio.timeout(deadline.bound(None))
             try:
                 async with scope:
@@ -166,6 +166,7 @@ class Executor:
                 raise PipelineRunError(f"pipeline {self.name!r} failed: {type(exc).__name__}: {exc}") from exc
             finally:
                 _CALLER.reset(token)
+                reset_deadline(limit)
 
     def python_stage(self, name: str) -> Stage:
         """The Python stage ``name`` of this pipeline."""
@@ -199,8 +200,8 @@ class Executor:
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(f"stage {name!r}: bad arguments: {exc}", stage=name) from exc
         deadline = deadline or Deadline.within(self.settings.timeout_s)
-        with bind_invoker(self.invoker(request_id=request_id)), bind_deadline(deadline):
-            token = _CALLER.set(name)
+        with bind_invoker(self.invoker(request_id=request_id)):
+            token, limit = _CALLER.set(name), set_deadline(deadline)
             scope = asyncio.timeout(deadline.bound(None))
             try:
                 async with scope:
@@ -213,6 +214,7 @@ class Executor:
                 raise StageFailedError(f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name) from exc
             finally:
                 _CALLER.reset(token)
+                reset_deadline(limit)
 
     def cold_class_stages(self, only: Iterable[str] | None = None) -> list[Stage]:
         """In-process class stages (of ``only``, if given) whose per-process instance is not made yet."""
