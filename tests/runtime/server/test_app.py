@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -32,7 +31,13 @@ async def upper(text: str) -> str:
 
 @stage
 async def slow(seconds: float) -> float:
-    await asyncio.sleep(seconds)
+    """Both calls of one ``fan`` request meet here: each waits until the other has started too."""
+    key = f"fan-{seconds}"
+    arrived = PROGRESS.setdefault(key, asyncio.Event())
+    if arrived.is_set():
+        PROGRESS[f"{key}-both"].set()
+    arrived.set()
+    await asyncio.wait_for(PROGRESS.setdefault(f"{key}-both", asyncio.Event()).wait(), 10)
     return seconds
 
 
@@ -103,11 +108,10 @@ async def test_post_runs_the_pipeline_and_returns_its_json_result(client: httpx.
 
 
 async def test_fan_out_is_concurrent_through_http(client: httpx.AsyncClient) -> None:
-    await client.post("/v1/pipelines/fan", json={"seconds": 0.0})  # warm the connection
-    started = time.perf_counter()
+    for key in ("fan-0.3", "fan-0.3-both"):
+        PROGRESS.pop(key, None)
     response = await client.post("/v1/pipelines/fan", json={"seconds": 0.3})
-    assert response.json() == [0.3, 0.3]
-    assert time.perf_counter() - started < 0.55
+    assert response.json() == [0.3, 0.3]  # sequential calls would each wait 10 s for the other and fail
 
 
 @pytest.mark.parametrize(
