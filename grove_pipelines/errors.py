@@ -63,10 +63,12 @@ class GraphError(GrovePipelinesError):
 class CycleError(GraphError):
     """Stages call each other in a cycle; ``cycle`` lists the stage names in call order."""
 
-    def __init__(self, cycle: Sequence[str]) -> None:
+    def __init__(self, cycle: Sequence[str], *, where: Sequence[str] = ()) -> None:
         self.cycle = list(cycle)
+        self.where = list(where)
         path = " -> ".join([*self.cycle, self.cycle[0]])
-        super().__init__(f"the pipeline graph has a cycle: {path}")
+        detail = f" ({'; '.join(self.where)})" if self.where else ""
+        super().__init__(f"the pipeline graph has a cycle: {path}{detail}")
 
 
 class CompileError(GrovePipelinesError):

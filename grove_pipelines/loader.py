@@ -35,6 +35,10 @@ class LoadedPipeline:
         """Every stage object defined at the module's top level."""
         return [obj for obj in vars(self.module).values() if isinstance(obj, (Stage, LLM))]
 
+    def graph(self) -> PipelineGraph:
+        """The checked call graph: one scan of the user's code, keeping the stage objects it found."""
+        return build_graph(self.pipeline, self.stages())
+
 
 def split_ref(ref: str) -> tuple[str, str | None]:
     """``"a/b.py:rag"`` -> ``("a/b.py", "rag")``; ``"pkg.mod"`` -> ``("pkg.mod", None)``."""
@@ -116,5 +120,4 @@ def load_pipeline(ref: str) -> LoadedPipeline:
 
 def load_graph(ref: str) -> PipelineGraph:
     """The checked call graph of the pipeline ``ref`` names."""
-    loaded = load_pipeline(ref)
-    return build_graph(loaded.pipeline, loaded.stages())
+    return load_pipeline(ref).graph()

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from grove_pipelines.cli.output import echo_notes, echo_warnings
+
 __all__ = ["register"]
 
 
@@ -21,12 +23,18 @@ def compile_pipeline(
     image: Annotated[
         str | None, typer.Option("--image", help="Image of the pipeline server and stages.")
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail when a stage is defined but the pipeline never calls it.")
+    ] = False,
 ) -> None:
     """Compile to a multi-document manifest (validated against Grove's CRD schema and webhook rules)."""
+    from grove_pipelines import compile as compiling
     from grove_pipelines import yamlio
-    from grove_pipelines.compile import compile_ref
 
-    text = yamlio.dump_all(compile_ref(ref, namespace=namespace, image=image))
+    result = compiling.compile_pipeline(ref, namespace=namespace, image=image, strict=strict)
+    echo_warnings(result.warnings)
+    echo_notes(result.notes)
+    text = yamlio.dump_all(result.documents)
     if output is None:
         typer.echo(text, nl=False)
         return

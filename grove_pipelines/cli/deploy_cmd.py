@@ -71,7 +71,7 @@ def deploy(
         raise typer.BadParameter(f"{dry_run!r} is not one of client, server, none", param_hint="--dry-run")
     seconds = parse_duration(timeout)
     if dry_run == "client":
-        manifests = kube.load_manifests(ref, namespace=namespace, image=image)
+        manifests = kube.load_manifests(ref, namespace=namespace, image=image, report=echo_progress)
         typer.echo(
             yamlio.dump_all(kube.prepare(manifests, namespace=namespace, default_namespace="default")),
             nl=False,
@@ -79,7 +79,7 @@ def deploy(
         return
     with connect(kubeconfig, context) as client:
         manifests = kube.load_manifests(
-            ref, namespace=namespace, image=image, default_namespace=client.namespace
+            ref, namespace=namespace, image=image, default_namespace=client.namespace, report=echo_progress
         )
         prepared = kube.prepare(manifests, namespace=namespace, default_namespace=client.namespace)
         result = kube.deploy(

@@ -27,7 +27,7 @@ def diff(
 
     with connect(kubeconfig, context) as client:
         manifests = kube.load_manifests(
-            ref, namespace=namespace, image=image, default_namespace=client.namespace
+            ref, namespace=namespace, image=image, default_namespace=client.namespace, report=echo_progress
         )
         prepared = kube.prepare(manifests, namespace=namespace, default_namespace=client.namespace)
         result = kube.diff(client, prepared, force_conflicts=force_conflicts, report=echo_progress)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grove_pipelines.graph.model import ENTRY, PipelineGraph
-from grove_pipelines.graph.render import render
+from grove_pipelines.graph.origin import Origin
+from grove_pipelines.graph.render import explain, render
 
-__all__ = ["ENTRY", "PipelineGraph", "render"]
+__all__ = ["ENTRY", "Origin", "PipelineGraph", "explain", "render"]

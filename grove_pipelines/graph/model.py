@@ -7,12 +7,17 @@ alone (tests, property tests) as well as from decorated code (``grove_pipelines.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
 from grove_pipelines.errors import CycleError, GraphError
+from grove_pipelines.graph.origin import Origin, definition_origin
 from grove_pipelines.spec import LLMSpec, PipelineSpec, PythonStageSpec, StageSpec
+
+if TYPE_CHECKING:
+    from grove_pipelines.sdk import LLM, Stage
 
 __all__ = ["ENTRY", "PipelineGraph"]
 
@@ -28,6 +33,9 @@ class PipelineGraph:
         graph = PipelineGraph(PipelineSpec(name="demo"), [retrieve, chat], [(ENTRY, "retrieve"), (ENTRY, "chat")])
         graph.callees(ENTRY)        # ['retrieve', 'chat']
         graph.startup_order()       # callees first: ['retrieve', 'chat', 'frontend']
+
+    Built from code (``grove_pipelines.graph.build``), it also keeps where each edge came from
+    (``origins``) and the stage objects it found (``objects``), so the runtime never scans again.
     """
 
     def __init__(
@@ -37,9 +45,13 @@ class PipelineGraph:
         edges: Iterable[tuple[str, str]],
         *,
         warnings: Sequence[str] = (),
+        origins: Mapping[tuple[str, str], Sequence[Origin]] | None = None,
+        objects: Mapping[str, Stage | LLM] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.warnings: list[str] = list(warnings)
+        self._origins = {edge: list(found) for edge, found in (origins or {}).items()}
+        self.objects: dict[str, Stage | LLM] = dict(objects or {})
         self._stages: dict[str, StageSpec] = {}
         for spec in stages:
             if spec.name == ENTRY:
@@ -57,7 +69,7 @@ class PipelineGraph:
             if callee == ENTRY:
                 raise GraphError(f"stage {caller!r} cannot call the pipeline itself")
             if caller == callee:
-                raise CycleError([caller])
+                raise CycleError([caller], where=self._where([(caller, callee)]))
             self._graph.add_edge(caller, callee)
         self._check_acyclic()
 
@@ -66,7 +78,29 @@ class PipelineGraph:
             cycle = nx.find_cycle(self._graph)
         except nx.NetworkXNoCycle:
             return
-        raise CycleError([edge[0] for edge in cycle])
+        raise CycleError([edge[0] for edge in cycle], where=self._where([(a, b) for a, b, *_ in cycle]))
+
+    def _where(self, edges: Sequence[tuple[str, str]]) -> list[str]:
+        """``a -> b in helper at file:line`` for each edge with a known origin (for error messages)."""
+        found = []
+        for caller, callee in edges:
+            origins = self._origins.get((caller, callee))
+            if origins:
+                found.append(f"{caller} -> {callee}: {origins[0]}")
+        return found
+
+    def how_to_declare(self, caller: str, callee: str) -> str:
+        """The exact code to add so ``caller`` may call ``callee`` (for calls the code scan cannot see)."""
+        if caller == ENTRY:
+            return f'calls=["{callee}"] to @pipeline(name="{self.name}", ...)'
+        target = getattr(self.objects.get(caller), "target", None)
+        where = definition_origin(target) if target is not None else None
+        at = f" at {where.file}:{where.line}" if where is not None else ""
+        return f'depends_on=["{callee}"] to the @stage decorator of {caller!r}{at}'
+
+    def origins(self, caller: str, callee: str) -> list[Origin]:
+        """Where the edge ``caller -> callee`` comes from (empty for graphs made from data)."""
+        return list(self._origins.get((caller, callee), ()))
 
     @property
     def name(self) -> str:

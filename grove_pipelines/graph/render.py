@@ -7,7 +7,7 @@ from typing import Literal
 from grove_pipelines.graph.model import ENTRY, PipelineGraph
 from grove_pipelines.spec import LLMSpec, StageSpec
 
-__all__ = ["Format", "render"]
+__all__ = ["Format", "explain", "render"]
 
 Format = Literal["text", "mermaid", "dot"]
 
@@ -73,3 +73,12 @@ def _is_llm(graph: PipelineGraph, node: str) -> bool:
 def render(graph: PipelineGraph, fmt: Format = "text") -> str:
     """The graph as ``text`` (call tree), ``mermaid`` (flowchart) or ``dot`` (Graphviz)."""
     return {"text": _text, "mermaid": _mermaid, "dot": _dot}[fmt](graph)
+
+
+def explain(graph: PipelineGraph) -> str:
+    """One line per edge and where it comes from: ``caller -> callee: function at file:line`` or ``declared``."""
+    lines = []
+    for caller, callee in graph.edges():
+        origins = graph.origins(caller, callee)
+        lines.append(f"{caller} -> {callee}: {'; '.join(str(o) for o in origins) or 'unknown'}")
+    return "\n".join(lines)

@@ -69,7 +69,7 @@ def _caller_env(ctx: CliqueContext, node: str) -> list[EnvVar]:
         env.append(EnvVar(name=f"GP_LLM_URL_{env_suffix(llm.name)}", value=url))
     for callee in ctx.graph.callees(node):
         if isinstance(ctx.graph.stage(callee), PythonStageSpec):
-            url = f"http://{ctx.pcs}-{callee}:{ctr.WORKER_PORT}"
+            url = f"http://{ctx.pcs}-{ctx.layout.targets(callee)[0]}:{ctr.WORKER_PORT}"
             env.append(EnvVar(name=f"GP_STAGE_URL_{env_suffix(callee)}", value=url))
     return env
 
@@ -105,7 +105,7 @@ def _template(
         labels=_labels(ctx, unit, user_labels),
         annotations=annotations or None,
         spec=PodCliqueSpec(
-            role_name=clique,
+            role_name=ctx.layout.role_name(clique),
             replicas=replicas,
             min_available=minimum,
             starts_after=ctx.starts_after.get(clique) or None,

@@ -28,17 +28,21 @@ from grove_pipelines.grove.names import pcs_name
 from grove_pipelines.grove.services import build_rbac, build_services
 from grove_pipelines.grove.startup import starts_after
 
-__all__ = ["CompiledPipeline", "compile_graph"]
+__all__ = ["PIPELINE_LABEL", "CompiledPipeline", "compile_graph", "plan_names"]
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "grove-pipelines"}
+PIPELINE_LABEL = "app.kubernetes.io/name"
+"""Carries the pipeline's full name on every object (the PodCliqueSet's own name may be shortened)."""
 
 
 @dataclass
 class CompiledPipeline:
-    """The PodCliqueSet and the objects applied beside it (Services, router RBAC)."""
+    """The PodCliqueSet and the objects applied beside it (Services, router RBAC), and a note per name
+    shortened to fit Grove's budgets."""
 
     pcs: PodCliqueSet
     objects: list[KubeModel] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def documents(self) -> list[dict[str, Any]]:
         """Plain manifests: the PodCliqueSet first."""
@@ -53,6 +57,19 @@ def _ref(graph: PipelineGraph, ref: str | None) -> str:
             f"pipeline ref {ref!r} is an absolute path; load the pipeline by a relative path or module"
         )
     return ref
+
+
+def plan_names(graph: PipelineGraph) -> tuple[Layout, str, list[str]]:
+    """The layout, the PodCliqueSet name, and one note per name shortened to fit Grove's budgets.
+
+    ``graph`` and ``compile`` print the same notes: the names a user then sees in ``status`` and pods.
+    """
+    layout = Layout(graph)
+    pcs = pcs_name(graph.name, layout.slots(), stage_of=layout.stage_of())
+    notes = list(layout.notes)
+    if pcs != graph.name:
+        notes.insert(0, f"pipeline {graph.name!r} is too long for Grove's name budget: its PodCliqueSet is named {pcs!r}")
+    return layout, pcs, notes
 
 
 def compile_graph(
@@ -72,8 +89,7 @@ def compile_graph(
         raise CompileError(f"pipeline {spec.name!r}: scheduler='kai-scheduler' needs queue=... (a KAI queue)")
     if not spec.name[0].isalpha():
         raise CompileError(f"pipeline name {spec.name!r} must start with a letter (it names Services)")
-    layout = Layout(graph)
-    pcs = pcs_name(spec.name, layout.slots(), stage_of=layout.stage_of())
+    layout, pcs, notes = plan_names(graph)
     namespace = namespace or spec.namespace or default_namespace
     order = starts_after(graph, layout)
     ctx = CliqueContext(graph, layout, pcs, _ref(graph, ref), image or spec.image, order)
@@ -90,13 +106,13 @@ def compile_graph(
         cliques=build_cliques(ctx),
         pod_clique_scaling_groups=build_scaling_groups(layout) or None,
     )
-    labels = {"app.kubernetes.io/name": spec.name, **MANAGED_BY}
+    labels = {PIPELINE_LABEL: spec.name, **MANAGED_BY}
     volcano = spec.scheduler == "volcano" and spec.queue is not None
-    notes = {"scheduling.grove.io/volcano-queue": str(spec.queue)} if volcano else None
-    meta = ObjectMeta(name=pcs, namespace=namespace, labels={**spec.labels, **labels}, annotations=notes)
+    queue = {"scheduling.grove.io/volcano-queue": str(spec.queue)} if volcano else None
+    meta = ObjectMeta(name=pcs, namespace=namespace, labels={**spec.labels, **labels}, annotations=queue)
     pcs_spec = gm.PodCliqueSetSpec(replicas=1, template=template)
-    compiled = CompiledPipeline(gm.PodCliqueSet(metadata=meta, spec=pcs_spec))
-    compiled.objects += build_services(graph, pcs=pcs, namespace=namespace, labels=labels)
+    compiled = CompiledPipeline(gm.PodCliqueSet(metadata=meta, spec=pcs_spec), notes=notes)
+    compiled.objects += build_services(graph, layout, pcs=pcs, namespace=namespace, labels=labels)
     if any(has_router(ctx, node) for node in layout.units):
         compiled.objects += build_rbac(pcs=pcs, namespace=namespace, labels=labels)
     return compiled

@@ -23,6 +23,7 @@ from grove_pipelines.grove.core import (
     VolumeMount,
 )
 from grove_pipelines.grove.layout import Unit
+from grove_pipelines.grove.names import CONTAINER_NAME_LIMIT, short_name
 from grove_pipelines.spec import LLMSpec, Resources, RoleSpec
 from grove_pipelines.spec.server_auth import (
     API_KEYS_ENV,
@@ -114,7 +115,7 @@ def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> 
             command += [f"--{flag}-group", unit.group]
     command += ["--worker-port", str(WORKER_PORT)]
     return Container(
-        name=f"router-{llm}",
+        name=short_name(f"router-{llm}", CONTAINER_NAME_LIMIT),
         image=image,
         command=command,
         ports=[ContainerPort(name=f"router-{index}", container_port=port)],

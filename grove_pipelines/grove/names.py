@@ -22,7 +22,11 @@ Budgets (Grove webhook and operator quirks, grove-api.md §1.6): for every cliqu
 ``len(pcs) + len(group) + len(clique) ≤ 45``; its PodClique FQN
 ``<pcs>-<i>-[<group>-<j>-]<clique>`` ≤ 57; a pod hostname ``<fqn>-<podIndex>`` ≤ 63. When the
 pipeline name is too long for them, the PodCliqueSet name is cut and given a stable 4-hex FNV-1a
-suffix (``<prefix>-<hash>``), as Dynamo does for long DynamoGraphDeployment names.
+suffix (``<prefix>-<hash>``), as Dynamo does for long DynamoGraphDeployment names. When even a
+PodCliqueSet name of ``PCS_FLOOR`` characters would not fit beside a stage's cliques, the stage's
+clique base name is shortened the same way (``short_name``): names are shortened, never refused.
+The full names stay on the objects: ``roleName`` keeps the unshortened clique name and the label
+``grove-pipelines.io/stage`` the stage's name.
 """
 
 from __future__ import annotations
@@ -33,20 +37,26 @@ from dataclasses import dataclass
 from grove_pipelines.errors import CompileError
 
 __all__ = [
+    "CONTAINER_NAME_LIMIT",
     "FQN_LIMIT",
     "HOSTNAME_LIMIT",
     "NAME_BUDGET",
+    "PCS_FLOOR",
     "CliqueSlot",
     "clique_fqn",
     "fnv_suffix",
     "max_pcs_length",
     "pcs_name",
+    "short_name",
 ]
 
 NAME_BUDGET = 45
 FQN_LIMIT = 57
 HOSTNAME_LIMIT = 63
+CONTAINER_NAME_LIMIT = 63
 _HASH_LEN = 4
+PCS_FLOOR = 16
+"""The shortest PodCliqueSet name stage shortening aims to leave room for (an 11-character prefix + hash)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,15 @@ def fnv_suffix(text: str) -> str:
     for byte in text.encode("utf-8"):
         value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
     return f"{value:08x}"[:_HASH_LEN]
+
+
+def short_name(name: str, length: int) -> str:
+    """``name`` if it has at most ``length`` characters, else ``<prefix>-<fnv4 of name>`` of exactly that
+    length or less (the prefix loses trailing dashes); ``""`` when no readable prefix fits."""
+    if len(name) <= length:
+        return name
+    prefix = name[: max(length - _HASH_LEN - 1, 0)].rstrip("-")
+    return f"{prefix}-{fnv_suffix(name)}" if prefix else ""
 
 
 def _slack(slot: CliqueSlot, pcs_replicas: int) -> int:
@@ -106,11 +125,8 @@ def pcs_name(
     ``stage_of`` maps clique names to the stage that produced them, for the error message.
     """
     limit, tightest = max_pcs_length(slots, pcs_replicas=pcs_replicas)
-    if len(name) <= limit:
-        return name
-    keep = limit - _HASH_LEN - 1
-    prefix = name[:keep].rstrip("-") if keep > 0 else ""
-    if not prefix or not prefix[0].isalpha():
+    short = short_name(name, limit)
+    if not short or not short[0].isalpha():
         assert tightest is not None
         stage = (stage_of or {}).get(tightest.clique, tightest.clique)
         where = f"scaling group {tightest.group!r} + " if tightest.group else ""
@@ -119,4 +135,4 @@ def pcs_name(
             f"name within Grove's budget (pcs + group + clique <= {NAME_BUDGET}, PodClique name <= {FQN_LIMIT}); "
             "use a shorter stage name"
         )
-    return f"{prefix}-{fnv_suffix(name)}"
+    return short

@@ -27,6 +27,7 @@ from grove_pipelines.grove.core import (
     ServiceSpec,
     Subject,
 )
+from grove_pipelines.grove.layout import Layout
 from grove_pipelines.grove.names import clique_fqn
 
 __all__ = ["build_rbac", "build_services"]
@@ -52,9 +53,9 @@ def _service(
 
 
 def build_services(
-    graph: PipelineGraph, *, pcs: str, namespace: str, labels: dict[str, str]
+    graph: PipelineGraph, layout: Layout, *, pcs: str, namespace: str, labels: dict[str, str]
 ) -> list[Service]:
-    """The entry Service, then one Service per Python stage."""
+    """The entry Service, then one Service per Python stage, named ``<pcs>-<its clique>``."""
     entry = graph.pipeline.entry
     if entry.service_type != "ClusterIP" and not entry.auth and not graph.pipeline.public:
         raise CompileError(
@@ -66,8 +67,9 @@ def build_services(
                  labels=labels)
     ]  # fmt: skip
     for stage in graph.python_stages():
+        clique = layout.targets(stage.name)[0]
         services.append(
-            _service(f"{pcs}-{stage.name}", pcs=pcs, clique=stage.name, port=8000, kind="ClusterIP",
+            _service(f"{pcs}-{clique}", pcs=pcs, clique=clique, port=8000, kind="ClusterIP",
                      namespace=namespace, labels=labels)
         )  # fmt: skip
     return services

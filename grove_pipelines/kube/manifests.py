@@ -8,11 +8,12 @@ grove-pipelines, and in apply order (service accounts and RBAC before the pods t
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from grove_pipelines import yamlio
-from grove_pipelines.compile import MANIFEST_SUFFIXES, compile_ref
+from grove_pipelines.compile import MANIFEST_SUFFIXES, compile_pipeline
 from grove_pipelines.errors import ManifestError
 
 __all__ = [
@@ -49,12 +50,18 @@ _ORDER = [
 
 
 def load_manifests(
-    ref: str, *, namespace: str | None = None, image: str | None = None, default_namespace: str = "default"
+    ref: str,
+    *,
+    namespace: str | None = None,
+    image: str | None = None,
+    default_namespace: str = "default",
+    report: Callable[[str], None] = lambda line: None,
 ) -> list[dict[str, Any]]:
     """The manifests of ``ref``: a pipeline (``file.py[:name]``, ``module:name``) or a YAML/JSON manifest file.
 
-    A pipeline is compiled into ``namespace`` (``-n``), else the namespace it declares, else
-    ``default_namespace`` (the kubeconfig context's).
+    A pipeline is compiled (``grove_pipelines.compile``, the one path from code to documents) into
+    ``namespace`` (``-n``), else the namespace it declares, else ``default_namespace`` (the kubeconfig
+    context's); its warnings and notes (shortened names) go to ``report``.
     """
     if ref.endswith(MANIFEST_SUFFIXES):
         if image is not None:
@@ -74,7 +81,12 @@ def load_manifests(
                     "metadata.name)"
                 )
         return docs
-    return compile_ref(ref, namespace=namespace, image=image, default_namespace=default_namespace)
+    result = compile_pipeline(ref, namespace=namespace, image=image, default_namespace=default_namespace)
+    for warning in result.warnings:
+        report(f"warning: {warning}")
+    for note in result.notes:
+        report(f"note: {note}")
+    return result.documents
 
 
 def namespaces_of(manifests: list[dict[str, Any]]) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from grove_pipelines.grove.compiler import PIPELINE_LABEL
 from grove_pipelines.kube.client import KubeClient
 from grove_pipelines.kube.manifests import MANAGED_BY, PART_OF, PCS_API_VERSION
 
@@ -132,10 +133,16 @@ def _endpoint(svc: dict[str, Any], pcs_name: str) -> Endpoint:
 
 
 def pipeline_status(client: KubeClient, *, name: str, namespace: str) -> PipelineStatus | None:
-    """The status of PodCliqueSet ``name``; None when there is no such set in ``namespace``."""
+    """The status of PodCliqueSet ``name`` (or of the pipeline ``name``, whose set may carry a shortened
+    name); None when there is no such set in ``namespace``."""
     pcs = client.get(PCS_API_VERSION, "PodCliqueSet", name, namespace)
     if pcs is None:
-        return None
+        selector = f"{PIPELINE_LABEL}={name},{MANAGED_BY}=grove-pipelines"
+        found = client.list(PCS_API_VERSION, "PodCliqueSet", namespace, label_selector=selector)["items"]
+        if len(found) != 1:
+            return None
+        pcs = found[0]
+        name = pcs["metadata"]["name"]
     selector = f"{PART_OF}={name}"
     cliques = [
         _clique(o)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from grove_pipelines.errors import DefinitionError
 from grove_pipelines.sdk.options import build_spec, default_name
+from grove_pipelines.sdk.stage import _depends_on_names
 from grove_pipelines.spec import PipelineSpec
 
 __all__ = ["Pipeline", "pipeline"]
@@ -19,9 +20,10 @@ PipelineFunc = Callable[..., Coroutine[Any, Any, Any]]
 class Pipeline:
     """A pipeline: its spec and body. ``await my_pipeline(question="...")`` runs the body here."""
 
-    def __init__(self, func: PipelineFunc, spec: PipelineSpec) -> None:
+    def __init__(self, func: PipelineFunc, spec: PipelineSpec, calls: Sequence[object] = ()) -> None:
         self.func = func
         self.spec = spec
+        self.calls = tuple(calls)
         functools.update_wrapper(self, func, updated=())
 
     @property
@@ -41,17 +43,24 @@ class Pipeline:
 
 
 def pipeline(
-    func: PipelineFunc | None = None, /, *, name: str | None = None, **options: Any
+    func: PipelineFunc | None = None,
+    /,
+    *,
+    name: str | None = None,
+    calls: Sequence[object] = (),
+    **options: Any,
 ) -> Pipeline | Callable[[PipelineFunc], Pipeline]:
     """Declare the pipeline: ``@pipeline(name="agentic-rag")`` on an ``async def``.
 
     Options: ``image`` (for Python stages and the server), ``vllm_image``, ``scheduler``
     (``"kai-scheduler"``...), ``queue``, ``priority_class``, ``termination_delay``, ``topology``,
     ``max_iterations`` (loop guard), ``entry`` (the server's replicas/resources/port/service_type/auth),
-    ``labels``, ``public`` (``True``: a ``NodePort``/``LoadBalancer`` entry may run with ``auth=False``).
+    ``labels``, ``public`` (``True``: a ``NodePort``/``LoadBalancer`` entry may run with ``auth=False``),
+    ``calls`` (stages or stage names the body calls in ways the code scan cannot see, such as
+    ``getattr(tools, name)``: the twin of a stage's ``depends_on=``).
     """
     if func is None:
-        return functools.partial(pipeline, name=name, **options)  # type: ignore[return-value]
+        return functools.partial(pipeline, name=name, calls=calls, **options)  # type: ignore[return-value]
     pipeline_name = name or default_name(func.__name__)
     if not inspect.iscoroutinefunction(func):
         raise DefinitionError(f"pipeline {pipeline_name!r}: the body must be an `async def` function")
@@ -60,6 +69,11 @@ def pipeline(
         PipelineSpec,
         "pipeline",
         pipeline_name,
-        {**options, "module": func.__module__, "qualname": func.__qualname__},
+        {
+            **options,
+            "calls": _depends_on_names(pipeline_name, calls, field="calls", what="pipeline"),
+            "module": func.__module__,
+            "qualname": func.__qualname__,
+        },
     )
-    return Pipeline(func, spec)
+    return Pipeline(func, spec, calls)

@@ -85,7 +85,9 @@ class Stage:
         return f"<stage {self.name!r}>"
 
 
-def _depends_on_names(stage_name: str, depends_on: Sequence[object]) -> tuple[str, ...]:
+def _depends_on_names(
+    stage_name: str, depends_on: Sequence[object], *, field: str = "depends_on", what: str = "stage"
+) -> tuple[str, ...]:
     names = []
     for dep in depends_on:
         if isinstance(dep, str):
@@ -94,9 +96,9 @@ def _depends_on_names(stage_name: str, depends_on: Sequence[object]) -> tuple[st
             names.append(dep.spec.name)
         else:
             raise DefinitionError(
-                f"stage {stage_name!r}: depends_on: {dep!r} is neither a stage nor a stage name",
+                f"{what} {stage_name!r}: {field}: {dep!r} is neither a stage nor a stage name",
                 stage=stage_name,
-                field="depends_on",
+                field=field,
             )
     return tuple(names)
 

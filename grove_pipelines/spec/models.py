@@ -296,6 +296,8 @@ class PipelineSpec(_Options):
     public: bool = False
     """The author's word that an entry reachable from outside the cluster may serve without auth."""
     labels: dict[str, str] = Field(default_factory=dict)
+    calls: tuple[str, ...] = ()
+    """Stages the body calls in ways the reference scan cannot see (``getattr``, names from a file)."""
 
     _check_name = field_validator("name")(_dns_label)
 

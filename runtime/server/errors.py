@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from grove_pipelines.graph.model import ENTRY
 from runtime.errors import GroveRuntimeError
 
 __all__ = [
@@ -128,15 +129,16 @@ class NotFoundError(PipelineRunError):
 
 
 class UndeclaredCallError(PipelineRunError):
-    """``caller`` called ``callee`` but the graph has no such edge (add it, or ``depends_on=``)."""
+    """``caller`` called ``callee`` but the graph has no such edge; ``declare`` is the code to add."""
 
     type = "undeclared_call_error"
     public = True
 
-    def __init__(self, caller: str, callee: str) -> None:
+    def __init__(self, caller: str, callee: str, *, declare: str = "") -> None:
+        who = "the pipeline body" if caller == ENTRY else f"stage {caller!r}"
+        fix = f"; the code scan cannot see this call: add {declare}" if declare else ""
         super().__init__(
-            f"stage {caller!r} called stage {callee!r}, which is not an edge of the pipeline graph "
-            f"(reference {callee!r} in {caller!r}'s code or add depends_on=[{callee!r}])",
+            f"{who} called stage {callee!r}, which is not an edge of the pipeline graph{fix}",
             stage=callee,
         )
         self.caller = caller

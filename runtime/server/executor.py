@@ -23,10 +23,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from grove_pipelines.graph import ENTRY, PipelineGraph
-from grove_pipelines.graph.build import build_graph
 from grove_pipelines.loader import LoadedPipeline
 from grove_pipelines.sdk import LLM, Pipeline, Stage, bind_invoker
-from grove_pipelines.sdk.refs import referenced_objects
 from runtime.server.deadline import Deadline, current_deadline, reset_deadline, set_deadline
 from runtime.server.errors import (
     InvalidRequestError,
@@ -46,7 +44,7 @@ from runtime.server.transports import HTTPStageTransport, InProcessTransport, St
 from runtime.server.upstream import Upstream
 from runtime.server.wire import LLM_URL_PREFIX, STAGE_URL_PREFIX, urls_from_env
 
-__all__ = ["Executor", "RequestInvoker", "TokenSink", "collect_stages", "current_caller"]
+__all__ = ["Executor", "RequestInvoker", "TokenSink", "current_caller"]
 
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("grove_pipelines_caller", default=ENTRY)
 _RETRYABLE = (StageFailedError, StageTimeoutError, StageUpstreamError)
@@ -55,23 +53,6 @@ _RETRYABLE = (StageFailedError, StageTimeoutError, StageUpstreamError)
 def current_caller() -> str:
     """The node whose code is running: ``ENTRY`` for the pipeline body, else a stage name."""
     return _CALLER.get()
-
-
-def collect_stages(pipeline: Pipeline, module_stages: Iterable[Stage | LLM] = ()) -> dict[str, Stage | LLM]:
-    """Every stage object reachable from the pipeline body (the graph has names; a server needs objects)."""
-    found: dict[str, Stage | LLM] = {obj.name: obj for obj in module_stages}
-    seen: set[int] = set()
-    queue: list[object] = [*referenced_objects(pipeline.func), *found.values()]
-    while queue:
-        obj = queue.pop()
-        if not isinstance(obj, (Stage, LLM)) or id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        found.setdefault(obj.name, obj)
-        queue.extend(obj.depends_on)
-        if isinstance(obj, Stage):
-            queue.extend(referenced_objects(obj.target))
-    return found
 
 
 class Executor:
@@ -121,14 +102,19 @@ class Executor:
     def from_loaded(
         cls, loaded: LoadedPipeline, *, environ: Mapping[str, str] | None = None, **options: Any
     ) -> Executor:
-        """An executor for a loaded pipeline; endpoints default to ``GP_*_URL_*``, limits to ``GP_*``."""
-        graph = build_graph(loaded.pipeline, loaded.stages())
+        """An executor for a loaded pipeline; endpoints default to ``GP_*_URL_*``, limits and credentials to ``GP_*``.
+
+        The graph (``graph=`` if the caller built it already, else the loaded pipeline's) holds the
+        stage objects its one scan found: the server does not scan user code again.
+        """
+        given: PipelineGraph | None = options.pop("graph", None)
+        graph = given or loaded.graph()
         names = [s.name for s in graph.stages()]
         if "settings" not in options:
             options["settings"] = ServerSettings.from_env(environ)
         options.setdefault("stage_urls", urls_from_env(STAGE_URL_PREFIX, names, environ))
         options.setdefault("llm_urls", urls_from_env(LLM_URL_PREFIX, names, environ))
-        return cls(loaded.pipeline, graph, collect_stages(loaded.pipeline, loaded.stages()), **options)
+        return cls(loaded.pipeline, graph, graph.objects, **options)
 
     @property
     def name(self) -> str:
@@ -191,7 +177,7 @@ class Executor:
         """
         stage = self.python_stage(name)
         if not self.graph.has_edge(caller, name):
-            raise UndeclaredCallError(caller, name)
+            raise UndeclaredCallError(caller, name, declare=self.graph.how_to_declare(caller, name))
         binder = self._binders.get(name)
         if binder is None:
             binder = self._binders[name] = ArgBinder(stage.callable(), skip_self=stage.is_class)
@@ -267,8 +253,9 @@ class RequestInvoker:
 
     def _admit(self, callee: str) -> str:
         caller = _CALLER.get()
-        if not self.executor.graph.has_edge(caller, callee):
-            raise UndeclaredCallError(caller, callee)
+        graph = self.executor.graph
+        if not graph.has_edge(caller, callee):
+            raise UndeclaredCallError(caller, callee, declare=graph.how_to_declare(caller, callee))
         self._calls[callee] += 1
         if self._calls[callee] > self.executor.max_iterations:
             raise LoopLimitError(callee, self.executor.max_iterations)

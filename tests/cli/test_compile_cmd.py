@@ -70,3 +70,37 @@ def test_compile_errors_are_one_line(
 def test_compile_missing_file(write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["compile", "nope.py"], capsys)
     assert code == 1 and err.startswith("error: ") and "nope.py" in err
+
+
+SPARE = """
+from grove_pipelines import pipeline, stage
+
+@stage
+async def used(q: str) -> str:
+    return q
+
+@stage
+async def spare(q: str) -> str:
+    return q
+
+@pipeline(name="p")
+async def body(q: str) -> str:
+    return await used(q)
+"""
+
+
+def test_unreached_stage_warns_and_strict_fails(
+    write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_pipeline(SPARE)
+    line = next(i for i, text in enumerate(SPARE.splitlines(), 1) if "async def spare" in text) - 1
+    warning = (
+        f"stage 'spare' is defined but the pipeline 'p' never calls it (defined at user_pipeline.py:{line}); "
+        "if the code reaches it in a way the scan cannot see (getattr, a name read from a file), declare it: "
+        'calls=["spare"] on @pipeline, or depends_on=["spare"] on the calling stage'
+    )
+    code, out, err = run_cli(["compile", "user_pipeline.py"], capsys)
+    assert code == 0 and err == f"warning: {warning}\n"
+    assert [c["name"] for c in yamlio.load_all(out)[0]["spec"]["template"]["cliques"]] == ["frontend", "used"]
+    code, out, err = run_cli(["compile", "user_pipeline.py", "--strict"], capsys)
+    assert (code, out, err) == (1, "", f"error: --strict: {warning}\n")

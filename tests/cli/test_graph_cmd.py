@@ -88,3 +88,28 @@ def test_unreached_stage_is_a_warning_on_stderr(
     assert code == 0
     assert "warning: stage 'spare' is defined but the pipeline 'p' never calls it" in err
     assert "used" in out and "spare" not in out
+
+
+def test_explain_prints_the_origin_of_every_edge(
+    repo_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(repo_root)
+    code, out, err = run_cli(["graph", "tests.graph.toolpkg.app:agent", "--explain"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    helpers = (repo_root / "tests/graph/toolpkg/helpers.py").read_text().splitlines()
+    fetch = next(i for i, text in enumerate(helpers, 1) if "await tools.search(question)" in text)
+    assert lines[0] == f"frontend -> rerank: _fetch at tests/graph/toolpkg/helpers.py:{fetch}"
+    assert f"frontend -> search: _fetch at tests/graph/toolpkg/helpers.py:{fetch}" in lines
+    assert len(lines) == 19 and all(": " in line and " at tests/graph/toolpkg/" in line for line in lines)
+
+
+def test_explain_marks_declared_edges(write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]) -> None:
+    write_pipeline(
+        "from grove_pipelines import pipeline, stage\n\n"
+        "@stage\nasync def lookup(q: str) -> str:\n    return q\n\n"
+        "@pipeline(name='p', calls=['lookup'])\nasync def body(q: str) -> str:\n"
+        "    return await globals()['look' + 'up'](q)\n"
+    )
+    code, out, err = run_cli(["graph", "user_pipeline.py", "--explain"], capsys)
+    assert (code, out, err) == (0, "frontend -> lookup: declared\n", "")

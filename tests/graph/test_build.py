@@ -67,7 +67,11 @@ def test_stages_never_called_are_warnings() -> None:
 
     graph = build_graph(body, [leaf, middle])
     assert [s.name for s in graph.stages()] == ["leaf"]
-    assert graph.warnings == ["stage 'middle' is defined but the pipeline 'p' never calls it"]
+    assert len(graph.warnings) == 1
+    warning = graph.warnings[0]
+    assert warning.startswith("stage 'middle' is defined but the pipeline 'p' never calls it (defined at ")
+    assert f"tests/graph/test_build.py:{middle.target.__code__.co_firstlineno}" in warning
+    assert 'calls=["middle"] on @pipeline, or depends_on=["middle"] on the calling stage' in warning
 
 
 def test_calls_in_a_cycle_are_rejected_naming_it() -> None:

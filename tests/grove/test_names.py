@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-from hypothesis import given
+import itertools
+
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grove_pipelines.errors import CompileError
@@ -11,7 +12,7 @@ from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove.compiler import compile_graph
 from grove_pipelines.grove.names import CliqueSlot, clique_fqn, fnv_suffix, pcs_name
 from grove_pipelines.grove.validate import check_documents
-from grove_pipelines.spec import PD, LLMSpec, PipelineSpec, Role
+from grove_pipelines.spec import PD, LLMSpec, PipelineSpec, PythonStageSpec, Role
 
 
 def test_fnv_suffix_is_fnv1a_32() -> None:
@@ -65,7 +66,90 @@ def test_long_pipeline_compiles_and_validates_under_a_short_name() -> None:
     assert all(report.ok for report in check_documents(docs, strict=True, defaults=False))
 
 
-def test_impossible_budget_names_the_stage() -> None:
-    llm = LLMSpec(name="an-extremely-long-model-stage-name", model="m", nodes=2, gpus=1)
-    with pytest.raises(CompileError, match="stage 'an-extremely-long-model-stage-name'"):
-        compile_graph(PipelineGraph(PipelineSpec(name="p"), [llm], [(ENTRY, llm.name)]))
+def _names_used_by_routers_and_services(docs: list[dict]) -> tuple[set[str], set[str]]:  # type: ignore[type-arg]
+    """Clique and group names the router sidecars are told to discover, and the stage Service hosts."""
+    cliques: set[str] = set()
+    hosts: set[str] = set()
+    for clique in docs[0]["spec"]["template"]["cliques"]:
+        for container in clique["spec"]["podSpec"]["containers"]:
+            command = container.get("command") or []
+            for flag, value in itertools.pairwise(command):
+                if flag.endswith(("-clique", "-group")) and flag.startswith("--"):
+                    cliques.add(value)
+            for env in container.get("env") or []:
+                if env["name"].startswith("GP_STAGE_URL_"):
+                    hosts.add(env["value"].split("//", 1)[1].split(":", 1)[0])
+    return cliques, hosts
+
+
+def _check_consistent(docs: list[dict]) -> None:  # type: ignore[type-arg]
+    template = docs[0]["spec"]["template"]
+    cliques = {c["name"] for c in template["cliques"]}
+    groups = {g["name"] for g in template.get("podCliqueScalingGroups") or []}
+    discovered, hosts = _names_used_by_routers_and_services(docs)
+    assert discovered <= cliques | groups
+    assert hosts <= {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+    for clique in template["cliques"]:
+        assert set(clique["spec"].get("startsAfter") or []) <= cliques
+        assert all(len(c["name"]) <= 63 for c in clique["spec"]["podSpec"]["containers"])
+    assert all(report.ok for report in check_documents(docs, strict=True, defaults=False)), [
+        str(p) for r in check_documents(docs, strict=True, defaults=False) for p in r.problems
+    ]
+
+
+def test_the_issue_long_names_are_shortened_not_refused() -> None:
+    name, model = "customer-support-agentic-pipeline-prod", "a-rather-long-language-model-stage-name"
+    llm = LLMSpec(name=model, model="m", gpus=1, disaggregated=PD(prefill=Role(nodes=2), decode=Role(nodes=2)))
+    compiled = compile_graph(PipelineGraph(PipelineSpec(name=name), [llm], [(ENTRY, model)]))
+    docs = compiled.documents()
+    base = f"a-rathe-{fnv_suffix(model)}"  # 16 (pcs floor) + 2 * 12 + len("-p") + len("-pl") = 45
+    pcs = docs[0]["metadata"]["name"]
+    assert pcs == f"customer-su-{fnv_suffix(name)}"
+    cliques = docs[0]["spec"]["template"]["cliques"]
+    assert [c["name"] for c in cliques] == ["frontend", f"{base}-pl", f"{base}-pw", f"{base}-dl", f"{base}-dw"]
+    assert [c["spec"]["roleName"] for c in cliques[1:]] == [f"{model}-{s}" for s in ("pl", "pw", "dl", "dw")]
+    assert {c["labels"]["grove-pipelines.io/stage"] for c in cliques[1:]} == {model}
+    assert compiled.notes == [
+        f"pipeline {name!r} is too long for Grove's name budget: its PodCliqueSet is named {pcs!r}",
+        (f"stage {model!r} is too long for Grove's name budget: its cliques are named {base}-pl, {base}-pw, "
+        f"{base}-dl, {base}-dw (roleName and the label grove-pipelines.io/stage keep the full names)"),
+    ]
+    _check_consistent(docs)
+
+
+_LABEL = st.from_regex(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True)
+
+
+@st.composite
+def _long_graphs(draw: st.DrawFn) -> PipelineGraph:
+    pipeline = draw(_LABEL)
+    count = draw(st.integers(1, 3))
+    stages = []
+    for index in range(count):
+        stem = draw(_LABEL)
+        name = f"s{index}{stem}"[:63].rstrip("-")
+        kind = draw(st.sampled_from(["python", "llm", "pd", "multi"]))
+        if kind == "python":
+            stages.append(PythonStageSpec(name=name, replicas=draw(st.integers(1, 12))))
+        else:
+            nodes = 2 if kind == "multi" else 1
+            pd = PD(prefill=Role(nodes=nodes), decode=Role(nodes=nodes)) if kind != "llm" else None
+            stages.append(LLMSpec(name=name, model="m", gpus=1, disaggregated=pd, nodes=1))
+    return PipelineGraph(PipelineSpec(name=pipeline), stages, [(ENTRY, s.name) for s in stages])
+
+
+@settings(max_examples=80, deadline=None)
+@given(_long_graphs())
+def test_any_name_lengths_compile_to_valid_consistent_manifests(graph: PipelineGraph) -> None:
+    try:
+        compiled = compile_graph(graph)
+    except CompileError as exc:  # only a genuine clash of two stages' clique names may refuse
+        assert "clash" in str(exc) or "share the clique name" in str(exc), exc
+        return
+    docs = compiled.documents()
+    assert docs == compile_graph(graph).documents()  # deterministic
+    _check_consistent(docs)
+    cliques = docs[0]["spec"]["template"]["cliques"]
+    shortened = {c["labels"]["grove-pipelines.io/stage"] for c in cliques if c["name"] != c["spec"]["roleName"]}
+    stage_notes = [n for n in compiled.notes if n.startswith("stage ")]
+    assert len(stage_notes) == len(shortened)

@@ -126,3 +126,19 @@ def test_llm_call_without_runtime_is_a_clear_error() -> None:
     model = llm("chat", model="m")
     with pytest.raises(NoLLMRuntimeError, match="'chat' was called with no runtime"):
         asyncio.run(model.chat("hi"))
+
+
+def test_pipeline_calls_records_names_and_rejects_other_values() -> None:
+    @stage
+    async def lookup(q: str) -> str:
+        return q
+
+    @pipeline(name="p", calls=[lookup, "other"])
+    async def body() -> None: ...
+
+    assert body.spec.calls == ("lookup", "other")
+    assert body.calls == (lookup, "other")
+    with pytest.raises(DefinitionError, match=r"^pipeline 'q': calls: 3 is neither a stage nor a stage name$"):
+
+        @pipeline(name="q", calls=[3])
+        async def other() -> None: ...

@@ -11,13 +11,13 @@ import httpx
 from grove_pipelines.graph.build import build_graph
 from grove_pipelines.sdk import LLM, Pipeline, Stage
 from runtime.server import Executor
-from runtime.server.executor import collect_stages
 from runtime.server.serving import AppServer
 
 
 def make_executor(pipeline: Pipeline, *stages: Stage | LLM, **options: Any) -> Executor:
     """An executor for ``pipeline`` (the stages it reaches are found from its code, as the loader does)."""
-    return Executor(pipeline, build_graph(pipeline, stages), collect_stages(pipeline, stages), **options)
+    graph = build_graph(pipeline, stages)
+    return Executor(pipeline, graph, graph.objects, **options)
 
 
 @asynccontextmanager

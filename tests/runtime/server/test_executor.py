@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import types
 
 import pytest
 
@@ -153,11 +154,12 @@ async def test_calling_a_stage_that_is_not_an_edge_names_both_stages() -> None:
     async def hidden(x: int) -> int:
         return x
 
-    tools = {"hidden": hidden}  # reached through a container: the code scan cannot see this call
+    tools = types.ModuleType("tools")  # looked up by a computed name: the code scan cannot see this call
+    tools.hidden = hidden  # type: ignore[attr-defined]
 
     @stage
     async def planner(x: int) -> int:
-        return await tools["hidden"](x)
+        return int(await getattr(tools, "hid" + "den")(x))
 
     @pipeline(name="sneaky")
     async def sneaky(x: int) -> int:
@@ -167,7 +169,10 @@ async def test_calling_a_stage_that_is_not_an_edge_names_both_stages() -> None:
         await make_executor(sneaky).run({"x": 1})
     assert (info.value.caller, info.value.callee) == ("planner", "hidden")
     assert "stage 'planner' called stage 'hidden'" in str(info.value)
-    assert "depends_on" in str(info.value)
+    line = planner.target.__code__.co_firstlineno
+    assert str(info.value).endswith(
+        f'add depends_on=["hidden"] to the @stage decorator of \'planner\' at tests/runtime/server/test_executor.py:{line}'
+    )
 
 
 async def test_depends_on_declares_the_hidden_edge() -> None:
@@ -280,3 +285,28 @@ async def test_warm_up_makes_class_stages_before_the_first_request() -> None:
     assert await executor.run({"q": "x"}) == "x" and made == ["index"]
     with pytest.raises(StageFailedError, match="'broken' failed: OSError: model file missing"):
         await executor.run({"q": "x", "broken": True})
+
+
+async def test_an_undeclared_call_from_the_body_names_the_calls_line_to_add() -> None:
+    @stage
+    async def hidden(x: int) -> int:
+        return x
+
+    @stage
+    async def shown(x: int) -> int:
+        return x
+
+    tools = types.ModuleType("tools")
+    tools.hidden = hidden  # type: ignore[attr-defined]
+
+    @pipeline(name="sneaky")
+    async def sneaky(x: int) -> int:
+        return int(await shown(x)) + int(await getattr(tools, "hid" + "den")(x))
+
+    with pytest.raises(UndeclaredCallError) as info:
+        await make_executor(sneaky).run({"x": 1})
+    assert (info.value.caller, info.value.callee) == ("frontend", "hidden")
+    assert str(info.value) == (
+        "the pipeline body called stage 'hidden', which is not an edge of the pipeline graph; the code scan "
+        'cannot see this call: add calls=["hidden"] to @pipeline(name="sneaky", ...)'
+    )
