@@ -57,9 +57,16 @@ log = logging.getLogger("grove_pipelines.server")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
+class _JSON(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate a client sent (valid JSON, not UTF-8) cannot break it."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _error(exc: BaseException, request_id: str, where: str) -> JSONResponse:
     status, body = describe_failure(exc, request_id, where=where)
-    return JSONResponse(body, status_code=status, headers={REQUEST_ID_HEADER: request_id})
+    return _JSON(body, status_code=status, headers={REQUEST_ID_HEADER: request_id})
 
 
 async def _no_route(request: Request, exc: Exception) -> Response:
@@ -68,7 +75,7 @@ async def _no_route(request: Request, exc: Exception) -> Response:
     kind = {404: "not_found_error", 405: "invalid_request_error"}.get(status, "internal_error")
     message = f"no route for {request.method} {request.url.path[:200]}"
     body = {"error": {"message": message, "type": kind, "code": status, "request_id": _request_id(request)}}
-    return JSONResponse(body, status_code=status, headers={REQUEST_ID_HEADER: _request_id(request)})
+    return _JSON(body, status_code=status, headers={REQUEST_ID_HEADER: _request_id(request)})
 
 
 def _request_id(request: Request) -> str:
@@ -156,21 +163,21 @@ def build_app(
     )
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "pipelines": list(served), "stages": list(stage_owner)})
+        return _JSON({"status": "ok", "pipelines": list(served), "stages": list(stage_owner)})
 
     async def ready(request: Request) -> Response:
         if gate.draining:
-            return JSONResponse({"status": "draining"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            return _JSON({"status": "draining"}, status_code=503)
+        return _JSON({"status": "ready"})
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(document)
+        return _JSON(document)
 
     async def list_pipelines(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [p.listing() for p in served.values()]})
+        return _JSON({"object": "list", "data": [p.listing() for p in served.values()]})
 
     async def run_pipeline(request: Request) -> Response:
         name = request.path_params["name"]
@@ -215,7 +222,7 @@ def build_app(
             return _error(exc, request_id, f"pipeline {name!r}")
         finally:
             finish(outcome)
-        return JSONResponse(encode(result), headers={REQUEST_ID_HEADER: request_id})
+        return _JSON(encode(result), headers={REQUEST_ID_HEADER: request_id})
 
     async def call_stage(request: Request) -> Response:
         name = request.path_params["name"]
@@ -237,14 +244,14 @@ def build_app(
             )
         except ClientGone:
             return Response(status_code=499)
-        return JSONResponse({"result": encode(result)}, headers={REQUEST_ID_HEADER: request_id})
+        return _JSON({"result": encode(result)}, headers={REQUEST_ID_HEADER: request_id})
 
     async def list_models(request: Request) -> Response:
         data = [
             {"id": model, "object": "model", "owned_by": "grove-pipelines", "pipeline": ex.name, "stage": stage}
             for model, (ex, stage) in models.items()
         ]
-        return JSONResponse({"object": "list", "data": data})
+        return _JSON({"object": "list", "data": data})
 
     async def openai(request: Request) -> Response:
         data = await read_json(request, limit)

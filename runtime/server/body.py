@@ -32,11 +32,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 async def read_json(request: Request, limit: int) -> Any:
-    """The body parsed as JSON (400 when it is not JSON, or nested too deeply to parse)."""
+    """The body parsed as strict JSON (400 when it is not, has NaN/Infinity, or is nested too deeply)."""
     raw = await read_body(request, limit)
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else f"not valid JSON: {exc}"
         raise InvalidRequestError(f"the body is {reason}", status=400) from None

@@ -92,5 +92,8 @@ def urls_from_env(prefix: str, stages: Iterable[str], environ: Mapping[str, str]
 
 
 def encode(value: Any) -> Any:
-    """A JSON-ready copy of ``value`` (models, dataclasses, tuples, sets...); unknown objects become strings."""
-    return to_jsonable_python(value, serialize_unknown=True)
+    """A JSON-ready copy of ``value`` (models, dataclasses, tuples, sets...); unknown objects become strings.
+
+    Infinite and NaN floats become ``null``, as pydantic writes them: JSON has no such numbers.
+    """
+    return to_jsonable_python(value, serialize_unknown=True, inf_nan_mode="null")

@@ -57,6 +57,11 @@ async def wait_forever(tag: str) -> str:
     return tag
 
 
+@stage
+async def twice(x: float) -> float:
+    return 2 * x
+
+
 writer = llm("writer", model="org/writer-7b")
 
 
@@ -82,6 +87,11 @@ async def waits(tag: str) -> str:
     return await wait_forever(tag)
 
 
+@pipeline(name="doubles")
+async def doubles(x: float) -> dict[str, float]:
+    return {"twice": await twice(x)}
+
+
 @pipeline(name="writes")
 async def writes(topic: str) -> str:
     return await writer.chat(topic)
@@ -89,7 +99,7 @@ async def writes(topic: str) -> str:
 
 @pytest_asyncio.fixture(loop_scope="function")
 async def server() -> AsyncIterator[AppServer]:
-    executors = [make_executor(p) for p in (shout, fan, fails, waits, writes)]
+    executors = [make_executor(p) for p in (shout, fan, fails, waits, writes, doubles)]
     async with AppServer(build_app(executors)) as running:
         yield running
 
@@ -122,6 +132,8 @@ async def test_fan_out_is_concurrent_through_http(client: httpx.AsyncClient) -> 
         (b"{}", 422, "text: Field required"),
         (b'{"text": "hi", "repeat": "many"}', 422, "repeat: Input should be a valid integer"),
         (b'{"text": "hi", "colour": "red"}', 422, "colour: Extra inputs are not permitted"),
+        (b'{"text": "hi", "repeat": NaN}', 400, "NaN is not JSON"),
+        (b'{"text": "hi", "\\ud800": 1}', 422, "Input should be a valid string"),
     ],
 )
 async def test_bad_input_is_a_json_error(client: httpx.AsyncClient, body: bytes, status: int, fragment: str) -> None:
@@ -129,6 +141,13 @@ async def test_bad_input_is_a_json_error(client: httpx.AsyncClient, body: bytes,
     assert response.status_code == status
     error = response.json()["error"]
     assert fragment in error["message"] and error["code"] == status and error["type"] == "invalid_request_error"
+
+
+async def test_what_fuzzing_found_lone_surrogates_and_overflowing_floats_are_answered(client: httpx.AsyncClient) -> None:
+    echoed = await client.post("/v1/pipelines/shout", content=b'{"text": "\\ud800"}', headers={"content-type": "application/json"})
+    assert echoed.status_code == 200 and echoed.json() == {"text": "\ud800", "length": 1}
+    overflow = await client.post("/v1/pipelines/doubles", json={"x": 1e308})
+    assert overflow.status_code == 200 and overflow.json() == {"twice": None}  # inf has no JSON: null, as pydantic writes it
 
 
 async def test_unknown_pipeline_is_404(client: httpx.AsyncClient) -> None:
@@ -163,7 +182,7 @@ async def test_list_pipelines_gives_input_and_output_schemas(client: httpx.Async
     assert shout_entry["input_schema"]["required"] == ["text"]
     assert set(shout_entry["input_schema"]["properties"]) == {"text", "repeat", "stream"}
     assert shout_entry["output_schema"]["properties"]["length"]["type"] == "integer"
-    assert {p["name"] for p in listing} == {"shout", "fan", "fails", "waits", "writes"}
+    assert {p["name"] for p in listing} == {"shout", "fan", "fails", "waits", "writes", "doubles"}
 
 
 async def test_openapi_document_describes_every_pipeline(client: httpx.AsyncClient) -> None:
