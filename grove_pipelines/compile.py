@@ -16,6 +16,7 @@ from typing import Any
 from grove_pipelines import yamlio
 from grove_pipelines.errors import GraphError
 from grove_pipelines.graph import PipelineGraph
+from grove_pipelines.grove.cluster import GroveCluster
 from grove_pipelines.grove.compiler import compile_graph
 from grove_pipelines.grove.validate import ObjectReport, check_documents, load_crds, validate_documents
 
@@ -82,10 +83,18 @@ def compile_ref(
     return compile_pipeline(ref, namespace=namespace, image=image, default_namespace=default_namespace).documents
 
 
-def validate_target(target: str, *, crd_dir: str | Path | None = None) -> list[ObjectReport]:
-    """Reports for a manifest file (defaulted as Grove would) or a pipeline ref (compiled, checked strictly)."""
+def validate_target(
+    target: str,
+    *,
+    crd_dir: str | Path | None = None,
+    cluster: GroveCluster | None = None,
+    old: list[Any] | None = None,
+) -> list[ObjectReport]:
+    """Reports for a manifest file (defaulted as Grove would) or a pipeline ref (compiled, checked strictly),
+    judged against ``cluster`` (release, operator config, bindings); an update of the ``old`` live objects."""
     crds = load_crds(crd_dir)
     if Path(target).suffix in MANIFEST_SUFFIXES:
-        return check_documents(yamlio.load_all_file(target), crds=crds, strict=False, defaults=True)
+        docs = yamlio.load_all_file(target)
+        return check_documents(docs, crds=crds, strict=False, defaults=True, cluster=cluster, old=old)
     compiled = _compile(target, namespace=None, image=None, default_namespace="default", strict=False)
-    return check_documents(compiled.documents, crds=crds, strict=True, defaults=False)
+    return check_documents(compiled.documents, crds=crds, strict=True, defaults=False, cluster=cluster, old=old)

@@ -10,6 +10,8 @@ any of them into one ``error: ...`` line::
         ├── RouterConfigError    the router's options or config file are invalid (unknown policy, no workers)
         ├── DiscoveryError       workers could not be discovered (Kubernetes API, DNS, GROVE_* variables)
         └── UpstreamError        a worker failed a request (carries url, status, and whether bytes were sent)
+            ├── UpstreamUnreachable  the connection was refused or never made: the worker got nothing
+            └── UpstreamTimeout      the worker stayed silent past the connect or read timeout
 
 The offline demo model reuses ``grove_pipelines.errors.ModelError``. Errors carry their context as
 attributes, not only inside the message.
@@ -28,6 +30,8 @@ __all__ = [
     "GroveRuntimeError",
     "RouterConfigError",
     "UpstreamError",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
 ]
 
 
@@ -69,3 +73,11 @@ class UpstreamError(GroveRuntimeError):
         self.url = url
         self.status = status
         self.started = started
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No connection to the worker could be made: it never saw the request (safe to send elsewhere)."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The worker did not connect or answer within the configured timeout (a gateway timeout, 504)."""

@@ -38,8 +38,18 @@ def router(
         int | None, typer.Option(help="Prefill locally when every prefill worker has this many.")
     ] = None,
     api_key: Annotated[
-        list[str] | None, typer.Option(envvar="GROVE_ROUTER_API_KEY", help="Accepted bearer key.")
+        list[str] | None,
+        typer.Option(help="Accepted bearer key (also $GROVE_ROUTER_API_KEY, comma-separated)."),
     ] = None,
+    api_key_file: Annotated[
+        Path | None, typer.Option(help="File of accepted bearer keys, one per line (a mounted Secret).")
+    ] = None,
+    debug_routing: Annotated[
+        bool,
+        typer.Option(
+            "--debug-routing", help="Show clients worker URLs and failure detail (x-grove-route, /health)."
+        ),
+    ] = False,
     max_concurrent: Annotated[
         int | None, typer.Option(help="Requests proxied at once; more wait in a queue.")
     ] = None,
@@ -86,6 +96,11 @@ def _overrides(v: dict[str, Any]) -> dict[str, Any]:
     top |= {k: {"name": v[k]} for k in ("policy", "prefill_policy", "decode_policy") if v[k]}
     if v["api_key"]:
         top["api_keys"] = v["api_key"]
+    if v["api_key_file"] is not None:
+        top["api_key_file"] = v["api_key_file"]
+    if v["debug_routing"]:
+        top["debug"] = True
+    top["api_key_env"] = "GROVE_ROUTER_API_KEY"
     disagg = {k: v[k] for k in ("min_uncached_tokens", "max_prefill_in_flight") if v[k] is not None}
     if v["conditional_disagg"] or disagg:
         disagg["mode"] = "conditional"

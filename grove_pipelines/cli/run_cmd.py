@@ -14,21 +14,30 @@ __all__ = ["register"]
 
 
 def run(
-    ref: Annotated[str, typer.Argument(help="The pipeline: path/file.py[:name] or package.module[:name].")],
+    ref: Annotated[
+        str | None, typer.Argument(help="The pipeline: path/file.py[:name] or package.module[:name].")
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Run this compiled manifest (YAML) instead of compiling REF.")
+    ] = None,
     port: Annotated[int, typer.Option(help="Port of the pipeline server (0: any free port).")] = 8000,
     host: Annotated[str, typer.Option(help="Address of the pipeline server.")] = "127.0.0.1",
-    backend: Annotated[str, typer.Option(help="local (processes on this machine) or ray (Ray Serve).")] = "local",
+    backend: Annotated[
+        str, typer.Option(help="local (processes on this machine) or ray (Ray Serve).")
+    ] = "local",
     model: Annotated[
-        Path | None, typer.Option(help="Model directory vLLM serves for every LLM stage. [default: the tiny model]")
+        Path | None,
+        typer.Option(help="Model directory vLLM serves for every LLM stage. [default: the tiny model]"),
     ] = None,
     attach: Annotated[
         list[str] | None,
         typer.Option(hidden=True, help="NAME=URL[,URL]: use running vLLM workers for an LLM stage (tests)."),
     ] = None,
 ) -> None:
-    """Run the pipeline here: vLLM workers per LLM stage, the router, the pipeline server.
+    """Run the pipeline here: the compiled PodCliqueSet's pods in network namespaces, as Grove would.
 
-    Prints the endpoint and a curl line; SIGINT or SIGTERM stops everything it started.
+    Prints the local profile, progress, the endpoint and a curl line; stdin takes `kill POD`,
+    `partition POD`, `heal POD`, `pods`; SIGINT or SIGTERM stops everything it started.
     """
     from grove_pipelines.local.plan import parse_attach
 
@@ -38,18 +47,59 @@ def run(
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if backend not in ("local", "ray"):
         raise typer.BadParameter(f"{backend!r} is not one of local, ray", param_hint="--backend")
-    options = {"host": host, "port": port, "model": model, "attach": parse_attach(attach or []),
-               "progress": echo_progress, "announce": typer.echo}
+    if (ref is None) == (manifest is None):
+        raise typer.BadParameter("give a pipeline REF or --manifest FILE (one of them)", param_hint="REF")
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        echo_progress(f"warning: serving on {host}: the pipeline is reachable from other machines")
+    if backend == "local" and not attach and os.geteuid() == 0:
+        _run_manifest(ref, manifest, host=host, port=port, model=model)
+        return
+    if ref is None:
+        raise typer.BadParameter(
+            "--manifest runs pods in network namespaces: that needs root and no --attach"
+        )
+    if backend == "local" and not attach:
+        echo_progress("warning: not root: no network namespaces; running the stages as plain processes")
+    options = {
+        "host": host,
+        "port": port,
+        "model": model,
+        "attach": parse_attach(attach or []),
+        "progress": echo_progress,
+        "announce": typer.echo,
+    }
     if backend == "ray":
         from grove_pipelines.local.ray_backend import run_ray
 
         run_ray(ref, **options)  # type: ignore[arg-type]
         return
-    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
-        echo_progress(f"warning: serving on {host}: the pipeline is reachable from other machines")
     from grove_pipelines.local.runner import run_local
 
     run_local(ref, **options)  # type: ignore[arg-type]
+
+
+def _run_manifest(
+    ref: str | None, manifest: Path | None, *, host: str, port: int, model: Path | None
+) -> None:
+    from grove_pipelines import yamlio
+    from grove_pipelines.compile import compile_ref
+    from grove_pipelines.local.manifest_run import run_documents
+    from grove_pipelines.local.runner import ensure_model
+
+    model_dir = ensure_model(model, echo_progress) if model is not None else None  # a bad --model fails first
+    if manifest is not None:
+        try:
+            documents = yamlio.load_all(manifest.read_text(), source=str(manifest))
+        except OSError as exc:
+            raise typer.BadParameter(f"{manifest}: {exc.strerror or exc}", param_hint="--manifest") from None
+    else:
+        assert ref is not None
+        documents = compile_ref(ref)
+    name = next((d["metadata"]["name"] for d in documents if d.get("kind") == "PodCliqueSet"), "pipeline")
+    run_documents(
+        documents, model=model_dir or ensure_model(None, echo_progress), host=host, port=port,
+        log_dir=Path(".cache/logs") / name, progress=echo_progress, announce=typer.echo,
+    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

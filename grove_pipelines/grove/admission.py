@@ -1,10 +1,11 @@
-"""Offline admission: Grove's validating-webhook rules on a PodCliqueSet manifest (grove-api.md §0–§1.7).
+"""Offline admission: Grove's validating-webhook rules on a PodCliqueSet manifest, create and update.
 
-``check_podcliqueset`` returns every problem, each an ``AdmissionError`` with a rule name and a field
-path; it works on plain manifests (ours or anyone's) and tolerates malformed input, which the CRD
-schema check reports. Rules on the whole set live here; per-clique and per-group rules in
-``grove_pipelines.grove.admission_parts``. ``strict=True`` adds the compiler's own promises
-(explicit ``roleName``/``replicas``/``minAvailable``, no ``GROVE_*`` env vars).
+``admit`` runs every rule of the targeted release under the operator's configuration (a
+``GroveCluster``) and returns the ``Problems`` (errors, and warnings for this project's own stricter
+rules); ``check_podcliqueset`` returns just the errors. It works on defaulted manifests (ours or
+anyone's) that passed the CRD schema. Rules live in ``admission_parts`` (cliques, groups, names),
+``admission_resources``, ``admission_scheduler``, ``admission_topology``, ``admission_mnnvl`` and
+``update_rules`` (what may not change on a live PodCliqueSet).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import networkx as nx
 
 from grove_pipelines.errors import AdmissionError
+from grove_pipelines.grove.admission_mnnvl import check_mnnvl
 from grove_pipelines.grove.admission_parts import (
     Problems,
     as_dict,
@@ -22,14 +24,21 @@ from grove_pipelines.grove.admission_parts import (
     as_list,
     check_clique,
     check_groups,
+    check_labels,
     check_names,
+    is_dns_subdomain,
 )
+from grove_pipelines.grove.admission_resources import check_resources
+from grove_pipelines.grove.admission_scheduler import check_scheduler
+from grove_pipelines.grove.admission_topology import check_topology
+from grove_pipelines.grove.cluster import GroveCluster
+from grove_pipelines.grove.update_rules import check_update
 
-__all__ = ["check_podcliqueset", "parse_duration"]
+__all__ = ["admit", "check_podcliqueset", "parse_duration"]
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_EXPLICIT = "CliqueStartupTypeExplicit"
 
 
 def parse_duration(text: str) -> float | None:
@@ -47,11 +56,12 @@ def parse_duration(text: str) -> float | None:
 
 def _check_meta(obj: dict[str, Any], out: Problems) -> str:
     meta = as_dict(obj.get("metadata"))
+    check_labels(meta, "metadata", out)
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         out.add("metadata-name", "metadata.name", "the PodCliqueSet needs a name")
         return ""
-    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+    if not is_dns_subdomain(name):
         out.add(
             "metadata-name",
             "metadata.name",
@@ -60,66 +70,32 @@ def _check_meta(obj: dict[str, Any], out: Problems) -> str:
     return name
 
 
-def _check_template(template: dict[str, Any], out: Problems) -> None:
+def _check_delay(template: dict[str, Any], out: Problems) -> None:
     delay = template.get("terminationDelay")
-    if delay is not None:
-        seconds = parse_duration(delay) if isinstance(delay, str) else None
-        if seconds is None:
-            out.add(
-                "termination-delay",
-                "spec.template.terminationDelay",
-                f"{delay!r} is not a duration such as '4h'",
-            )
-        elif seconds <= 0:
-            out.add("termination-delay", "spec.template.terminationDelay", "must be greater than 0")
-    names = set()
-    for path, node in _topology_constraints(template):
-        name = node.get("topologyName")
-        if name:
-            names.add(name)
-        for key in ("required", "preferred"):
-            domain = as_dict(node.get("pack")).get(key)
-            if domain is not None and (
-                not isinstance(domain, str) or not re.match(r"^[a-z][a-z0-9-]{0,62}$", domain)
-            ):
-                out.add("topology-domain", f"{path}.pack.{key}", f"{domain!r} is not a topology domain")
-    if len(names) > 1:
-        out.add("topology-name", "spec.template", f"one topologyName per PodCliqueSet, found {sorted(names)}")
-
-
-def _topology_constraints(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    base = "spec.template"
-    if isinstance(template.get("topologyConstraint"), dict):
-        found.append((f"{base}.topologyConstraint", template["topologyConstraint"]))
-    for key in ("cliques", "podCliqueScalingGroups"):
-        for i, item in enumerate(as_list(template.get(key))):
-            tc = as_dict(item).get("topologyConstraint")
-            if isinstance(tc, dict):
-                found.append((f"{base}.{key}[{i}].topologyConstraint", tc))
-    return found
+    if delay is None:  # Grove's defaulting always sets it (4h)
+        return
+    seconds = parse_duration(delay) if isinstance(delay, str) else None
+    if seconds is None:
+        out.add(
+            "termination-delay", "spec.template.terminationDelay", f"{delay!r} is not a duration such as '4h'"
+        )
+    elif seconds <= 0:
+        out.add("termination-delay", "spec.template.terminationDelay", "must be greater than 0")
 
 
 def _check_startup(cliques: list[dict[str, Any]], out: Problems) -> None:
+    """Explicit startup only: dependencies name cliques of this set and form no cycle."""
     names = {c.get("name") for c in cliques}
     graph: nx.DiGraph[str] = nx.DiGraph()
     for i, clique in enumerate(cliques):
-        name = clique.get("name")
-        after = as_list(as_dict(clique.get("spec")).get("startsAfter"))
-        path = f"spec.template.cliques[{i}].spec.startsAfter"
-        seen = set()
-        for j, dep in enumerate(after):
-            if dep == name:
-                out.add("starts-after-self", f"{path}[{j}]", f"clique {name!r} cannot start after itself")
-            elif dep not in names:
-                out.add(
-                    "starts-after-unknown", f"{path}[{j}]", f"{dep!r} is not a clique of this PodCliqueSet"
-                )
-            elif dep in seen:
-                out.add("starts-after-duplicate", f"{path}[{j}]", f"{dep!r} is listed twice")
-            else:
-                graph.add_edge(str(name), str(dep))
-            seen.add(dep)
+        for j, dep in enumerate(as_list(as_dict(clique.get("spec")).get("startsAfter"))):
+            if not isinstance(dep, str) or not dep:
+                continue
+            if dep not in names:
+                out.add("starts-after-unknown", f"spec.template.cliques[{i}].spec.startsAfter[{j}]",
+                        f"{dep!r} is not a clique of this PodCliqueSet")  # fmt: skip
+            elif dep != clique.get("name"):
+                graph.add_edge(str(clique.get("name")), dep)
     if nx.is_directed_acyclic_graph(graph):  # a topological sort: much faster than find_cycle
         return
     cycle = nx.find_cycle(graph)
@@ -127,50 +103,50 @@ def _check_startup(cliques: list[dict[str, Any]], out: Problems) -> None:
     out.add("starts-after-cycle", "spec.template.cliques", f"startsAfter has a cycle: {loop}")
 
 
-def _check_scheduler(cliques: list[dict[str, Any]], template: dict[str, Any], out: Problems) -> None:
-    schedulers: dict[str, int] = {}
-    for i, clique in enumerate(cliques):
-        pod = as_dict(as_dict(clique.get("spec")).get("podSpec"))
-        schedulers.setdefault(str(pod.get("schedulerName") or ""), i)
-    if len(schedulers) > 1:
-        shown = sorted(s or "(empty: operator default)" for s in schedulers)
-        last = max(schedulers.values())
-        out.add("scheduler-name", f"spec.template.cliques[{last}].spec.podSpec.schedulerName",
-                f"all cliques must use one scheduler, found {shown}")  # fmt: skip
-    if "kai-scheduler" in schedulers:
-        queues = {as_dict(c.get("labels")).get("kai.scheduler/queue") or as_dict(c.get("annotations")).get(
-            "kai.scheduler/queue") for c in cliques}  # fmt: skip
-        if None in queues or len(queues) > 1:
-            out.add("kai-queue", "spec.template.cliques",
-                    "with kai-scheduler every clique needs the same kai.scheduler/queue label")  # fmt: skip
-
-
-def check_podcliqueset(obj: dict[str, Any], *, strict: bool = False) -> list[AdmissionError]:
-    """Every webhook-rule problem of a (defaulted) PodCliqueSet manifest; empty means admitted."""
-    out = Problems()
+def admit(
+    obj: dict[str, Any],
+    *,
+    cluster: GroveCluster | None = None,
+    strict: bool = False,
+    old: dict[str, Any] | None = None,
+) -> Problems:
+    """Every webhook problem of a defaulted PodCliqueSet; an update when ``old`` (the live object) is given."""
+    cluster = cluster or GroveCluster()
+    out = Problems(strict=strict)
+    create = old is None
     pcs = _check_meta(obj, out)
     spec = as_dict(obj.get("spec"))
     replicas = as_int(spec.get("replicas"))
-    if strict and "replicas" not in spec:
-        out.add(
-            "explicit-fields", "spec.replicas", "set replicas explicitly (the CRD default 0 creates nothing)"
-        )
-    elif replicas is not None and replicas <= 0:
-        out.add(
-            "pcs-replicas",
-            "spec.replicas",
-            f"replicas is {replicas}: a PodCliqueSet with 0 replicas creates nothing",
-        )
+    if replicas is not None and replicas < 0:
+        out.add("pcs-replicas", "spec.replicas", f"replicas must not be negative, got {replicas}")
     template = as_dict(spec.get("template"))
     cliques = [as_dict(c) for c in as_list(template.get("cliques"))]
     if not cliques:
         out.add("cliques-required", "spec.template.cliques", "a PodCliqueSet needs at least one clique")
-    groups, sizes = check_groups(template, cliques, out)
-    check_names(pcs, cliques, groups, group_size=sizes, pcs_replicas=max(replicas or 1, 1), out=out)
+    check_resources(template, cliques, out)
+    groups, sizes, group_paths = check_groups(template, cliques, out)
+    check_names(pcs, cliques, groups, group_size=sizes, group_paths=group_paths,
+                pcs_replicas=max(replicas or 1, 1), out=out)  # fmt: skip
+    explicit = template.get("cliqueStartupType") == _EXPLICIT
     roles: dict[str, int] = {}
     for i, clique in enumerate(cliques):
-        check_clique(i, clique, grouped=clique.get("name") in groups, roles=roles, strict=strict, out=out)
-    _check_startup(cliques, out)
-    _check_scheduler(cliques, template, out)
-    _check_template(template, out)
-    return out.sorted()
+        check_clique(i, clique, grouped=clique.get("name") in groups, roles=roles,
+                     explicit_startup=explicit, create=create, out=out)  # fmt: skip
+    if explicit:
+        _check_startup(cliques, out)
+    check_scheduler(obj, cliques, cluster, out)
+    _check_delay(template, out)
+    if create:
+        check_topology(template, tas_enabled=cluster.config.tas_enabled, bindings=cluster.bindings, out=out)
+        check_mnnvl(obj, enabled=cluster.config.mnnvl_enabled, out=out)
+    elif not out.items:  # Grove checks what changed only once the new object is valid on its own
+        assert old is not None
+        check_update(old, obj, out, cluster=cluster)
+    return out
+
+
+def check_podcliqueset(
+    obj: dict[str, Any], *, strict: bool = False, cluster: GroveCluster | None = None
+) -> list[AdmissionError]:
+    """Every webhook error of a (defaulted) PodCliqueSet create; empty means admitted."""
+    return admit(obj, cluster=cluster, strict=strict).sorted()

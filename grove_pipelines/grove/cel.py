@@ -1,8 +1,8 @@
 """The CEL subset the Grove CRDs use in ``x-kubernetes-validations``, evaluated by hand.
 
 Supported: ``has(self.a.b)``, ``!``, ``&&``, ``||``, parentheses, ``true``/``false``, field access
-(``self.a``, ``c.a``), ``list.all(x, expr)`` and ``oldSelf.hasValue()`` (always false: we validate
-creates). A rule outside this subset raises ``UnsupportedRule`` and the caller skips it — these
+(``self.a``, ``c.a``), ``list.all(x, expr)`` and ``oldSelf.hasValue()`` (false on create, true on
+update). A rule outside this subset raises ``UnsupportedRule`` and the caller skips it — these
 are the rules in grove-api.md §1.4, all of which are inside the subset.
 """
 
@@ -34,8 +34,8 @@ def _tokens(rule: str) -> list[str]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[str], scope: dict[str, Any]) -> None:
-        self.tokens, self.pos, self.scope = tokens, 0, scope
+    def __init__(self, tokens: list[str], scope: dict[str, Any], *, old_present: bool = False) -> None:
+        self.tokens, self.pos, self.scope, self.old_present = tokens, 0, scope, old_present
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -83,7 +83,7 @@ class _Parser:
             self.take(")")
             return value is not _MISSING
         if token == "oldSelf":
-            return _MISSING
+            return {} if self.old_present else _MISSING
         if token in self.scope:
             return self.scope[token]
         raise UnsupportedRule(f"unknown name {token!r}")
@@ -110,12 +110,12 @@ class _Parser:
         start, result = self.pos, True
         for item in items if isinstance(items, list) else []:
             self.pos = start
-            inner = _Parser(self.tokens, {**self.scope, var: item})
+            inner = _Parser(self.tokens, {**self.scope, var: item}, old_present=self.old_present)
             inner.pos = start
             result = bool(inner.parse_or()) and result
             end = inner.pos
         if not isinstance(items, list) or not items:
-            inner = _Parser(self.tokens, {**self.scope, var: {}})
+            inner = _Parser(self.tokens, {**self.scope, var: {}}, old_present=self.old_present)
             inner.pos = start
             inner.parse_or()
             end = inner.pos
@@ -124,9 +124,9 @@ class _Parser:
         return result
 
 
-def evaluate(rule: str, self_value: Any) -> bool:
-    """Whether ``rule`` holds for ``self_value`` on create (``oldSelf`` absent)."""
-    parser = _Parser(_tokens(rule), {"self": self_value})
+def evaluate(rule: str, self_value: Any, *, update: bool = False) -> bool:
+    """Whether ``rule`` holds for ``self_value`` on create (``oldSelf`` absent) or on update."""
+    parser = _Parser(_tokens(rule), {"self": self_value}, old_present=update)
     value = parser.parse_or()
     if parser.peek() is not None:
         raise UnsupportedRule(f"unexpected {parser.peek()!r}")

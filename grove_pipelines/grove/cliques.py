@@ -1,9 +1,10 @@
 """PodClique templates and PodCliqueScalingGroups from the layout.
 
 Who gets a router sidecar: every clique whose stage calls an LLM stage (the entry included) gets one
-``router-<llm>`` container per called LLM on ``127.0.0.1:9000+i``; the caller finds it through
-``GP_LLM_URL_<LLM>``. Python stages are reached through their ClusterIP Service
-(``GP_STAGE_URL_<STAGE>``). Routers list pods, so their pods run as ``<pcs>-router``.
+``router-<llm>`` native sidecar (an init container that keeps running) per called LLM on
+``127.0.0.1:9000+i``; the caller finds it through ``GP_LLM_URL_<LLM>``. Python stages are reached
+through their ClusterIP Service (``GP_STAGE_URL_<STAGE>``). Routers list pods, so their pods run as
+``<pcs>-router``; no pod automounts a token, the router container alone mounts one.
 """
 
 from __future__ import annotations
@@ -80,12 +81,21 @@ def _pod_spec(ctx: CliqueContext, node: str, main: Container) -> PodSpec:
         ctr.router_container(image=ctx.image, index=i, llm=llm.name, units=ctx.layout.units[llm.name])
         for i, llm in enumerate(_llm_callees(ctx, node))
     ]
-    uses_shm = any(m.name == "dshm" for m in main.volume_mounts or [])
+    mounts = {m.name for c in (main, *routers) for m in c.volume_mounts or []}
+    volumes = (
+        [Volume(name="dshm", empty_dir=EmptyDirVolumeSource(medium="Memory"))] if "dshm" in mounts else []
+    )
+    if ctr.TMP_VOLUME in mounts:
+        volumes.append(Volume(name=ctr.TMP_VOLUME, empty_dir=EmptyDirVolumeSource()))
+    if routers:
+        volumes.append(ctr.router_token_volume())
     return PodSpec(
         service_account_name=f"{ctx.pcs}-router" if routers else None,
+        automount_service_account_token=False,  # only the router gets a token, in its own mount
         scheduler_name=pipeline.scheduler,
-        containers=[main, *routers],
-        volumes=[Volume(name="dshm", empty_dir=EmptyDirVolumeSource(medium="Memory"))] if uses_shm else None,
+        init_containers=routers or None,
+        containers=[main],
+        volumes=volumes or None,
     )
 
 

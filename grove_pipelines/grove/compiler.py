@@ -25,6 +25,7 @@ from grove_pipelines.grove.core import ObjectMeta
 from grove_pipelines.grove.layout import Layout
 from grove_pipelines.grove.models import PodCliqueSet
 from grove_pipelines.grove.names import pcs_name
+from grove_pipelines.grove.network_policies import build_network_policies
 from grove_pipelines.grove.services import build_rbac, build_services
 from grove_pipelines.grove.startup import starts_after
 
@@ -115,4 +116,7 @@ def compile_graph(
     compiled.objects += build_services(graph, layout, pcs=pcs, namespace=namespace, labels=labels)
     if any(has_router(ctx, node) for node in layout.units):
         compiled.objects += build_rbac(pcs=pcs, namespace=namespace, labels=labels)
+    compiled.objects += build_network_policies(
+        graph, pcs=pcs, namespace=namespace, labels=labels, entry_port=spec.entry.port
+    )
     return compiled

@@ -6,25 +6,44 @@ with vLLM; change them only together with the runtime.
 
 from __future__ import annotations
 
-import json
 import shlex
 
 from grove_pipelines.grove.core import (
+    Capabilities,
+    ConfigMapProjection,
     Container,
     ContainerPort,
+    DownwardAPIProjection,
+    DownwardAPIVolumeFile,
     EnvVar,
     EnvVarSource,
+    ExecAction,
     HTTPGetAction,
+    KeyToPath,
+    Lifecycle,
+    LifecycleHandler,
     ObjectFieldSelector,
     Probe,
+    ProjectedVolumeSource,
     ResourceRequirements,
+    SeccompProfile,
     SecretKeySelector,
+    SecurityContext,
+    ServiceAccountTokenProjection,
     TCPSocketAction,
+    Volume,
     VolumeMount,
+    VolumeProjection,
 )
 from grove_pipelines.grove.layout import Unit
 from grove_pipelines.grove.names import CONTAINER_NAME_LIMIT, short_name
 from grove_pipelines.spec import LLMSpec, Resources, RoleSpec
+from grove_pipelines.spec.endpoints import (
+    ROUTER_BIND_HOST,
+    ROUTER_READINESS_PATH,
+    SERVER_READINESS_PATH,
+    VLLM_HEALTH_PATH,
+)
 from grove_pipelines.spec.server_auth import (
     API_KEYS_ENV,
     API_KEYS_SECRET_KEY,
@@ -32,25 +51,38 @@ from grove_pipelines.spec.server_auth import (
     STAGE_TOKEN_SECRET_KEY,
     auth_secret_name,
 )
+from grove_pipelines.spec.vllm import KV_ROLES, VLLMServe
 
 __all__ = [
     "DIST_PORT",
     "ROUTER_BASE_PORT",
+    "ROUTER_TOKEN_VOLUME",
+    "SA_TOKEN_PATH",
+    "TMP_VOLUME",
     "WORKER_PORT",
+    "pre_stop_sleep",
     "resources",
     "router_container",
+    "router_token_volume",
+    "security_context",
     "server_auth_env",
     "server_container",
     "shm_mount",
+    "tmp_mount",
     "vllm_containers",
 ]
 
 WORKER_PORT = 8000
+TMP_VOLUME = "tmp"
+ROUTER_TOKEN_VOLUME = "router-token"
+SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+VLLM_USER = 1000
+"""vLLM's image runs as root by default; its pods run it as this user (HOME on the writable /tmp)."""
+SERVER_DRAIN_SECONDS = 5
+ROUTER_DRAIN_SECONDS = 5
 ROUTER_BASE_PORT = 9000
 DIST_PORT = 29500
 """torch.distributed rendezvous port of a multi-node vLLM leader (``--master-port``)."""
-
-_KV_ROLE = {"prefill": "kv_producer", "decode": "kv_consumer"}
 
 
 def resources(res: Resources, *, gpus: int | None = None) -> ResourceRequirements | None:
@@ -69,10 +101,54 @@ def resources(res: Resources, *, gpus: int | None = None) -> ResourceRequirement
     return ResourceRequirements(requests=requests, limits=limits or None)
 
 
-def _http_probe(port: int | str, *, period: int, failures: int) -> Probe:
+def _http_probe(port: int | str, *, period: int, failures: int, path: str, timeout: int = 5) -> Probe:
+    # The default 1 s timeout fails a probe whenever a busy CPU delays the answer.
     return Probe(
-        http_get=HTTPGetAction(path="/health", port=port), period_seconds=period, failure_threshold=failures
+        http_get=HTTPGetAction(path=path, port=port), period_seconds=period, failure_threshold=failures,
+        timeout_seconds=timeout,
+    )  # fmt: skip
+
+
+def security_context(*, read_only_root: bool, user: int | None = None) -> SecurityContext:
+    """Non-root, no privilege escalation, every capability dropped, the runtime's seccomp profile.
+
+    ``user`` for images that default to root (vLLM's); a read-only root filesystem where the process
+    writes only to /tmp (``tmp_mount``).
+    """
+    return SecurityContext(
+        run_as_non_root=True, run_as_user=user, allow_privilege_escalation=False,
+        read_only_root_filesystem=read_only_root, capabilities=Capabilities(drop=["ALL"]),
+        seccomp_profile=SeccompProfile(type="RuntimeDefault"),
+    )  # fmt: skip
+
+
+def tmp_mount() -> VolumeMount:
+    """A writable /tmp (an emptyDir) for containers with a read-only root filesystem."""
+    return VolumeMount(name=TMP_VOLUME, mount_path="/tmp")
+
+
+def pre_stop_sleep(seconds: int) -> Lifecycle:
+    """Keep serving for ``seconds`` after the pod starts terminating, while its endpoints are removed."""
+    return Lifecycle(pre_stop=LifecycleHandler(exec=ExecAction(command=["sleep", str(seconds)])))
+
+
+def router_token_volume() -> Volume:
+    """The router's service-account token, mounted by hand into the router container only.
+
+    The pod does not automount its token (the server container runs user code), so the same bound
+    token, CA and namespace the kubelet would mount go into this projected volume instead.
+    """
+    namespace = DownwardAPIVolumeFile(
+        path="namespace", field_ref=ObjectFieldSelector(field_path="metadata.namespace")
     )
+    return Volume(
+        name=ROUTER_TOKEN_VOLUME,
+        projected=ProjectedVolumeSource(sources=[
+            VolumeProjection(service_account_token=ServiceAccountTokenProjection(path="token", expiration_seconds=3607)),
+            VolumeProjection(config_map=ConfigMapProjection(name="kube-root-ca.crt", items=[KeyToPath(key="ca.crt", path="ca.crt")])),
+            VolumeProjection(downward_api=DownwardAPIProjection(items=[namespace])),
+        ]),
+    )  # fmt: skip
 
 
 def server_container(
@@ -90,7 +166,11 @@ def server_container(
         env=env or None,
         ports=[ContainerPort(name="http", container_port=port)],
         resources=res,
-        readiness_probe=_http_probe("http", period=5, failures=3),
+        readiness_probe=_http_probe("http", period=5, failures=3, path=SERVER_READINESS_PATH),
+        liveness_probe=_http_probe("http", period=10, failures=6, path=SERVER_READINESS_PATH),  # a minute of silence
+        lifecycle=pre_stop_sleep(SERVER_DRAIN_SECONDS),
+        security_context=security_context(read_only_root=True),
+        volume_mounts=[tmp_mount()],
     )
 
 
@@ -105,9 +185,23 @@ def server_auth_env(pcs: str, *, api_keys: bool, stage_token: bool) -> list[EnvV
 
 
 def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> Container:
-    """The PD router sidecar of one called LLM, listening on ``127.0.0.1:9000+index`` for its caller."""
+    """The PD router sidecar of one called LLM: its caller uses ``127.0.0.1:9000+index``, the kubelet probes
+    the pod IP, so it listens on every address of the pod.
+
+    A native sidecar (an init container with ``restartPolicy: Always``): the kubelet starts it before
+    the server and stops it after the server has exited, so requests the server drains still route.
+    """
     port = ROUTER_BASE_PORT + index
-    command = ["grove-pipelines", "router", "--port", str(port), "--discovery", "grove"]
+    command = [
+        "grove-pipelines",
+        "router",
+        "--host",
+        ROUTER_BIND_HOST,
+        "--port",
+        str(port),
+        "--discovery",
+        "grove",
+    ]
     for unit in units:
         flag = "worker" if unit.role == "serve" else unit.role
         command += [f"--{flag}-clique", unit.clique]
@@ -122,7 +216,14 @@ def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> 
         resources=ResourceRequirements(
             requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "512Mi"}
         ),
-        readiness_probe=_http_probe(port, period=5, failures=3),
+        readiness_probe=_http_probe(port, period=5, failures=3, path=ROUTER_READINESS_PATH),
+        restart_policy="Always",
+        lifecycle=pre_stop_sleep(ROUTER_DRAIN_SECONDS),
+        security_context=security_context(read_only_root=True),
+        volume_mounts=[
+            tmp_mount(),
+            VolumeMount(name=ROUTER_TOKEN_VOLUME, mount_path=SA_TOKEN_PATH, read_only=True),
+        ],
     )
 
 
@@ -138,18 +239,11 @@ def _pod_ip(name: str) -> EnvVar:
 
 
 def _vllm_args(spec: LLMSpec, role: RoleSpec) -> list[str]:
-    args = [
-        "vllm", "serve", spec.model,
-        "--served-model-name", spec.model_name,
-        "--host", "0.0.0.0", "--port", str(WORKER_PORT),
-        "--tensor-parallel-size", str(role.tensor_parallel),
-    ]  # fmt: skip
-    if role.role in _KV_ROLE:
-        config = {"kv_connector": "NixlConnector", "kv_role": _KV_ROLE[role.role]}
-        args += ["--kv-transfer-config", json.dumps(config, separators=(",", ":"))]
-    if spec.max_model_len is not None:
-        args += ["--max-model-len", str(spec.max_model_len)]
-    return args + list(role.vllm_args)
+    serve = VLLMServe(
+        model=spec.model, served_model_name=spec.model_name, role="aggregated" if role.role == "serve" else role.role, host="0.0.0.0", port=WORKER_PORT,
+        tensor_parallel=role.tensor_parallel, max_model_len=spec.max_model_len, extra_args=role.vllm_args,
+    )  # fmt: skip
+    return ["vllm", *serve.args()]
 
 
 def vllm_containers(spec: LLMSpec, unit: Unit, *, image: str) -> dict[str, Container]:
@@ -164,20 +258,26 @@ def vllm_containers(spec: LLMSpec, unit: Unit, *, image: str) -> dict[str, Conta
     role = unit.spec
     assert role is not None
     env = [EnvVar(name=k, value=v) for k, v in spec.env.items()]
-    if role.role in _KV_ROLE:  # NIXL's handshake address: the pod, not the default "localhost"
+    env.append(EnvVar(name="HOME", value="/tmp"))  # caches (HF, torch) of the non-root user
+    if role.role in KV_ROLES:  # NIXL's handshake address: the pod, not the default "localhost"
         env.append(_pod_ip("VLLM_NIXL_SIDE_CHANNEL_HOST"))
     if unit.group is not None:  # the address other nodes reach this one on
         env.append(_pod_ip("VLLM_HOST_IP"))
     res = resources(spec.resources, gpus=role.gpus)
     base = _vllm_args(spec, role)
-    startup = _http_probe("http", period=10, failures=360)  # model download + load: up to an hour
+    startup = _http_probe(
+        "http", period=10, failures=360, path=VLLM_HEALTH_PATH
+    )  # model download + load: up to an hour
+    # torch, Triton and vLLM write caches all over the filesystem: the root stays writable.
+    vllm_security = security_context(read_only_root=False, user=VLLM_USER)
     if unit.group is None:
         return {
             unit.clique: Container(
                 name="vllm", image=image, command=base, env=env or None, resources=res,
                 ports=[ContainerPort(name="http", container_port=WORKER_PORT)],
-                readiness_probe=_http_probe("http", period=10, failures=3), startup_probe=startup,
-                volume_mounts=[shm_mount()],
+                readiness_probe=_http_probe("http", period=10, failures=3, path=VLLM_HEALTH_PATH), startup_probe=startup,
+                liveness_probe=_http_probe("http", period=10, failures=6, path=VLLM_HEALTH_PATH, timeout=10),
+                security_context=vllm_security, volume_mounts=[shm_mount()],
             )
         }  # fmt: skip
     leader_addr = f"$(GROVE_PCSG_NAME)-$(GROVE_PCSG_INDEX)-{unit.clique}-0.$(GROVE_HEADLESS_SERVICE)"
@@ -190,11 +290,11 @@ def vllm_containers(spec: LLMSpec, unit: Unit, *, image: str) -> dict[str, Conta
         name="vllm", image=image, command=leader_cmd, env=env, resources=res,
         ports=[ContainerPort(name="http", container_port=WORKER_PORT), ContainerPort(name="dist", container_port=DIST_PORT)],
         readiness_probe=tcp, startup_probe=tcp.model_copy(update={"failure_threshold": 60}),
-        volume_mounts=[shm_mount()],
+        security_context=vllm_security, volume_mounts=[shm_mount()],
     )  # fmt: skip
     worker = Container(
         name="vllm", image=image, command=["sh", "-c", "exec " + _shell_join(worker_cmd)], env=env,
-        resources=res, volume_mounts=[shm_mount()],
+        resources=res, security_context=vllm_security, volume_mounts=[shm_mount()],
     )  # fmt: skip
     assert unit.worker is not None
     return {unit.clique: leader, unit.worker: worker}

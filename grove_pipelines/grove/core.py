@@ -9,32 +9,54 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import AliasChoices, Field
+
 from grove_pipelines.grove.base import KubeModel
 
 __all__ = [
+    "Capabilities",
+    "ConfigMapProjection",
     "Container",
     "ContainerPort",
+    "DownwardAPIProjection",
+    "DownwardAPIVolumeFile",
     "EmptyDirVolumeSource",
     "EnvVar",
     "EnvVarSource",
+    "ExecAction",
     "HTTPGetAction",
+    "KeyToPath",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "Lifecycle",
+    "LifecycleHandler",
+    "NetworkPolicy",
+    "NetworkPolicyIngressRule",
+    "NetworkPolicyPeer",
+    "NetworkPolicyPort",
+    "NetworkPolicySpec",
     "ObjectFieldSelector",
     "ObjectMeta",
     "PodSpec",
     "PolicyRule",
     "Probe",
+    "ProjectedVolumeSource",
     "ResourceRequirements",
     "Role",
     "RoleBinding",
     "RoleRef",
+    "SeccompProfile",
+    "SecurityContext",
     "Service",
     "ServiceAccount",
+    "ServiceAccountTokenProjection",
     "ServicePort",
     "ServiceSpec",
     "Subject",
     "TCPSocketAction",
     "Volume",
     "VolumeMount",
+    "VolumeProjection",
 ]
 
 IntOrString = int | str
@@ -107,16 +129,62 @@ class TCPSocketAction(KubeModel):
     port: IntOrString
 
 
+class ExecAction(KubeModel):
+    """A command run inside the container (probes, lifecycle hooks)."""
+
+    command: list[str]
+
+
 class Probe(KubeModel):
     """A readiness, startup or liveness probe."""
 
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
+    exec: ExecAction | None = None
     initial_delay_seconds: int | None = None
     period_seconds: int | None = None
     timeout_seconds: int | None = None
     success_threshold: int | None = None
     failure_threshold: int | None = None
+
+
+class LifecycleHandler(KubeModel):
+    """What a lifecycle hook runs."""
+
+    exec: ExecAction | None = None
+    http_get: HTTPGetAction | None = None
+
+
+class Lifecycle(KubeModel):
+    """Container lifecycle hooks (``preStop`` runs before SIGTERM, within the grace period)."""
+
+    pre_stop: LifecycleHandler | None = None
+
+
+class Capabilities(KubeModel):
+    """Linux capabilities added to or dropped from the container."""
+
+    drop: list[str] | None = None
+    add: list[str] | None = None
+
+
+class SeccompProfile(KubeModel):
+    """The container's seccomp profile."""
+
+    type: Literal["RuntimeDefault", "Localhost", "Unconfined"]
+
+
+class SecurityContext(KubeModel):
+    """A container's privileges."""
+
+    run_as_non_root: bool | None = None
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    allow_privilege_escalation: bool | None = None
+    privileged: bool | None = None
+    read_only_root_filesystem: bool | None = None
+    capabilities: Capabilities | None = None
+    seccomp_profile: SeccompProfile | None = None
 
 
 class VolumeMount(KubeModel):
@@ -134,11 +202,65 @@ class EmptyDirVolumeSource(KubeModel):
     size_limit: IntOrString | None = None
 
 
+class KeyToPath(KubeModel):
+    """One key of a ConfigMap projected to a file."""
+
+    key: str
+    path: str
+
+
+class ConfigMapProjection(KubeModel):
+    """Keys of a ConfigMap in a projected volume."""
+
+    name: str
+    items: list[KeyToPath] | None = None
+
+
+class DownwardAPIVolumeFile(KubeModel):
+    """A pod field written to a file."""
+
+    path: str
+    field_ref: ObjectFieldSelector
+
+
+class DownwardAPIProjection(KubeModel):
+    """Pod fields in a projected volume."""
+
+    items: list[DownwardAPIVolumeFile]
+
+
+class ServiceAccountTokenProjection(KubeModel):
+    """A bound, expiring service-account token in a projected volume."""
+
+    path: str
+    expiration_seconds: int | None = None
+
+
+class VolumeProjection(KubeModel):
+    """One source of a projected volume."""
+
+    service_account_token: ServiceAccountTokenProjection | None = None
+    config_map: ConfigMapProjection | None = None
+    downward_api: DownwardAPIProjection | None = Field(
+        default=None,
+        validation_alias=AliasChoices("downwardAPI", "downward_api"),
+        serialization_alias="downwardAPI",
+    )
+
+
+class ProjectedVolumeSource(KubeModel):
+    """Several sources in one volume (how the service-account token is mounted by hand)."""
+
+    sources: list[VolumeProjection]
+    default_mode: int | None = None
+
+
 class Volume(KubeModel):
-    """A pod volume (only emptyDir is emitted)."""
+    """A pod volume: emptyDir (/dev/shm, /tmp) or projected (the router's service-account token)."""
 
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
+    projected: ProjectedVolumeSource | None = None
 
 
 class Container(KubeModel):
@@ -156,16 +278,25 @@ class Container(KubeModel):
     readiness_probe: Probe | None = None
     startup_probe: Probe | None = None
     liveness_probe: Probe | None = None
+    lifecycle: Lifecycle | None = None
+    restart_policy: Literal["Always"] | None = None
+    security_context: SecurityContext | None = None
     volume_mounts: list[VolumeMount] | None = None
 
 
 class PodSpec(KubeModel):
-    """The pod template of a clique (core/v1 PodSpec, the part the compiler sets)."""
+    """The pod template of a clique (core/v1 PodSpec, the part the compiler sets).
+
+    ``initContainers`` holds native sidecars (``restartPolicy: Always``): started before the main
+    containers, stopped after them.
+    """
 
     service_account_name: str | None = None
+    automount_service_account_token: bool | None = None
     scheduler_name: str | None = None
     termination_grace_period_seconds: int | None = None
     node_selector: dict[str, str] | None = None
+    init_containers: list[Container] | None = None
     containers: list[Container]
     volumes: list[Volume] | None = None
 
@@ -246,3 +377,57 @@ class RoleBinding(KubeModel):
     metadata: ObjectMeta
     subjects: list[Subject]
     role_ref: RoleRef
+
+
+class LabelSelectorRequirement(KubeModel):
+    """``key In/NotIn/Exists`` on labels."""
+
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] | None = None
+
+
+class LabelSelector(KubeModel):
+    """Pods by labels."""
+
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class NetworkPolicyPeer(KubeModel):
+    """Who may connect: pods of this namespace by labels (no peer: anyone)."""
+
+    pod_selector: LabelSelector | None = None
+
+
+class NetworkPolicyPort(KubeModel):
+    """A port (number or container port name) a rule opens; none: every port."""
+
+    port: IntOrString | None = None
+    protocol: Literal["TCP", "UDP", "SCTP"] | None = None
+
+
+class NetworkPolicyIngressRule(KubeModel):
+    """Connections from ``from`` to ``ports`` (an empty ``from``: from anywhere)."""
+
+    from_: list[NetworkPolicyPeer] | None = Field(
+        default=None, validation_alias=AliasChoices("from", "from_"), serialization_alias="from"
+    )
+    ports: list[NetworkPolicyPort] | None = None
+
+
+class NetworkPolicySpec(KubeModel):
+    """Ingress to the selected pods: only what a rule allows."""
+
+    pod_selector: LabelSelector
+    policy_types: list[Literal["Ingress", "Egress"]]
+    ingress: list[NetworkPolicyIngressRule] | None = None
+
+
+class NetworkPolicy(KubeModel):
+    """networking/v1 NetworkPolicy."""
+
+    api_version: Literal["networking.k8s.io/v1"] = "networking.k8s.io/v1"
+    kind: Literal["NetworkPolicy"] = "NetworkPolicy"
+    metadata: ObjectMeta
+    spec: NetworkPolicySpec

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from jsonschema import Draft7Validator, FormatChecker, validators
@@ -55,12 +56,15 @@ def _list_map_keys(
             seen[key] = index
 
 
+_UPDATE: ContextVar[bool] = ContextVar("_UPDATE", default=False)
+
+
 def _cel(
     validator: Any, rules: list[dict[str, Any]], instance: Any, schema: dict[str, Any]
 ) -> Iterator[ValidationError]:
     for rule in rules:
         try:
-            ok = evaluate(rule["rule"], instance)
+            ok = evaluate(rule["rule"], instance, update=_UPDATE.get())
         except UnsupportedRule:
             continue  # outside the evaluated subset: the API server will judge it
         if not ok:
@@ -162,9 +166,19 @@ def _problems(error: ValidationError) -> Iterator[AdmissionError]:
         yield AdmissionError(message, rule=f"schema.{error.validator}", path=format_path(path))
 
 
-def validate_object(obj: dict[str, Any], crd: dict[str, Any]) -> list[AdmissionError]:
-    """Every schema problem of ``obj`` (empty when the API server's schema check would accept it)."""
+def validate_object(
+    obj: dict[str, Any], crd: dict[str, Any], *, update: bool = False
+) -> list[AdmissionError]:
+    """Every schema problem of ``obj`` (empty when the API server's schema check would accept it).
+
+    ``update`` evaluates the CEL rules as on an update (``oldSelf`` present). The caller normalizes
+    first (``grove_pipelines.grove.structural``) when it wants the API server's null pruning and defaults.
+    """
     validator = _validator(crd, str(obj.get("apiVersion", "")))
     body = {k: v for k, v in obj.items() if k != "status"}
-    problems = [p for error in validator.iter_errors(body) for p in _problems(error)]
+    token = _UPDATE.set(update)
+    try:
+        problems = [p for error in validator.iter_errors(body) for p in _problems(error)]
+    finally:
+        _UPDATE.reset(token)
     return sorted(problems, key=lambda p: p.path)

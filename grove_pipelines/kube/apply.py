@@ -1,7 +1,8 @@
 """``deploy``: server-side apply of a pipeline's objects, aware of Grove's rules.
 
-Order of work: pre-flight (cluster, Grove, namespace, schema of the served CRD); the frozen-composition
-check against the live PodCliqueSet (refuse, or delete and create with ``recreate``); apply every object
+Order of work: pre-flight (cluster, Grove, namespace, schema of the served CRD); Grove's admission rules
+under the operator configuration and topology bindings the cluster serves (``grove_cluster``); the
+frozen-composition check (Grove's update rules) against the live PodCliqueSet (refuse, or delete and create with ``recreate``); apply every object
 as field manager ``grove-pipelines`` (conflicts are errors unless ``force_conflicts``); then carry
 template replica changes to the generated PodCliques / scaling groups through ``/scale``.
 """
@@ -13,10 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from grove_pipelines.errors import ManifestRejectedError
+from grove_pipelines.grove.validate import check_object, load_crds
 from grove_pipelines.kube.client import KubeClient
-from grove_pipelines.kube.errors import DeployCancelledError, FrozenCompositionError
+from grove_pipelines.kube.errors import DeployCancelledError, FrozenCompositionError, UnmanagedPipelineError
 from grove_pipelines.kube.frozen import frozen_changes, scale_targets
-from grove_pipelines.kube.manifests import PART_OF, PCS_API_VERSION, pcs_of
+from grove_pipelines.kube.grove_cluster import live_grove_cluster
+from grove_pipelines.kube.manifests import PART_OF, PCS_API_VERSION, is_managed, pcs_of
 from grove_pipelines.kube.preflight import Report, check_cluster, ensure_namespaces
 from grove_pipelines.kube.secrets import ensure_auth_secret
 from grove_pipelines.kube.wait import wait_gone
@@ -119,8 +123,14 @@ def deploy(
     check_cluster(client, manifests, report)
     for created in ensure_namespaces(client, manifests, create=create_namespace, dry_run=dry_run):
         result.objects.append(Applied(kind="Namespace", name=created, action="created"))
+    grove = live_grove_cluster(client)
+    admitted = check_object(pcs, load_crds(), strict=True, defaults=False, cluster=grove)
+    if admitted.problems:  # compiled for a default install; this operator is configured otherwise
+        raise ManifestRejectedError(admitted.subject, admitted.problems)
     live = client.get(PCS_API_VERSION, "PodCliqueSet", name, ns)
-    if live is not None and (changes := frozen_changes(live, pcs)):
+    if live is not None and (changes := frozen_changes(live, pcs, cluster=grove)):
+        if not is_managed(live):
+            raise UnmanagedPipelineError(name, ns, "recreate")
         if not recreate:
             raise FrozenCompositionError(name, ns, changes)
         if dry_run:

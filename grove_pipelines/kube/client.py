@@ -233,6 +233,19 @@ class KubeClient:
             action=f"apply {obj['kind']} {_qual(ns, meta['name'])}",
         )
 
+    def create(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create ``obj`` (POST): for objects we only ever make, never change (needs ``create``, not ``patch``)."""
+        res = self.resource(obj["apiVersion"], obj["kind"])
+        meta = obj.get("metadata") or {}
+        ns = self._ns(res, meta.get("namespace"))
+        query: list[tuple[str, Any]] = [("fieldManager", FIELD_MANAGER)] + (
+            [("dryRun", "All")] if dry_run else []
+        )
+        return self.request(
+            "POST", res.path(ns), query=query, body=obj,
+            action=f"create {obj['kind']} {_qual(ns, meta['name'])}",
+        )  # fmt: skip
+
     def delete(
         self,
         api_version: str,

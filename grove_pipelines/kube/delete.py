@@ -8,7 +8,8 @@ by grove-pipelines), so a Service or Role of another tool is never touched. Grov
 from __future__ import annotations
 
 from grove_pipelines.kube.client import KubeClient
-from grove_pipelines.kube.manifests import MANAGED_BY, PART_OF, PCS_API_VERSION
+from grove_pipelines.kube.errors import UnmanagedPipelineError
+from grove_pipelines.kube.manifests import MANAGED_BY, PART_OF, PCS_API_VERSION, is_managed
 from grove_pipelines.kube.preflight import Report
 from grove_pipelines.kube.wait import wait_gone
 
@@ -18,6 +19,7 @@ BESIDE_KINDS = [
     ("v1", "Service"),
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("rbac.authorization.k8s.io/v1", "Role"),
     ("v1", "ServiceAccount"),
@@ -39,6 +41,9 @@ def delete(
     set and its pods are gone.
     """
     deleted = []
+    live = client.get(PCS_API_VERSION, "PodCliqueSet", name, namespace)
+    if live is not None and not is_managed(live):
+        raise UnmanagedPipelineError(name, namespace, "delete")
     if client.delete(PCS_API_VERSION, "PodCliqueSet", name, namespace, propagation="Foreground") is not None:
         deleted.append(f"podcliqueset/{name} deleted")
     selector = f"{PART_OF}={name},{MANAGED_BY}=grove-pipelines"

@@ -22,6 +22,7 @@ original, so ``--debug`` still shows it)::
     ├── FrozenCompositionError        the change needs a delete and create (``changes``)
     ├── DeployCancelledError          the user said no to a confirmation prompt
     ├── PipelineNotFoundError         no PodCliqueSet of that name (status, delete)
+    ├── UnmanagedPipelineError        a PodCliqueSet of that name that grove-pipelines did not deploy
     └── WaitTimeoutError              --wait ran out of time (``not_ready``)
 """
 
@@ -57,6 +58,7 @@ __all__ = [
     "KubeUnreachableError",
     "NamespaceNotFoundError",
     "PipelineNotFoundError",
+    "UnmanagedPipelineError",
     "WaitTimeoutError",
     "one_line",
     "translate",
@@ -172,6 +174,19 @@ class FrozenCompositionError(KubeError):
             f"allow to change after creation ({'; '.join(self.changes)}); rerun with --recreate to delete "
             "and create it (its pods restart), or deploy under a new pipeline name"
         )
+
+
+class UnmanagedPipelineError(KubeError):
+    """A PodCliqueSet of that name exists but was not deployed by grove-pipelines: never deleted by us."""
+
+    def __init__(self, name: str, namespace: str, action: str) -> None:
+        super().__init__(
+            f"PodCliqueSet {namespace}/{name} is not managed by grove-pipelines (no label "
+            f"app.kubernetes.io/managed-by=grove-pipelines): refusing to {action} it; pick another pipeline name "
+            "or namespace, or remove it yourself (kubectl delete podcliqueset)"
+        )
+        self.name = name
+        self.namespace = namespace
 
 
 class DeployCancelledError(KubeError):

@@ -1,9 +1,12 @@
 """What Grove freezes after creation, and which replica changes must go through ``/scale``.
 
-Pure functions of the live and the desired PodCliqueSet (grove-api.md §1.7 and §5.3): composition
-(cliques, scaling groups, roleName, minAvailable, startsAfter, scheduler, startup type, topology,
-resource sharing) cannot change in place; template ``replicas`` can, but Grove only reads them when it
-creates a PodClique or scaling group, so a live change is a ``/scale`` of each generated object.
+Pure functions of the live and the desired PodCliqueSet. ``frozen_changes`` asks Grove's own update
+rules (``grove_pipelines.grove.update_rules``, the same ones ``validate --old`` applies) after both
+objects are made what Grove compares — the stored form, with CRD and Grove defaults — so composition,
+scheduler, startup type, topology at every level, resource sharing at every level and the MNNVL
+annotations are all covered. Template ``replicas`` can change, but Grove only reads them when it
+creates a PodClique or scaling group, so a live change is a ``/scale`` of each generated object
+(grove-api.md §1.7 and §5.3).
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from grove_pipelines.grove.admission_parts import Problems
+from grove_pipelines.grove.cluster import GroveCluster
+from grove_pipelines.grove.update_rules import check_update
+from grove_pipelines.grove.validate import load_crds, prepare
+
 __all__ = ["ScaleTarget", "frozen_changes", "scale_targets"]
+
+_API = "grove.io/v1alpha1"
 
 
 def _template(pcs: dict[str, Any]) -> dict[str, Any]:
@@ -27,62 +37,22 @@ def _groups(pcs: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {g["name"]: g for g in _template(pcs).get("podCliqueScalingGroups") or []}
 
 
-def _min_available(spec: dict[str, Any]) -> Any:
-    return spec.get("minAvailable", spec.get("replicas"))  # Grove's default: minAvailable = replicas
+def _stored(pcs: dict[str, Any]) -> dict[str, Any]:
+    """``pcs`` as Grove stores it: CRD defaults, then Grove's defaulting webhook."""
+    crd = load_crds()[("grove.io", "PodCliqueSet")]
+    return prepare(
+        {**pcs, "apiVersion": pcs.get("apiVersion") or _API, "kind": "PodCliqueSet"}, crd, defaults=True
+    )
 
 
-def _scheduler(spec: dict[str, Any]) -> str:
-    return (spec.get("podSpec") or {}).get("schedulerName") or "(default)"
-
-
-def _names(names: list[str]) -> str:
-    return ", ".join(repr(n) for n in names)
-
-
-def frozen_changes(live: dict[str, Any], desired: dict[str, Any]) -> list[str]:
-    """One phrase per frozen field that differs, e.g. ``clique 'decode' minAvailable 1 -> 2``; empty if none."""
-    changes: list[str] = []
-    lt, dt = _template(live), _template(desired)
-    startup = [t.get("cliqueStartupType") or "CliqueStartupTypeAnyOrder" for t in (lt, dt)]
-    if startup[0] != startup[1]:
-        changes.append(f"cliqueStartupType {startup[0]} -> {startup[1]}")
-    lc, dc = _cliques(live), _cliques(desired)
-    if added := [n for n in dc if n not in lc]:
-        changes.append(f"cliques added: {_names(added)}")
-    if removed := [n for n in lc if n not in dc]:
-        changes.append(f"cliques removed: {_names(removed)}")
-    common = [n for n in dc if n in lc]
-    if startup[1] != "CliqueStartupTypeAnyOrder" and [n for n in lc if n in dc] != common:
-        changes.append("clique order (it is the startup order)")
-    for name in common:
-        old, new = lc[name], dc[name]
-        pairs = {
-            "roleName": (old.get("roleName"), new.get("roleName")),
-            "minAvailable": (_min_available(old), _min_available(new)),
-            "startsAfter": (sorted(old.get("startsAfter") or []), sorted(new.get("startsAfter") or [])),
-            "schedulerName": (_scheduler(old), _scheduler(new)),
-        }
-        changes += [f"clique {name!r} {field} {a} -> {b}" for field, (a, b) in pairs.items() if a != b]
-    lg, dg = _groups(live), _groups(desired)
-    if added := [n for n in dg if n not in lg]:
-        changes.append(f"scaling groups added: {_names(added)}")
-    if removed := [n for n in lg if n not in dg]:
-        changes.append(f"scaling groups removed: {_names(removed)}")
-    for name in (n for n in dg if n in lg):
-        old, new = lg[name], dg[name]
-        if sorted(old.get("cliqueNames") or []) != sorted(new.get("cliqueNames") or []):
-            changes.append(
-                f"scaling group {name!r} cliqueNames {old.get('cliqueNames')} -> {new.get('cliqueNames')}"
-            )
-        if old.get("minAvailable", 1) != new.get("minAvailable", 1):
-            changes.append(
-                f"scaling group {name!r} minAvailable {old.get('minAvailable', 1)} -> "
-                f"{new.get('minAvailable', 1)}"
-            )
-    for field in ("topologyConstraint", "resourceSharing", "resourceClaimTemplates"):
-        if lt.get(field) != dt.get(field):
-            changes.append(f"template {field}")
-    return changes
+def frozen_changes(
+    live: dict[str, Any], desired: dict[str, Any], *, cluster: GroveCluster | None = None
+) -> list[str]:
+    """One phrase per change Grove's webhook refuses on update, e.g.
+    ``clique 'decode': minAvailable is immutable (1 -> 2)``; empty if none."""
+    out = Problems()
+    check_update(_stored(live), _stored(desired), out, cluster=cluster)
+    return [problem.detail for problem in out.items]
 
 
 @dataclass(frozen=True)

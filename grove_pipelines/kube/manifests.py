@@ -20,6 +20,7 @@ __all__ = [
     "MANAGED_BY",
     "PART_OF",
     "PCS_API_VERSION",
+    "is_managed",
     "load_manifests",
     "namespaces_of",
     "pcs_of",
@@ -45,8 +46,14 @@ _ORDER = [
     "Role",
     "RoleBinding",
     "Service",
+    "NetworkPolicy",
     "PodCliqueSet",
 ]
+
+
+def is_managed(obj: dict[str, Any]) -> bool:
+    """Whether grove-pipelines deployed ``obj`` (its managed-by label): only those are ever deleted."""
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY) == "grove-pipelines"
 
 
 def load_manifests(

@@ -96,6 +96,7 @@ def ensure_namespaces(
             continue
         if not create:
             raise NamespaceNotFoundError(ns)
-        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, dry_run=dry_run)
+        # create, not apply: the deployer needs no cluster-wide patch right on namespaces
+        client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, dry_run=dry_run)
         created.append(ns)
     return created

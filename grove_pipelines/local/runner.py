@@ -113,7 +113,7 @@ class LocalStack:
         self.routers[plan.stage] = proc
         proc.start()
         url = f"http://127.0.0.1:{port}"
-        proc.wait_http_ok(f"{url}/health", timeout=120)
+        proc.wait_http_ok(f"{url}/ready", timeout=120)  # a worker passed the router's health check
         self.progress(f"router of {plan.stage} ready on {url} ({', '.join(worker_urls)})")
         return url
 

@@ -21,7 +21,6 @@ Example (asyncio)::
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -32,13 +31,19 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grove_pipelines.spec.vllm import KV_LOAD_FAILURE_POLICY, EngineRole, VLLMServe
 from runtime.engines.supervisor import ManagedProcess, ProgressCallback, free_port
 
-__all__ = ["PDPair", "Role", "VLLMConfig", "VLLMProcess", "start_pd_pair"]
+__all__ = ["OFFLINE_ENV", "VLLM_PROGRAM", "PDPair", "Role", "VLLMConfig", "VLLMProcess", "start_pd_pair"]
 
-Role = Literal["aggregated", "prefill", "decode"]
-
-_KV_ROLE = {"prefill": "kv_producer", "decode": "kv_consumer"}
+Role = EngineRole
+VLLM_PROGRAM = (sys.executable, "-m", "vllm.entrypoints.cli.main")
+"""The installed vLLM's ``vllm`` command, run with this interpreter."""
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+    "PYTHONUNBUFFERED": "1",
+}  # fmt: skip
+"""No hub look-ups or usage reports: this machine serves the models it has."""
 
 
 class VLLMConfig(BaseModel):
@@ -65,56 +70,28 @@ class VLLMConfig(BaseModel):
     max_num_seqs: int | None = None
     seed: int = 0
     enforce_eager: bool = True
-    # On a KV pull failure (the prefill worker died after answering) recompute instead of failing the request.
-    kv_load_failure_policy: Literal["recompute", "fail"] = "recompute"
+    kv_load_failure_policy: Literal["recompute", "fail"] = KV_LOAD_FAILURE_POLICY
     extra_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = Field(default_factory=dict)
 
+    def serve(self, port: int) -> VLLMServe:
+        """The shared ``vllm serve`` arguments (the compiled pods use the same definition)."""
+        return VLLMServe(
+            model=str(self.model), served_model_name=self.served_model_name, role=self.role,
+            host=self.host, port=port, max_model_len=self.max_model_len,
+            kv_load_failure_policy=self.kv_load_failure_policy, kv_buffer_device="cpu", seed=self.seed,
+            kv_cache_bytes=self.kv_cache_bytes, enforce_eager=self.enforce_eager, max_num_seqs=self.max_num_seqs,
+            extra_args=self.extra_args,
+        )  # fmt: skip
+
     def command(self, port: int) -> list[str]:
         """The exact argv of the server listening on ``port``."""
-        argv = [
-            sys.executable,
-            "-m",
-            "vllm.entrypoints.cli.main",
-            "serve",
-            str(self.model),
-            "--served-model-name",
-            self.served_model_name,
-            "--host",
-            self.host,
-            "--port",
-            str(port),
-            "--max-model-len",
-            str(self.max_model_len),
-            "--seed",
-            str(self.seed),
-            "--kv-cache-memory-bytes",
-            str(self.kv_cache_bytes),
-        ]
-        if self.enforce_eager:
-            argv.append("--enforce-eager")
-        if self.max_num_seqs is not None:
-            argv += ["--max-num-seqs", str(self.max_num_seqs)]
-        if self.role != "aggregated":
-            kv_config = {
-                "kv_connector": "NixlConnector",
-                "kv_role": _KV_ROLE[self.role],
-                "kv_buffer_device": "cpu",
-                "kv_load_failure_policy": self.kv_load_failure_policy,
-            }
-            argv += ["--kv-transfer-config", json.dumps(kv_config, separators=(",", ":"))]
-        return argv + list(self.extra_args)
+        return [*VLLM_PROGRAM, *self.serve(port).args()]
 
     def environment(self, side_channel_port: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of the server: ``base`` (default: ours) plus the offline and loopback settings."""
         env = dict(os.environ if base is None else base)
-        env.update(
-            HF_HUB_OFFLINE="1",
-            TRANSFORMERS_OFFLINE="1",
-            VLLM_NO_USAGE_STATS="1",
-            DO_NOT_TRACK="1",
-            PYTHONUNBUFFERED="1",
-        )
+        env.update(OFFLINE_ENV)
         if self.loopback:
             env.update(
                 VLLM_HOST_IP="127.0.0.1", UCX_NET_DEVICES="lo", VLLM_NIXL_SIDE_CHANNEL_HOST="127.0.0.1"

@@ -3,8 +3,10 @@
 Layout: ``config`` (the settings), ``workers`` (pool state), ``policies/`` (filter → score → pick,
 one registry), ``core`` (the routing decision and its explanation header), ``flow`` (the two legs
 and the failure policy), ``upstream`` (the pooled HTTP client), ``health``, ``admission``,
-``metrics``, ``discovery/`` (static, Grove, Kubernetes), ``app`` (the ASGI surface) and ``server``
-(uvicorn, signals, drain). Start one with ``grove-pipelines router`` or :class:`RouterServer`.
+``metrics``, ``discovery/`` (static, Grove, Kubernetes), ``request`` (what a client may send),
+``openapi`` (the document built from it), ``app`` (the ASGI surface), ``http_guard`` (header size,
+header time and connection limits under uvicorn) and ``server`` (uvicorn, signals, drain). Bearer
+keys are :mod:`runtime.auth`, shared with the pipeline server. Start one with ``grove-pipelines router`` or :class:`RouterServer`.
 """
 
 from runtime.router.config import RouterConfig, load_config

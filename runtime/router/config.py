@@ -97,9 +97,23 @@ class RetryConfig(_Section):
 
 
 class LimitsConfig(_Section):
-    """Admission: body size, concurrency with a bounded queue, API keys."""
+    """Admission and client hygiene: sizes, read/write deadlines, connections, concurrency with a queue."""
 
     max_body_bytes: int = Field(default=8 * 2**20, ge=1024)
+    max_header_bytes: int = Field(
+        default=64 * 2**10, ge=1024, description="request line and headers together; beyond: 431"
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds to receive a request's headers (slowloris); then closed"
+    )
+    body_timeout: float = Field(default=30.0, gt=0, description="seconds to receive a request body; then 408")
+    client_write_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds a chunk of the answer may wait for a client that stopped reading; then the "
+        "request is cancelled",
+    )
+    max_connections: int = Field(default=1024, ge=1, description="open client connections; beyond: 503")
     max_concurrent: int | None = Field(
         default=None, ge=1, description="requests proxied at once; None: unbounded"
     )
@@ -121,6 +135,13 @@ class TimeoutConfig(_Section):
         gt=0,
         description="idle pooled connections are dropped after this; below "
         "vLLM's own 5 s keep-alive so the router never reuses a socket vLLM is closing",
+    )
+    kv_lease: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds a prefill worker keeps a prefilled request's KV for a decode worker to pull "
+        "(vLLM NixlConnector's kv_lease_duration); a retried decode leg reuses the KV within it, "
+        "less a safety margin; 0: never reuse",
     )
 
 
@@ -169,6 +190,18 @@ class RouterConfig(_Section):
     timeouts: TimeoutConfig = Field(default_factory=lambda: TimeoutConfig())
     discovery: DiscoveryConfig = Field(default_factory=lambda: DiscoveryConfig())
     api_keys: list[str] = Field(default_factory=list)
+    api_key_env: str | None = Field(
+        default=None,
+        description="environment variable with accepted keys (comma-separated); set but empty fails",
+    )
+    api_key_file: Path | None = Field(
+        default=None, description="file with accepted keys, one per line (a mounted Kubernetes Secret)"
+    )
+    debug: bool = Field(
+        default=False,
+        description="expose worker URLs and failure detail (the x-grove-route header, /health workers); "
+        "off by default so that unauthenticated clients learn nothing about the cluster",
+    )
     drain_timeout: float = Field(
         default=30.0, ge=0, description="seconds to finish in-flight requests on SIGTERM"
     )

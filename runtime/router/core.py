@@ -18,8 +18,8 @@ from runtime.router.cache_stats import CacheStatsScraper, WorkerCacheStats
 from runtime.router.config import RouterConfig
 from runtime.router.health import HealthChecker
 from runtime.router.metrics import RouterMetrics
-from runtime.router.policies import Policy, RequestView, make_policy
-from runtime.router.policies.disagg import DisaggDecider
+from runtime.router.policies import Choice, Policy, RequestView, make_policy
+from runtime.router.policies.disagg import DisaggDecider, DisaggDecision
 from runtime.router.upstream import Upstream
 from runtime.router.workers import PoolRole, Worker, WorkerPool
 
@@ -86,6 +86,7 @@ class Router:
             role: make_policy(config.policy_for(role).name, config.policy_for(role).params)
             for role in self.pools
         }
+        self._fallback: dict[PoolRole, Policy] = {role: make_policy("round_robin", {}) for role in self.pools}
         self.decider = DisaggDecider(config.disaggregation)
         self.admission = Admission(config.limits)
         self.health = HealthChecker(
@@ -164,6 +165,47 @@ class Router:
                 seen.setdefault(card["id"], card)
         return list(seen.values())
 
+    def context_length(self, model: str) -> int | None:
+        """The smallest ``max_model_len`` the workers report for ``model`` in ``/v1/models``; None if unknown."""
+        lengths = [
+            card["max_model_len"]
+            for worker in self.all_workers()
+            for card in worker.model_cards
+            if card.get("id") == model
+            and isinstance(card.get("max_model_len"), int)
+            and not isinstance(card.get("max_model_len"), bool)
+            and card["max_model_len"] > 0
+        ]
+        return min(lengths) if lengths else None
+
+    def choose(self, role: PoolRole, workers: list[Worker], req: RequestView) -> Choice | None:
+        """The pool's policy's choice; should the policy fail, round robin's (a bad request never breaks routing)."""
+        try:
+            return self.policies[role].choose(workers, req)
+        except Exception:
+            log.exception("%s policy failed; falling back to round robin", role)
+            self.metrics.of(self.metrics.policy_errors, role).inc()
+            return self._fallback[role].choose(workers, req)
+
+    def _decide(self, decode: Worker, req: RequestView, prefillers: list[Worker]) -> DisaggDecision:
+        """The decider's verdict; should it fail, remote prefill when a prefill worker is up (as ``always``)."""
+        try:
+            return self.decider.decide(decode, req, prefillers)
+        except Exception:
+            log.exception("the disaggregation decider failed; deciding as mode 'always'")
+            self.metrics.of(self.metrics.policy_errors, "decider").inc()
+            if prefillers:
+                return DisaggDecision(True, "", "decider-error")
+            return DisaggDecision(False, "local-prefill: no healthy prefill worker", "no-prefill-worker")
+
+    def ready_workers(self) -> list[Worker]:
+        """Workers that passed their active health checks and can answer on their own.
+
+        Passive ejection does not count here: a client can provoke it, and readiness must not be
+        something a client can take away.
+        """
+        return [w for pool in (self.pools["decode"], self.pools["worker"]) for w in pool.workers if w.healthy]
+
     def serving_workers(self) -> list[Worker]:
         """Workers that can answer a request on their own right now (decode or aggregated)."""
         return self.pools["decode"].available() + self.pools["worker"].available()
@@ -180,12 +222,12 @@ class Router:
         model = req.model
         if self.pd_enabled:
             decoders = [w for w in self.pools["decode"].available(model, panic=True) if w.url not in exclude]
-            choice = self.policies["decode"].choose(decoders, req) if decoders else None
+            choice = self.choose("decode", decoders, req) if decoders else None
             if choice is not None:
                 prefillers = self.pools["prefill"].available(model)
-                verdict = self.decider.decide(choice.worker, req, prefillers)
+                verdict = self._decide(choice.worker, req, prefillers)
                 if verdict.remote:
-                    pchoice = self.policies["prefill"].choose(prefillers, req)
+                    pchoice = self.choose("prefill", prefillers, req)
                     if pchoice is not None:
                         reason = "; ".join(
                             r
@@ -220,18 +262,22 @@ class Router:
 
     def _aggregated(self, req: RequestView, exclude: set[str] | frozenset[str]) -> Route | None:
         workers = [w for w in self.pools["worker"].available(req.model, panic=True) if w.url not in exclude]
-        choice = self.policies["worker"].choose(workers, req) if workers else None
+        choice = self.choose("worker", workers, req) if workers else None
         if choice is None:
             return None
         return Route("aggregated", choice.worker, None, self.policy_label("worker"), choice.reason)
 
     def commit(self, route: Route, req: RequestView) -> None:
         """The route is being used: let the policies and the decider learn from it, count the decision."""
-        if route.prefill is not None:
-            self.policies["prefill"].on_routed(route.prefill, req)
         role: PoolRole = "worker" if route.mode == "aggregated" else "decode"
-        self.policies[role].on_routed(route.worker, req)
-        if route.mode != "aggregated":
-            self.decider.on_routed(route.worker, req)
+        try:
+            if route.prefill is not None:
+                self.policies["prefill"].on_routed(route.prefill, req)
+            self.policies[role].on_routed(route.worker, req)
+            if route.mode != "aggregated":
+                self.decider.on_routed(route.worker, req)
+        except Exception:  # learning is best effort: the request still goes where it was routed
+            log.exception("%s policy failed to record a routed request", role)
+            self.metrics.of(self.metrics.policy_errors, role).inc()
         self.metrics.of(self.metrics.decisions, route.mode, route.kind).inc()
         log.debug("route %s", route.header())

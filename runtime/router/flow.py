@@ -2,18 +2,28 @@
 
 Protocol (vLLM's NixlConnector, as vLLM's own proxy and llm-d's sidecar do it; DESIGN §4.5):
 
-1. one request id on both legs (``X-Request-Id``);
-2. prefill leg: the original body with ``kv_transfer_params = {"do_remote_decode": true, ...}``,
+1. each leg and each retry has its own request id, derived from the client's (``<id>-p0``,
+   ``<id>-d0``, ``<id>-d1``, ...), so vLLM never sees one id twice;
+2. prefill leg: the cleaned body with ``kv_transfer_params = {"do_remote_decode": true, ...}``,
    ``stream: false``, ``max_tokens`` (and ``max_completion_tokens``) = 1, no ``stream_options``,
    no ``min_tokens``;
-3. decode leg: the original body plus the prefill answer's ``kv_transfer_params``, unchanged.
+3. decode leg: the cleaned body plus the prefill answer's ``kv_transfer_params``, unchanged.
 
 Failure policy: a prefill leg that fails (connection error, timeout, 5xx, no ``kv_transfer_params``)
 is retried on another prefill worker, then the request is prefilled on the decode worker itself. A
 decode or aggregated leg that fails before any byte reached the client is planned again without
-that worker (prefill leg included: the KV the failed worker was to pull is not reused), after a
-jittered back-off, at most ``retry.max_retries`` times. A worker's 4xx answer is the client's
-problem and is passed through unchanged.
+that worker after a jittered back-off, at most ``retry.max_retries`` times. A worker's 4xx answer
+is the client's problem and is passed through unchanged.
+
+Prefilled KV that no decode leg took (vLLM 0.32's NixlConnector, read from its source): the
+prefill worker pins the blocks for ``kv_lease_duration`` seconds (30 by default), renewed only by
+heartbeats of a decode worker that has the request; a decode worker that rejects the request
+before it reaches its engine (a 4xx) tells the prefill worker to free them at once
+(``notify_kv_transfer_request_rejected``). So a 4xx releases the KV, any other failure leaves it
+to expire with the lease, and a decode worker that could not even be reached leaves it intact:
+the retry then pulls the same KV on another decode worker instead of prefilling again, while the
+lease (``timeouts.kv_lease``, less a margin) lasts. ``grove_router_prefilled_kv_abandoned``
+counts each outcome.
 """
 
 from __future__ import annotations
@@ -22,16 +32,26 @@ import asyncio
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.errors import UpstreamError
+from runtime.errors import UpstreamError, UpstreamUnreachable
 from runtime.router.core import Route, Router
 from runtime.router.policies import RequestView
 from runtime.router.upstream import UpstreamReply
 from runtime.router.workers import Worker
 
-__all__ = ["NoWorker", "PassThrough", "Proxied", "decode_body", "prefill_body", "proxy"]
+__all__ = [
+    "LegIds",
+    "Load",
+    "NoWorker",
+    "PassThrough",
+    "Proxied",
+    "decode_body",
+    "finish",
+    "prefill_body",
+    "proxy",
+]
 
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
@@ -43,6 +63,7 @@ _PREFILL_KV = {
     "remote_host": None,
     "remote_port": None,
 }
+_LEASE_MARGIN = 1 / 3  # of the KV lease: reuse prefilled KV only while two thirds of it remain
 
 
 class NoWorker(Exception):
@@ -77,6 +98,47 @@ def decode_body(body: dict[str, Any], kv_transfer_params: dict[str, Any]) -> dic
     return {**body, "kv_transfer_params": kv_transfer_params}
 
 
+class LegIds:
+    """Request ids of one client request's legs: ``<base>-p0``, ``<base>-d0``, ``<base>-p1``, ``<base>-w0``."""
+
+    __slots__ = ("_base", "_counts")
+
+    def __init__(self, base: str) -> None:
+        self._base = base
+        self._counts: dict[str, int] = {}
+
+    def next(self, leg: str) -> str:
+        """A fresh id for the next ``prefill``, ``decode`` or ``worker`` leg."""
+        n = self._counts.get(leg, 0)
+        self._counts[leg] = n + 1
+        return f"{self._base}-{leg[0]}{n}"
+
+
+class Load:
+    """One leg's share of a worker's in-flight counts: taken on creation, given back once by :meth:`release`."""
+
+    __slots__ = ("_router", "_tokens", "_worker")
+
+    def __init__(self, router: Router, worker: Worker, tokens: int) -> None:
+        self._router, self._worker, self._tokens = router, worker, tokens
+        worker.in_flight += 1
+        worker.tokens_in_flight += tokens
+        self._publish()
+
+    def release(self) -> None:
+        """Give the counts back; later calls do nothing (so every exit path may call it)."""
+        if self._router is None:
+            return
+        self._worker.in_flight -= 1
+        self._worker.tokens_in_flight -= self._tokens
+        self._publish()
+        self._router = None  # type: ignore[assignment]
+
+    def _publish(self) -> None:
+        w = self._worker
+        self._router.metrics.of(self._router.metrics.in_flight, w.role, w.url).set(w.in_flight)
+
+
 @dataclass
 class Proxied:
     """A request whose answering leg has started: the route taken and the worker's reply (body unread)."""
@@ -84,10 +146,22 @@ class Proxied:
     route: Route
     reply: UpstreamReply
     worker: Worker
-    tokens: int
+    load: Load
 
 
-async def proxy(router: Router, req: RequestView, raw: bytes, headers: dict[str, str]) -> Proxied:
+@dataclass
+class _Prefilled:
+    """KV a prefill worker holds for this request, until its lease ends."""
+
+    worker: Worker
+    params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+    def fresh(self, lease: float) -> bool:
+        return time.monotonic() - self.at < lease * (1 - _LEASE_MARGIN)
+
+
+async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Proxied:
     """Route ``req`` and run its legs until the answering worker's status and headers are in.
 
     The caller streams ``reply`` to the client and then calls :func:`finish`. On success the answering
@@ -96,66 +170,89 @@ async def proxy(router: Router, req: RequestView, raw: bytes, headers: dict[str,
     """
     cfg = router.config
     path = PATHS[req.endpoint]
+    ids = LegIds(headers["X-Request-Id"])
     exclude: set[str] = set()
     notes: list[str] = []
     tokens = req.est_prompt_tokens() + req.max_tokens
     attempt = 0
+    held: _Prefilled | None = None  # prefilled KV no decode leg has taken yet
     while True:
         route = router.plan(req, exclude)
         if route is None and exclude:  # no other worker left: the failed ones get another (bounded) try
             route = router.plan(req)
         if route is None:
+            _abandon(router, held, "expiring")
             if attempt:
                 raise UpstreamError(f"every worker failed; last: {notes[-1] if notes else '?'}", url="")
             raise NoWorker(f"no healthy worker serves model {req.model!r}")
         route.notes = notes
-        router.commit(route, req)
         kv: dict[str, Any] | None = None
-        if route.prefill is not None:
-            kv = await _prefill(router, req, route, headers, path)
-        body = raw if kv is None else json.dumps(decode_body(req.body, kv)).encode()
+        if held is not None and route.mode != "aggregated" and held.fresh(cfg.timeouts.kv_lease):
+            route.mode, route.prefill, route.kind = "disaggregated", held.worker, "reused-kv"
+            notes.append(f"reused the KV prefilled on {held.worker.url}")
+            router.metrics.of(router.metrics.kv_abandoned, "reused").inc()
+            kv, held = held.params, None
+        else:
+            _abandon(router, held, "expiring")
+            held = None
+        router.commit(route, req)
+        if kv is None and route.prefill is not None:
+            kv = await _prefill(router, req, route, headers, path, ids)
+            if kv is not None:
+                held = _Prefilled(route.prefill, kv)
+        body = decode_body(req.body, kv) if kv is not None else req.body
         worker = route.worker
         leg = "worker" if route.mode == "aggregated" else "decode"
-        _enter(router, worker, tokens)
+        leg_headers = {**headers, "X-Request-Id": ids.next(leg)}
+        load = Load(router, worker, tokens)
         started = time.perf_counter()
         try:
-            reply = await router.upstream.post(worker.url + path, body, headers)
+            reply = await router.upstream.post(worker.url + path, json.dumps(body).encode(), leg_headers)
             if reply.status >= 500:
                 detail = (await reply.read())[:200].decode(errors="replace")
                 raise UpstreamError(
                     f"{worker.url}: HTTP {reply.status}: {detail}", url=worker.url, status=reply.status
                 )
+            router.metrics.of(router.metrics.leg_latency, leg).observe(time.perf_counter() - started)
+            if reply.status >= 400:
+                data = await reply.read()
+                _abandon(router, held, "released")  # vLLM frees a rejected decode request's remote KV
+                raise PassThrough(reply.status, data, reply.content_type)
         except UpstreamError as exc:
-            _leave(router, worker, tokens)
+            load.release()
+            if held is not None and not isinstance(exc, UpstreamUnreachable):
+                _abandon(router, held, "expiring")  # the decode worker may have started pulling it
+                held = None
             _failed(router, worker)
             exclude.add(worker.url)
             notes.append(f"retry after {leg} {worker.url} failed ({_short(exc)})")
             attempt += 1
             if attempt > cfg.retry.max_retries:
+                _abandon(router, held, "expiring")
                 raise
             router.metrics.of(router.metrics.retries, leg).inc()
             await _backoff(cfg.retry.backoff_base, cfg.retry.backoff_max, attempt)
             continue
         except BaseException:
-            _leave(router, worker, tokens)
+            load.release()
             raise
-        router.metrics.of(router.metrics.leg_latency, leg).observe(time.perf_counter() - started)
-        if reply.status >= 400:
-            data = await reply.read()
-            _leave(router, worker, tokens)
-            raise PassThrough(reply.status, data, reply.content_type)
-        return Proxied(route, reply, worker, tokens)
+        return Proxied(route, reply, worker, load)
 
 
-def finish(router: Router, proxied: Proxied, ok: bool) -> None:
+def finish(proxied: Proxied, ok: bool) -> None:
     """The answer was fully sent (``ok``) or broke off: release the worker's in-flight count."""
-    _leave(router, proxied.worker, proxied.tokens)
+    proxied.load.release()
     if ok:
         proxied.worker.record_success()
 
 
+def _abandon(router: Router, held: _Prefilled | None, outcome: str) -> None:
+    if held is not None:
+        router.metrics.of(router.metrics.kv_abandoned, outcome).inc()
+
+
 async def _prefill(
-    router: Router, req: RequestView, route: Route, headers: dict[str, str], path: str
+    router: Router, req: RequestView, route: Route, headers: dict[str, str], path: str, ids: LegIds
 ) -> dict[str, Any] | None:
     """Run the prefill leg, retrying on other prefill workers; on giving up, switch to local prefill."""
     cfg = router.config
@@ -164,10 +261,13 @@ async def _prefill(
     worker = route.prefill
     while worker is not None:
         tried.add(worker.url)
-        _enter(router, worker, req.est_prompt_tokens())
+        leg_headers = {**headers, "X-Request-Id": ids.next("prefill")}
+        load = Load(router, worker, req.est_prompt_tokens())
         started = time.perf_counter()
         try:
-            reply = await router.upstream.post(worker.url + path, body, headers, total=cfg.timeouts.prefill)
+            reply = await router.upstream.post(
+                worker.url + path, body, leg_headers, total=cfg.timeouts.prefill
+            )
             data = await reply.read()
             if 400 <= reply.status < 500:
                 raise PassThrough(reply.status, data, reply.content_type)
@@ -183,9 +283,9 @@ async def _prefill(
             _failed(router, worker)
             failed = f"prefill {worker.url} failed ({_short(exc)})"
         finally:
-            _leave(router, worker, req.est_prompt_tokens())
+            load.release()
         others = [w for w in router.pools["prefill"].available(req.model) if w.url not in tried]
-        choice = router.policies["prefill"].choose(others, req) if others else None
+        choice = router.choose("prefill", others, req) if others else None
         if choice is None or len(tried) > cfg.retry.prefill_retries:
             route.notes.append(f"fallback local-prefill after {failed}")
             route.mode, route.prefill, route.kind = "local-prefill", None, "prefill-failed"
@@ -201,22 +301,10 @@ async def _prefill(
 def _kv_params(data: bytes) -> dict[str, Any] | None:
     try:
         parsed = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     kv = parsed.get("kv_transfer_params") if isinstance(parsed, dict) else None
     return kv if isinstance(kv, dict) else None
-
-
-def _enter(router: Router, worker: Worker, tokens: int) -> None:
-    worker.in_flight += 1
-    worker.tokens_in_flight += tokens
-    router.metrics.of(router.metrics.in_flight, worker.role, worker.url).set(worker.in_flight)
-
-
-def _leave(router: Router, worker: Worker, tokens: int) -> None:
-    worker.in_flight -= 1
-    worker.tokens_in_flight -= tokens
-    router.metrics.of(router.metrics.in_flight, worker.role, worker.url).set(worker.in_flight)
 
 
 def _failed(router: Router, worker: Worker) -> None:

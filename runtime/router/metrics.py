@@ -77,6 +77,26 @@ class RouterMetrics:
             ["role", "worker"],
             registry=r,
         )
+        self.kv_abandoned = Counter(
+            "grove_router_prefilled_kv_abandoned",
+            "Prefilled KV no decode leg took. released: the decode worker refused the request and "
+            "vLLM freed the prefill worker's blocks; expiring: held until the prefill worker's "
+            "kv_lease ends; reused: a retried decode leg pulled it after all.",
+            ["outcome"],
+            registry=r,
+        )
+        self.policy_errors = Counter(
+            "grove_router_policy_errors",
+            "Policy failures that fell back to round robin, by pool.",
+            ["role"],
+            registry=r,
+        )
+        self.client_aborts = Counter(
+            "grove_router_client_aborts",
+            "Requests ended by the client: disconnect, or stopped reading (write timeout).",
+            ["reason"],
+            registry=r,
+        )
         self.queue_depth = Gauge("grove_router_queue_depth", "Requests waiting for a slot.", registry=r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 

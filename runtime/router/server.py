@@ -1,6 +1,6 @@
 """Running the router: uvicorn (httptools, uvloop if installed) around :class:`RouterApp`, draining on stop.
 
-On SIGTERM or SIGINT the router stops accepting connections, marks itself draining (``/health``
+On SIGTERM or SIGINT the router stops accepting connections, marks itself draining (``/ready``
 answers 503), lets in-flight requests finish for up to ``drain_timeout`` seconds, closes its
 upstream pools and exits 0. In tests, :class:`RouterServer` runs inside the caller's event loop on
 a socket bound to an ephemeral port.
@@ -29,6 +29,7 @@ from runtime.router.app import RouterApp
 from runtime.router.config import RouterConfig
 from runtime.router.core import Router
 from runtime.router.discovery import Discovery
+from runtime.router.http_guard import guarded_protocol
 
 __all__ = ["RouterServer", "bind_socket", "run"]
 
@@ -86,7 +87,7 @@ class RouterServer:
         uv_config = uvicorn.Config(
             self.app,
             lifespan="off",
-            http="httptools",
+            http=guarded_protocol(self.config.limits),
             loop="none",
             log_level=self.config.log_level,
             access_log=False,
@@ -94,7 +95,7 @@ class RouterServer:
             date_header=False,
             backlog=2048,
             timeout_graceful_shutdown=int(self.config.drain_timeout) or None,
-            timeout_keep_alive=30,
+            timeout_keep_alive=5,
         )
         self._server = _Uvicorn(uv_config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="router-http")

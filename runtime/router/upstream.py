@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from runtime.errors import UpstreamError
+from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 
 __all__ = ["Upstream", "UpstreamReply"]
 
@@ -25,7 +25,9 @@ def _translate(url: str, *, started: bool = False) -> Iterator[None]:
     try:
         yield
     except TimeoutError as exc:
-        raise UpstreamError(f"{url}: timed out", url=url, started=started) from exc
+        raise UpstreamTimeout(f"{url}: timed out", url=url, started=started) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnreachable(f"{url}: cannot connect: {exc.os_error}", url=url) from exc
     except aiohttp.ClientResponseError as exc:
         raise UpstreamError(f"{url}: {exc.message}", url=url, status=exc.status, started=started) from exc
     except (aiohttp.ClientError, OSError) as exc:
@@ -108,13 +110,17 @@ class Upstream:
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], *, total: float | None = None
     ) -> UpstreamReply:
-        """POST ``body``; return once the answer's status and headers are in (the body is not read yet)."""
+        """POST ``body``; return once the answer's status and headers are in (the body is not read yet).
+
+        The connect and read timeouts always apply (a silent worker cannot hold a request forever);
+        ``total`` bounds the whole exchange on top.
+        """
         timeout = (
             aiohttp.ClientTimeout(
                 total=total, connect=self._timeout.connect, sock_read=self._timeout.sock_read
             )
             if total is not None
-            else None
+            else self._timeout
         )
         with _translate(url):
             resp = await self.session.post(url, data=body, headers=headers, timeout=timeout)

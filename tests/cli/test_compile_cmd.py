@@ -39,6 +39,9 @@ def test_compile_to_stdout(write_pipeline: WritePipeline, capsys: pytest.Capture
         "ServiceAccount",
         "Role",
         "RoleBinding",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "NetworkPolicy",
     ]
     assert {d["metadata"]["namespace"] for d in docs} == {"team"}
     frontend = docs[0]["spec"]["template"]["cliques"][0]["spec"]["podSpec"]["containers"][0]

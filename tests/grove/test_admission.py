@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 
-from grove_pipelines.grove.admission import check_podcliqueset, parse_duration
+from grove_pipelines.grove.admission import admit, check_podcliqueset, parse_duration
+from grove_pipelines.grove.cluster import GroveCluster
 from grove_pipelines.grove.defaulting import apply_defaults
+from grove_pipelines.grove.operator_config import OperatorConfig
+from grove_pipelines.grove.topology_bindings import bindings_from
 from tests.grove.conftest import clique, clique_index
 
 Mutation = Callable[[dict[str, Any]], None]
@@ -75,10 +78,11 @@ FRONTEND = "spec.template.cliques[0]"
 RETRIEVE = "spec.template.cliques[1]"
 EMBED = "spec.template.cliques[5]"
 GROUP = "spec.template.podCliqueScalingGroups[0]"
+SCHEDULER = "spec.template.cliques.spec.podSpec.schedulerName"
 
 CASES: list[tuple[str, Mutation, str, str]] = [
     ("metadata-name", _set("metadata.name", "Not_A_Name"), "metadata-name", "metadata.name"),
-    ("pcs replicas 0", _set("spec.replicas", 0), "pcs-replicas", "spec.replicas"),
+    ("pcs replicas negative", _set("spec.replicas", -1), "pcs-replicas", "spec.replicas"),
     ("no cliques", _set("spec.template.cliques", []), "cliques-required", "spec.template.cliques"),
     ("clique name", _rename("retrieve", "Retrieve"), "clique-name", f"{RETRIEVE}.name"),
     ("suffix", _rename("retrieve", "end"), "clique-name-suffix", f"{RETRIEVE}.name"),
@@ -97,9 +101,11 @@ CASES: list[tuple[str, Mutation, str, str]] = [
      "autoscaling-bounds", f"{EMBED}.spec.autoScalingConfig.minReplicas"),
     ("hpa max < replicas", _clique_spec("embed", autoScalingConfig={"maxReplicas": 1}, replicas=2),
      "autoscaling-bounds", f"{EMBED}.spec.autoScalingConfig.maxReplicas"),
-    ("schedulers", _pod("retrieve", schedulerName="volcano"), "scheduler-name", f"{RETRIEVE}.spec.podSpec.schedulerName"),
+    ("schedulers", _pod("retrieve", schedulerName="kai-scheduler"), "scheduler-name", SCHEDULER),
+    ("scheduler not enabled", lambda p: [c["spec"]["podSpec"].update(schedulerName="volcano")
+                                         for c in p["spec"]["template"]["cliques"]], "scheduler-enabled", SCHEDULER),
     ("kai queue", lambda p: [c["spec"]["podSpec"].update(schedulerName="kai-scheduler")
-                             for c in p["spec"]["template"]["cliques"]], "kai-queue", "spec.template.cliques"),
+                             for c in p["spec"]["template"]["cliques"]], "kai-queue", "spec"),
     ("after unknown", _clique_spec("retrieve", startsAfter=["nope"]), "starts-after-unknown", f"{RETRIEVE}.spec.startsAfter[0]"),
     ("after self", _clique_spec("retrieve", startsAfter=["retrieve"]), "starts-after-self", f"{RETRIEVE}.spec.startsAfter[0]"),
     ("after twice", _clique_spec("retrieve", startsAfter=["embed", "embed"]), "starts-after-duplicate",
@@ -108,14 +114,13 @@ CASES: list[tuple[str, Mutation, str, str]] = [
     ("group member unknown", _group(cliqueNames=["chat-dl", "ghost"]), "scaling-group-members", f"{GROUP}.cliqueNames[1]"),
     ("group member twice", _add_group({"name": "other", "cliqueNames": ["chat-dw"], "replicas": 1, "minAvailable": 1}),
      "scaling-group-members", "spec.template.podCliqueScalingGroups[1].cliqueNames[0]"),
-    ("group empty", _group(cliqueNames=[]), "scaling-group-members", f"{GROUP}.cliqueNames"),
     ("group name", _group(name="Chat_D"), "scaling-group-name", f"{GROUP}.name"),
     ("group defined twice", _add_group({"name": "chat-d", "cliqueNames": ["embed"]}), "scaling-group-name",
      "spec.template.podCliqueScalingGroups[1].name"),
     ("group replicas", _group(replicas=0), "scaling-group-replicas", f"{GROUP}.replicas"),
     ("group min", _group(minAvailable=3), "min-available", f"{GROUP}.minAvailable"),
-    ("group scale bounds", _group(scaleConfig={"minReplicas": 3, "maxReplicas": 2}), "autoscaling-bounds",
-     f"{GROUP}.scaleConfig.maxReplicas"),
+    ("group scale bounds", _group(scaleConfig={"minReplicas": 0, "maxReplicas": 2}), "autoscaling-bounds",
+     f"{GROUP}.scaleConfig.minReplicas"),
     ("member autoscales", _clique_spec("chat-dw", autoScalingConfig={"maxReplicas": 3}), "scaling-group-autoscaling",
      "spec.template.cliques[4].spec.autoScalingConfig"),
     ("env name", _env("retrieve", {"name": "1BAD", "value": "x"}), "env-name",
@@ -127,11 +132,35 @@ CASES: list[tuple[str, Mutation, str, str]] = [
      f"{RETRIEVE}.spec.podSpec.topologySpreadConstraints"),
     ("delay 0", _set("spec.template.terminationDelay", "0s"), "termination-delay", "spec.template.terminationDelay"),
     ("delay text", _set("spec.template.terminationDelay", "soon"), "termination-delay", "spec.template.terminationDelay"),
+    ("topology off", _set("spec.template.topologyConstraint", {"topologyName": "a", "pack": {"required": "rack"}}),
+     "topology-disabled", "spec.template.topologyConstraint"),
+]  # fmt: skip
+PROJECT_RULES = {"clique-name-suffix", "clique-fqn-length", "hostname-length", "role-name"}
+TAS = GroveCluster(
+    config=OperatorConfig.model_validate({"topologyAwareScheduling": {"enabled": True}}),
+    bindings=bindings_from(
+        [
+            {
+                "kind": "ClusterTopologyBinding",
+                "metadata": {"name": "a"},
+                "spec": {"levels": [{"domain": "zone"}, {"domain": "rack"}, {"domain": "host"}]},
+            }
+        ]
+    ),
+)
+TAS_CASES: list[tuple[str, Mutation, str, str]] = [
     ("topology names", lambda p: (_set("spec.template.topologyConstraint", {"topologyName": "a", "pack": {"required": "rack"}})(p),
                                   _group(topologyConstraint={"topologyName": "b", "pack": {"required": "host"}})(p)),
-     "topology-name", "spec.template"),
-    ("topology domain", _set("spec.template.topologyConstraint", {"topologyName": "a", "pack": {"required": "Rack!"}}),
+     "topology-name", "spec.template.topologyConstraint.topologyName"),
+    ("topology name missing", _group(topologyConstraint={"pack": {"required": "host"}}), "topology-name",
+     f"{GROUP}.topologyConstraint.topologyName"),
+    ("topology binding", _set("spec.template.topologyConstraint", {"topologyName": "b", "pack": {"required": "rack"}}),
+     "topology-binding", "spec.template.topologyConstraint.topologyName"),
+    ("topology domain", _set("spec.template.topologyConstraint", {"topologyName": "a", "pack": {"required": "numa"}}),
      "topology-domain", "spec.template.topologyConstraint.pack.required"),
+    ("topology hierarchy", lambda p: (_set("spec.template.topologyConstraint", {"topologyName": "a", "pack": {"required": "host"}})(p),
+                                      _group(topologyConstraint={"pack": {"required": "zone"}})(p)),
+     "topology-hierarchy", "spec.template.topologyConstraint"),
 ]  # fmt: skip
 
 
@@ -142,16 +171,33 @@ def test_the_compiled_manifest_is_admitted(pcs: dict[str, Any]) -> None:
 @pytest.mark.parametrize(("case", "mutate", "rule", "path"), CASES, ids=[c[0] for c in CASES])
 def test_rule_rejects(pcs: dict[str, Any], case: str, mutate: Mutation, rule: str, path: str) -> None:
     mutate(pcs)
-    problems = check_podcliqueset(pcs)
+    result = admit(pcs)
+    found = [(p.rule, p.path) for p in (result.warnings if rule in PROJECT_RULES else result.items)]
+    assert (rule, path) in found, [str(p) for p in result.items + result.warnings]
+    if rule in PROJECT_RULES:  # this project's stricter rule: refused only for the compiler's output
+        assert (rule, path) in [(p.rule, p.path) for p in check_podcliqueset(pcs, strict=True)]
+
+
+@pytest.mark.parametrize(("case", "mutate", "rule", "path"), TAS_CASES, ids=[c[0] for c in TAS_CASES])
+def test_topology_rule_rejects_with_tas_on(
+    pcs: dict[str, Any], case: str, mutate: Mutation, rule: str, path: str
+) -> None:
+    mutate(pcs)
+    problems = check_podcliqueset(pcs, cluster=TAS)
     assert (rule, path) in [(p.rule, p.path) for p in problems], [str(p) for p in problems]
 
 
-def test_every_problem_is_reported_not_only_the_first(pcs: dict[str, Any]) -> None:
+def test_replicas_zero_is_grove_valid(pcs: dict[str, Any]) -> None:
     pcs["spec"]["replicas"] = 0
+    assert check_podcliqueset(pcs, strict=True) == []
+
+
+def test_every_problem_is_reported_not_only_the_first(pcs: dict[str, Any]) -> None:
+    pcs["spec"]["replicas"] = -1
     _spec(pcs, "retrieve")["minAvailable"] = 5
-    _spec(pcs, "embed")["roleName"] = ""
+    _spec(pcs, "embed")["roleName"] = "frontend"
     rules = {p.rule for p in check_podcliqueset(pcs)}
-    assert {"pcs-replicas", "min-available", "role-name"} <= rules
+    assert {"pcs-replicas", "min-available", "role-name-unique"} <= rules
 
 
 def test_strict_mode_wants_explicit_fields_and_no_grove_env(pcs: dict[str, Any]) -> None:
@@ -186,7 +232,7 @@ def test_defaulting_follows_grove_including_its_trap() -> None:
     assert (b["replicas"], b["minAvailable"]) == (1, 0)  # minAvailable from the submitted (missing) replicas
     assert template["podCliqueScalingGroups"][0]["scaleConfig"]["minReplicas"] == 1
     rules = {p.rule for p in check_podcliqueset(out)}
-    assert rules == {"pcs-replicas", "min-available"}
+    assert rules == {"min-available"}  # replicas 0 is Grove-valid; the omitted clique replicas is the trap
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("4h", 14400.0), ("1h30m", 5400.0), ("1.5s", 1.5), ("0", 0.0),

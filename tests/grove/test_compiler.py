@@ -18,7 +18,8 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def _containers(pcs: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in clique(pcs, name)["spec"]["podSpec"]["containers"]}
+    pod = clique(pcs, name)["spec"]["podSpec"]
+    return {c["name"]: c for c in [*pod.get("initContainers", []), *pod["containers"]]}
 
 
 def test_set_level_fields_are_explicit(pcs: dict[str, Any]) -> None:
@@ -65,11 +66,11 @@ def test_callers_reach_stages_through_services_and_llms_through_routers(
 def test_router_sidecar_command_lines(pcs: dict[str, Any]) -> None:
     router = _containers(pcs, "frontend")["router-chat"]
     assert router["command"] == [
-        "grove-pipelines", "router", "--port", "9000", "--discovery", "grove",
+        "grove-pipelines", "router", "--host", "0.0.0.0", "--port", "9000", "--discovery", "grove",
         "--prefill-clique", "chat-prefill", "--decode-clique", "chat-dl", "--decode-group", "chat-d",
         "--worker-port", "8000",
     ]  # fmt: skip
-    assert router["readinessProbe"]["httpGet"] == {"path": "/health", "port": 9000}
+    assert router["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 9000}
     aggregated = _containers(pcs, "retrieve")["router-embed"]["command"]
     assert aggregated[-4:] == ["--worker-clique", "embed", "--worker-port", "8000"]
     assert _env(_containers(pcs, "retrieve")["server"])["GP_LLM_URL_EMBED"] == "http://127.0.0.1:9000"
@@ -96,14 +97,15 @@ def test_router_pods_get_a_service_account_with_read_only_pod_access(rag_docs: l
 def test_no_rbac_without_routers() -> None:
     graph = PipelineGraph(PipelineSpec(name="tools"), [PythonStageSpec(name="search")], [(ENTRY, "search")])
     kinds = [d["kind"] for d in compile_graph(graph).documents()]
-    assert kinds == ["PodCliqueSet", "Service", "Service"]
+    assert kinds == ["PodCliqueSet", "Service", "Service", "NetworkPolicy", "NetworkPolicy"]
 
 
 def test_vllm_cliques(pcs: dict[str, Any]) -> None:
     prefill = _containers(pcs, "chat-prefill")["vllm"]
     assert prefill["command"] == [
         "vllm", "serve", "Qwen/Qwen3-0.6B", "--served-model-name", "chat", "--host", "0.0.0.0", "--port", "8000",
-        "--tensor-parallel-size", "1", "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_producer"}',
+        "--tensor-parallel-size", "1",
+        "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_producer","kv_load_failure_policy":"recompute"}',
     ]  # fmt: skip
     assert (
         prefill["resources"]["requests"]["nvidia.com/gpu"]
@@ -147,7 +149,8 @@ def test_multi_node_role_is_a_scaling_group_of_leader_and_workers(pcs: dict[str,
     assert shell[:2] == ["sh", "-c"]
     assert "--node-rank $((GROVE_PCLQ_POD_INDEX + 1))" in shell[2] and shell[2].endswith("--headless")
     assert f"--master-addr {address}" in shell[2]
-    assert '\'{"kv_connector":"NixlConnector","kv_role":"kv_consumer"}\'' in shell[2]
+    kv = '{"kv_connector":"NixlConnector","kv_role":"kv_consumer","kv_load_failure_policy":"recompute"}'
+    assert f"'{kv}'" in shell[2]
     # env values never reference $(GROVE_*): only command lines do (portable across Grove versions)
     for spec in (leader, worker):
         assert all("GROVE_" not in str(e) for e in spec["podSpec"]["containers"][0].get("env", []))
@@ -203,7 +206,7 @@ def test_group_autoscaling_goes_to_scale_config_not_members() -> None:
     assert group["scaleConfig"] == {"minReplicas": 2, "maxReplicas": 4}
     assert all("autoScalingConfig" not in c["spec"] for c in pcs["spec"]["template"]["cliques"])
     router = _containers(pcs, "frontend")["router-big"]["command"]
-    assert router[6:10] == ["--worker-clique", "big-ldr", "--worker-group", "big"]
+    assert router[8:12] == ["--worker-clique", "big-ldr", "--worker-group", "big"]
 
 
 def test_clashing_stage_names_are_a_compile_error() -> None:

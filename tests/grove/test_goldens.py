@@ -28,6 +28,7 @@ MODELS: dict[str, type[KubeModel]] = {
     "ServiceAccount": core.ServiceAccount,
     "Role": core.Role,
     "RoleBinding": core.RoleBinding,
+    "NetworkPolicy": core.NetworkPolicy,
 }
 
 

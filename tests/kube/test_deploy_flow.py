@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,3 +77,30 @@ def test_deploy_status_diff_scale_delete(
     missing = cli("status", "chat")
     assert missing.code == 1
     assert missing.err == "error: no PodCliqueSet 'chat' in namespace 'demo' (deployed with another -n?)\n"
+
+
+def test_status_wait_relists_after_410(
+    apiserver: ApiServerDouble, kubeconfig: Path, cli: Cli, pipeline_file: Callable[..., str]
+) -> None:
+    """A watch whose version was compacted away answers 410: ``--wait`` must list again, not fail."""
+    apiserver.grove.hold("build-prompt", "gated")  # not ready until the expired watch was served
+    apiserver.expire_next_watches(1)
+    stop = threading.Event()
+
+    def release_after_the_410() -> None:
+        deadline = time.monotonic() + 60
+        while apiserver.api.expire_watches and not stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        apiserver.grove.release("build-prompt")
+
+    releaser = threading.Thread(target=release_after_the_410, daemon=True)
+    releaser.start()
+    try:
+        done = cli("deploy", pipeline_file(replicas=1), "--wait", "--timeout", "2m")
+    finally:
+        stop.set()
+        releaser.join(timeout=5)
+    assert done.code == 0, done.err
+    assert apiserver.api.expire_watches == 0  # the expired watch was made...
+    calls = [q.get("watch") == "true" for _, _, q in apiserver.calls("GET", "/podcliques")]
+    assert True in calls and False in calls[calls.index(True) + 1 :]  # ...and answered by a fresh list

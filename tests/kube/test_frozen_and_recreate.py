@@ -48,11 +48,31 @@ def test_frozen_changes_name_each_field() -> None:
     )
     desired["spec"]["template"]["podCliqueScalingGroups"][0]["minAvailable"] = 2
     assert frozen_changes(live, desired) == [
-        "cliques added: 'rerank'",
-        "clique 'decode' minAvailable 1 -> 2",
-        "clique 'decode' startsAfter [] -> ['prefill']",
-        "clique 'decode' schedulerName (default) -> kai-scheduler",
-        "scaling group 'g' minAvailable 1 -> 2",
+        "the PodCliqueSet: cliques cannot be added or removed (2 -> 3)",
+        "clique 'decode': minAvailable is immutable (1 -> 2)",
+        "clique 'decode': startsAfter is immutable (None -> ['prefill'])",
+        "clique 'decode': schedulerName is immutable ('' -> 'kai-scheduler')",
+        "clique 'rerank' is new: the set of cliques is fixed",
+        "scaling group 'g': minAvailable is immutable (1 -> 2)",
+    ]
+
+
+def test_frozen_changes_cover_mnnvl_and_child_level_topology_and_sharing() -> None:
+    """What the old composition check missed: Grove's update rules at every level."""
+    live = _pcs()
+    desired = copy.deepcopy(live)
+    desired["metadata"]["annotations"] = {"grove.io/mnnvl-group": "train"}
+    desired["spec"]["template"]["cliques"][1]["topologyConstraint"] = {
+        "topologyName": "t",
+        "pack": {"required": "host"},
+    }
+    desired["spec"]["template"]["podCliqueScalingGroups"][0]["resourceSharing"] = [
+        {"name": "x", "scope": "PerReplica"}
+    ]
+    assert frozen_changes(live, desired) == [
+        "scaling group 'g': resourceSharing is immutable (None -> [{'name': 'x', 'scope': 'PerReplica'}])",
+        "clique 'decode': topologyConstraint cannot be added, removed or changed after creation",
+        "the PodCliqueSet: annotation grove.io/mnnvl-group cannot be added after creation",
     ]
 
 
@@ -92,14 +112,15 @@ def test_frozen_composition_is_refused_then_recreated(
     assert refused.code == 1
     assert refused.err == (
         "error: PodCliqueSet demo/chat already runs with another composition, which Grove does not allow to change "
-        "after creation (clique 'build-prompt' minAvailable 1 -> 2); rerun with --recreate to delete and create it "
+        "after creation (clique 'build-prompt': minAvailable is immutable (1 -> 2)); rerun with --recreate to delete and create it "
         "(its pods restart), or deploy under a new pipeline name\n"
     )
     assert apiserver.get(PCS, "demo", "chat")["metadata"]["uid"] == uid  # type: ignore[index]
     noted = cli("diff", changed)
     assert (
         noted.code == 1
-        and "changes what Grove freezes (clique 'build-prompt' minAvailable 1 -> 2)" in noted.err
+        and "changes what Grove freezes (clique 'build-prompt': minAvailable is immutable (1 -> 2))"
+        in noted.err
     )
     assert "+        minAvailable: 2" in noted.out
 
@@ -116,3 +137,25 @@ def test_frozen_composition_is_refused_then_recreated(
     cliques = {c["name"]: c["spec"] for c in live["spec"]["template"]["cliques"]}
     assert cliques["build-prompt"]["minAvailable"] == 2
     assert "chat-0-build-prompt: 2/2 ready (minAvailable 2), gang scheduled" in recreated.err
+
+
+def test_a_podcliqueset_grove_pipelines_did_not_deploy_is_never_deleted(
+    apiserver: ApiServerDouble, kubeconfig: Path, cli: Cli, pipeline_file: Callable[..., str]
+) -> None:
+    assert cli("deploy", pipeline_file(replicas=2, min_available=1), "--wait").code == 0
+    live = apiserver.get(PCS, "demo", "chat")
+    assert live is not None
+    # someone else's set under the same name: same object, without our managed-by label
+    foreign = copy.deepcopy(live)
+    foreign["metadata"] = {"name": "chat", "namespace": "demo", "labels": {"app.kubernetes.io/managed-by": "helm"}}
+    foreign.pop("status", None)
+    assert cli("delete", "chat", "-n", "demo", "--wait").code == 0  # ours goes; then theirs appears
+    assert apiserver.get(PCS, "demo", "chat") is None
+    apiserver.add(PCS, foreign)
+    uid = apiserver.get(PCS, "demo", "chat")["metadata"]["uid"]  # type: ignore[index]
+
+    recreate = cli("deploy", pipeline_file(replicas=2, min_available=2), "--recreate", "--yes")
+    assert recreate.code == 1 and "is not managed by grove-pipelines" in recreate.err and "refusing to recreate it" in recreate.err
+    deleted = cli("delete", "chat", "-n", "demo")
+    assert deleted.code == 1 and "is not managed by grove-pipelines" in deleted.err and "refusing to delete it" in deleted.err
+    assert apiserver.get(PCS, "demo", "chat")["metadata"]["uid"] == uid  # type: ignore[index]

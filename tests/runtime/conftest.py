@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ async def make_router() -> AsyncIterator[MakeRouter]:
     async def make(**overrides: Any) -> RouterServer:
         overrides.setdefault("port", 0)
         overrides.setdefault("drain_timeout", 2)
+        overrides.setdefault("debug", True)  # the tests read the x-grove-route header
         server = RouterServer(load_config(overrides=overrides))
         await server.start()
         servers.append(server)
@@ -55,3 +57,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A client session for talking to routers."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+async def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait (bounded) until ``check()`` holds; fail the test if it never does."""
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    assert check(), "the condition never came true"

@@ -36,6 +36,8 @@ class _Cues:
     fail: list[int] = field(default_factory=list)  # statuses for the next requests
     drop: int = 0  # next requests answered by closing the connection
     delay: float = 0.0  # seconds before answering (and between stream chunks)
+    broken_body: list[int] = field(default_factory=list)  # statuses answered with a truncated body
+    break_stream_after: int | None = None  # stream this many chunks of the next stream, then hang up
 
 
 class FakeVLLM:
@@ -55,6 +57,7 @@ class FakeVLLM:
         self.prefix_queries = 0.0
         self.prefix_hits = 0.0
         self.cache_blocks, self.block_size = 512, 128
+        self.max_model_len = 2048  # reported in /v1/models, as vLLM does
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -67,6 +70,14 @@ class FakeVLLM:
         """Close the connection on the next ``n`` completion requests without answering."""
         self.cues.drop += n
 
+    def break_body_next(self, status: int = 400) -> None:
+        """Answer the next completion request with ``status`` and a body cut short (the connection closes)."""
+        self.cues.broken_body.append(status)
+
+    def break_stream_next(self, after: int) -> None:
+        """Send ``after`` chunks of the next streamed answer, then close the connection mid-stream."""
+        self.cues.break_stream_after = after
+
     def set_delay(self, seconds: float) -> None:
         """Wait this long before answering (and between stream chunks)."""
         self.cues.delay = seconds
@@ -76,8 +87,8 @@ class FakeVLLM:
         return [s for s in self.seen if s.path.startswith("/v1/") and s.path != "/v1/models"]
 
     # --- server -----------------------------------------------------------------------------------
-    async def start(self, port: int = 0) -> str:
-        """Listen on 127.0.0.1 (``port`` 0: an ephemeral one) and return the base URL."""
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        """Listen on ``host`` (``port`` 0: an ephemeral one) and return the base URL."""
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/v1/models", self._models)
@@ -86,7 +97,7 @@ class FakeVLLM:
         app.router.add_post("/v1/chat/completions", self._complete)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port, backlog=1024)
+        site = web.TCPSite(self._runner, host, port, backlog=1024)
         await site.start()
         bound = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{bound}"
@@ -113,7 +124,13 @@ class FakeVLLM:
         return web.Response(text=text, content_type="text/plain")
 
     async def _models(self, request: web.Request) -> web.Response:
-        card = {"id": self.model, "object": "model", "owned_by": "vllm", "root": f"/models/{self.model}"}
+        card = {
+            "id": self.model,
+            "object": "model",
+            "owned_by": "vllm",
+            "root": f"/models/{self.model}",
+            "max_model_len": self.max_model_len,
+        }
         return web.json_response({"object": "list", "data": [card]})
 
     async def _complete(self, request: web.Request) -> web.StreamResponse:
@@ -132,6 +149,8 @@ class FakeVLLM:
             assert request.transport is not None
             request.transport.close()
             raise asyncio.CancelledError
+        if self.cues.broken_body:
+            return await self._broken(request, self.cues.broken_body.pop(0))
         if self.cues.fail:
             status = self.cues.fail.pop(0)
             return web.json_response(
@@ -177,10 +196,26 @@ class FakeVLLM:
             }
         )
 
+    async def _broken(self, request: web.Request, status: int) -> web.StreamResponse:
+        resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+        resp.content_length = 1000
+        await resp.prepare(request)
+        await resp.write(b'{"error": {"message": "cut sh')
+        await asyncio.sleep(0.05)
+        assert request.transport is not None
+        request.transport.close()
+        raise asyncio.CancelledError
+
     async def _stream(self, request: web.Request, words: list[str], chat: bool) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        for word in words:
+        cut, self.cues.break_stream_after = self.cues.break_stream_after, None
+        for i, word in enumerate(words):
+            if cut is not None and i == cut:
+                await asyncio.sleep(0.05)
+                assert request.transport is not None
+                request.transport.close()
+                raise asyncio.CancelledError
             delta = {"delta": {"content": word + " "}} if chat else {"text": word + " "}
             chunk = {"id": "cmpl-1", "model": self.model, "choices": [{"index": 0, **delta}]}
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
@@ -189,3 +224,15 @@ class FakeVLLM:
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+async def _serve_forever(host: str, port: int, model: str) -> None:
+    fake = FakeVLLM(model=model)
+    await fake.start(port, host)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # a vLLM double in a local-runtime pod: python -m tests.runtime.fake_vllm HOST PORT MODEL
+    import sys
+
+    asyncio.run(_serve_forever(sys.argv[1], int(sys.argv[2]), sys.argv[3]))

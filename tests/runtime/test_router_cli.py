@@ -12,7 +12,6 @@ import aiohttp
 import pytest
 
 from grove_pipelines.cli.main import main
-from tests.polling import eventually
 from tests.runtime.conftest import MakeFake
 from tests.runtime.router.test_flow import COMPLETION
 
@@ -68,6 +67,38 @@ def test_bad_options_are_one_error_line_and_exit_code_1(
     assert capsys.readouterr().err == message + "\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--api-key", ""],
+            {},
+            "error: an API key must be a non-empty token of visible ASCII characters without commas",
+        ),
+        ([], {"GROVE_ROUTER_API_KEY": " "}, "error: $GROVE_ROUTER_API_KEY is set but holds no API key"),
+        (
+            ["--api-key-file", "/nonexistent/keys"],
+            {},
+            "error: cannot read API key file /nonexistent/keys: No such file or directory",
+        ),
+    ],
+)
+def test_empty_or_unreadable_api_keys_fail_closed_with_one_error_line(
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GROVE_ROUTER_API_KEY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["router", "--worker", "http://127.0.0.1:9", "--port", "0", *args])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.splitlines()[-1] == message
+
+
 def test_config_file_values_are_used_and_flags_win(tmp_path: Path) -> None:
     from runtime.router.config import load_config
 
@@ -88,8 +119,12 @@ def test_config_file_values_are_used_and_flags_win(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_router_process_serves_then_drains_on_sigterm_and_exits_0(fakes: MakeFake) -> None:
+async def test_router_process_serves_then_drains_on_sigterm_and_exits_0(
+    fakes: MakeFake, tmp_path: Path
+) -> None:
     worker = await fakes()
+    key_file = tmp_path / "keys"
+    key_file.write_text("from-file\n")  # as a mounted Secret would
     proc = await asyncio.create_subprocess_exec(
         CLI,
         "router",
@@ -97,20 +132,33 @@ async def test_router_process_serves_then_drains_on_sigterm_and_exits_0(fakes: M
         worker.url,
         "--port",
         "0",
+        "--api-key-file",
+        str(key_file),
+        "--debug-routing",
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "GROVE_ROUTER_API_KEY": "from-env"},
     )
     try:
         assert proc.stderr is not None
         line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
         assert line.startswith("router listening on http://127.0.0.1:")
         url = line.split(" on ", 1)[1].strip()
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{url}/v1/completions", json=COMPLETION) as r:
-                assert r.status == 200
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer from-file"}) as http:
+            async with http.post(
+                f"{url}/v1/completions", json=COMPLETION, headers={"Authorization": ""}
+            ) as r:
+                assert r.status == 401
+            for key in ("from-env", "from-file"):
+                headers = {"Authorization": f"Bearer {key}"}
+                async with http.post(f"{url}/v1/completions", json=COMPLETION, headers=headers) as r:
+                    assert r.status == 200 and r.headers["x-grove-route"].startswith("mode=aggregated")
             worker.set_delay(1.0)
             slow = asyncio.create_task(http.post(f"{url}/v1/completions", json=COMPLETION))
-            await eventually(lambda: len(worker.completions()) >= 2, what="the slow request reached the worker")
+            for _ in range(500):  # bounded: the request reaches the worker within seconds
+                if len(worker.completions()) >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(worker.completions()) == 3
             proc.send_signal(signal.SIGTERM)
             answer = await slow
             assert answer.status == 200 and (await answer.json())["choices"][0]["text"].startswith(

@@ -4,6 +4,10 @@ Pod indices are the lowest free integers (grove-api notes §4.2), so probing k =
 them all; probing stops after two names in a row that do not resolve (one gap is tolerated while a
 pod is being replaced). The headless service publishes pods that are not ready yet, so a name that
 resolves is only a candidate: the router's health checks decide whether it serves.
+
+Only an authoritative "no such name" counts as a missing pod. A resolver that times out, fails
+(SERVFAIL) or is unreachable gives no answer at all, and a pass with any such non-answer keeps the
+last good set: a DNS hiccup must not look like "every pod is gone".
 """
 
 from __future__ import annotations
@@ -19,15 +23,22 @@ __all__ = ["DnsProber", "Resolver"]
 
 log = logging.getLogger("grove.router.discovery")
 
-Resolver = Callable[[str, int], Awaitable[bool]]
-"""Answers whether a host name resolves (the default asks the system resolver)."""
+Resolver = Callable[[str, int], Awaitable[bool | None]]
+"""Whether a host name resolves: True, False (authoritatively not), None (no answer; the default asks
+the system resolver)."""
+
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
-async def _system_resolves(host: str, port: int) -> bool:
+async def _system_resolves(host: str, port: int) -> bool | None:
     try:
         await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    except UnicodeError:
         return False
+    except socket.gaierror as exc:
+        return False if exc.errno in _NO_SUCH_NAME else None  # EAI_AGAIN, EAI_FAIL, ...: no answer
+    except OSError:
+        return None
     return True
 
 
@@ -52,12 +63,23 @@ class DnsProber:
         self._background = Background("router-dns-discovery")
 
     async def probe(self) -> list[str]:
-        """One pass: the URLs of the names that resolve now (also reported if they changed)."""
+        """One pass: the URLs of the names that resolve now (also reported if they changed).
+
+        A name the resolver gave no answer for keeps its last known state: a pod already known stays,
+        an unknown name stays absent. So a resolver hiccup removes nothing, and a resolver that never
+        answers for absent names (no DNS server, only a hosts file) still finds the present ones.
+        """
+        known = set(self._last or ())
         urls, misses = [], 0
         for k in range(self._max):
             name = self._name_for(k)
-            if await self._resolves(name, self._port):
-                urls.append(f"{self._scheme}://{name}:{self._port}")
+            url = f"{self._scheme}://{name}:{self._port}"
+            answer = await self._resolves(name, self._port)
+            if answer is None and url in known:
+                log.warning("DNS gave no answer for %s; keeping it as a known pod", name)
+            present = url in known if answer is None else answer
+            if present:
+                urls.append(url)
                 misses = 0
             else:
                 misses += 1

@@ -86,7 +86,8 @@ def _render_prompt(endpoint: Endpoint, body: dict[str, Any]) -> str:
                 continue
             content = msg.get("content")
             if isinstance(content, list):  # content parts: keep the text ones
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+                texts = (p.get("text") for p in content if isinstance(p, dict))
+                content = "".join(t for t in texts if isinstance(t, str))
             parts.append(f"<|{msg.get('role', '')}|>\n{content or ''}\n")
         return "".join(parts)
     prompt = body.get("prompt", "")

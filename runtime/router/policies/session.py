@@ -4,12 +4,15 @@ The session key is the ``x-session-id`` request header, else the OpenAI ``user``
 (:attr:`RequestView.session`). A request without one scores every worker alike. The scorer only
 hints: in the ``prefix`` policy it runs after the load guard, so a hot session whose worker became
 far busier than the idlest is moved (and pinned to its new worker from then on); the explanation
-then says ``moved``. Sessions are forgotten ``ttl`` seconds after their last request, the least
-recently used first beyond ``capacity``, and at once when their worker leaves the pool.
+then says ``moved``. Sessions are forgotten ``ttl`` seconds after their last request (expired
+ones are swept on every routed request, oldest first), the least recently used first beyond
+``capacity``, and at once when their worker leaves the pool. A key is stored as a 16-byte digest,
+never whole, so the map's size in bytes is bounded by ``capacity`` whatever clients send.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,6 +25,10 @@ __all__ = ["SessionAffinityScorer"]
 _SHOWN = 48  # characters of a session key shown in the decision header
 
 
+def _digest(session: str) -> bytes:
+    return hashlib.blake2b(session.encode("utf-8", "replace"), digest_size=16).digest()
+
+
 class SessionAffinityScorer(Part):
     """Scores 1 for the worker a session is pinned to, 0 for the others."""
 
@@ -30,18 +37,19 @@ class SessionAffinityScorer(Part):
     def __init__(self, ttl: float = 600.0, capacity: int = 100_000) -> None:
         self.ttl = ttl
         self.capacity = capacity
-        self._where: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._where: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
 
     def worker_of(self, session: str | None, now: float | None = None) -> str | None:
         """The URL the session is pinned to, if it is known and not expired."""
         if session is None:
             return None
-        entry = self._where.get(session)
+        key = _digest(session)
+        entry = self._where.get(key)
         if entry is None:
             return None
         url, seen = entry
         if (now if now is not None else time.monotonic()) - seen > self.ttl:
-            del self._where[session]
+            del self._where[key]
             return None
         return url
 
@@ -63,10 +71,20 @@ class SessionAffinityScorer(Part):
     def on_routed(self, worker: Worker, req: RequestView, now: float | None = None) -> None:
         if req.session is None:
             return
-        self._where[req.session] = (worker.url, now if now is not None else time.monotonic())
-        self._where.move_to_end(req.session)
+        now = now if now is not None else time.monotonic()
+        key = _digest(req.session)
+        self._where[key] = (worker.url, now)
+        self._where.move_to_end(key)
         while len(self._where) > self.capacity:
             self._where.popitem(last=False)
+        while self._where:  # oldest first: stop at the first one still alive
+            oldest_seen = next(iter(self._where.values()))[1]
+            if now - oldest_seen <= self.ttl:
+                break
+            self._where.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._where)
 
     def on_membership(self, urls: Sequence[str]) -> None:
         keep = set(urls)

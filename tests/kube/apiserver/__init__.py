@@ -93,6 +93,14 @@ class ApiServerDouble:
         """RBAC refuses ``verb`` (``*`` for all) on ``plural`` from now on."""
         self.api.forbidden.append((verb, plural))
 
+    def expire_next_watches(self, count: int = 1) -> None:
+        """The next ``count`` watches find their resourceVersion compacted: an ``ERROR`` event, 410."""
+        self.api.expire_watches += count
+
+    def compact(self) -> int:
+        """Drop the event history (etcd compaction): older watch versions now get 410."""
+        return self.store.compact()
+
     def fail(self, path_contains: str, status: int, **kwargs: Any) -> None:
         self.http.fail(path_contains, status, **kwargs)
 

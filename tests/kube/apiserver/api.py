@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from tests.kube.apiserver import schema, ssa
+from tests.kube.apiserver.builtins import validate_builtin
 from tests.kube.apiserver.resources import (
     CRD_RID,
     Kind,
@@ -31,6 +32,9 @@ class Watch:
     field_selector: str | None
     rv: int
     timeout: float
+    initial: bool = False  # no resourceVersion (or "0"): synthetic ADDED events for what exists first
+    bookmarks: bool = False  # allowWatchBookmarks=true
+    expired: bool = False  # the version asked for was compacted away: one ERROR event, 410
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Api(WritesMixin):
     tokens: dict[str, str] = field(default_factory=dict)  # bearer token -> user name; empty: no auth
     forbidden: list[tuple[str, str]] = field(default_factory=list)  # (verb, plural) pairs RBAC refuses
     calls: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    expire_watches: int = 0  # the next N watches find their version compacted (410), as after etcd compaction
 
     # -- routing -------------------------------------------------------------------------------------
     def kinds(self) -> list[Kind]:
@@ -82,7 +87,7 @@ class Api(WritesMixin):
         if kind is None or (sub and sub not in kind.subresources):
             raise ApiStatus(404, "NotFound", "the server could not find the requested resource")
         verb = self._verb(method, name, query)
-        self._authorize(user, verb, kind, namespace, name)
+        self._authorize(user, verb, kind, namespace, name, sub)
         return self._dispatch(method, verb, kind, namespace, name, sub, query, headers, body)
 
     @staticmethod
@@ -99,8 +104,19 @@ class Api(WritesMixin):
             raise ApiStatus(401, "Unauthorized", "Unauthorized")
         return self.tokens[token]
 
-    def _authorize(self, user: str, verb: str, kind: Kind, namespace: str | None, name: str | None) -> None:
-        if (verb, kind.plural) in self.forbidden or ("*", kind.plural) in self.forbidden:
+    def _authorize(
+        self,
+        user: str,
+        verb: str,
+        kind: Kind,
+        namespace: str | None,
+        name: str | None,
+        sub: str | None = None,
+    ) -> None:
+        """RBAC names a subresource as ``plural/sub`` (``podcliques/scale``): a rule on the plural alone does
+        not cover it, nor the other way round."""
+        resource = f"{kind.plural}/{sub}" if sub else kind.plural
+        if (verb, resource) in self.forbidden or ("*", resource) in self.forbidden:
             res = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
             what = f'{res} "{name}"' if name else res
             where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
@@ -108,7 +124,7 @@ class Api(WritesMixin):
                 403,
                 "Forbidden",
                 f'{what} is forbidden: User "{user}" cannot {verb} resource '
-                f'"{kind.plural}" in API group "{kind.group}"{where}',
+                f'"{resource}" in API group "{kind.group}"{where}',
                 {"name": name or "", "group": kind.group, "kind": kind.plural},
             )
 
@@ -130,13 +146,23 @@ class Api(WritesMixin):
         if verb == "list":
             return self._list(kind, ns, query)
         if verb == "watch":
+            asked = query.get("resourceVersion") or "0"
+            try:
+                rv = int(asked)
+            except ValueError as exc:
+                raise ApiStatus(400, "BadRequest", f'invalid resource version "{asked}"') from exc
+            expired = rv != 0 and (rv < self.store.compacted_rv or self.expire_watches > 0)
+            self.expire_watches = max(0, self.expire_watches - 1)
             return Watch(
                 kind,
                 ns,
                 query.get("labelSelector"),
                 query.get("fieldSelector"),
-                int(query.get("resourceVersion") or self.store.current_rv),
+                self.store.current_rv if rv == 0 else rv,
                 float(query.get("timeoutSeconds") or 60),
+                initial=rv == 0,
+                bookmarks=query.get("allowWatchBookmarks") == "true",
+                expired=expired,
             )
         if verb == "create":
             return self._create(kind, ns, self._parse(body), query, dry)
@@ -146,7 +172,12 @@ class Api(WritesMixin):
             obj = self._must(kind, key)
             return self._scale_view(kind, obj) if sub == "scale" else obj
         if verb == "delete":
-            return self._delete(kind, key, dry)
+            options = self._parse(body) if body else {}
+            policy = options.get("propagationPolicy") or query.get("propagationPolicy") or "Background"
+            if policy not in ("Foreground", "Background", "Orphan"):
+                raise ApiStatus(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: '
+                                f'Unsupported value: "{policy}"')  # fmt: skip
+            return self._delete(kind, key, dry, policy)
         content = headers.get("content-type", "").split(";")[0]
         patch = self._parse(body)
         if content == "application/apply-patch+yaml":
@@ -209,19 +240,18 @@ class Api(WritesMixin):
             causes = schema.validate(
                 crd, kind.version, {k: v for k, v in obj.items() if k != "status"}, strict=strict
             )
-            if causes:
-                listed = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
-                raise ApiStatus(
-                    422,
-                    "Invalid",
-                    f'{kind.kind}.{kind.group} "{obj["metadata"]["name"]}" is invalid: [{listed}]',
-                    {
-                        "name": obj["metadata"]["name"],
-                        "group": kind.group,
-                        "kind": kind.kind,
-                        "causes": causes,
-                    },
-                )
+            unknown = [c for c in causes if c["message"] == "field not declared in schema"]
+            if unknown:  # kube-apiserver: a strict decoding error, 400 before any validation
+                listed = ", ".join(f'unknown field "{c["field"]}"' for c in unknown)
+                raise ApiStatus(400, "BadRequest", f"strict decoding error: {listed}")
+        else:
+            causes = validate_builtin(kind.kind, obj, old)
+        if causes:
+            what = f"{kind.kind}.{kind.group}" if kind.group and kind.crd else kind.kind
+            listed = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
+            name = obj["metadata"]["name"]
+            details = {"name": name, "group": kind.group, "kind": kind.kind, "causes": causes}
+            raise ApiStatus(422, "Invalid", f'{what} "{name}" is invalid: [{listed}]', details)
         denied = grove_admit(kind.kind, obj, old)
         if denied:
             raise ApiStatus(
@@ -229,6 +259,16 @@ class Api(WritesMixin):
                 "Forbidden",
                 f'admission webhook "pcs.validating.webhooks.grove.io" denied the request: {denied}',
             )
+
+    def _schema(self, kind: Kind) -> ssa.Schema:
+        """The served version's ``openAPIV3Schema`` of a custom resource (its list types drive apply)."""
+        if not kind.crd:
+            return None
+        crd = self.store.get((CRD_RID, "", kind.crd), copied=False)
+        served = next(
+            (v for v in (crd or {}).get("spec", {}).get("versions", []) if v["name"] == kind.version), None
+        )
+        return (served or {}).get("schema", {}).get("openAPIV3Schema")
 
     def _managed(
         self, obj: dict[str, Any], manager: str, op: str, paths: set[ssa.Path], sub: str | None = None
@@ -280,14 +320,18 @@ class Api(WritesMixin):
         if self.store.get((kind.rid, ns or "", meta.get("name", ""))) is not None:
             raise ApiStatus(409, "AlreadyExists", f'{kind.plural} "{meta.get("name")}" already exists')
         self._admit(kind, obj, None, query.get("fieldValidation") == "Strict")
-        self._managed(obj, query.get("fieldManager", "unknown"), "Update", ssa.fields_of(obj))
+        self._managed(
+            obj, query.get("fieldManager", "unknown"), "Update", ssa.fields_of(obj, self._schema(kind))
+        )
         return self._store(kind, obj, None, dry)
 
-    def _delete(self, kind: Kind, key: tuple[str, str, str], dry: bool) -> dict[str, Any]:
+    def _delete(
+        self, kind: Kind, key: tuple[str, str, str], dry: bool, policy: str = "Background"
+    ) -> dict[str, Any]:
         obj = self._must(kind, key)
         if dry:
             return obj
-        gone = self.store.delete(key)
+        gone = self.store.delete(key, policy=policy)
         if gone is not None and self.store.get(key) is not None:
             return gone  # finalizers pending: the object with its deletionTimestamp
         return {

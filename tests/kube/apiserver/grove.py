@@ -86,7 +86,7 @@ class GroveSim(PodSim):
     def reconcile(self) -> bool:
         """One pass over every PodCliqueSet; True when anything changed."""
         with self.store.cond:
-            changed = False
+            changed = self.store.collect_garbage()  # the cluster's garbage collector runs beside Grove
             for pcs in self.store.items(PCS, None):
                 changed |= self._reconcile_pcs(pcs)
             for pclq in self.store.items(PCLQ, None):
@@ -98,8 +98,14 @@ class GroveSim(PodSim):
     def _reconcile_pcs(self, pcs: dict[str, Any]) -> bool:
         meta = pcs["metadata"]
         key = (PCS, meta["namespace"], meta["name"])
-        if meta.get("deletionTimestamp"):
-            self.store.remove(key)  # children go by owner references
+        if meta.get("deletionTimestamp"):  # drop our finalizer; children go by the garbage collector
+            if FINALIZER not in (meta.get("finalizers") or []):
+                return False
+            meta["finalizers"] = [f for f in meta["finalizers"] if f != FINALIZER]
+            if meta["finalizers"]:
+                self.store.put(PCS, pcs)
+            else:
+                self.store.remove(key)
             return True
         changed = False
         if FINALIZER not in (meta.get("finalizers") or []):

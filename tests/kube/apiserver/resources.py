@@ -37,6 +37,7 @@ BUILTIN = [
     Kind("", "v1", "events", "Event", True),
     Kind("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
     Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True),
     Kind("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False),
 ]
 CRD_RID = "apiextensions.k8s.io/v1/customresourcedefinitions"

@@ -85,6 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200 if self.command != "POST" else 201, result)
 
     def _watch(self, w: Watch) -> None:
+        """A chunked event stream as kube-apiserver sends it: the initial state when asked from version 0,
+        ``ERROR`` 410 for a compacted version, ``DELETED``/``ADDED`` when an object leaves or enters the
+        selector, and ``BOOKMARK`` events (when allowed) while idle and before the stream ends."""
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -93,7 +96,40 @@ class _Handler(BaseHTTPRequestHandler):
         store = self.server.double.store
         deadline = time.monotonic() + w.timeout
         last = w.rv
+
+        def send(kind: str, obj: dict[str, Any]) -> None:
+            line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+
+        def matches(obj: dict[str, Any] | None) -> bool:
+            if obj is None:
+                return False
+            meta = obj["metadata"]
+            if w.namespace and meta.get("namespace") != w.namespace:
+                return False
+            return match_labels(w.label_selector, meta.get("labels")) and match_fields(w.field_selector, obj)
+
+        def bookmark() -> None:
+            mark = {
+                "kind": w.kind.kind,
+                "apiVersion": w.kind.api_version,
+                "metadata": {"resourceVersion": str(last)},
+            }
+            send("BOOKMARK", mark)
+
         try:
+            if w.expired:
+                status = ApiStatus(410, "Expired", f"too old resource version: {w.rv} ({store.compacted_rv})")
+                send("ERROR", status.body())
+                self.wfile.write(b"0\r\n\r\n")
+                self.close_connection = True
+                return
+            if w.initial:
+                for obj in store.items(w.kind.rid, w.namespace):
+                    if matches(obj):
+                        send("ADDED", obj)
+            idle_since = time.monotonic()
             while True:
                 with store.cond:
                     pending = store.since(last)
@@ -102,21 +138,24 @@ class _Handler(BaseHTTPRequestHandler):
                         if left <= 0 or store.closed:
                             break
                         store.cond.wait(min(left, 0.5))
+                        if w.bookmarks and time.monotonic() - idle_since >= 1.0:
+                            bookmark()
+                            idle_since = time.monotonic()
                         continue
                     last = pending[-1].rv
+                idle_since = time.monotonic()
                 for event in pending:
-                    meta = event.obj["metadata"]
                     if event.rid != w.kind.rid:
                         continue
-                    if w.namespace and meta.get("namespace") != w.namespace:
-                        continue
-                    if not match_labels(w.label_selector, meta.get("labels")) or not match_fields(
-                        w.field_selector, event.obj
-                    ):
-                        continue
-                    line = json.dumps({"type": event.type, "object": event.obj}).encode() + b"\n"
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
-                    self.wfile.flush()
+                    now_in, was_in = matches(event.obj), matches(event.old)
+                    if event.type == "MODIFIED" and was_in and not now_in:
+                        send("DELETED", event.obj)  # left the selector
+                    elif event.type == "MODIFIED" and now_in and not was_in:
+                        send("ADDED", event.obj)  # entered it
+                    elif now_in:
+                        send(event.type, event.obj)
+            if w.bookmarks:
+                bookmark()
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass

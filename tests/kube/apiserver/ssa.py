@@ -1,9 +1,11 @@
 """Server-side apply for the double: field sets (FieldsV1), ownership, conflicts, merge.
 
-A simplified model of the API server's structured-merge-diff: maps merge key by key; a list whose items
-are all objects with a ``name`` is a map keyed by name (``k:{"name":...}``), every other list is atomic.
-That covers what grove-pipelines applies (Grove's cliques and scaling groups are ``listType=map`` keyed
-by name; containers, env and ports are keyed by name). Enough to be honest about conflicts and removals.
+A simplified model of the API server's structured-merge-diff: maps merge key by key; lists follow the
+schema. For a custom resource the CRD's ``x-kubernetes-list-type`` decides, as in kube-apiserver: ``map``
+lists are keyed by their ``x-kubernetes-list-map-keys`` (``k:{"name":...}``), ``set`` lists by value
+(``v:...``), and every other list is atomic — Grove's ``cliques`` is a map keyed by name, its
+``podCliqueScalingGroups`` is atomic (owned and replaced as one field). Built-in kinds (no schema here)
+keep the approximation their Go types give: a list whose items all have a ``name`` is keyed by it.
 """
 
 from __future__ import annotations
@@ -27,15 +29,43 @@ _UNTRACKED_META = {
 }
 
 
-def _is_map_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(i, dict) and "name" in i for i in value)
+Schema = dict[str, Any] | None
+"""A structural schema node of a CRD, or ``None`` for built-in kinds (name-keyed approximation)."""
 
 
-def _key(item: dict[str, Any]) -> str:
-    return "k:" + json.dumps({"name": item["name"]}, separators=(",", ":"))
+def _child(schema: Schema, key: str) -> Schema:
+    if schema is None:
+        return None
+    properties = schema.get("properties")
+    if isinstance(properties, dict) and key in properties:
+        return properties[key]  # type: ignore[no-any-return]
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, dict) else {}
 
 
-def leaves(obj: Any, prefix: Path = ()) -> set[Path]:
+def _list_keys(value: Any, schema: Schema) -> list[str] | None:
+    """The keys of a map list (``[]`` for a set list), or ``None`` when the list is atomic."""
+    if not isinstance(value, list) or not value:
+        return None
+    if schema is None:
+        return ["name"] if all(isinstance(i, dict) and "name" in i for i in value) else None
+    kind = schema.get("x-kubernetes-list-type")
+    if kind == "map":
+        return list(schema.get("x-kubernetes-list-map-keys") or [])
+    return [] if kind == "set" else None
+
+
+def _is_map_list(value: Any, schema: Schema = None) -> bool:
+    return _list_keys(value, schema) is not None
+
+
+def _key(item: Any, keys: list[str]) -> str:
+    if not keys:
+        return "v:" + json.dumps(item, separators=(",", ":"), sort_keys=True)
+    return "k:" + json.dumps({k: item.get(k) for k in keys}, separators=(",", ":"))
+
+
+def leaves(obj: Any, prefix: Path = (), schema: Schema = None) -> set[Path]:
     """Every owned path of an applied configuration (the field set, flattened)."""
     out: set[Path] = set()
     if isinstance(obj, dict):
@@ -45,18 +75,23 @@ def leaves(obj: Any, prefix: Path = ()) -> set[Path]:
             if prefix == ("f:metadata",) and k in _UNTRACKED_META:
                 continue
             sub = (*prefix, f"f:{k}")
-            inner = leaves(v, sub) if isinstance(v, dict) and v or _is_map_list(v) else set()
+            child = _child(schema, k) if not (prefix == () and k == "metadata") else None
+            inner = leaves(v, sub, child) if isinstance(v, dict) and v or _is_map_list(v, child) else set()
+            if not prefix and k == "metadata" and not inner:
+                continue  # only untracked keys (name, namespace): nothing owned, as in kube-apiserver
             out |= inner or {sub}
-    elif _is_map_list(obj):
-        for item in obj:
-            sub = (*prefix, _key(item))
-            out |= {(*sub, ".")} | leaves(item, sub)
+    else:
+        keys = _list_keys(obj, schema)
+        items = schema.get("items") if isinstance(schema, dict) else None
+        for item in obj if keys is not None else []:
+            sub = (*prefix, _key(item, keys))  # type: ignore[arg-type]
+            out |= {(*sub, ".")} | (leaves(item, sub, items) if isinstance(item, dict) else set())
     return out
 
 
-def fields_of(obj: dict[str, Any]) -> set[Path]:
-    """The field set an applier of ``obj`` owns."""
-    return leaves(obj)
+def fields_of(obj: dict[str, Any], schema: Schema = None) -> set[Path]:
+    """The field set an applier of ``obj`` owns (``schema``: the CRD's, for a custom resource)."""
+    return leaves(obj, (), schema)
 
 
 def to_fieldsv1(paths: set[Path]) -> dict[str, Any]:
@@ -88,6 +123,9 @@ def _step(node: Any, part: str) -> Any:
         return next(
             (i for i in node if isinstance(i, dict) and all(i.get(a) == b for a, b in want.items())), None
         )
+    if part.startswith("v:") and isinstance(node, list):
+        want = json.loads(part[2:])
+        return next((i for i in node if i == want), None)
     return None
 
 
@@ -116,10 +154,10 @@ def pretty(path: Path) -> str:
 
 
 def conflicts(
-    live: dict[str, Any], applied: dict[str, Any], owners: dict[str, set[Path]]
+    live: dict[str, Any], applied: dict[str, Any], owners: dict[str, set[Path]], schema: Schema = None
 ) -> list[tuple[str, Path]]:
     """(manager, path) for every field another manager owns that ``applied`` sets to a different value."""
-    mine = fields_of(applied)
+    mine = fields_of(applied, schema)
     out = []
     for manager, owned in owners.items():
         for path in sorted(owned & mine):
@@ -140,23 +178,27 @@ def _remove(obj: Any, path: Path) -> None:
         parent.pop(last[2:], None)
 
 
-def _merge(live: Any, applied: Any) -> Any:
+def _merge(live: Any, applied: Any, schema: Schema = None, top: bool = False) -> Any:
     if isinstance(live, dict) and isinstance(applied, dict):
         out = dict(live)
         for k, v in applied.items():
-            out[k] = _merge(live.get(k), v)
+            out[k] = _merge(live.get(k), v, None if top and k == "metadata" else _child(schema, k))
         return out
-    if _is_map_list(applied) and isinstance(live, list):
-        by_name = {i.get("name"): i for i in live if isinstance(i, dict)}
-        merged = [_merge(by_name.get(i["name"]), i) for i in applied]
-        names = {i["name"] for i in applied}
-        return merged + [i for i in live if isinstance(i, dict) and i.get("name") not in names]
+    keys = _list_keys(applied, schema)
+    if keys is not None and isinstance(live, list):
+        items = schema.get("items") if isinstance(schema, dict) else None
+        by_key = {_key(i, keys): i for i in live if keys == [] or isinstance(i, dict)}
+        merged = [_merge(by_key.get(_key(i, keys)), i, items) for i in applied]
+        mine = {_key(i, keys) for i in applied}
+        return merged + [i for k, i in by_key.items() if k not in mine]
     return copy.deepcopy(applied)
 
 
-def merge_apply(live: dict[str, Any], applied: dict[str, Any], dropped: set[Path]) -> dict[str, Any]:
+def merge_apply(
+    live: dict[str, Any], applied: dict[str, Any], dropped: set[Path], schema: Schema = None
+) -> dict[str, Any]:
     """The new object: ``dropped`` (fields only this manager owned and no longer applies) removed, then merged."""
     out = copy.deepcopy(live)
     for path in sorted(dropped, key=len, reverse=True):
         _remove(out, path)
-    return _merge(out, {k: v for k, v in applied.items() if k != "status"})
+    return _merge(out, {k: v for k, v in applied.items() if k != "status"}, schema, top=True)  # type: ignore[no-any-return]

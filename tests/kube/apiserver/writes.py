@@ -57,10 +57,11 @@ class WritesMixin:
         key = (kind.rid, ns or "", name)
         live = self.store.get(key)
         strict = query.get("fieldValidation") == "Strict"
+        schema = self._schema(kind)
         if live is None:
             obj = copy.deepcopy(applied)
             self._admit(kind, obj, None, strict)
-            self._managed(obj, manager, "Apply", ssa.fields_of(applied))
+            self._managed(obj, manager, "Apply", ssa.fields_of(applied, schema))
             return self._store(kind, obj, None, dry)
         owners = self.owners(live)
         mine_before = {
@@ -70,7 +71,7 @@ class WritesMixin:
             for p in ssa.from_fieldsv1(m.get("fieldsV1") or {})
         }
         others = {m: paths for m, paths in owners.items() if m != manager}
-        found = ssa.conflicts(live, applied, others)
+        found = ssa.conflicts(live, applied, others, schema)
         if found and query.get("force") != "true":
             causes = [
                 {
@@ -91,9 +92,9 @@ class WritesMixin:
                 else f"Apply failed with {n} conflicts: conflicts with\n{listed}",
                 {"causes": causes},
             )
-        new_fields = ssa.fields_of(applied)
+        new_fields = ssa.fields_of(applied, schema)
         still_owned = set().union(*others.values()) if others else set()
-        obj = ssa.merge_apply(live, applied, (mine_before - new_fields) - still_owned)
+        obj = ssa.merge_apply(live, applied, (mine_before - new_fields) - still_owned, schema)
         taken = {p for _, p in found}
         for entry in obj["metadata"].get("managedFields") or []:
             if entry["manager"] != manager and taken:
@@ -122,12 +123,33 @@ class WritesMixin:
             obj.setdefault("spec", {})["replicas"] = replicas
             self._managed(obj, manager, "Update", {("f:spec", "f:replicas")}, "scale")
             return self._scale_view(kind, self._store(kind, obj, live, dry))
-        obj = _json_merge(live, patch)
-        if sub == "status":
+        merged = _json_merge(live, patch)
+        if sub == "status":  # the status endpoint changes status only
+            obj = copy.deepcopy(live)
+            obj["status"] = merged.get("status")
             return self._store(kind, obj, live, dry)
+        obj = merged
+        if "status" in kind.subresources:  # ...and the main endpoint everything but status
+            obj["status"] = copy.deepcopy(live.get("status"))
+            if obj["status"] is None:
+                obj.pop("status")
         self._admit(kind, obj, live, query.get("fieldValidation") == "Strict")
-        self._managed(obj, manager, "Update", ssa.fields_of(patch))
+        changed = ssa.fields_of({k: v for k, v in patch.items() if k != "status"}, self._schema(kind))
+        self._take(obj, manager, changed)
         return self._store(kind, obj, live, dry)
+
+    def _take(self, obj: dict[str, Any], manager: str, changed: set[ssa.Path]) -> None:
+        """An update adds what it changed to the manager's earlier fields and takes them from the others."""
+        earlier = {
+            p
+            for m in obj["metadata"].get("managedFields") or []
+            if m["manager"] == manager and m["operation"] == "Update" and not m.get("subresource")
+            for p in ssa.from_fieldsv1(m.get("fieldsV1") or {})
+        }
+        for entry in obj["metadata"].get("managedFields") or []:
+            if entry["manager"] != manager:
+                entry["fieldsV1"] = ssa.to_fieldsv1(ssa.from_fieldsv1(entry.get("fieldsV1") or {}) - changed)
+        self._managed(obj, manager, "Update", earlier | changed)
 
     @staticmethod
     def _scale_view(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:

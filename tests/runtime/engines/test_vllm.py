@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
+from grove_pipelines.grove.containers import vllm_containers
+from grove_pipelines.grove.layout import Unit
+from grove_pipelines.spec import PD, LLMSpec, PipelineSpec, Role
+from grove_pipelines.spec.vllm import VLLMServe
 from runtime.engines.vllm import VLLMConfig
 
 
@@ -46,3 +51,34 @@ def test_in_a_pod_the_loopback_settings_are_left_out() -> None:
     )
     assert "VLLM_HOST_IP" not in env and "UCX_NET_DEVICES" not in env
     assert env["VLLM_NIXL_SIDE_CHANNEL_PORT"] == "5601"
+
+
+def test_local_and_compiled_workers_share_the_engine_settings() -> None:
+    """The launcher's argv and the compiled pod's differ only by the CPU profile's flags."""
+    spec = LLMSpec(name="chat", model="m", disaggregated=PD(prefill=Role(), decode=Role()))
+    for role in spec.roles():
+        unit = Unit(stage="chat", clique=f"chat-{role.role}", role=role.role, spec=role)
+        pod = next(iter(vllm_containers(spec, unit, image="x").values())).command
+        assert pod is not None
+        local = VLLMConfig(model=Path("m"), served_model_name="chat", role=role.role).command(8000)  # type: ignore[arg-type]
+        pod_kv, local_kv = json.loads(arg(pod, "--kv-transfer-config")), json.loads(arg(local, "--kv-transfer-config"))
+        assert local_kv.pop("kv_buffer_device") == "cpu"
+        assert pod_kv == local_kv and pod_kv["kv_load_failure_policy"] == "recompute"
+        assert pod[1:3] == local[3:5] == ["serve", "m"]
+
+
+def test_the_default_vllm_image_is_the_release_the_tests_run() -> None:
+    image = PipelineSpec(name="x").vllm_image
+    assert image.rsplit(":v", 1)[1] == version("vllm").split("+")[0]
+
+
+def test_a_compiled_command_line_parses_back_to_the_same_arguments() -> None:
+    spec = LLMSpec(name="chat", model="m", max_model_len=512, vllm_args=("--trust-remote-code", "--max-num-batched-tokens", "64"),
+                   disaggregated=PD(prefill=Role(), decode=Role()))  # fmt: skip
+    for role in spec.roles():
+        unit = Unit(stage="chat", clique=f"chat-{role.role}", role=role.role, spec=role)
+        argv = next(iter(vllm_containers(spec, unit, image="x").values())).command
+        assert argv is not None and argv[0] == "vllm"
+        parsed = VLLMServe.parse(argv[1:])
+        assert parsed.args() == argv[1:] and parsed.role == role.role
+        assert parsed.extra_args == ("--trust-remote-code", "--max-num-batched-tokens", "64")

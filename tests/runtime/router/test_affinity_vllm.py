@@ -65,6 +65,7 @@ async def hits_of(
             "drain_timeout": 5,
             "worker": [pair.prefill.url, pair.decode.url],
             "policy": policy,
+            "debug": True,  # the replay reads the x-grove-route header
         }
     )
     server = RouterServer(config)

@@ -7,8 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.polling import eventually
-from tests.runtime.conftest import MakeFake, MakeRouter
+from tests.runtime.conftest import MakeFake, MakeRouter, eventually
 from tests.runtime.router.test_flow import COMPLETION, metric
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -32,7 +31,7 @@ async def error_of(resp: aiohttp.ClientResponse) -> dict[str, object]:
             "/v1/chat/completions",
             b'{"model": "tiny", "messages": []}',
             400,
-            "missing required field 'messages' (a non-empty list)",
+            "invalid field 'messages': List should have at least 1 item after validation, not 0",
         ),
         (
             "/v1/completions",
@@ -104,9 +103,9 @@ async def test_concurrency_limit_queues_then_answers_429_and_503_with_retry_afte
         worker=[worker.url], limits={"max_concurrent": 1, "queue_size": 1, "queue_timeout": 0.2}
     )
     running = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=COMPLETION))
-    await eventually(lambda: router.router.admission.active >= 1, what="one request admitted")
+    await eventually(lambda: router.router.admission.active >= 1)
     queued = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=COMPLETION))
-    await eventually(lambda: router.router.admission.waiting >= 1, what="one request queued")
+    await eventually(lambda: router.router.admission.waiting >= 1)
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert r.status == 429 and r.headers["Retry-After"] == "1"
         assert (await error_of(r))["type"] == "rate_limit_error"
@@ -130,22 +129,26 @@ async def test_models_are_merged_from_every_worker_and_route_requests_by_model(
     assert len(large.completions()) == 3 and small.completions() == []
 
 
-async def test_health_reports_workers_and_turns_503_when_none_can_serve(
+async def test_readiness_turns_503_when_no_worker_passes_its_checks_while_health_stays_alive(
     fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
 ) -> None:
     worker = await fakes()
     router = await make_router(worker=[worker.url])
-    async with http.get(f"{router.url}/health") as r:
+    async with http.get(f"{router.url}/ready") as r:
+        assert r.status == 200 and (await r.json())["status"] == "ready"
+    async with http.get(f"{router.url}/health") as r:  # debug on: the worker list is shown
         body = await r.json()
-        assert r.status == 200 and body["status"] == "ok" and body["workers"][0]["url"] == worker.url
+        assert r.status == 200 and body["status"] == "alive" and body["workers"][0]["url"] == worker.url
     worker.healthy = False
     for _ in range(router.router.config.health.unhealthy_after - 1):  # a late /health or two is forgiven
         await router.router.health.check_all()
-        async with http.get(f"{router.url}/health") as r:
+        async with http.get(f"{router.url}/ready") as r:
             assert r.status == 200
     await router.router.health.check_all()
-    async with http.get(f"{router.url}/health") as r:
+    async with http.get(f"{router.url}/ready") as r:
         assert r.status == 503 and (await r.json())["status"] == "no healthy workers"
+    async with http.get(f"{router.url}/health") as r:
+        assert r.status == 200  # liveness: the process is fine, Kubernetes must not restart it
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert r.status == 503 and r.headers["Retry-After"] == "1"
         assert "no healthy worker serves model 'tiny'" in str((await error_of(r))["message"])
@@ -179,7 +182,7 @@ async def test_drain_finishes_in_flight_requests_and_refuses_new_connections(
     worker.set_delay(0.5)
     router = await make_router(worker=[worker.url])
     in_flight = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=COMPLETION))
-    await eventually(worker.completions, what="the request reached the worker")
+    await eventually(lambda: bool(worker.completions()))
     router.drain()
     assert (await in_flight).status == 200
     await router.wait()
@@ -196,3 +199,49 @@ async def test_unknown_route_and_wrong_method_are_errors(
         assert r.status == 405
     async with http.get(f"{router.url}/v2/everything") as r:
         assert r.status == 404 and (await error_of(r))["type"] == "not_found_error"
+
+
+async def test_without_debug_nothing_about_the_workers_reaches_unauthenticated_clients(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    worker = await fakes()
+    router = await make_router(worker=[worker.url], debug=False)
+    for path in ("/health", "/ready"):
+        async with http.get(router.url + path) as r:
+            assert r.status == 200 and worker.url not in await r.text() and "127.0.0.1" not in await r.text()
+    async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
+        assert r.status == 200 and "x-grove-route" not in r.headers
+
+
+async def test_an_empty_bearer_token_is_refused_and_keyed_clients_see_the_route(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    worker = await fakes()
+    router = await make_router(worker=[worker.url], api_keys=["s3cret"], debug=False)
+    for auth in ("Bearer ", "Bearer", "s3cret", "Bearer s3cret2"):
+        async with http.post(
+            f"{router.url}/v1/completions", json=COMPLETION, headers={"Authorization": auth}
+        ) as r:
+            assert r.status == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+    async with http.post(
+        f"{router.url}/v1/completions", json=COMPLETION, headers={"Authorization": "Bearer s3cret"}
+    ) as r:
+        assert r.status == 200 and r.headers["x-grove-route"].startswith("mode=aggregated")
+    async with http.get(f"{router.url}/health", headers={"Authorization": "Bearer s3cret"}) as r:
+        assert "workers" not in await r.json()  # worker detail needs debug as well
+
+
+async def test_client_triggered_ejection_leaves_the_router_ready(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    worker = await fakes()
+    router = await make_router(
+        worker=[worker.url], retry={"max_retries": 0, "backoff_base": 0}, health={"eject_base": 30}
+    )
+    worker.fail_next(1, status=500)
+    async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
+        assert r.status == 502
+    assert router.router.pools["worker"].workers[0].ejected_until > 0  # ejected
+    for path in ("/health", "/ready"):
+        async with http.get(router.url + path) as r:
+            assert r.status == 200

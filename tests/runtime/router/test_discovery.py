@@ -102,6 +102,24 @@ async def test_dns_probing_tolerates_one_gap_and_reports_changes() -> None:
     assert seen == [urls(0, 1, 2, 3), urls(0, 2, 3), urls(0)]
 
 
+async def test_a_dns_hiccup_keeps_the_last_good_set_until_an_authoritative_answer() -> None:
+    names: set[str] = {"p-0", "p-1"}
+    answering = True
+    seen: list[list[str]] = []
+
+    async def resolves(host: str, port: int) -> bool | None:
+        return (host in names) if answering else None  # None: timeout / SERVFAIL, no answer
+
+    prober = DnsProber(name_for=lambda k: f"p-{k}", port=8000, on_change=seen.append, resolver=resolves)
+    good = ["http://p-0:8000", "http://p-1:8000"]
+    assert await prober.probe() == good
+    answering = False
+    assert await prober.probe() == good  # no pod is dropped on a resolver failure
+    answering, names = True, {"p-0"}
+    assert await prober.probe() == ["http://p-0:8000"]  # an authoritative "no such name" counts
+    assert seen == [good, ["http://p-0:8000"]]
+
+
 @pytest.mark.asyncio(loop_scope="session")
 async def test_grove_discovery_watches_the_cliques_ready_pods_through_the_api(
     kube_api: Callable[..., FakePodsAPI],

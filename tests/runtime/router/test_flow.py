@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import aiohttp
 import pytest
 
 from runtime.router.flow import prefill_body
-from tests.polling import eventually
-from tests.runtime.conftest import MakeFake, MakeRouter
+from tests.runtime.conftest import MakeFake, MakeRouter, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -26,7 +26,7 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def test_disaggregated_completion_runs_both_legs_with_one_request_id(
+async def test_disaggregated_completion_runs_each_leg_with_its_own_id_derived_from_the_clients(
     fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
 ) -> None:
     prefill, decode = await fakes("prefill"), await fakes("decode")
@@ -46,7 +46,8 @@ async def test_disaggregated_completion_runs_both_legs_with_one_request_id(
     assert p_seen.body == prefill_body(COMPLETION)
     assert d_seen.body["kv_transfer_params"]["remote_engine_id"] == prefill.engine_id
     assert {k: v for k, v in d_seen.body.items() if k != "kv_transfer_params"} == COMPLETION
-    assert p_seen.headers["x-request-id"] == d_seen.headers["x-request-id"] == "req-42"
+    p_id, d_id = p_seen.headers["x-request-id"], d_seen.headers["x-request-id"]
+    assert re.fullmatch(r"req-42\.[0-9a-f]{8}-p0", p_id) and d_id == p_id[:-2] + "d0"
     assert decode.external_kv_requests == 1
 
 
@@ -141,7 +142,7 @@ async def test_an_ejected_worker_is_readmitted_after_its_back_off(
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert "mode=local-prefill" in r.headers["x-grove-route"]
     worker = router.router.pools["prefill"].workers[0]
-    await eventually(worker.available, what="the prefill worker is back")
+    await eventually(worker.available)
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert "mode=disaggregated" in r.headers["x-grove-route"]
 
@@ -198,9 +199,9 @@ async def test_client_disconnect_cancels_the_decode_leg(
         f"{router.url}/v1/completions", json={**COMPLETION, "max_tokens": 50, "stream": True}
     ) as r:
         await r.content.readline()  # the first chunk arrived; now the client goes away
-    await eventually(lambda: decode.completions()[0].cancelled, what="the decode leg was cancelled")
+    await eventually(lambda: decode.completions()[0].cancelled)
     worker = router.router.pools["decode"].workers[0]
-    await eventually(lambda: not worker.in_flight, what="the decode worker's in-flight count fell to 0")
+    await eventually(lambda: worker.in_flight == 0)
 
 
 async def test_client_disconnect_during_prefill_cancels_the_prefill_leg(
@@ -213,9 +214,7 @@ async def test_client_disconnect_during_prefill_cancels_the_prefill_leg(
         await http.post(
             f"{router.url}/v1/completions", json=COMPLETION, timeout=aiohttp.ClientTimeout(total=0.5)
         )
-    await eventually(
-        lambda: prefill.completions() and prefill.completions()[0].cancelled, what="the prefill leg was cancelled"
-    )
+    await eventually(lambda: bool(prefill.completions()) and prefill.completions()[0].cancelled)
     assert decode.completions() == []
 
 

@@ -1,0 +1,219 @@
+"""The router's failure paths on the real NixlConnector pair (vLLM CPU build, tiny model).
+
+Client disconnects must make vLLM abort: its own ``vllm:num_requests_running`` gauge falls back to
+0 within a second, for the aggregated leg, the decode leg and the prefill leg. Workers that die:
+the decode worker killed mid-stream ends its in-flight streams with an error event while the
+survivor serves new requests; the prefill worker killed while a request is in its prefill leg fails
+no request. The kill tests are ``vllm_last`` (the session fixture restarts the killed worker for
+any later test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from runtime.engines.vllm import PDPair
+from runtime.router.server import RouterServer
+from tests.runtime.conftest import MakeRouter
+
+pytestmark = [pytest.mark.vllm, pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(600)]
+
+LONG = {"model": "tiny", "max_tokens": 1500, "temperature": 0, "ignore_eos": True}
+CODE = "def handler(request, context):\n    return route(request.body, context.session)\n"
+
+
+@pytest.fixture
+def routed(make_router: MakeRouter) -> MakeRouter:
+    """``await routed(worker=[...])``: tests/runtime/conftest.py's routers (debug on), slow to re-admit."""
+
+    async def make(**overrides: Any) -> RouterServer:
+        return await make_router(health={"eject_base": 30}, **overrides)
+
+    return make
+
+
+async def gauge(http: aiohttp.ClientSession, url: str, name: str, **labels: str) -> float:
+    """One sample of a worker's Prometheus ``/metrics`` (summed over engines)."""
+    text = await (await http.get(f"{url}/metrics")).text()
+    total = 0.0
+    for match in re.finditer(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
+        if all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+async def running(http: aiohttp.ClientSession, url: str) -> float:
+    return await gauge(http, url, "vllm:num_requests_running")
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float, step: float = 0.01) -> bool:
+    """Poll ``check`` for at most ``seconds``; whether it came true."""
+    for _ in range(int(seconds / step)):
+        if await check():
+            return True
+        await asyncio.sleep(step)
+    return await check()
+
+
+async def _disconnect_mid_stream(
+    http: aiohttp.ClientSession, router: RouterServer, workers: list[str]
+) -> None:
+    body = {**LONG, "prompt": "# disconnect\n" + CODE * 4, "stream": True}
+    async with http.post(f"{router.url}/v1/completions", json=body) as r:
+        assert r.status == 200
+        await r.content.readuntil(b"\n\n")  # the first event: the answering leg is generating
+        answering = workers[-1]
+        assert await running(http, answering) >= 1
+        r.close()  # the client goes away
+    for url in workers:
+        assert await wait_for(lambda url=url: _idle(http, url), 1.0), f"{url} still runs the request"  # type: ignore[misc]
+
+
+async def _idle(http: aiohttp.ClientSession, url: str) -> bool:
+    return await running(http, url) == 0
+
+
+async def test_a_client_disconnect_aborts_the_aggregated_leg_on_vllm(
+    routed: MakeRouter, vllm_pd_pair: PDPair
+) -> None:
+    router = await routed(worker=[vllm_pd_pair.decode.url])
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        await _disconnect_mid_stream(http, router, [vllm_pd_pair.decode.url])
+
+
+async def test_a_client_disconnect_aborts_the_decode_leg_on_vllm(
+    routed: MakeRouter, vllm_pd_pair: PDPair
+) -> None:
+    router = await routed(prefill=[vllm_pd_pair.prefill.url], decode=[vllm_pd_pair.decode.url])
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        await _disconnect_mid_stream(http, router, [vllm_pd_pair.prefill.url, vllm_pd_pair.decode.url])
+
+
+async def test_a_client_disconnect_aborts_the_prefill_leg_on_vllm(
+    routed: MakeRouter, vllm_pd_pair: PDPair
+) -> None:
+    p_url = vllm_pd_pair.prefill.url
+    router = await routed(prefill=[p_url], decode=[vllm_pd_pair.decode.url])
+    prefill_worker = router.router.pools["prefill"].workers[0]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        for attempt in range(5):  # a long prompt's prefill outlasts the disconnect, nearly always
+            done_before = await _completed(http, p_url)
+            body = {**LONG, "max_tokens": 8, "prompt": f"# prefill disconnect {attempt}\n" + CODE * 60}
+            request = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=body))
+
+            async def leg_open() -> bool:
+                return prefill_worker.in_flight >= 1
+
+            assert await wait_for(leg_open, 30.0, step=0.001), "the prefill leg never started"
+            request.cancel()  # the client goes away while the router waits on the prefill leg
+            await asyncio.gather(request, return_exceptions=True)
+            assert await wait_for(lambda: _idle(http, p_url), 1.0)
+            assert await wait_for(lambda: _idle(http, vllm_pd_pair.decode.url), 1.0)
+            assert prefill_worker.in_flight == 0
+            if await _completed(http, p_url) == done_before:
+                return  # vLLM aborted the prefill: it never completed
+        pytest.fail("every prefill completed before the disconnect reached vLLM")
+
+
+async def _completed(http: aiohttp.ClientSession, url: str) -> float:
+    """Requests the worker finished normally (stop or length; an abort is not counted here)."""
+    name = "vllm:request_success_total"
+    return sum([await gauge(http, url, name, finished_reason=r) for r in ("stop", "length")])
+
+
+@pytest.mark.vllm_last
+async def test_killing_the_decode_worker_mid_stream_ends_its_streams_with_an_error_and_the_survivor_serves(
+    routed: MakeRouter, vllm_pd_pair: PDPair
+) -> None:
+    d_url, p_url = vllm_pd_pair.decode.url, vllm_pd_pair.prefill.url
+    router = await routed(worker=[d_url, p_url], retry={"backoff_base": 0})
+    streams: list[tuple[str, list[str], BaseException | None]] = []
+
+    async def stream(i: int, http: aiohttp.ClientSession, started: asyncio.Event) -> None:
+        events: list[str] = []
+        route, error = "", None
+        try:
+            body = {**LONG, "prompt": f"# kill decode {i}\n" + CODE, "stream": True}
+            async with http.post(f"{router.url}/v1/completions", json=body) as r:
+                assert r.status == 200
+                route = r.headers["x-grove-route"]
+                async for line in r.content:
+                    if line.strip():
+                        events.append(line.decode().strip())
+                        started.set()
+        except aiohttp.ClientPayloadError as exc:
+            error = exc
+        streams.append((route, events, error))
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+        ready = [asyncio.Event() for _ in range(4)]
+        tasks = [asyncio.create_task(stream(i, http, ready[i])) for i in range(4)]  # round robin: 2 on each
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 120)
+        assert await running(http, d_url) >= 1  # streams are in flight on the decode worker
+        vllm_pd_pair.decode.kill()
+        await asyncio.wait_for(asyncio.gather(*tasks), 300)
+        on_decode = [s for s in streams if f"worker={d_url}" in s[0]]
+        on_survivor = [s for s in streams if f"worker={p_url}" in s[0]]
+        assert len(on_decode) == 2 and len(on_survivor) == 2
+        for _, events, error in on_decode:
+            assert error is not None  # the answer did not end cleanly
+            assert "data: [DONE]" not in events
+            assert json.loads(events[-1].removeprefix("data: "))["error"]["type"] in (
+                "upstream_error",
+                "timeout_error",
+            )
+        for _, events, error in on_survivor:
+            assert error is None and events[-1] == "data: [DONE]"
+        for i in range(3):  # new requests: the survivor serves them all
+            body = {**LONG, "max_tokens": 8, "prompt": f"# after the kill {i}\n" + CODE}
+            async with http.post(f"{router.url}/v1/completions", json=body) as r:
+                assert r.status == 200 and f"worker={p_url}" in r.headers["x-grove-route"]
+
+
+@pytest.mark.vllm_last
+async def test_killing_the_prefill_worker_mid_prefill_fails_no_request(
+    routed: MakeRouter, vllm_pd_pair: PDPair
+) -> None:
+    d_url, p_url = vllm_pd_pair.decode.url, vllm_pd_pair.prefill.url
+    router = await routed(prefill=[p_url], decode=[d_url], retry={"backoff_base": 0})
+    prefill_worker = router.router.pools["prefill"].workers[0]
+    bodies = [
+        {"model": "tiny", "max_tokens": 16, "temperature": 0, "ignore_eos": True,
+         "prompt": f"# failover {i}\n" + CODE * (20 + i)}
+        for i in range(12)
+    ]  # fmt: skip
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+        # The reference first, on the decode worker alone, each in its own cache namespace.
+        alone = []
+        for i, body in enumerate(bodies):
+            async with http.post(f"{d_url}/v1/completions", json={**body, "cache_salt": f"ref-{i}"}) as r:
+                assert r.status == 200
+                alone.append((await r.json())["choices"][0]["text"])
+
+        async def client(body: dict[str, Any]) -> tuple[int, str, str]:
+            async with http.post(f"{router.url}/v1/completions", json=body) as r:
+                answer = await r.json()
+                return r.status, r.headers.get("x-grove-route", ""), answer["choices"][0]["text"]
+
+        tasks = [asyncio.create_task(client(body)) for body in bodies]
+        caught = await wait_for(lambda: _prefill_in_flight(http, prefill_worker, p_url), 60.0, step=0.002)
+        vllm_pd_pair.prefill.kill()
+        assert caught, "no request was in its prefill leg"
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 300)
+    assert [status for status, _, _ in results] == [200] * len(bodies)  # no request failed
+    assert any(
+        "fallback local-prefill after prefill" in route for _, route, _ in results
+    )  # one was mid-prefill
+    assert [text for _, _, text in results] == alone
+
+
+async def _prefill_in_flight(http: aiohttp.ClientSession, worker: Any, url: str) -> bool:
+    """The router has a prefill leg open and the prefill engine is running it."""
+    return worker.in_flight >= 1 and await running(http, url) >= 1
