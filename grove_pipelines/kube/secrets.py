@@ -8,31 +8,19 @@ A Secret the user made first is kept as it is; only keys the pods reference and 
 from __future__ import annotations
 
 import base64
-import secrets
-from collections.abc import Iterator
 from typing import Any
 
 from grove_pipelines.kube.client import KubeClient
 from grove_pipelines.kube.manifests import MANAGED_BY, PART_OF
-from grove_pipelines.spec.server_auth import auth_secret_name
+from grove_pipelines.spec.server_auth import auth_secret_name, new_secret_value, secret_key_refs
 
 __all__ = ["ensure_auth_secret", "referenced_keys"]
-
-
-def _env_refs(pcs: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for clique in pcs["spec"]["template"]["cliques"]:
-        pod = clique["spec"]["podSpec"]
-        for container in [*(pod.get("initContainers") or []), *pod["containers"]]:
-            for env in container.get("env") or []:
-                ref = (env.get("valueFrom") or {}).get("secretKeyRef")
-                if ref:
-                    yield ref
 
 
 def referenced_keys(pcs: dict[str, Any]) -> list[str]:
     """The keys of ``<pcs>-auth`` the PodCliqueSet's containers read, sorted."""
     name = auth_secret_name(pcs["metadata"]["name"])
-    return sorted({ref["key"] for ref in _env_refs(pcs) if ref.get("name") == name})
+    return sorted({key for secret, key in secret_key_refs(pcs) if secret == name})
 
 
 def _present(live: dict[str, Any]) -> set[str]:
@@ -58,7 +46,7 @@ def ensure_auth_secret(client: KubeClient, pcs: dict[str, Any], *, dry_run: bool
         "kind": "Secret",
         "metadata": meta,
         "type": "Opaque",
-        "data": {key: base64.b64encode(secrets.token_urlsafe(32).encode()).decode() for key in missing},
+        "data": {key: base64.b64encode(new_secret_value().encode()).decode() for key in missing},
     }
     client.apply(secret, dry_run=dry_run)
     return name, "created" if live is None else "configured"

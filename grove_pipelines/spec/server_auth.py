@@ -12,12 +12,18 @@ that is set but empty refuses to start (fail closed).
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 __all__ = [
     "API_KEYS_ENV",
     "API_KEYS_SECRET_KEY",
     "STAGE_TOKEN_ENV",
     "STAGE_TOKEN_SECRET_KEY",
     "auth_secret_name",
+    "new_secret_value",
+    "secret_key_refs",
 ]
 
 API_KEYS_ENV = "GP_API_KEYS"
@@ -29,3 +35,19 @@ STAGE_TOKEN_SECRET_KEY = "stage-token"
 def auth_secret_name(pcs: str) -> str:
     """The Secret holding a pipeline's API keys and stage token."""
     return f"{pcs}-auth"
+
+
+def new_secret_value() -> str:
+    """A fresh random key or token (256 bits, URL-safe): what deploy and the local run generate."""
+    return secrets.token_urlsafe(32)
+
+
+def secret_key_refs(pcs: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(secret, key)`` of every ``secretKeyRef`` in a PodCliqueSet document's containers."""
+    for clique in pcs["spec"]["template"]["cliques"]:
+        pod = clique["spec"]["podSpec"]
+        for container in [*(pod.get("initContainers") or []), *pod["containers"]]:
+            for env in container.get("env") or []:
+                ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    yield str(ref["name"]), str(ref["key"])
