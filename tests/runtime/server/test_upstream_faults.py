@@ -98,6 +98,7 @@ async def test_the_pass_through_strips_kv_transfer_params_and_engine_request_ids
     app = build_app([make_executor(talks, llm_urls={"talker": worker.url}, llm_models={"talker": "tiny"})])
     hostile = {
         "model": "talker", "prompt": "hi", "max_tokens": 3, "request_id": "someone-elses-id",
+        "vllm_xargs": {"kv_transfer_params": "{}", "ec_transfer_params": "{}", "mine": 1},
         "kv_transfer_params": {"do_remote_prefill": True, "remote_host": "10.6.6.6", "remote_port": 5600,
                                "remote_engine_id": "evil", "remote_block_ids": [0, 1, 2]},
     }  # fmt: skip
@@ -112,6 +113,7 @@ async def test_the_pass_through_strips_kv_transfer_params_and_engine_request_ids
     assert len(received) == 2
     for body in received:
         assert "kv_transfer_params" not in body and "request_id" not in body
+        assert body["vllm_xargs"] == {"mine": 1}
         assert body["model"] == "tiny" and body["max_tokens"] == 3
     assert worker.external_kv_requests == 0
 
