@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-done
 TINY_MODEL := .cache/tiny-model
 PORT ?= 8000
 
-.PHONY: setup run test bench tiny-model lint clean
+.PHONY: setup run test bench bench-routing tiny-model lint clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# only the routing benchmark (two vLLM workers, both traces, every router 3 times)
+bench-routing: $(STAMP)
+	$(BIN)/python -m tests.bench routing
 
 lint: $(STAMP)
 	$(BIN)/ruff check grove_pipelines runtime tests pipelines

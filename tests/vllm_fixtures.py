@@ -16,15 +16,21 @@ Fixtures (session scope):
   instance. A test may kill a worker (``pair.prefill.kill()``): the next test that asks for the pair
   gets it restarted. Logs: ``vllm-prefill.log`` / ``vllm-decode.log`` in ``vllm_log_dir``.
 * ``vllm_log_dir`` → where the workers' logs go (a pytest temporary directory).
+* ``vllm_kv_worker`` → :class:`KVEventsWorker`: one extra small aggregated worker that publishes its
+  KV-cache events on ZMQ (``.events``, an ``ipc://`` address), with 32-token blocks and a cache bounded
+  at ``KV_WORKER_BLOCKS`` blocks so eviction happens after a few prompts; started only when a test
+  asks for it (the routing tests of issue 12), once per session.
 
 Put a test that kills a worker last with ``@pytest.mark.vllm_last`` (the restart costs ~1 min).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,7 +38,7 @@ import pytest
 from runtime.engines.tiny_model import write_tiny_model
 from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess
 
-__all__ = ["tiny_model", "vllm_log_dir", "vllm_pd_pair"]
+__all__ = ["KVEventsWorker", "tiny_model", "vllm_kv_worker", "vllm_log_dir", "vllm_pd_pair"]
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = float(os.environ.get("GROVE_VLLM_START_TIMEOUT", "480"))
@@ -117,6 +123,54 @@ def vllm_pd_pair(request: pytest.FixtureRequest, tiny_model: Path, vllm_log_dir:
         yield pair
     finally:
         pair.stop()
+
+
+KV_WORKER_BLOCKS = 24
+"""Blocks of 32 tokens in the KV-events worker's cache: 768 tokens, a few prompts' worth."""
+
+
+@dataclass
+class KVEventsWorker:
+    """An aggregated vLLM worker and the ZMQ address of its KV-cache events."""
+
+    proc: VLLMProcess
+    events: str
+    block_size: int = 32
+    blocks: int = KV_WORKER_BLOCKS
+
+
+@pytest.fixture(scope="session")
+def vllm_kv_worker(
+    request: pytest.FixtureRequest,
+    tiny_model: Path,
+    vllm_log_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[KVEventsWorker]:
+    """A small aggregated worker with KV events on (see the module docstring)."""
+    events = f"ipc://{tmp_path_factory.mktemp('kv-events') / 'events.sock'}"
+    config = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": events}
+    proc = VLLMProcess(
+        VLLMConfig(
+            model=tiny_model,
+            cpu_bind="1",
+            max_model_len=512,
+            extra_args=(
+                "--kv-events-config",
+                json.dumps(config),
+                "--block-size",
+                "32",
+                "--num-gpu-blocks-override",
+                str(KV_WORKER_BLOCKS),
+            ),
+        ),
+        log_dir=vllm_log_dir,
+        name="vllm-kv-events",
+    )
+    _start(request, [proc])
+    try:
+        yield KVEventsWorker(proc, events)
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -34,6 +34,7 @@ from runtime.router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from runtime.router.openapi import openapi_document
 from runtime.router.policies import RequestView
 from runtime.router.request import InvalidRequest, parse_request
+from runtime.router.session_headers import SESSION_HEADER, session_from
 
 __all__ = ["RouterApp"]
 
@@ -46,8 +47,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 _JSON = b"application/json"
 _FORWARDED = ("authorization", "traceparent", "tracestate")
-SESSION_HEADER = b"x-session-id"
-"""Request header naming the conversation a request belongs to (session affinity); not forwarded."""
 _CLIENT_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -214,12 +213,13 @@ class RouterApp:
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 request_id = value.decode("latin-1") if _CLIENT_ID.fullmatch(value) else ""
-            elif name == SESSION_HEADER:
-                headers[SESSION_HEADER.decode()] = value.decode("latin-1")
             elif name.decode("latin-1") in _FORWARDED and not (
                 name == b"authorization" and self.keys.enabled
             ):
                 headers[name.decode("latin-1")] = value.decode("latin-1")
+        session = session_from(scope["headers"])  # x-session-id or an agent's own session header
+        if session is not None:
+            headers[SESSION_HEADER] = session
         request_id = request_id or uuid.uuid4().hex
         # vLLM uses X-Request-Id as its own request id: a nonce keeps two clients' ids apart.
         headers["X-Request-Id"] = f"{request_id}.{uuid.uuid4().hex[:8]}"
@@ -313,7 +313,7 @@ class RouterApp:
         state: dict[str, bool],
     ) -> int:
         router = self.router
-        session = headers.pop(SESSION_HEADER.decode(), None) or None
+        session = headers.pop(SESSION_HEADER, None) or None
         req = RequestView(endpoint, body, session)  # type: ignore[arg-type]
         rid = request_id.encode("latin-1")
         try:

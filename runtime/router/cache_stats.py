@@ -39,6 +39,7 @@ class WorkerCacheStats:
     prefix_hits: float
     kv_usage: float | None = None
     capacity_tokens: int | None = None
+    waiting: float | None = None  # requests queued in the engine (vllm:num_requests_waiting)
 
 
 def parse_vllm_metrics(text: str) -> WorkerCacheStats | None:
@@ -46,6 +47,7 @@ def parse_vllm_metrics(text: str) -> WorkerCacheStats | None:
     queries = hits = 0.0
     usage: list[float] = []
     capacity = 0
+    waiting: float | None = None
     found = False
     for name, labels, value in _SAMPLE.findall(text):
         if name in ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_queries"):
@@ -53,6 +55,8 @@ def parse_vllm_metrics(text: str) -> WorkerCacheStats | None:
             found = True
         elif name in ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_hits"):
             hits += float(value)
+        elif name == "vllm:num_requests_waiting":
+            waiting = (waiting or 0.0) + float(value)
         elif name == "vllm:kv_cache_usage_perc":
             usage.append(float(value))
         elif name == "vllm:cache_config_info":
@@ -67,6 +71,7 @@ def parse_vllm_metrics(text: str) -> WorkerCacheStats | None:
         prefix_hits=hits,
         kv_usage=max(usage) if usage else None,
         capacity_tokens=capacity or None,
+        waiting=waiting,
     )
 
 

@@ -87,7 +87,7 @@ class Router:
             for role in self.pools
         }
         self._fallback: dict[PoolRole, Policy] = {role: make_policy("round_robin", {}) for role in self.pools}
-        self.decider = DisaggDecider(config.disaggregation)
+        self.decider = DisaggDecider(config.disaggregation, self.policies["decode"].uncached_tokens)
         self.admission = Admission(config.limits)
         self.health = HealthChecker(
             lambda: list(self.pools.values()), self.upstream, config.health, self.metrics
@@ -115,6 +115,8 @@ class Router:
         """Open the connection pools and learn the workers' health and models before taking traffic."""
         await self.upstream.start()
         await self.health.check_all(refresh_models=True)
+        for role, policy in self.policies.items():
+            await policy.start([w.url for w in self.pools[role].workers])
         self.health.start()
         self.cache_stats.start()
 
@@ -122,11 +124,14 @@ class Router:
         """Stop the checks and close every upstream connection."""
         await self.cache_stats.stop()
         await self.health.stop()
+        for policy in self.policies.values():
+            await policy.close()
         await self.upstream.close()
 
     def _on_worker_stats(self, worker: Worker, stats: WorkerCacheStats) -> None:
         """A worker's own prefix-cache figures: its pool's policy corrects its estimate with them."""
         self.policies[worker.role].on_worker_stats(worker.url, stats)
+        self.decider.on_worker_stats(worker, stats)
 
     def set_members(self, role: PoolRole, urls: list[str]) -> None:
         """Replace a pool's membership (discovery calls this); new workers are checked right away."""

@@ -31,12 +31,14 @@ from starlette.routing import Route
 
 from grove_pipelines.graph import ENTRY
 from runtime.private_fields import strip_private
+from runtime.router.session_headers import session_from
 from runtime.server.body import read_json
 from runtime.server.deadline import Deadline
 from runtime.server.errors import InvalidRequestError, NotFoundError, PipelineRunError
 from runtime.server.executor import Executor
 from runtime.server.failures import describe_failure
 from runtime.server.gate import Gate, GateMiddleware
+from runtime.server.llm_calls import RUN_SESSION
 from runtime.server.metrics import CONTENT_TYPE, Metrics
 from runtime.server.openapi import PipelineAPI, openapi_document
 from runtime.server.schema import format_errors, input_model, request_schema, result_schema
@@ -194,6 +196,7 @@ def build_app(
         inputs = {field: getattr(validated, field) for field in served_pipeline.fields}
         request_id = _request_id(request)
         deadline = Deadline.from_header(request.headers.get(DEADLINE_HEADER), limit_s=settings.timeout_s)
+        RUN_SESSION.set(session_from(request.headers))  # the client's session for all the run's LLM calls
         executor = served_pipeline.executor
         started = time.perf_counter()
         metrics.in_flight.labels(name).inc()
@@ -237,6 +240,7 @@ def build_app(
         caller = request.headers.get(CALLER_HEADER, ENTRY)
         request_id = _request_id(request)
         deadline = Deadline.from_header(request.headers.get(DEADLINE_HEADER), limit_s=settings.timeout_s)
+        RUN_SESSION.set(session_from(request.headers))
         try:
             result = await run_until_disconnect(
                 request.receive,

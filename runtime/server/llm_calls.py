@@ -4,19 +4,33 @@ When a client asks for ``"stream": true``, the LLM calls the pipeline body makes
 that answers) are sent upstream as streaming requests even if the body awaits ``chat.chat(...)``:
 each piece of text goes to the request's token sink as it arrives, and the body still receives one
 ordinary OpenAI response, assembled from the chunks.
+
+Every LLM call of one pipeline run carries the run's session in ``x-session-id``, so the router keeps
+an agent run's turns where its history is cached: the session the client named (``RUN_SESSION``,
+set by the server from the request's session headers) or else the run's request id.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
+from runtime.router.session_headers import SESSION_HEADER
 from runtime.server.deadline import deadline_headers
 from runtime.server.errors import StageUpstreamError
 from runtime.server.upstream import Upstream
 from runtime.server.wire import LLM_URL_PREFIX, REQUEST_ID_HEADER, env_name
 
-__all__ = ["LLMCalls", "TokenSink", "chunk_text"]
+__all__ = ["RUN_SESSION", "LLMCalls", "TokenSink", "chunk_text", "llm_headers"]
+
+RUN_SESSION: ContextVar[str | None] = ContextVar("grove_run_session", default=None)
+"""The session the client named for this run; None: the run's request id is its session."""
+
+
+def llm_headers(request_id: str) -> dict[str, str]:
+    """Headers of a call under the run ``request_id``: its id, its session and its deadline (if any)."""
+    return {REQUEST_ID_HEADER: request_id, SESSION_HEADER: RUN_SESSION.get() or request_id, **deadline_headers()}
 
 TokenSink = Callable[[dict[str, Any]], None]
 """Receives ``{"stage": name, "text": piece}`` for every piece of streamed text."""
@@ -59,7 +73,7 @@ class LLMCalls:
         self, stage: str, path: str, body: dict[str, Any], request_id: str, sink: TokenSink | None
     ) -> dict[str, Any]:
         """One OpenAI request; streamed upstream (and reported to ``sink``) when a sink is given."""
-        headers = {REQUEST_ID_HEADER: request_id, **deadline_headers()}
+        headers = llm_headers(request_id)
         url = self.url(stage, path)
         body = self.body(stage, body)
         if sink is None or body.get("stream") or int(body.get("n") or 1) != 1:
@@ -94,8 +108,7 @@ class LLMCalls:
     ) -> AsyncIterator[dict[str, Any]]:
         """A streaming OpenAI request the pipeline consumes itself; pieces also go to ``sink``."""
         url = self.url(stage, path)
-        headers = {REQUEST_ID_HEADER: request_id, **deadline_headers()}
-        async for chunk in self.upstream.stream_llm(url, stage, self.body(stage, body), headers):
+        async for chunk in self.upstream.stream_llm(url, stage, self.body(stage, body), llm_headers(request_id)):
             if sink is not None:
                 text = chunk_text(chunk)
                 if text:

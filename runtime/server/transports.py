@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from grove_pipelines.sdk import Stage
-from runtime.server.deadline import deadline_headers
+from runtime.server.llm_calls import llm_headers
 from runtime.server.schema import result_decoder
 from runtime.server.upstream import Upstream
-from runtime.server.wire import CALLER_HEADER, REQUEST_ID_HEADER, encode, stage_path
+from runtime.server.wire import CALLER_HEADER, encode, stage_path
 
 __all__ = ["HTTPStageTransport", "InProcessTransport", "StageTransport"]
 
@@ -53,6 +53,6 @@ class HTTPStageTransport:
     ) -> Any:
         decoder = result_decoder(stage)
         payload = {"args": encode(list(args)), "kwargs": encode(kwargs)}
-        headers = {CALLER_HEADER: caller, REQUEST_ID_HEADER: request_id, **deadline_headers(), **self._auth}
+        headers = {CALLER_HEADER: caller, **llm_headers(request_id), **self._auth}  # the run's session travels on
         url = self.base_url + stage_path(stage.name)
         return decoder.decode(await self.upstream.call_stage(url, stage.name, payload, headers))

@@ -1,204 +1,327 @@
-"""Routing quality on an agentic trace with real vLLM: prefix/session-aware routing vs the rest.
+"""Routing quality on a public production trace and on an agentic trace, with real vLLM and bounded caches.
 
-Two real vLLM CPU workers on the tiny model (aggregated, prefix caching on, one core each) serve one
-agentic trace (``agentic_trace.py``: sessions of an agent type share a long system prompt and tool
-text, histories grow turn by turn, Poisson arrivals) replayed through: our router with
-``round_robin``, ``least_loaded`` and ``prefix``; vllm-router 0.1.17 with ``round_robin`` and
-``cache_aware``. Each replay is salted (its own tag at the start of every prompt), so no run reuses
-the cache another left. Then the same through the NIXL prefill/decode pair: our router always
-disaggregating (``round_robin``), our router with ``prefix`` and conditional disaggregation (the
-decode worker prefills itself when it probably holds the prefix), vllm-router in its P/D mode.
+Two aggregated vLLM CPU workers (one core each) serve a bench-sized model from the tiny-model
+generator (hidden 512, 4 layers: prefill costs what it costs on GPUs, relatively; the default tiny
+model's prefill is nearly free, which would measure only the routers' own overhead). Each worker
+caches in 32-token blocks (``--block-size 32``; the CPU default of 128 hides most shared prefixes of
+a scaled-down trace) and holds at most ``blocks`` of them (``--num-gpu-blocks-override``), so
+capacity matters; each publishes its KV-cache events on ZMQ.
 
-Prints one table per setup (TTFT p50/p90/p99, e2e p50, req/s, tokens/s, errors, and the share of
-prompt tokens the workers found in their prefix cache, from their ``/metrics``) and ends with
-``prefix_ttft_p50_vs_round_robin=<ratio> prefix_ttft_p50_vs_vllm_router_cache_aware=<ratio>``.
-``python -m tests.bench routing`` runs only this; ``GROVE_BENCH_SKIP_PD=1`` skips the P/D part.
+Traces (``trace_routing.py`` runs them; every target ``runs`` times in rotated order, medians with
+spread, errors counted, reuse against an oracle with the same cache size):
+
+* a sample of the conversations of the Mooncake FAST'25 trace (``../shared/data/
+  mooncake_synthetic_trace.jsonl``, or any file in that format named by ``GROVE_BENCH_TRACE``): one
+  conversation in 20 over its whole 17 minutes, time compressed 8x (one in 60, 40x at small scale),
+  turned into prompts by ``mooncake_trace.py`` (a 512-token trace block becomes 91 characters, about
+  32 tokens: one KV block);
+* the project's agentic trace (``agentic_trace.py``: agents' shared system prompts, growing histories).
+
+Targets: our router with ``round_robin`` and with ``prefix`` (precise: the workers' KV events and
+the model's tokenizer; sticky until saturated), and vllm-router 0.1.17 with ``round_robin``,
+``cache_aware``, ``consistent_hash`` (keyed by the ``x-session-id`` header the replay sends: the
+Mooncake request's root block, or the agentic session) and ``power_of_two``. (Its ``kv_aware`` mode
+takes events only from ``tcp://HOST:PORT`` endpoints, which vLLM binds only on every interface;
+the workers here publish on ``ipc://`` sockets, so it is left out.)
+
+Then the pipeline-level comparison: the agentic trace's sessions run as pipeline runs through the
+pipeline server (each run's LLM calls carry its session automatically) in front of our router with
+``prefix``, against the same router with session affinity off.
+
+Ends with ``agentic_prefix_ttft_p50_vs_round_robin=... agentic_prefix_ttft_p50_vs_best_vllm_router=...
+agentic_reuse_captured=...``, ``pipeline_session_e2e_p50_vs_without=...`` and, last,
+``trace_prefix_ttft_p50_vs_round_robin=<r> trace_prefix_ttft_p50_vs_best_vllm_router=<r>
+reuse_captured=<share>``.
+
+Scale: ``full`` by default (``make bench``, or only this with ``make bench-routing``), or
+``GROVE_BENCH_ROUTING_SCALE=small``, which proves the machinery in a fraction of the time (its
+numbers are noise).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import statistics
+import sys
+import tempfile
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel
 
 from runtime.engines.supervisor import free_port
-from runtime.router.cache_stats import WorkerCacheStats, parse_vllm_metrics
-from tests.bench.agentic_trace import Summary, Trace, generate_trace, replay, summarize
+from tests.bench.agentic_trace import Trace, generate_trace
+from tests.bench.mooncake_trace import MooncakeReplay, load_mooncake, mooncake_to_trace
 from tests.bench.router_bench import CACHE, HOST, ROOT, our_router, process, vllm_router, vllm_router_binary
-
-# Agent loops: a shared system prompt plus tools, then a history that grows by a user turn and a long
-# tool/assistant result per turn, so by the last turn most of the prompt is the session's own history.
-TRACE = {
-    "sessions": 24,
-    "turns": 4,
-    "agents": 3,
-    "rate_per_s": 1.5,
-    "system_words": 150,
-    "turn_words": 30,
-    "reply_words": 90,
-    "max_tokens": 16,
-    "max_prompt_chars": 4800,  # ~1.8k tokens of the tiny model's tokenizer: within its 2048 context
-    "seed": 0,
-}
-HEADER = (
-    "| target                      | TTFT p50 ms | TTFT p90 ms | TTFT p99 ms | e2e p50 ms | req/s | tok/s "
-    "| errors | cache hit % |\n|---|---|---|---|---|---|---|---|---|"
+from tests.bench.trace_routing import (
+    Target,
+    best_vllm_router,
+    oracle_hit_tokens,
+    ratio_line,
+    run_suite,
+    summarize_target,
+    table,
+    tag_of,
 )
 
+BLOCK_SIZE = 32
 
-def _stats(urls: list[str]) -> list[WorkerCacheStats | None]:
-    out = []
-    for url in urls:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
-            out.append(parse_vllm_metrics(r.read().decode()))
+
+class Scale(BaseModel):
+    """How big one benchmark run is."""
+
+    runs: int
+    blocks: int  # KV blocks per worker
+    mooncake: MooncakeReplay
+    agentic: dict[str, Any]
+    pipeline_sessions: int
+
+
+FULL = Scale(
+    runs=3,
+    blocks=256,
+    mooncake=MooncakeReplay(
+        sample_every=20, time_compression=8, block_chars=91, max_blocks=24, max_tokens=16
+    ),
+    agentic={
+        "sessions": 24,
+        "turns": 4,
+        "agents": 3,
+        "rate_per_s": 1.5,
+        "system_words": 150,
+        "turn_words": 30,
+        "reply_words": 90,
+        "max_tokens": 16,
+        "max_prompt_chars": 4800,
+        "seed": 0,
+    },
+    pipeline_sessions=24,
+)
+SMALL = FULL.model_copy(
+    update={
+        "blocks": 96,
+        "mooncake": FULL.mooncake.model_copy(
+            update={"sample_every": 60, "time_compression": 40, "max_blocks": 16, "max_tokens": 8}
+        ),
+        "agentic": {
+            **FULL.agentic,
+            "sessions": 6,
+            "turns": 3,
+            "agents": 2,
+            "reply_words": 60,
+            "max_tokens": 8,
+        },
+        "pipeline_sessions": 6,
+    }
+)
+SCALES = {"small": SMALL, "full": FULL}
+
+BENCH_MODEL = {"hidden_size": 512, "num_layers": 4, "num_heads": 8}
+
+
+def tokenize_trace(tokenizer: Any, trace: Trace) -> list[list[int]]:
+    """Every request's prompt tokens in arrival order (sessions by arrival, turns in order)."""
+    prompts = []
+    for session in sorted(trace.sessions, key=lambda s: s.arrival_s):
+        for turn in session.turns:
+            ids = tokenizer.apply_chat_template(turn.messages, add_generation_prompt=True, tokenize=True)
+            prompts.append(list(ids["input_ids"] if hasattr(ids, "keys") else ids))
+    return prompts
+
+
+def targets(
+    vr: Path | None, urls: list[str], events: dict[str, str], model: Path, blocks: int
+) -> list[Target]:
+    """Our two policies and vllm-router's four, each on a free port."""
+    workers = [a for u in urls for a in ("--worker", u)]
+    precise = {
+        "tokenizer": str(model),
+        "kv_events": events,
+        "kv_block_size": BLOCK_SIZE,
+        "saturate_in_flight": 4,
+    }
+    config = Path(tempfile.mkdtemp(prefix="grove-bench-")) / "prefix.json"
+    config.write_text(json.dumps({"worker": urls, "policy": {"name": "prefix", "params": precise}}))
+    out = [
+        Target(
+            label="router round_robin",
+            ours=True,
+            argv=our_router([*workers, "--policy", "round_robin"], free_port())[1],
+        ),
+        Target(label="router prefix", ours=True, argv=our_router(["--config", str(config)], free_port())[1]),
+    ]
+    if vr is None:
+        return out
+    for policy in ("round_robin", "cache_aware", "consistent_hash", "power_of_two"):
+        argv = vllm_router(vr, ["--worker-urls", *urls, "--policy", policy], free_port())[1]
+        out.append(Target(label=f"vllm-router {policy}", ours=False, argv=argv))
     return out
-
-
-def _hit_share(before: list[WorkerCacheStats | None], after: list[WorkerCacheStats | None]) -> float:
-    hits = queries = 0.0
-    for b, a in zip(before, after, strict=True):
-        if a is not None and b is not None:
-            hits += a.prefix_hits - b.prefix_hits
-            queries += a.prefix_queries - b.prefix_queries
-    return 100 * hits / queries if queries else float("nan")
-
-
-def run(label: str, argv: list[str], trace: Trace, workers: list[str], logs: Path) -> tuple[Summary, float]:
-    """Start one router, replay the trace through it, stop it; the summary and the cache hit share."""
-    port = int(argv[argv.index("--port") + 1])
-    log = logs / f"routing-{label.replace(' ', '-')}.log"
-    with process(label, argv, f"http://{HOST}:{port}/health", log):
-        before = _stats(workers)
-        started = time.perf_counter()
-        results = asyncio.run(replay(trace, f"http://{HOST}:{port}", "tiny", timeout_s=300))
-        wall = time.perf_counter() - started
-        after = _stats(workers)
-    return summarize(results, wall), _hit_share(before, after)
-
-
-def row(label: str, s: Summary, hit: float) -> str:
-    return (
-        f"| {label:<27} | {s.ttft_p50_ms:>11.0f} | {s.ttft_p90_ms:>11.0f} | {s.ttft_p99_ms:>11.0f} | "
-        f"{s.e2e_p50_ms:>10.0f} | {s.req_per_s:>5.2f} | {s.tokens_per_s:>5.0f} | {s.errors:>6} | {hit:>11.1f} |"
-    )
 
 
 def suite(
-    title: str, targets: list[tuple[str, list[str]]], trace: Trace, workers: list[str], logs: Path
-) -> dict[str, Summary]:
-    """Replay the (salted) trace through each target in turn; print the table as rows come in."""
-    print(f"\n{title}\n{HEADER}", flush=True)
-    out: dict[str, Summary] = {}
-    for i, (label, argv) in enumerate(targets):
-        try:
-            summary, hit = run(label, argv, trace.salted(f"run{i}"), workers, logs)
-        except RuntimeError as exc:  # a router that does not start is reported, not fatal
-            print(f"| {label:<27} | did not run: {exc} |", flush=True)
-            continue
-        out[label] = summary
-        print(row(label, summary, hit), flush=True)
+    name: str,
+    code: str,
+    trace: Trace,
+    tgts: list[Target],
+    urls: list[str],
+    tokenizer: Any,
+    scale: Scale,
+    logs: Path,
+) -> str:
+    """One trace through every target; the table and its ratio line."""
+    oracle = oracle_hit_tokens(
+        tokenize_trace(tokenizer, trace.salted(tag_of(code, 0, 0))), BLOCK_SIZE, 2 * scale.blocks
+    )
+    results = run_suite(
+        f"{name}: {len(trace.requests())} requests", code, trace, tgts, urls, logs, scale.runs
+    )
+    summaries = [s for t in tgts if (s := summarize_target(t, results, oracle[0])) is not None]
+    print("\n" + table(summaries, oracle), flush=True)
+    print(f"(best vllm-router on {name}: {best_vllm_router(summaries)})", flush=True)
+    prefix = "trace_prefix" if code == "m" else "agentic_prefix"
+    return ratio_line(prefix, summaries, "router prefix", "router round_robin")
+
+
+async def _pipeline_runs(server_url: str, trace: Trace) -> list[float]:
+    """Each session as one pipeline run at its arrival time; the runs' end-to-end seconds."""
+    out: list[float] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
+        start = time.perf_counter()
+
+        async def one(session: Any) -> None:
+            delay = session.arrival_s - (time.perf_counter() - start)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = {"turns": [t.messages for t in session.turns], "max_tokens": session.turns[0].max_tokens}
+            began = time.perf_counter()
+            async with http.post(f"{server_url}/v1/pipelines/agent-session", json=body) as r:
+                await r.read()
+                if r.status == 200:
+                    out.append(time.perf_counter() - began)
+
+        await asyncio.gather(*(one(s) for s in trace.sessions))
     return out
 
 
-def _warm(urls: list[str], trace: Trace) -> None:
-    """A few sessions of the trace straight to each worker, so the first measured run pays no warm-up."""
-    warm = Trace(seed=trace.seed, sessions=trace.salted("warm").sessions[:4])
-    for url in urls:
-        asyncio.run(replay(warm, url, "tiny", timeout_s=300))
+def pipeline_suite(trace: Trace, urls: list[str], runs: int, logs: Path) -> str:
+    """Runs of the agentic pipeline through the pipeline server: run sessions on vs session affinity off."""
+    cli = str(Path(sys.executable).parent / "grove-pipelines")
+    module = ROOT / "tests" / "bench" / "agent_session_pipeline.py"
+    rows: dict[str, list[float]] = {"with run sessions": [], "without": []}
+    print(
+        "\npipeline runs through the pipeline server (e2e per run)\n| round | router | e2e p50 ms | runs ok |\n|---|---|---|---|"
+    )
+    labels = list(rows)
+    for round_ in range(runs):
+        for label in labels[round_ % 2 :] + labels[: round_ % 2]:
+            weight = 2.0 if label == "with run sessions" else 0.0
+            config = Path(tempfile.mkdtemp(prefix="grove-bench-")) / "router.json"
+            params = {"session_weight": weight, "fanout_weight": 0.0}
+            config.write_text(json.dumps({"worker": urls, "policy": {"name": "prefix", "params": params}}))
+            rport, sport = free_port(), free_port()
+            router_argv = our_router(["--config", str(config)], rport)[1]
+            server_argv = [cli, "serve", f"{module}:agent-session", "--host", HOST, "--port", str(sport)]
+            env_llm = f"http://{HOST}:{rport}"
+            os.environ["GP_LLM_URL_AGENT"] = env_llm
+            salted = trace.salted(tag_of("p", round_, labels.index(label)))
+            with (
+                process(
+                    "router",
+                    router_argv,
+                    f"{env_llm}/health",
+                    logs / f"pipeline-router-{round_}-{weight:g}.log",
+                ),
+                process(
+                    "server",
+                    server_argv,
+                    f"http://{HOST}:{sport}/health",
+                    logs / f"pipeline-server-{round_}-{weight:g}.log",
+                ),
+            ):
+                seconds = asyncio.run(_pipeline_runs(f"http://{HOST}:{sport}", salted))
+            p50 = 1000 * statistics.median(seconds) if seconds else float("nan")
+            rows[label].append(p50)
+            print(f"| {round_} | {label} | {p50:.0f} | {len(seconds)}/{len(trace.sessions)} |", flush=True)
+    with_s, without = statistics.median(rows["with run sessions"]), statistics.median(rows["without"])
+    return f"pipeline_session_e2e_p50_vs_without={with_s / without:.2f}"
 
 
-def aggregated(vr: Path | None, trace: Trace, logs: Path) -> dict[str, Summary]:
-    """Two aggregated workers: our three policies and vllm-router's two."""
+def main() -> None:
+    """Start the workers, run both traces and the pipeline comparison, print the ratio lines."""
+    from transformers import AutoTokenizer
+
     from runtime.engines.tiny_model import write_tiny_model
     from runtime.engines.vllm import VLLMConfig, VLLMProcess
 
-    model = write_tiny_model(ROOT / ".cache" / "tiny-model")
+    scale_name = os.environ.get("GROVE_BENCH_ROUTING_SCALE", "full")
+    scale = SCALES[scale_name]
+    logs = CACHE / "logs"
+    started = time.monotonic()
+    vr = vllm_router_binary()
+    model = write_tiny_model(ROOT / ".cache" / "bench-model", **BENCH_MODEL)
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    path = Path(
+        os.environ.get(
+            "GROVE_BENCH_TRACE", str(ROOT.parent / "shared" / "data" / "mooncake_synthetic_trace.jsonl")
+        )
+    )
+    mooncake = mooncake_to_trace(load_mooncake(path), scale.mooncake)
+    agentic = generate_trace(**scale.agentic)
+    sockets = Path(tempfile.mkdtemp(prefix="grove-kv-"))
+    events = [f"ipc://{sockets / f'w{i}.sock'}" for i in range(2)]
     procs = [
-        VLLMProcess(VLLMConfig(model=model, cpu_bind=str(i)), log_dir=logs, name=f"vllm-worker-{i}")
+        VLLMProcess(
+            VLLMConfig(
+                model=model,
+                cpu_bind=str(i),
+                extra_args=(
+                    "--block-size",
+                    str(BLOCK_SIZE),
+                    "--num-gpu-blocks-override",
+                    str(scale.blocks),
+                    "--kv-events-config",
+                    json.dumps({"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": events[i]}),
+                ),
+            ),
+            log_dir=logs,
+            name=f"vllm-bench-{i}",
+        )
         for i in range(2)
     ]
-    print("starting two aggregated vLLM workers (1-3 min)", flush=True)
+    print(
+        f"routing bench, scale {scale_name}: {scale.runs} runs per target, {scale.blocks} blocks of {BLOCK_SIZE} tokens per worker",
+        flush=True,
+    )
+    lines = []
     try:
         for proc in procs:
             proc.launch()
         for proc in procs:
             proc.wait_ready(480)
         urls = [p.url for p in procs]
-        _warm(urls, trace)
-        workers = [a for u in urls for a in ("--worker", u)]
-        targets = [
-            (f"router {policy}", our_router([*workers, "--policy", policy], free_port())[1])
-            for policy in ("round_robin", "least_loaded", "prefix")
-        ]
-        if vr is not None:
-            targets += [
-                (
-                    f"vllm-router {policy}",
-                    vllm_router(vr, ["--worker-urls", *urls, "--policy", policy], free_port())[1],
-                )
-                for policy in ("round_robin", "cache_aware")
-            ]
-        return suite("(a) two aggregated vLLM workers, agentic trace", targets, trace, urls, logs)
+        tgts = targets(vr, urls, dict(zip(urls, events, strict=True)), model, scale.blocks)
+        lines.append(suite("agentic trace", "a", agentic, tgts, urls, tokenizer, scale, logs))
+        pipe_trace = generate_trace(**{**scale.agentic, "sessions": scale.pipeline_sessions})
+        try:
+            lines.append(pipeline_suite(pipe_trace, urls, scale.runs, logs))
+        except RuntimeError as exc:
+            print(f"pipeline comparison did not run: {exc}", flush=True)
+        lines.append(
+            suite(f"Mooncake trace ({path.name})", "m", mooncake, tgts, urls, tokenizer, scale, logs)
+        )
     finally:
         for proc in procs:
             proc.stop()
-
-
-def disaggregated(vr: Path | None, trace: Trace, logs: Path) -> dict[str, Summary]:
-    """The NIXL prefill/decode pair: always-disaggregate vs prefix-aware conditional disaggregation."""
-    from runtime.engines.tiny_model import write_tiny_model
-    from runtime.engines.vllm import start_pd_pair
-
-    model = write_tiny_model(ROOT / ".cache" / "tiny-model")
-    print("\nstarting the vLLM prefill/decode pair (1-3 min)", flush=True)
-    with start_pd_pair(model, log_dir=logs) as pair:
-        urls = [pair.prefill.url, pair.decode.url]
-        _warm(urls, trace)
-        pd = ["--prefill", pair.prefill.url, "--decode", pair.decode.url]
-        targets = [
-            ("router P/D always", our_router([*pd, "--policy", "round_robin"], free_port())[1]),
-            (
-                "router P/D prefix+cond.",
-                our_router([*pd, "--policy", "prefix", "--conditional-disagg"], free_port())[1],
-            ),
-        ]
-        if vr is not None:
-            targets += [
-                (
-                    f"vllm-router P/D {policy}",
-                    vllm_router(vr, ["--vllm-pd-disaggregation", *pd, "--policy", policy], free_port())[1],
-                )
-                for policy in ("round_robin", "cache_aware")
-            ]
-        return suite("(b) NIXL prefill/decode pair, same trace", targets, trace, urls, logs)
-
-
-def main() -> None:
-    """Both setups, the tables, and the ratio line."""
-    logs = CACHE / "logs"
-    vr = vllm_router_binary()
-    trace = generate_trace(**TRACE)  # type: ignore[arg-type]
     print(
-        f"trace: {len(trace.sessions)} sessions x {TRACE['turns']} turns, {len(trace.requests())} requests, "
-        f"prompts up to {max(r.prompt_chars() for r in trace.requests())} chars, seed {TRACE['seed']}",
+        f"\nrouting bench took {time.monotonic() - started:.0f} s (timings on a shared machine are noisy)",
         flush=True,
     )
-    agg = aggregated(vr, trace, logs)
-    if os.environ.get("GROVE_BENCH_SKIP_PD") != "1":
-        disaggregated(vr, trace, logs)
-
-    def ratio(a: str, b: str) -> float:
-        if a not in agg or b not in agg:
-            return float("nan")
-        return agg[a].ttft_p50_ms / agg[b].ttft_p50_ms
-
-    print(
-        f"prefix_ttft_p50_vs_round_robin={ratio('router prefix', 'router round_robin'):.2f} "
-        f"prefix_ttft_p50_vs_vllm_router_cache_aware={ratio('router prefix', 'vllm-router cache_aware'):.2f}",
-        flush=True,
-    )
+    for line in lines:
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

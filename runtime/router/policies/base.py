@@ -29,7 +29,7 @@ Endpoint = Literal["completions", "chat"]
 class RequestView:
     """What policies may read of a request; derived values are computed once, on first use."""
 
-    __slots__ = ("_blocks", "_text", "body", "endpoint", "model", "session")
+    __slots__ = ("_blocks", "_text", "body", "endpoint", "memo", "model", "session")
 
     def __init__(self, endpoint: Endpoint, body: dict[str, Any], session: str | None = None) -> None:
         self.endpoint = endpoint
@@ -40,6 +40,8 @@ class RequestView:
         self.session: str | None = session or (user if isinstance(user, str) and user else None)
         self._text: str | None = None
         self._blocks: dict[int, list[int]] = {}
+        #: Values parts derive from the request once (token ids, chain keys), shared by every part.
+        self.memo: dict[str, Any] = {}
 
     @property
     def prompt_text(self) -> str:
@@ -224,3 +226,27 @@ class Policy:
             hook = getattr(part, "on_worker_stats", None)
             if hook is not None:
                 hook(url, stats)
+
+    async def start(self, urls: Sequence[str]) -> None:
+        """The router is starting with these pool members: parts with background work begin it."""
+        for part in self._parts:
+            hook = getattr(part, "start", None)
+            if hook is not None:
+                await hook(urls)
+
+    async def close(self) -> None:
+        """The router is stopping: parts end their background work."""
+        for part in self._parts:
+            hook = getattr(part, "close", None)
+            if hook is not None:
+                await hook()
+
+    def uncached_tokens(self, worker: Worker, req: RequestView) -> int | None:
+        """Prompt tokens ``worker`` would compute, from the first part that knows precisely; else None."""
+        for part in self._parts:
+            hook = getattr(part, "uncached_tokens", None)
+            if hook is not None:
+                value = hook(worker, req)
+                if value is not None:
+                    return int(value)
+        return None

@@ -22,6 +22,20 @@ Type name: ``prefix``. Parameters (defaults): ``block_chars`` 256, ``overlap_wei
 ``feedback`` true, ``feedback_min_ratio`` 0.5. Config example::
 
     policy: {name: prefix, params: {block_chars: 128, overlap_weight: 2.0, session_weight: 0}}
+
+Precise mode (``precise_cache.py``): with ``tokenizer`` (the model the workers load) and the workers'
+KV-event endpoints (``kv_events``: URL → ZMQ address, or ``kv_events_port``), a worker's cost counts
+the prompt tokens its own events say it lacks, instead of the estimate; ``kv_block_size`` is the
+block size assumed before a worker's first event (default: wait for it), ``kv_pending_ttl`` (5 s) how
+long a just-routed prompt counts as held before its events arrive. The explanation then reads
+``kv-hit h/n blocks`` (``+p pending``). Example::
+
+    policy: {name: prefix, params: {tokenizer: /models/llama, kv_events_port: 5557}}
+
+Pipeline awareness: fan-out siblings (``fanout.py``: calls within ``fanout_window`` s sharing a
+prefix) score ``fanout_weight`` (1.5, between session and prefix) on the first one's worker; and
+affinity is sticky only until saturated (``saturation.py``: ``saturate_in_flight`` requests of ours,
+off by default, or ``saturate_waiting`` requests waiting in the engine, 5).
 """
 
 from __future__ import annotations
@@ -31,13 +45,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.policies.base import Part, Policy, RequestView, Scorer
 from runtime.router.policies.cache_feedback import CacheFeedback
+from runtime.router.policies.fanout import FanoutScorer
 from runtime.router.policies.load_guard import LoadGuardFilter
 from runtime.router.policies.max_score import MaxScorePicker
+from runtime.router.policies.precise_cache import CacheView, PreciseCache
+from runtime.router.policies.prompt_tokens import PromptTokenizer
+from runtime.router.policies.saturation import SaturationFilter
 from runtime.router.policies.session import SessionAffinityScorer
 from runtime.router.workers import Worker
 
@@ -62,6 +80,21 @@ class PrefixParams(BaseModel):
     session_ttl: float = Field(default=600.0, gt=0)
     feedback: bool = True
     feedback_min_ratio: float = Field(default=0.5, gt=0, le=1)
+    tokenizer: str | None = Field(default=None, max_length=4096)
+    kv_events: dict[str, str] = Field(default_factory=dict)
+    kv_events_port: int | None = Field(default=None, ge=1, le=65535)
+    kv_block_size: int | None = Field(default=None, ge=1)
+    kv_pending_ttl: float = Field(default=5.0, gt=0)
+    fanout_weight: float = Field(default=1.5, ge=0)
+    fanout_window: float = Field(default=1.0, gt=0)
+    saturate_in_flight: int | None = Field(default=None, ge=1)
+    saturate_waiting: float | None = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _precise_needs_both(self) -> PrefixParams:
+        if (self.kv_events or self.kv_events_port) and not self.tokenizer:
+            raise ValueError("kv_events needs tokenizer (the model the workers load)")
+        return self
 
 
 class PrefixIndex:
@@ -144,11 +177,37 @@ class PrefixScorer(Part):
         self.index = PrefixIndex(params.capacity_blocks, params.ttl)
         self.feedback = CacheFeedback(params.feedback_min_ratio) if params.feedback else None
         self._block_tokens = max(1.0, params.block_chars / params.chars_per_token)
+        self.precise: PreciseCache | None = None
+        if params.tokenizer and (params.kv_events or params.kv_events_port):
+            self.precise = PreciseCache(
+                PromptTokenizer(params.tokenizer),
+                endpoints=params.kv_events,
+                port=params.kv_events_port,
+                block_size=params.kv_block_size,
+                pending_ttl=params.kv_pending_ttl,
+            )
+
+    def view(self, worker: Worker, req: RequestView) -> CacheView | None:
+        """The worker's precise cache view of the prompt, when it publishes KV events."""
+        return self.precise.view(worker, req) if self.precise is not None else None
+
+    def uncached_tokens(self, worker: Worker, req: RequestView) -> int | None:
+        """Prompt tokens ``worker`` lacks by its own events (None: no precise state, use an estimate)."""
+        view = self.view(worker, req)
+        return view.uncached_tokens if view is not None else None
 
     def cost(self, worker: Worker, req: RequestView, now: float) -> float:
-        """Dynamo's cost: ``overlap_weight x blocks to prefill + active blocks`` on this worker."""
-        blocks = req.blocks(self.params.block_chars)
-        to_prefill = len(blocks) - self.index.overlap(worker.url, blocks, now)
+        """Dynamo's cost: ``overlap_weight x blocks to prefill + active blocks`` on this worker.
+
+        Blocks to prefill come from the worker's KV events when it publishes them (tokens it lacks,
+        in blocks of ``block_chars / chars_per_token`` tokens), else from the routing estimate.
+        """
+        view = self.view(worker, req)
+        if view is not None:
+            to_prefill = view.uncached_tokens / self._block_tokens
+        else:
+            blocks = req.blocks(self.params.block_chars)
+            to_prefill = len(blocks) - self.index.overlap(worker.url, blocks, now)
         return self.params.overlap_weight * to_prefill + worker.tokens_in_flight / self._block_tokens
 
     def score(self, workers: list[Worker], req: RequestView) -> dict[Worker, float]:
@@ -160,6 +219,11 @@ class PrefixScorer(Part):
         return {w: 1.0 - (c - low) / (high - low) for w, c in costs.items()}
 
     def explain(self, worker: Worker, req: RequestView) -> str:
+        view = self.view(worker, req)
+        if view is not None:
+            more = f" +{view.pending} pending" if view.pending else ""
+            kind = "kv-hit" if view.held or view.pending else "kv-miss"
+            return f"{kind} {view.held}/{view.blocks} blocks{more}"
         blocks = req.blocks(self.params.block_chars)
         if not blocks:
             return "prompt shorter than one block"
@@ -172,9 +236,23 @@ class PrefixScorer(Part):
             cached = self.index.overlap(worker.url, blocks) * self.params.block_chars
             self.feedback.expect(worker.url, len(req.prompt_text), cached)
         self.index.insert(worker.url, blocks)
+        if self.precise is not None:
+            self.precise.on_routed(worker, req)
+
+    async def start(self, urls: Sequence[str]) -> None:
+        """Subscribe to the workers' KV events (precise mode)."""
+        if self.precise is not None:
+            await self.precise.start(urls)
+
+    async def close(self) -> None:
+        """Drop the KV-event subscriptions."""
+        if self.precise is not None:
+            await self.precise.close()
 
     def on_membership(self, urls: Sequence[str]) -> None:
         self.index.retain(urls)
+        if self.precise is not None:
+            self.precise.on_membership(urls)
         if self.feedback is not None:
             self.feedback.retain(urls)
 
@@ -194,13 +272,18 @@ class PrefixScorer(Part):
 
 
 def build(params: PrefixParams) -> Policy:
-    """The ``prefix`` policy: load guard, prefix-affinity cost (plus session affinity), best score."""
+    """The ``prefix`` policy: load guard and saturation, then session, fan-out and prefix affinity."""
     scorers: list[tuple[Scorer, float]] = [(PrefixScorer(params), 1.0)]
+    if params.fanout_weight > 0:
+        scorers.append((FanoutScorer(params.block_chars, params.fanout_window), params.fanout_weight))
     if params.session_weight > 0:
         scorers.insert(0, (SessionAffinityScorer(params.session_ttl), params.session_weight))
     return Policy(
         "prefix",
-        filters=[LoadGuardFilter(params.balance_abs, params.balance_rel)],
+        filters=[
+            LoadGuardFilter(params.balance_abs, params.balance_rel),
+            SaturationFilter(params.saturate_in_flight, params.saturate_waiting),
+        ],
         scorers=scorers,
         picker=MaxScorePicker(),
     )

@@ -67,7 +67,7 @@ def test_prefix_policy_sends_a_repeated_prompt_back_to_the_worker_that_has_it() 
     assert again is not None and again.worker is first.worker
     total = len(req(prompt + " and a new question").blocks(16))
     hit = len(req(prompt).blocks(16))
-    assert again.reason == f"cache-hit {hit}/{total} blocks"
+    assert again.reason.startswith(f"cache-hit {hit}/{total} blocks")  # (+ the fan-out note: 0 s apart)
 
 
 def test_prefix_policy_leaves_a_hot_worker_when_it_is_far_busier() -> None:

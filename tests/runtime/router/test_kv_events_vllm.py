@@ -1,0 +1,170 @@
+"""Precise cache state on real vLLM: a worker's own KV events fill the router's index and evictions empty it.
+
+Uses ``vllm_kv_worker`` (``tests/vllm_fixtures.py``): one aggregated tiny-model worker with KV events
+on ZMQ, 32-token blocks and a cache of 24 blocks, so a few other prompts evict a first one. The
+router runs in-process with the ``prefix`` policy in precise mode (the model's tokenizer and the
+worker's events address). References are independent of the index: the prompt's token count from
+the tokenizer (full 32-token blocks of it), and the worker's cache size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from runtime.router.config import load_config
+from runtime.router.policies import RequestView
+from runtime.router.policies.prefix import PrefixScorer
+from runtime.router.server import RouterServer
+from tests.bench.mooncake_trace import block_text
+from tests.vllm_fixtures import KVEventsWorker
+
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(600), pytest.mark.asyncio(loop_scope="session")]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        yield session
+
+
+def precise_policy(worker: KVEventsWorker, model: Path) -> dict[str, Any]:
+    """The ``prefix`` policy fed by the worker's events (pending keys short-lived, to see events alone)."""
+    params = {"tokenizer": str(model), "kv_events": {worker.proc.url: worker.events}, "kv_pending_ttl": 0.2}
+    return {"name": "prefix", "params": params}
+
+
+def _prefix_scorer(server: RouterServer) -> PrefixScorer:
+    for scorer, _ in server.router.policies["worker"].scorers:
+        if isinstance(scorer, PrefixScorer):
+            return scorer
+    raise AssertionError("the prefix policy has no prefix scorer")
+
+
+async def _until(check: Callable[[], bool], seconds: float = 20.0) -> bool:
+    """Poll ``check`` every 50 ms for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return check()
+
+
+async def _complete(http: aiohttp.ClientSession, url: str, prompt: str) -> str:
+    body = {"model": "tiny", "prompt": prompt, "max_tokens": 2, "temperature": 0}
+    async with http.post(f"{url}/v1/completions", json=body) as r:
+        assert r.status == 200, await r.text()
+        return r.headers.get("x-grove-route", "")
+
+
+async def test_a_requests_blocks_appear_in_the_index_and_an_eviction_removes_them(
+    vllm_kv_worker: KVEventsWorker, tiny_model: Path, http: aiohttp.ClientSession
+) -> None:
+    from transformers import AutoTokenizer
+
+    worker = vllm_kv_worker.proc.url
+    config = load_config(
+        overrides={
+            "port": 0,
+            "drain_timeout": 5,
+            "worker": [worker],
+            "policy": precise_policy(vllm_kv_worker, tiny_model),
+        }
+    )
+    server = RouterServer(config)
+    await server.start()
+    try:
+        scorer = _prefix_scorer(server)
+        assert scorer.precise is not None
+        index = scorer.precise.index
+        tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+        prompt = block_text(1, 520)
+        tokens = len(tokenizer(prompt)["input_ids"])
+        full_blocks = (tokens - 1) // vllm_kv_worker.block_size  # vLLM never caches the last token alone
+        assert full_blocks >= 3, tokens
+
+        first = await _complete(http, server.url, prompt)
+        # before the worker's first event its block size is unknown: the estimate decides
+        assert "cache-miss 0/" in first, first
+        # the events travel after the answer (the engine's publisher thread): wait for the first
+        assert await _until(lambda: index.block_size(worker) is not None)
+        keys = scorer.precise.keys(worker, _view(prompt))
+        assert keys is not None and keys[2] == vllm_kv_worker.block_size  # learned from the events
+        prompt_keys = keys[0][:full_blocks]
+        # the worker's BlockStored events name exactly the prompt's full blocks
+        assert await _until(lambda: all(index.holds(worker, k) for k in prompt_keys)), index.size(worker)
+        again = await _complete(http, server.url, prompt)
+        assert f"kv-hit {full_blocks}/{full_blocks} blocks" in again, again
+
+        # other prompts fill the 24-block cache; vLLM evicts the first prompt's blocks and says so
+        for i in range(2, 8):
+            await _complete(http, server.url, block_text(i, 520))
+        assert await _until(lambda: not any(index.holds(worker, k) for k in prompt_keys))
+        assert index.size(worker) <= vllm_kv_worker.blocks
+        await asyncio.sleep(0.3)  # past kv_pending_ttl: only the worker's events count
+        after = await _complete(http, server.url, prompt)
+        assert "kv-miss 0/" in after, after
+    finally:
+        await server.stop()
+
+
+def _view(prompt: str) -> RequestView:
+    """The request as the router sees it."""
+    return RequestView("completions", {"model": "tiny", "prompt": prompt})
+
+
+async def test_conditional_disaggregation_decides_from_the_decode_workers_own_events(
+    vllm_kv_worker: KVEventsWorker, tiny_model: Path, http: aiohttp.ClientSession
+) -> None:
+    """The decider counts the decode worker's uncached tokens from its events, not from a guess.
+
+    The KV-events worker stands in both pools (only decisions are inspected; the one request sent
+    through the router is prefilled locally, so no KV transfer is involved).
+    """
+    from transformers import AutoTokenizer
+
+    worker, size = vllm_kv_worker.proc.url, vllm_kv_worker.block_size
+    config = load_config(
+        overrides={
+            "port": 0,
+            "drain_timeout": 5,
+            "prefill": [worker],
+            "decode": [worker],
+            "policy": precise_policy(vllm_kv_worker, tiny_model),
+            "disaggregation": {"mode": "conditional", "min_uncached_tokens": 64},
+        }
+    )
+    server = RouterServer(config)
+    await server.start()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+        cached_prompt, new_prompt = block_text(21, 520), block_text(22, 520)
+        await _complete(http, worker, cached_prompt)  # straight to the worker: the router never saw it
+        scorer = next(s for s, _ in server.router.policies["decode"].scorers if isinstance(s, PrefixScorer))
+        assert scorer.precise is not None
+        keys = scorer.precise.keys(worker, _view(cached_prompt))
+        assert keys is not None
+        tokens = len(tokenizer(cached_prompt)["input_ids"])
+        full = (tokens - 1) // size
+        assert await _until(lambda: all(scorer.precise.index.holds(worker, k) for k in keys[0][:full]))  # type: ignore[union-attr]
+
+        local = server.router.plan(_view(cached_prompt))
+        assert local is not None and local.mode == "local-prefill", local
+        assert f"{tokens - full * size} uncached tokens < 64 (by its KV events)" in local.reason
+        remote = server.router.plan(_view(new_prompt))
+        assert remote is not None and remote.mode == "disaggregated", remote
+        new_tokens = len(tokenizer(new_prompt)["input_ids"])
+        assert f"{new_tokens} uncached tokens >= 64 (by its KV events)" in remote.reason
+
+        route = await _complete(http, server.url, cached_prompt)
+        assert "mode=local-prefill" in route and "(by its KV events)" in route, route
+    finally:
+        await server.stop()

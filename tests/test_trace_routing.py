@@ -1,0 +1,65 @@
+"""The routing benchmark's bookkeeping: the oracle's LRU reuse, medians with spread, who may win."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bench.agentic_trace import Summary
+from tests.bench.trace_routing import RunResult, Target, oracle_hit_tokens, ratio_line, summarize_target
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_oracle_hits_leading_cached_blocks_and_evicts_the_least_recently_used() -> None:
+    a = list(range(10))  # 2 full blocks of 4 (+2 tokens)
+    b = list(range(100, 110))
+    # a, a again (8 of its 10 tokens cached), b, then a: with room for 2 blocks, b evicted a
+    assert oracle_hit_tokens([a, a, b, a], block_size=4, capacity_blocks=2) == (8, 40)
+    assert oracle_hit_tokens([a, a, b, a], block_size=4, capacity_blocks=4) == (16, 40)
+    # the last token is always computed: a prompt of exactly 2 blocks hits at most 1 of them
+    exact = list(range(8))
+    assert oracle_hit_tokens([exact, exact], block_size=4, capacity_blocks=8) == (4, 16)
+
+
+def _run(label: str, round_: int, p50: float, errors: int = 0, hits: float = 50.0) -> RunResult:
+    summary = Summary(
+        requests=10,
+        errors=errors,
+        ttft_p50_ms=p50,
+        ttft_p90_ms=2 * p50,
+        ttft_p99_ms=3 * p50,
+        e2e_p50_ms=p50,
+        req_per_s=1.0,
+        tokens_per_s=1.0,
+        wall_s=1.0,
+    )
+    return RunResult(label=label, round=round_, summary=summary, hit_tokens=hits, query_tokens=100.0)
+
+
+def test_medians_spread_errors_and_the_ratio_line() -> None:
+    ours = Target(label="router prefix", ours=True, argv=["x", "--port", "1"])
+    rr = Target(label="router round_robin", ours=True, argv=["x", "--port", "2"])
+    fast = Target(label="vllm-router fast", ours=False, argv=["x", "--port", "3"])
+    slow = Target(label="vllm-router slow", ours=False, argv=["x", "--port", "4"])
+    results = [
+        *(_run(ours.label, r, p, hits=h) for r, (p, h) in enumerate([(10, 90), (30, 80), (20, 100)])),
+        *(_run(rr.label, r, p) for r, p in enumerate([40, 40, 50])),
+        *(_run(fast.label, r, 5, errors=1 if r == 0 else 0) for r in range(3)),  # fastest, but erred
+        *(_run(slow.label, r, p) for r, p in enumerate([25, 25, 30])),
+    ]
+    summaries = [
+        s
+        for t in (ours, rr, fast, slow)
+        if (s := summarize_target(t, results, oracle_cached=100)) is not None
+    ]
+    mine = summaries[0]
+    assert (mine.ttft_p50_ms, mine.ttft_p50_min, mine.ttft_p50_max) == (20, 10, 30)
+    assert mine.reuse_captured == pytest.approx(0.9) and mine.errors == 0
+    assert summaries[2].errors == 1
+    # the erring vllm-router target does not win: the best is the slow one (25 ms)
+    assert ratio_line("trace_prefix", summaries, ours.label, rr.label) == (
+        "trace_prefix_ttft_p50_vs_round_robin=0.50 trace_prefix_ttft_p50_vs_best_vllm_router=0.80 reuse_captured=0.90"
+    )
+    assert ratio_line("agentic_prefix", summaries, ours.label, rr.label).endswith(
+        "agentic_reuse_captured=0.90"
+    )
