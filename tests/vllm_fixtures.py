@@ -42,6 +42,8 @@ __all__ = ["KVEventsWorker", "tiny_model", "vllm_kv_worker", "vllm_log_dir", "vl
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = float(os.environ.get("GROVE_VLLM_START_TIMEOUT", "480"))
+VLLM_TEST_TIMEOUT = 300.0
+"""Seconds a vLLM or Ray test may take besides one start of the workers."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,8 +53,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Move ``vllm_last`` tests to the end, so a killed worker is restarted only if someone needs it."""
+    """Move ``vllm_last`` tests to the end, so a killed worker is restarted only if someone needs it.
+
+    Tests that may start vLLM or Ray get a per-test timeout that covers one start (pyproject's default
+    is for everything else); a test's own ``@pytest.mark.timeout`` still wins.
+    """
     items.sort(key=lambda item: item.get_closest_marker("vllm_last") is not None)
+    for item in items:
+        slow = item.get_closest_marker("vllm") or item.get_closest_marker("ray")
+        if slow is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(START_TIMEOUT + VLLM_TEST_TIMEOUT))
 
 
 def _say(request: pytest.FixtureRequest, line: str) -> None:

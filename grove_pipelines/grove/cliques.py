@@ -145,6 +145,9 @@ def _server_cliques(ctx: CliqueContext, unit: Unit) -> list[PodCliqueTemplateSpe
         )
         env = [EnvVar(name=k, value=v) for k, v in stage.env.items()] + _caller_env(ctx, unit.stage)
         image = stage.image or ctx.image
+    remote_stages = any(True for _ in ctx.graph.python_stages())  # stage servers accept only the stage token
+    entry_auth = unit.stage == ENTRY and pipeline.entry.auth
+    env += ctr.server_auth_env(ctx.pcs, api_keys=entry_auth, stage_token=remote_stages)
     main = ctr.server_container(
         image=image, ref=ctx.ref, port=port, stage=stage_arg, env=env, res=ctr.resources(spec.resources)
     )

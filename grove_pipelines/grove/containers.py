@@ -27,6 +27,7 @@ from grove_pipelines.grove.core import (
     ProjectedVolumeSource,
     ResourceRequirements,
     SeccompProfile,
+    SecretKeySelector,
     SecurityContext,
     ServiceAccountTokenProjection,
     TCPSocketAction,
@@ -43,6 +44,13 @@ from grove_pipelines.spec.endpoints import (
     SERVER_READINESS_PATH,
     VLLM_HEALTH_PATH,
 )
+from grove_pipelines.spec.server_auth import (
+    API_KEYS_ENV,
+    API_KEYS_SECRET_KEY,
+    STAGE_TOKEN_ENV,
+    STAGE_TOKEN_SECRET_KEY,
+    auth_secret_name,
+)
 from grove_pipelines.spec.vllm import KV_ROLES, VLLMServe
 
 __all__ = [
@@ -57,6 +65,7 @@ __all__ = [
     "router_container",
     "router_token_volume",
     "security_context",
+    "server_auth_env",
     "server_container",
     "shm_mount",
     "tmp_mount",
@@ -163,6 +172,16 @@ def server_container(
         security_context=security_context(read_only_root=True),
         volume_mounts=[tmp_mount()],
     )
+
+
+def server_auth_env(pcs: str, *, api_keys: bool, stage_token: bool) -> list[EnvVar]:
+    """The server's credentials from the pipeline's Secret: bearer keys (entry) and the stage token."""
+    wanted = [(API_KEYS_ENV, API_KEYS_SECRET_KEY)] if api_keys else []
+    wanted += [(STAGE_TOKEN_ENV, STAGE_TOKEN_SECRET_KEY)] if stage_token else []
+    return [
+        EnvVar(name=env, value_from=EnvVarSource(secret_key_ref=SecretKeySelector(name=auth_secret_name(pcs), key=key)))
+        for env, key in wanted
+    ]
 
 
 def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> Container:

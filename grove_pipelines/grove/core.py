@@ -78,10 +78,18 @@ class ObjectFieldSelector(KubeModel):
     field_path: str
 
 
+class SecretKeySelector(KubeModel):
+    """One key of a Secret in the pod's namespace (``optional`` false: the pod waits for it)."""
+
+    name: str
+    key: str
+
+
 class EnvVarSource(KubeModel):
     """Where an env var's value comes from when it is not a literal."""
 
     field_ref: ObjectFieldSelector | None = None
+    secret_key_ref: SecretKeySelector | None = None
 
 
 class EnvVar(KubeModel):

@@ -1,6 +1,7 @@
 """The objects emitted beside the PodCliqueSet: Services and the routers' RBAC.
 
-* ``<pcs>``: the pipeline's entry Service (port → ``http``), selecting the ``frontend`` clique.
+* ``<pcs>``: the pipeline's entry Service (port → ``http``), selecting the ``frontend`` clique. A
+  ``NodePort`` or ``LoadBalancer`` entry without auth is refused unless the pipeline says ``public=True``.
 * ``<pcs>-<stage>``: a ClusterIP Service per Python stage, how callers reach it.
 * ``<pcs>-router``: ServiceAccount + Role (get/list/watch pods in the namespace, nothing else) +
   RoleBinding, only when some pod carries a router sidecar (routers discover workers by label).
@@ -11,6 +12,7 @@ Selectors use Grove's ``grove.io/podclique`` label, whose value is the PodClique
 
 from __future__ import annotations
 
+from grove_pipelines.errors import CompileError
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove.base import KubeModel
 from grove_pipelines.grove.core import (
@@ -55,6 +57,11 @@ def build_services(
 ) -> list[Service]:
     """The entry Service, then one Service per Python stage, named ``<pcs>-<its clique>``."""
     entry = graph.pipeline.entry
+    if entry.service_type != "ClusterIP" and not entry.auth and not graph.pipeline.public:
+        raise CompileError(
+            f"pipeline {graph.pipeline.name!r}: a {entry.service_type} entry with auth=False lets anyone who "
+            "reaches the cluster run it; keep auth (the default) or say @pipeline(..., public=True)"
+        )
     services = [
         _service(pcs, pcs=pcs, clique=ENTRY, port=entry.port, kind=entry.service_type, namespace=namespace,
                  labels=labels)

@@ -22,6 +22,7 @@ from grove_pipelines.kube.frozen import frozen_changes, scale_targets
 from grove_pipelines.kube.grove_cluster import live_grove_cluster
 from grove_pipelines.kube.manifests import PART_OF, PCS_API_VERSION, is_managed, pcs_of
 from grove_pipelines.kube.preflight import Report, check_cluster, ensure_namespaces
+from grove_pipelines.kube.secrets import ensure_auth_secret
 from grove_pipelines.kube.wait import wait_gone
 
 __all__ = ["Applied", "DeployResult", "deploy"]
@@ -145,6 +146,10 @@ def deploy(
         for kind in ("PodClique", "PodCliqueScalingGroup"):
             items = client.list(PCS_API_VERSION, kind, ns, label_selector=f"{PART_OF}={name}")["items"]
             children += [{**item, "kind": kind} for item in items]
+    secret = ensure_auth_secret(client, pcs, dry_run=dry_run)
+    if secret is not None:
+        detail = "(random api-keys / stage-token; read with kubectl get secret)" if secret[1] != "unchanged" else ""
+        result.objects.append(Applied(kind="Secret", name=secret[0], namespace=ns, action=secret[1], detail=detail))  # type: ignore[arg-type]
     for obj in manifests:
         result.objects.append(_apply_one(client, obj, force=force_conflicts, dry_run=dry_run))
     for target in scale_targets(live, pcs, children) if live is not None else []:

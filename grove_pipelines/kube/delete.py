@@ -18,6 +18,7 @@ __all__ = ["BESIDE_KINDS", "delete"]
 BESIDE_KINDS = [
     ("v1", "Service"),
     ("v1", "ConfigMap"),
+    ("v1", "Secret"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("rbac.authorization.k8s.io/v1", "Role"),

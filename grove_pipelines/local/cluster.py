@@ -33,6 +33,7 @@ from grove_pipelines.local.netns import Network
 from grove_pipelines.local.pods import LocalPod
 from grove_pipelines.local.profile import CannotRunHere
 from grove_pipelines.local.services import Endpoint, ServiceForwarder
+from grove_pipelines.spec.server_auth import new_secret_value, secret_key_refs
 
 __all__ = ["ContainerRewrite", "LocalCluster", "image_env"]
 
@@ -68,6 +69,9 @@ class LocalCluster:
         self._changed = asyncio.Event()
         self.started_at = time.monotonic()
         self.image_env = image_env()
+        self.secrets: dict[str, dict[str, str]] = {}  # what deploy creates: random values, for this run only
+        for secret, key in secret_key_refs(self.pcs):
+            self.secrets.setdefault(secret, {}).setdefault(key, new_secret_value())
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -106,7 +110,9 @@ class LocalCluster:
         missing = []
         for pod in self.grove:
             for container in [*(pod.pod_spec.get("initContainers") or ()), *(pod.pod_spec.get("containers") or ())]:
-                launch = container_launch(pod, container, pod_ip=nets[pod.name].ip, host_ip=self.network.gateway)
+                launch = container_launch(
+                    pod, container, pod_ip=nets[pod.name].ip, host_ip=self.network.gateway, secrets=self.secrets
+                )
                 missing += [f"{pod.name}/{launch.name}: $({name})" for name in launch.unresolved]
         for line in missing:
             self.progress(f"unresolved reference {line}")
@@ -120,7 +126,7 @@ class LocalCluster:
         assert self.network is not None
         launches = {}
         for container in [*spec["initContainers"], *spec["containers"]]:
-            launch = container_launch(pod, container, pod_ip=ip, host_ip=self.network.gateway)
+            launch = container_launch(pod, container, pod_ip=ip, host_ip=self.network.gateway, secrets=self.secrets)
             # the image's environment under the container's (the kubelet expands only the latter)
             launches[container["name"]] = dataclasses.replace(launch, env={**self.image_env, **launch.env})
         return launches, spec

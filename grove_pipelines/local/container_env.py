@@ -2,7 +2,8 @@
 
 The environment is the container's own ``env`` followed by the ``GROVE_*`` entries Grove appends
 (:meth:`GrovePod.grove_env`), resolved in order with the downward API fields the manifests use
-(``metadata.*``, ``status.podIP``, ``spec.serviceAccountName``, resource requests and limits); then
+(``metadata.*``, ``status.podIP``, ``spec.serviceAccountName``, resource requests and limits) and the
+run's Secrets (``secretKeyRef``); then
 ``command`` + ``args`` are expanded against it (:mod:`grove_pipelines.local.expansion`).
 """
 
@@ -44,11 +45,15 @@ class ContainerLaunch:
 
 
 def container_launch(
-    pod: GrovePod, container: Mapping[str, Any], *, pod_ip: str, host_ip: str
-) -> ContainerLaunch:
+    pod: GrovePod, container: Mapping[str, Any], *, pod_ip: str, host_ip: str,
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
+) -> ContainerLaunch:  # fmt: skip
     """The launch of ``container`` in ``pod`` at ``pod_ip`` on a node at ``host_ip``."""
 
     def field_value(source: Mapping[str, Any]) -> str:
+        ref = source.get("secretKeyRef")
+        if ref and secrets is not None and ref.get("key") in secrets.get(str(ref.get("name")), {}):
+            return secrets[str(ref["name"])][str(ref["key"])]
         if "fieldRef" in source:
             return _field(pod, str(source["fieldRef"]["fieldPath"]), pod_ip=pod_ip, host_ip=host_ip)
         if "resourceFieldRef" in source:

@@ -3,8 +3,10 @@
 Images become this machine's environment: the runtime image is this package (``grove-pipelines``
 run by this interpreter), the vLLM image is the installed vLLM. vLLM serves the local model with
 tensor parallel 1 and the CPU-safe flags the tests use (eager, a CPU KV buffer, a fixed KV cache and
-seed), with its OpenMP threads bound to the cores the run maps the pod's GPU requests to. Everything
-else (ports, probes, environment, names, ``startsAfter``) runs as compiled. A multi-node vLLM group
+seed), with its OpenMP threads bound to the cores the run maps the pod's GPU requests to. The entry
+takes no API key (the run serves this machine only); stage servers still check the stage token, from
+a Secret the run makes as deploy would. Everything else (ports, probes, environment, names,
+``startsAfter``) runs as compiled. A multi-node vLLM group
 cannot run here: its pods are reported and left out.
 """
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grove_pipelines.spec.server_auth import API_KEYS_ENV
 from grove_pipelines.spec.vllm import VLLMServe
 from runtime.engines.vllm import OFFLINE_ENV, VLLM_PROGRAM
 
@@ -51,6 +54,7 @@ class LocalProfile:
             f"vLLM CPU flags: --enforce-eager --seed 0 --kv-cache-memory-bytes {_CPU_KV_CACHE_BYTES} kv_buffer_device=cpu",
             f"GPU requests -> CPU cores {self.cores} (VLLM_CPU_OMP_THREADS_BIND, one core per GPU, round-robin)",
             "multi-node vLLM groups: not run here (expansion and addresses are still checked)",
+            f"entry: no API key ({API_KEYS_ENV} dropped; the run serves this machine); the stage token is checked",
             f"probes: timeoutSeconds x{self.probe_slack} (every pod shares this machine's cores)",
             "not enforced here: securityContext, volumes (one shared filesystem), NetworkPolicies, resource limits",
         ]
@@ -67,6 +71,7 @@ class LocalProfile:
             return out
         if argv[0] == "grove-pipelines":
             out["command"] = [*_GROVE_PIPELINES, *argv[1:]]
+            out["env"] = [e for e in out.get("env") or () if e.get("name") != API_KEYS_ENV] or None
         elif argv[0] == "vllm" or (argv[:2] == ["sh", "-c"] and "vllm serve" in " ".join(argv)):
             if multi_node or argv[0] != "vllm":
                 raise CannotRunHere("a multi-node vLLM group needs one GPU node per pod")

@@ -54,7 +54,8 @@ def pipeline(
 
     Options: ``image`` (for Python stages and the server), ``vllm_image``, ``scheduler``
     (``"kai-scheduler"``...), ``queue``, ``priority_class``, ``termination_delay``, ``topology``,
-    ``max_iterations`` (loop guard), ``entry`` (the server's replicas/resources/port), ``labels``,
+    ``max_iterations`` (loop guard), ``entry`` (the server's replicas/resources/port/service_type/auth),
+    ``labels``, ``public`` (``True``: a ``NodePort``/``LoadBalancer`` entry may run with ``auth=False``),
     ``calls`` (stages or stage names the body calls in ways the code scan cannot see, such as
     ``getattr(tools, name)``: the twin of a stage's ``depends_on=``).
     """

@@ -150,6 +150,8 @@ class _NamedSpec(_ReplicatedSpec):
                 raise ValueError(f"env name {key!r} is not a valid environment variable name")
             if key.startswith("GROVE_"):
                 raise ValueError(f"env name {key!r}: GROVE_* variables are set by the Grove operator")
+            if key.startswith("GP_"):
+                raise ValueError(f"env name {key!r}: GP_* variables are set by the compiler (endpoints, credentials)")
         return value
 
 
@@ -271,6 +273,8 @@ class EntrySpec(_ReplicatedSpec):
     resources: Resources = Resources(cpu="1", memory="1Gi")
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    auth: bool = True
+    """Require a bearer key from the pipeline's Secret (``<pcs>-auth``, key ``api-keys``) on every request."""
 
 
 class PipelineSpec(_Options):
@@ -290,6 +294,8 @@ class PipelineSpec(_Options):
     topology: Topology | None = None
     max_iterations: Annotated[int, Field(ge=1)] = 16
     entry: EntrySpec = EntrySpec()
+    public: bool = False
+    """The author's word that an entry reachable from outside the cluster may serve without auth."""
     labels: dict[str, str] = Field(default_factory=dict)
     calls: tuple[str, ...] = ()
     """Stages the body calls in ways the reference scan cannot see (``getattr``, names from a file)."""

@@ -4,36 +4,54 @@ They extend the runtime's tree (``runtime.errors``), so a CLI entry point still 
 line; the server renders them as ``{"error": {"message", "type", "code", ...}}``::
 
     GroveRuntimeError                         (runtime.errors)
+    ├── ServerConfigError       a GP_* setting is invalid: the server refuses to start
     └── PipelineRunError        status, type, and the stage it concerns (if any)
         ├── InvalidRequestError      400/422: malformed JSON, a body that does not fit the signature
+        │   └── PayloadTooLargeError 413: the body is over the server's limit (refused while reading)
+        ├── UnauthorizedError        401: no or a wrong bearer key (entry) or stage token (stage servers)
         ├── NotFoundError            404: no such pipeline, stage or model on this server
+        ├── DrainingError            503: the server is shutting down; retry on another replica
         ├── UndeclaredCallError      500: a stage called another that is not an edge of the graph
         ├── LoopLimitError           500: one stage was called more than ``max_iterations`` times
         ├── StageFailedError         500: the stage's own code raised (a bug, or a tool failing)
         ├── StageTimeoutError        504: the stage did not answer within its ``timeout_s``
         └── StageUpstreamError       502: the stage's server, the router or vLLM failed or was unreachable
 
+(``StageTimeoutError`` without a stage: the whole request outlived its deadline.)
+
 Why the split: a client (or an autoscaler, or a retry policy) must tell "your pipeline has a bug"
 (500) from "something behind it is down or slow" (502/504) without parsing messages.
+
+What a client sees: the type, the status, the stage and the request id always; the message only when
+the server wrote it about the request itself (``public``). A stage's exception text, an upstream's
+answer and internal URLs stay in the server log (``runtime.server.failures``), under the request id.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from grove_pipelines.graph.model import ENTRY
 from runtime.errors import GroveRuntimeError
 
 __all__ = [
+    "DrainingError",
     "InvalidRequestError",
     "LoopLimitError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "PipelineRunError",
+    "ServerConfigError",
     "StageFailedError",
     "StageTimeoutError",
     "StageUpstreamError",
+    "UnauthorizedError",
     "UndeclaredCallError",
 ]
+
+
+class ServerConfigError(GroveRuntimeError):
+    """The server cannot start with these settings (a ``GP_*`` variable out of range)."""
 
 
 class PipelineRunError(GroveRuntimeError):
@@ -41,6 +59,8 @@ class PipelineRunError(GroveRuntimeError):
 
     status: int = 500
     type: str = "pipeline_error"
+    public: ClassVar[bool] = False
+    """Whether :attr:`message` may reach the client (it describes the request, not the server's insides)."""
 
     def __init__(self, message: str, *, stage: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
@@ -49,11 +69,20 @@ class PipelineRunError(GroveRuntimeError):
         if status is not None:
             self.status = status
 
-    def body(self) -> dict[str, Any]:
-        """The JSON error body (the same shape vLLM and the router use, plus the stage)."""
-        error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.status}
+    def client_message(self) -> str:
+        """The message a client may read: :attr:`message` when public, else what failed and where."""
+        if self.public:
+            return self.message
+        where = f"stage {self.stage!r}" if self.stage is not None else "the pipeline"
+        return f"{where} failed ({self.type}); the server log has the details under this request id"
+
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
+        """The JSON error body (the shape vLLM and the router use, plus the stage and request id)."""
+        error: dict[str, Any] = {"message": self.client_message(), "type": self.type, "code": self.status}
         if self.stage is not None:
             error["stage"] = self.stage
+        if request_id:
+            error["request_id"] = request_id
         return {"error": error}
 
 
@@ -62,6 +91,33 @@ class InvalidRequestError(PipelineRunError):
 
     status = 422
     type = "invalid_request_error"
+    public = True
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """The request body is larger than the server accepts; reading stopped at the limit."""
+
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over this server's limit of {limit} bytes")
+        self.limit = limit
+
+
+class UnauthorizedError(PipelineRunError):
+    """The request carries no accepted bearer key (or, on a stage server, no valid stage token)."""
+
+    status = 401
+    type = "authentication_error"
+    public = True
+
+
+class DrainingError(PipelineRunError):
+    """The server received SIGTERM: it finishes what it has and takes nothing new."""
+
+    status = 503
+    type = "service_unavailable"
+    public = True
 
 
 class NotFoundError(PipelineRunError):
@@ -69,12 +125,14 @@ class NotFoundError(PipelineRunError):
 
     status = 404
     type = "not_found_error"
+    public = True
 
 
 class UndeclaredCallError(PipelineRunError):
     """``caller`` called ``callee`` but the graph has no such edge; ``declare`` is the code to add."""
 
     type = "undeclared_call_error"
+    public = True
 
     def __init__(self, caller: str, callee: str, *, declare: str = "") -> None:
         who = "the pipeline body" if caller == ENTRY else f"stage {caller!r}"
@@ -91,6 +149,7 @@ class LoopLimitError(PipelineRunError):
     """One request called a stage more than the pipeline's ``max_iterations`` times: a runaway loop."""
 
     type = "loop_limit_error"
+    public = True
 
     def __init__(self, stage: str, limit: int) -> None:
         super().__init__(
@@ -112,6 +171,7 @@ class StageTimeoutError(PipelineRunError):
 
     status = 504
     type = "timeout_error"
+    public = True
 
 
 class StageUpstreamError(PipelineRunError):
@@ -136,4 +196,6 @@ def from_body(status: int, body: object, *, stage: str, url: str) -> PipelineRun
     if cls is InvalidRequestError or cls is NotFoundError:
         # The caller sent what the callee refused: a bug on the calling side, not the client's input.
         cls = StageFailedError
+    elif cls is PipelineRunError and status in (401, 503):  # a wrong stage token, a draining stage server
+        return StageUpstreamError(f"stage {stage!r} at {url} answered HTTP {status}", stage=stage)
     return cls(str(error["message"]), stage=str(error.get("stage") or stage), status=status if status >= 500 else None)

@@ -4,8 +4,12 @@ Each request gets a ``RequestInvoker`` (bound through ``grove_pipelines.sdk.invo
 ``await stage(...)`` and ``await llm.chat(...)`` in the body, and in stages it calls, comes here. A
 context variable holds the node that is running (the pipeline body is ``ENTRY``, a stage's code is
 its name) so a call that is not an edge of the graph fails naming both ends. Around each call: the
-loop guard (``max_iterations`` calls per stage per request), the stage's ``timeout_s`` per attempt,
-its ``retries``, and metrics. Cancelling the request's task cancels every in-flight call under it.
+loop guard (``max_iterations`` calls per stage per request), the stage's ``timeout_s`` per attempt
+(the server's default when it sets none), cut to what is left of the request's deadline, its
+``retries``, and metrics. Cancelling the request's task cancels every in-flight call under it.
+
+The deadline is a context variable too (``runtime.server.deadline``), so the HTTP calls under a request (stage servers, routers)
+send it on as ``X-Request-Deadline`` whatever transport carries them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.loader import LoadedPipeline
 from grove_pipelines.sdk import LLM, Pipeline, Stage, bind_invoker
+from runtime.server.deadline import Deadline, current_deadline, reset_deadline, set_deadline
 from runtime.server.errors import (
     InvalidRequestError,
     LoopLimitError,
@@ -34,6 +39,7 @@ from runtime.server.errors import (
 from runtime.server.llm_calls import LLMCalls, TokenSink
 from runtime.server.metrics import Metrics
 from runtime.server.schema import ArgBinder
+from runtime.server.settings import ServerSettings
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
 from runtime.server.upstream import Upstream
 from runtime.server.wire import LLM_URL_PREFIX, STAGE_URL_PREFIX, urls_from_env
@@ -70,10 +76,12 @@ class Executor:
         transports: Mapping[str, StageTransport] | None = None,
         upstream: Upstream | None = None,
         metrics: Metrics | None = None,
+        settings: ServerSettings | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.graph = graph
         self.stages = dict(stages)
+        self.settings = settings or ServerSettings()
         self.upstream = upstream or Upstream()
         self.metrics = metrics or Metrics()
         self.max_iterations = pipeline.spec.max_iterations
@@ -85,7 +93,7 @@ class Executor:
         for spec in graph.python_stages():
             url = self.stage_urls.get(spec.name)
             self.transports[spec.name] = given.get(spec.name) or (
-                HTTPStageTransport(url, self.upstream) if url else local
+                HTTPStageTransport(url, self.upstream, token=self.settings.stage_token) if url else local
             )
         self.llm = LLMCalls(self.upstream, self.llm_urls, llm_models)
         self._binders: dict[str, ArgBinder] = {}
@@ -94,7 +102,7 @@ class Executor:
     def from_loaded(
         cls, loaded: LoadedPipeline, *, environ: Mapping[str, str] | None = None, **options: Any
     ) -> Executor:
-        """An executor for a loaded pipeline; stage and LLM endpoints default to ``GP_*_URL_*`` variables.
+        """An executor for a loaded pipeline; endpoints default to ``GP_*_URL_*``, limits and credentials to ``GP_*``.
 
         The graph (``graph=`` if the caller built it already, else the loaded pipeline's) holds the
         stage objects its one scan found: the server does not scan user code again.
@@ -102,6 +110,8 @@ class Executor:
         given: PipelineGraph | None = options.pop("graph", None)
         graph = given or loaded.graph()
         names = [s.name for s in graph.stages()]
+        if "settings" not in options:
+            options["settings"] = ServerSettings.from_env(environ)
         options.setdefault("stage_urls", urls_from_env(STAGE_URL_PREFIX, names, environ))
         options.setdefault("llm_urls", urls_from_env(LLM_URL_PREFIX, names, environ))
         return cls(loaded.pipeline, graph, graph.objects, **options)
@@ -116,19 +126,33 @@ class Executor:
         return RequestInvoker(self, request_id=request_id or uuid.uuid4().hex, on_token=on_token)
 
     async def run(
-        self, inputs: Mapping[str, Any], *, request_id: str | None = None, on_token: TokenSink | None = None
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+        on_token: TokenSink | None = None,
+        deadline: Deadline | None = None,
     ) -> Any:
-        """Run the pipeline body once with ``inputs`` as keyword arguments."""
+        """Run the pipeline body once with ``inputs`` as keyword arguments, within ``deadline``.
+
+        Without a deadline the request gets the server's ``timeout_s`` from now.
+        """
+        deadline = deadline or Deadline.within(self.settings.timeout_s)
         with bind_invoker(self.invoker(request_id=request_id, on_token=on_token)):
-            token = _CALLER.set(ENTRY)
+            token, limit = _CALLER.set(ENTRY), set_deadline(deadline)
+            scope = asyncio.timeout(deadline.bound(None))
             try:
-                return await self.pipeline.func(**inputs)
+                async with scope:
+                    return await self.pipeline.func(**inputs)
             except PipelineRunError:
                 raise
             except Exception as exc:
+                if scope.expired():
+                    raise StageTimeoutError(f"pipeline {self.name!r} did not finish within its deadline") from exc
                 raise PipelineRunError(f"pipeline {self.name!r} failed: {type(exc).__name__}: {exc}") from exc
             finally:
                 _CALLER.reset(token)
+                reset_deadline(limit)
 
     def python_stage(self, name: str) -> Stage:
         """The Python stage ``name`` of this pipeline."""
@@ -138,9 +162,19 @@ class Executor:
         return obj
 
     async def serve_stage(
-        self, name: str, args: list[Any], kwargs: dict[str, Any], *, caller: str, request_id: str | None = None
+        self,
+        name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        caller: str,
+        request_id: str | None = None,
+        deadline: Deadline | None = None,
     ) -> Any:
-        """What a stage server does with one call: check the edge, validate the arguments, run the code here."""
+        """What a stage server does with one call: check the edge, validate the arguments, run the code here.
+
+        ``deadline`` is the caller's (from ``X-Request-Deadline``); nested calls are bounded by it.
+        """
         stage = self.python_stage(name)
         if not self.graph.has_edge(caller, name):
             raise UndeclaredCallError(caller, name, declare=self.graph.how_to_declare(caller, name))
@@ -151,16 +185,22 @@ class Executor:
             call_args, call_kwargs = binder.bind(args, kwargs)
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(f"stage {name!r}: bad arguments: {exc}", stage=name) from exc
+        deadline = deadline or Deadline.within(self.settings.timeout_s)
         with bind_invoker(self.invoker(request_id=request_id)):
-            token = _CALLER.set(name)
+            token, limit = _CALLER.set(name), set_deadline(deadline)
+            scope = asyncio.timeout(deadline.bound(None))
             try:
-                return await stage.run_local(*call_args, **call_kwargs)
+                async with scope:
+                    return await stage.run_local(*call_args, **call_kwargs)
             except PipelineRunError:
                 raise
             except Exception as exc:
+                if scope.expired():
+                    raise StageTimeoutError(f"stage {name!r} did not finish within the request's deadline", stage=name) from exc
                 raise StageFailedError(f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name) from exc
             finally:
                 _CALLER.reset(token)
+                reset_deadline(limit)
 
     def cold_class_stages(self, only: Iterable[str] | None = None) -> list[Stage]:
         """In-process class stages (of ``only``, if given) whose per-process instance is not made yet."""
@@ -227,16 +267,18 @@ class RequestInvoker:
         if transport is None:
             raise NotFoundError(f"stage {stage.name!r} is not part of pipeline {self.executor.name!r}")
         rid = self.request_id
+        timeout_s = stage.spec.timeout_s or self.executor.settings.stage_timeout_s
         return await self._guarded(
-            stage.name, stage.spec.timeout_s, stage.spec.retries, caller,
+            stage.name, timeout_s, stage.spec.retries, caller,
             lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
         )
 
     async def call_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> dict[str, Any]:
         caller = self._admit(llm.name)
         sink = self._sink(caller)
+        timeout_s = llm.spec.timeout_s or self.executor.settings.llm_timeout_s
         result: dict[str, Any] = await self._guarded(
-            llm.name, llm.spec.timeout_s, llm.spec.retries, caller,
+            llm.name, timeout_s, llm.spec.retries, caller,
             lambda: self.executor.llm.call(llm.name, path, body, self.request_id, sink),
         )
         return result
@@ -247,13 +289,15 @@ class RequestInvoker:
         return self.executor.llm.stream(llm.name, path, body, self.request_id, sink)
 
     async def _guarded(
-        self, name: str, timeout_s: float | None, retries: int, caller: str, attempt: Callable[[], Awaitable[Any]]
+        self, name: str, timeout_s: float, retries: int, caller: str, attempt: Callable[[], Awaitable[Any]]
     ) -> Any:
         metrics = self.executor.metrics
         started = time.perf_counter()
+        deadline = current_deadline() or Deadline.within(self.executor.settings.timeout_s)
         for number in range(retries + 1):
             token = _CALLER.set(name)
-            scope = asyncio.timeout(timeout_s)
+            bound = deadline.bound(timeout_s)
+            scope = asyncio.timeout(bound)
             try:
                 async with scope:
                     result = await attempt()
@@ -261,8 +305,9 @@ class RequestInvoker:
                 metrics.stage_call(caller, name, "cancelled", time.perf_counter() - started)
                 raise
             except Exception as exc:
-                error = _as_stage_error(exc, name, timeout_s, scope.expired())
-                if isinstance(error, _RETRYABLE) and error.stage == name and number < retries:
+                error = _as_stage_error(exc, name, timeout_s if bound >= timeout_s else None, scope.expired())
+                retry = number < retries and deadline.remaining() > 0
+                if isinstance(error, _RETRYABLE) and error.stage == name and retry:
                     metrics.stage_call(caller, name, "retry")
                     continue
                 outcome = "timeout" if isinstance(error, StageTimeoutError) else "error"
@@ -278,8 +323,10 @@ class RequestInvoker:
 
 
 def _as_stage_error(exc: Exception, name: str, timeout_s: float | None, expired: bool) -> PipelineRunError:
+    """``timeout_s`` is the stage's own timeout when that was the limit, None when the request's deadline was."""
     if expired:
-        return StageTimeoutError(f"stage {name!r} did not finish within its timeout of {timeout_s:g} s", stage=name)
+        limit = "the request's deadline" if timeout_s is None else f"its timeout of {timeout_s:g} s"
+        return StageTimeoutError(f"stage {name!r} did not finish within {limit}", stage=name)
     if isinstance(exc, PipelineRunError):
         return exc
     return StageFailedError(f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name)

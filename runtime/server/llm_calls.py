@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from runtime.router.session_headers import SESSION_HEADER
+from runtime.server.deadline import deadline_headers
 from runtime.server.errors import StageUpstreamError
 from runtime.server.upstream import Upstream
 from runtime.server.wire import LLM_URL_PREFIX, REQUEST_ID_HEADER, env_name
@@ -28,8 +29,8 @@ RUN_SESSION: ContextVar[str | None] = ContextVar("grove_run_session", default=No
 
 
 def llm_headers(request_id: str) -> dict[str, str]:
-    """Headers of an LLM call of the run ``request_id``: its id and its session."""
-    return {REQUEST_ID_HEADER: request_id, SESSION_HEADER: RUN_SESSION.get() or request_id}
+    """Headers of a call under the run ``request_id``: its id, its session and its deadline (if any)."""
+    return {REQUEST_ID_HEADER: request_id, SESSION_HEADER: RUN_SESSION.get() or request_id, **deadline_headers()}
 
 TokenSink = Callable[[dict[str, Any]], None]
 """Receives ``{"stage": name, "text": piece}`` for every piece of streamed text."""

@@ -21,18 +21,23 @@ ERROR_SCHEMA: dict[str, Any] = {
                 "type": {"type": "string"},
                 "code": {"type": "integer"},
                 "stage": {"type": "string"},
+                "request_id": {"type": "string"},
             },
         }
     },
 }
 _ERRORS = {
-    "400": "Malformed JSON",
+    "400": "Malformed JSON, or a bad X-Request-Deadline",
+    "401": "No accepted bearer key (or, on a stage server, no valid stage token)",
     "404": "No such pipeline",
+    "413": "The body is over the server's limit",
     "422": "The body does not fit the pipeline's signature",
-    "500": "A stage or the pipeline body raised (the error names the stage)",
+    "500": "A stage or the pipeline body raised (the error names the stage; the log has the detail)",
     "502": "A stage server, the router or vLLM failed",
-    "504": "A stage timed out",
+    "503": "The server is draining (SIGTERM); retry",
+    "504": "A stage or the request's deadline timed out",
 }
+_ALWAYS = ["401", "413", "503"]
 _JSON_OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
 
@@ -67,17 +72,25 @@ def _pipeline_path(api: PipelineAPI) -> dict[str, Any]:
                         "text/event-stream": {"schema": {"type": "string", "description": stream}},
                     },
                 },
-                **_error_responses(["400", "404", "422", "500", "502", "504"]),
+                **_error_responses(["400", "404", "422", "500", "502", "504", *_ALWAYS]),
             },
         }
     }
 
 
-def openapi_document(pipelines: Sequence[PipelineAPI], stages: Sequence[str] = (), *, title: str) -> dict[str, Any]:
-    """The whole document: pipelines, stage endpoints (stage-server mode), OpenAI, health and metrics."""
+def openapi_document(
+    pipelines: Sequence[PipelineAPI], stages: Sequence[str] = (), *, title: str, bearer: bool = False
+) -> dict[str, Any]:
+    """The whole document: pipelines, stage endpoints (stage-server mode), OpenAI, health and metrics.
+
+    ``bearer``: the server requires ``Authorization: Bearer <key>`` on everything but the probes.
+    """
     paths: dict[str, Any] = {
-        "/health": {"get": {"summary": "Liveness and readiness", "responses": {"200": {"description": "Ready"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format"}}}},
+        "/health": {"get": {"summary": "Liveness: the process serves HTTP", "security": [],
+                            "responses": {"200": {"description": "Alive"}}}},
+        "/ready": {"get": {"summary": "Readiness: 503 while draining", "security": [],
+                           "responses": {"200": {"description": "Ready"}, "503": {"description": "Draining"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "Text format"}}}},
     }
     if pipelines:
         paths["/v1/pipelines"] = {
@@ -94,7 +107,7 @@ def openapi_document(pipelines: Sequence[PipelineAPI], stages: Sequence[str] = (
                     "summary": f"OpenAI {what}, routed by `model` to the pipeline's LLM stage",
                     "requestBody": {"required": True, **_JSON_OBJECT},
                     "responses": {"200": {"description": "The model's answer", **_JSON_OBJECT},
-                                  **_error_responses(["400", "404", "502"])},
+                                  **_error_responses(["400", "404", "502", "504", *_ALWAYS])},
                 }
             }
         paths["/v1/models"] = {"get": {"summary": "The LLM stages' model names", "responses": {"200": {"description": "OpenAI model list", **_JSON_OBJECT}}}}
@@ -107,12 +120,16 @@ def openapi_document(pipelines: Sequence[PipelineAPI], stages: Sequence[str] = (
                     "properties": {"args": {"type": "array"}, "kwargs": {"type": "object"}},
                 }}}},
                 "responses": {"200": {"description": "`{\"result\": ...}`", **_JSON_OBJECT},
-                              **_error_responses(["400", "404", "422", "500", "502", "504"])},
+                              **_error_responses(["400", "404", "422", "500", "502", "504", *_ALWAYS])},
             }
         }
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
         "paths": paths,
         "components": {"schemas": {**{k: v for api in pipelines for k, v in api.definitions.items()}, "Error": ERROR_SCHEMA}},
     }
+    if bearer:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        document["security"] = [{"bearer": []}]
+    return document

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from starlette.types import Receive, Scope, Send
 
-from runtime.server.errors import PipelineRunError
+from runtime.server.failures import describe_failure
 from runtime.server.llm_calls import TokenSink
-from runtime.server.wire import encode
+from runtime.server.wire import REQUEST_ID_HEADER, encode
 
 __all__ = ["ClientGone", "EventStream", "format_event", "run_until_disconnect"]
 
@@ -59,17 +59,24 @@ def format_event(event: str, data: Any) -> bytes:
 
 
 class EventStream:
-    """An ASGI response that runs ``run(sink)`` and streams its tokens, then its result or error."""
+    """An ASGI response that runs ``run(sink)`` and streams its tokens, then its result or error.
+
+    The error event carries what :func:`describe_failure` lets a client see; ``where`` names the
+    request in the log line that holds the rest.
+    """
 
     def __init__(
         self,
         run: Callable[[TokenSink], Awaitable[Any]],
         *,
-        headers: dict[str, str] | None = None,
+        request_id: str,
+        where: str,
         on_finish: Callable[[str], None] | None = None,
     ) -> None:
         self.run = run
-        self.headers = headers or {}
+        self.request_id = request_id
+        self.where = where
+        self.headers = {REQUEST_ID_HEADER: request_id}
         self.on_finish = on_finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,11 +97,9 @@ class EventStream:
             error = task.exception()
             if error is None:
                 outcome, last = "200", format_event("result", encode(task.result()))
-            elif isinstance(error, PipelineRunError):
-                outcome, last = str(error.status), format_event("error", error.body())
             else:
-                outcome = "500"
-                last = format_event("error", {"error": {"message": f"internal error: {error}", "type": "internal_error", "code": 500}})
+                status, body = describe_failure(error, self.request_id, where=self.where)
+                outcome, last = str(status), format_event("error", body)
             await send({"type": "http.response.body", "body": last, "more_body": False})
         except OSError:  # the client went away while we were sending
             outcome = "cancelled"

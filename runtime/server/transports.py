@@ -37,17 +37,22 @@ class InProcessTransport:
 
 
 class HTTPStageTransport:
-    """The stage runs on its own server (a stage clique's pods): ``POST {base}/v1/stages/{name}``."""
+    """The stage runs on its own server (a stage clique's pods): ``POST {base}/v1/stages/{name}``.
 
-    def __init__(self, base_url: str, upstream: Upstream) -> None:
+    ``token`` is the pipeline's stage token (the stage server refuses calls without it); the
+    request's deadline goes along, so the stage server stops when the caller would.
+    """
+
+    def __init__(self, base_url: str, upstream: Upstream, *, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.upstream = upstream
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def call(
         self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
     ) -> Any:
         decoder = result_decoder(stage)
         payload = {"args": encode(list(args)), "kwargs": encode(kwargs)}
-        headers = {CALLER_HEADER: caller, **llm_headers(request_id)}  # the run's session travels on
+        headers = {CALLER_HEADER: caller, **llm_headers(request_id), **self._auth}  # the run's session travels on
         url = self.base_url + stage_path(stage.name)
         return decoder.decode(await self.upstream.call_stage(url, stage.name, payload, headers))

@@ -1,7 +1,9 @@
 """The server's only HTTP client: stage servers and routers, over one shared keep-alive session.
 
 Every aiohttp exception is translated here, into ``StageUpstreamError`` naming the stage and URL, so
-nothing else in the server knows which client library is underneath.
+nothing else in the server knows which client library is underneath. (Those messages go to the log;
+a client sees only the stage and the error type.) A stream counts as complete only when it ends with
+``data: [DONE]``: one that stops early failed, whatever its last chunk said.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from runtime.server.errors import PipelineRunError, StageUpstreamError, from_bod
 __all__ = ["Upstream"]
 
 _TRANSPORT_ERRORS = (aiohttp.ClientError, ConnectionError, OSError)
+_ERROR_BODY_LIMIT = 64 * 1024
 
 
 def _error_message(payload: object) -> str:
@@ -114,6 +117,7 @@ class Upstream:
                             f"LLM stage {stage!r} at {url} failed mid-stream: {_error_message(chunk)}", stage=stage
                         )
                     yield chunk
+            raise StageUpstreamError(f"LLM stage {stage!r} at {url}: the stream ended without [DONE]", stage=stage)
         except PipelineRunError:
             raise
         except _TRANSPORT_ERRORS as exc:
@@ -121,12 +125,33 @@ class Upstream:
         except ValueError as exc:
             raise StageUpstreamError(f"LLM stage {stage!r} at {url} streamed invalid JSON", stage=stage) from exc
 
-    async def proxy(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, AsyncIterator[bytes]]:
-        """Forward a raw OpenAI request: status, content type and the body as it arrives (for streams)."""
+    async def proxy(
+        self, url: str, body: bytes, headers: dict[str, str], *, stage: str, timeout_s: float
+    ) -> tuple[int, str, AsyncIterator[bytes]]:
+        """Forward an OpenAI request: status, content type and the body as it arrives (for streams).
+
+        A 5xx answer is not relayed (it may name workers): it becomes a ``StageUpstreamError``.
+        ``timeout_s`` bounds the whole exchange, stream included.
+        """
+        timeout = aiohttp.ClientTimeout(total=max(timeout_s, 0.001), sock_connect=10)
         try:
-            resp = await self.session.post(url, data=body, headers={"Content-Type": "application/json", **headers})
-        except _TRANSPORT_ERRORS as exc:
-            raise StageUpstreamError(f"{url} is unreachable: {exc}") from exc
+            resp = await self.session.post(
+                url, data=body, headers={"Content-Type": "application/json", **headers}, timeout=timeout
+            )
+        except (TimeoutError, *_TRANSPORT_ERRORS) as exc:
+            status = 504 if isinstance(exc, TimeoutError) else 502
+            raise StageUpstreamError(f"LLM stage {stage!r} at {url} is unreachable: {exc!r}", stage=stage, status=status) from exc
+        if resp.status >= 500:
+            try:
+                detail = (await resp.content.read(_ERROR_BODY_LIMIT)).decode(errors="replace")
+            except (TimeoutError, *_TRANSPORT_ERRORS):
+                detail = ""
+            finally:
+                resp.release()
+            raise StageUpstreamError(
+                f"LLM stage {stage!r} at {url} answered HTTP {resp.status}: {detail[:512]}",
+                stage=stage, status=504 if resp.status == 504 else 502,
+            )
 
         async def chunks() -> AsyncIterator[bytes]:
             try:

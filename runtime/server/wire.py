@@ -5,6 +5,8 @@ A call of stage ``retriever`` served elsewhere is::
     POST {GP_STAGE_URL_RETRIEVER}/v1/stages/retriever
     X-GP-Caller: frontend                  (the calling node; the callee refuses non-edges)
     X-Request-Id: 3f2a...                  (one id through every hop)
+    X-Request-Deadline: 1764441600.250     (Unix time by which the whole request must be done)
+    Authorization: Bearer <stage token>    (when the pods have one: only the pipeline's pods may call)
     {"args": ["what is grove?"], "kwargs": {"k": 2}}
 
 and answers ``200 {"result": ...}`` or an error status with ``{"error": {"message", "type", "code",
@@ -17,6 +19,8 @@ arrive as themselves. Endpoints are found from the environment the compiler sets
 from __future__ import annotations
 
 import os
+import re
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,6 +29,7 @@ from pydantic_core import to_jsonable_python
 
 __all__ = [
     "CALLER_HEADER",
+    "DEADLINE_HEADER",
     "LLM_URL_PREFIX",
     "REQUEST_ID_HEADER",
     "STAGE_URL_PREFIX",
@@ -32,12 +37,14 @@ __all__ = [
     "StageResult",
     "encode",
     "env_name",
+    "request_id_from",
     "stage_path",
     "urls_from_env",
 ]
 
 CALLER_HEADER = "X-GP-Caller"
 REQUEST_ID_HEADER = "X-Request-Id"
+DEADLINE_HEADER = "X-Request-Deadline"
 STAGE_URL_PREFIX = "GP_STAGE_URL_"
 LLM_URL_PREFIX = "GP_LLM_URL_"
 
@@ -55,6 +62,16 @@ class StageResult(BaseModel):
     """The body of a successful stage call."""
 
     result: Any = None
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_from(value: str | None) -> str:
+    """The caller's request id when it is a short plain token (it reaches logs and headers), else a new one."""
+    if value is not None and _REQUEST_ID.fullmatch(value):
+        return value
+    return uuid.uuid4().hex
 
 
 def stage_path(name: str) -> str:
@@ -75,5 +92,8 @@ def urls_from_env(prefix: str, stages: Iterable[str], environ: Mapping[str, str]
 
 
 def encode(value: Any) -> Any:
-    """A JSON-ready copy of ``value`` (models, dataclasses, tuples, sets...); unknown objects become strings."""
-    return to_jsonable_python(value, serialize_unknown=True)
+    """A JSON-ready copy of ``value`` (models, dataclasses, tuples, sets...); unknown objects become strings.
+
+    Infinite and NaN floats become ``null``, as pydantic writes them: JSON has no such numbers.
+    """
+    return to_jsonable_python(value, serialize_unknown=True, inf_nan_mode="null")

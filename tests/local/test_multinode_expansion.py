@@ -19,6 +19,7 @@ from grove_pipelines.compile import compile_ref
 from grove_pipelines.local.container_env import container_launch
 from grove_pipelines.local.hosts import hosts_file
 from grove_pipelines.local.identity import GrovePod, grove_pods
+from grove_pipelines.spec.server_auth import secret_key_refs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,11 +46,14 @@ def test_every_reference_expands_and_workers_find_their_own_leader(tmp_path: Pat
     stand_in.mkdir()
     (stand_in / "vllm").write_text('#!/bin/sh\nexec python3 -c \'import json,sys; print(json.dumps(sys.argv[1:]))\' "$@"\n')
     (stand_in / "vllm").chmod(0o755)
+    secrets: dict[str, dict[str, str]] = {}  # the pipeline's auth Secret, as deploy would create it
+    for secret, key in secret_key_refs(pcs):
+        secrets.setdefault(secret, {})[key] = f"{secret}/{key}"
     workers_checked = 0
     for pod in pods:
         hosts = hosts_file(pod, [(p, ips[p.name]) for p in pods], {})
         for container in pod.pod_spec["containers"]:
-            launch = container_launch(pod, container, pod_ip=ips[pod.name], host_ip="10.99.0.1")
+            launch = container_launch(pod, container, pod_ip=ips[pod.name], host_ip="10.99.0.1", secrets=secrets)
             assert launch.unresolved == [], (pod.name, container["name"], launch.unresolved)
             assert not any("$(GROVE" in a or "$(VLLM" in a for a in launch.argv)
             if container["name"] != "vllm" or pod.pcsg is None:

@@ -32,6 +32,7 @@ BUILTIN = [
     Kind("", "v1", "services", "Service", True),
     Kind("", "v1", "serviceaccounts", "ServiceAccount", True),
     Kind("", "v1", "configmaps", "ConfigMap", True),
+    Kind("", "v1", "secrets", "Secret", True),
     Kind("", "v1", "pods", "Pod", True, ("status",)),
     Kind("", "v1", "events", "Event", True),
     Kind("rbac.authorization.k8s.io", "v1", "roles", "Role", True),

@@ -11,6 +11,7 @@ import pytest
 
 from runtime.engines.supervisor import ManagedProcess, free_port
 from runtime.errors import EngineError, EngineTimeout
+from tests.polling import eventually_sync
 
 
 def python(tmp_path: Path, code: str, name: str = "child") -> ManagedProcess:
@@ -67,8 +68,7 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path:
     """,
     )
     proc.start()
-    while proc.last_log_line() != "stubborn":
-        pass
+    eventually_sync(lambda: proc.last_log_line() == "stubborn", what="the child ignores SIGTERM")
     assert proc.stop(grace=0.5) == -9
 
 

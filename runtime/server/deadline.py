@@ -1,0 +1,92 @@
+"""A request's deadline: the time by which every stage and LLM call under it must be done.
+
+It travels between pods as ``X-Request-Deadline: <Unix time in seconds>`` (stage calls, LLM calls);
+a client may send it too, to ask for less time than the server's own limit, never for more. Inside a
+process it is kept on the monotonic clock, so a wall-clock step cannot stretch it.
+
+Example::
+
+    deadline = Deadline.from_header(request.headers.get(DEADLINE_HEADER), limit_s=300)
+    async with asyncio.timeout(deadline.bound(stage_timeout_s)):
+        ...
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import time
+
+from runtime.server.errors import InvalidRequestError
+from runtime.server.wire import DEADLINE_HEADER
+
+__all__ = ["Deadline", "current_deadline", "deadline_headers", "reset_deadline", "set_deadline"]
+
+_CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("grove_pipelines_deadline", default=None)
+
+
+class Deadline:
+    """An instant on the monotonic clock; :meth:`header` gives it as Unix time for the next hop."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    @classmethod
+    def within(cls, seconds: float) -> Deadline:
+        """The deadline ``seconds`` from now."""
+        return cls(time.monotonic() + seconds)
+
+    @classmethod
+    def from_header(cls, value: str | None, *, limit_s: float) -> Deadline:
+        """The earlier of ``value`` (Unix seconds, from the caller) and ``limit_s`` from now.
+
+        Raises:
+            InvalidRequestError: ``value`` is not a finite number (400).
+        """
+        own = cls.within(limit_s)
+        if value is None or not value.strip():
+            return own
+        try:
+            unix = float(value)
+        except ValueError:
+            unix = math.nan
+        if not math.isfinite(unix):
+            raise InvalidRequestError(f"{DEADLINE_HEADER} must be a Unix time in seconds", status=400)
+        given = cls(time.monotonic() + (unix - time.time()))
+        return given if given.at < own.at else own
+
+    def remaining(self) -> float:
+        """Seconds left (negative once past)."""
+        return self.at - time.monotonic()
+
+    def bound(self, timeout_s: float | None) -> float:
+        """What a call may take: its own timeout, cut to what is left (at least a hair, so it fails fast)."""
+        left = max(self.remaining(), 0.001)
+        return left if timeout_s is None else min(timeout_s, left)
+
+    def header(self) -> str:
+        """The deadline as Unix time, for ``X-Request-Deadline`` on the next hop."""
+        return f"{time.time() + self.remaining():.3f}"
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline of the request being served in this context (None outside a request)."""
+    return _CURRENT.get()
+
+
+def set_deadline(deadline: Deadline) -> contextvars.Token[Deadline | None]:
+    """Make ``deadline`` the current one (for the tasks started from here too); reset with the token."""
+    return _CURRENT.set(deadline)
+
+
+def reset_deadline(token: contextvars.Token[Deadline | None]) -> None:
+    """Undo :func:`set_deadline`."""
+    _CURRENT.reset(token)
+
+
+def deadline_headers() -> dict[str, str]:
+    """``{"X-Request-Deadline": ...}`` for an outgoing call under a request, else nothing."""
+    deadline = _CURRENT.get()
+    return {} if deadline is None else {DEADLINE_HEADER: deadline.header()}
