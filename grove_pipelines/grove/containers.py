@@ -39,6 +39,7 @@ from grove_pipelines.grove.layout import Unit
 from grove_pipelines.grove.names import CONTAINER_NAME_LIMIT, short_name
 from grove_pipelines.spec import LLMSpec, Resources, RoleSpec
 from grove_pipelines.spec.endpoints import (
+    LIVENESS_PATH,
     ROUTER_BIND_HOST,
     ROUTER_READINESS_PATH,
     SERVER_READINESS_PATH,
@@ -167,7 +168,7 @@ def server_container(
         ports=[ContainerPort(name="http", container_port=port)],
         resources=res,
         readiness_probe=_http_probe("http", period=5, failures=3, path=SERVER_READINESS_PATH),
-        liveness_probe=_http_probe("http", period=10, failures=6, path=SERVER_READINESS_PATH),  # a minute of silence
+        liveness_probe=_http_probe("http", period=10, failures=6, path=LIVENESS_PATH),  # a minute of silence
         lifecycle=pre_stop_sleep(SERVER_DRAIN_SECONDS),
         security_context=security_context(read_only_root=True),
         volume_mounts=[tmp_mount()],

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from grove_pipelines.spec.endpoints import ROUTER_READINESS_PATH
+from grove_pipelines.spec.endpoints import LIVENESS_PATH, ROUTER_READINESS_PATH
 from runtime.auth import ApiKeys
 from runtime.errors import UpstreamError, UpstreamTimeout
 from runtime.router.admission import Rejected
@@ -118,7 +118,7 @@ class RouterApp:
             return
         path, method = scope["path"], scope["method"]
         try:
-            if method == "GET" and path in ("/health", ROUTER_READINESS_PATH, "/metrics", "/openapi.json"):
+            if method == "GET" and path in (LIVENESS_PATH, ROUTER_READINESS_PATH, "/metrics", "/openapi.json"):
                 return await self._plain(path, scope, send)
             self._authorize(scope)
             if path in ("/v1/completions", "/v1/chat/completions"):
@@ -145,7 +145,7 @@ class RouterApp:
             lengths = [n for n in map(router.context_length, models) if n is not None]
             document = openapi_document(models, min(lengths) if lengths else None)
             return await _respond(send, 200, json.dumps(document).encode())
-        if path == "/health":
+        if path == LIVENESS_PATH:
             body: dict[str, Any] = {"status": "draining" if router.draining else "alive"}
             if self._debug and self._authorized(scope):
                 body["workers"] = [w.describe() for w in router.all_workers()]

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from grove_pipelines.graph import ENTRY
+from grove_pipelines.spec.endpoints import LIVENESS_PATH, SERVER_READINESS_PATH
 from runtime.private_fields import strip_private
 from runtime.router.session_headers import session_from
 from runtime.server.body import read_json
@@ -281,8 +282,8 @@ def build_app(
         )
 
     routes = [
-        Route("/health", _guard(health), methods=["GET"]),
-        Route("/ready", _guard(ready), methods=["GET"]),
+        Route(LIVENESS_PATH, _guard(health), methods=["GET"]),
+        Route(SERVER_READINESS_PATH, _guard(ready), methods=["GET"]),
         Route("/metrics", _guard(metrics_endpoint), methods=["GET"]),
         Route("/openapi.json", _guard(openapi), methods=["GET"]),
     ]

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from grove_pipelines.local.gating import unmet
 from grove_pipelines.local.identity import grove_pods
@@ -36,12 +37,20 @@ def _until(check: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"not within {timeout:.0f} s: {what}")
 
 
-def _router_workers(agentic: AgenticCluster) -> list[dict[str, Any]]:
+def _router_health(agentic: AgenticCluster) -> dict[str, bool]:
+    """Worker URL -> healthy, from the router's own Prometheus gauge (its /health names no workers
+    unless it runs with --debug-routing, which the compiled sidecar does not)."""
     ip = agentic.cluster.pods[FRONTEND].net.ip
     try:
-        return list(httpx.get(f"http://{ip}:9000/health", timeout=10).json()["workers"])
-    except (httpx.HTTPError, ValueError, KeyError):
-        return []
+        text = httpx.get(f"http://{ip}:9000/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return {}
+    return {
+        sample.labels["worker"]: sample.value == 1
+        for family in text_string_to_metric_families(text)
+        if family.name == "grove_router_worker_healthy"
+        for sample in family.samples
+    }
 
 
 def test_pods_become_ready_in_starts_after_order(agentic_cluster: AgenticCluster) -> None:
@@ -66,8 +75,7 @@ def test_a_partitioned_decode_pod_is_ejected_and_taken_back_when_healed(agentic_
     decode_url = f"http://{decode}.agentic-rag-0.default.svc.cluster.local:8000"
 
     def decode_healthy() -> bool | None:
-        found = [w["healthy"] for w in _router_workers(agentic_cluster) if w["url"] == decode_url]
-        return found[0] if found else None
+        return _router_health(agentic_cluster).get(decode_url)
 
     _until(lambda: decode_healthy() is True, 60, "the router lists the decode pod as healthy")
     thread.run(cluster.partition, decode)
