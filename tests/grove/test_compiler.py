@@ -39,7 +39,7 @@ def test_entry_and_python_stage_run_the_pipeline_server(pcs: dict[str, Any]) -> 
     server = _containers(pcs, "frontend")["server"]
     assert server["command"] == ["grove-pipelines", "serve", "pipelines/rag.py:rag", "--port", "8000"]
     assert server["ports"] == [{"name": "http", "containerPort": 8000}]
-    assert server["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert server["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     stage = _containers(pcs, "retrieve")["server"]
     assert stage["command"] == [
         "grove-pipelines", "serve", "pipelines/rag.py:rag", "--stage", "retrieve", "--port", "8000",
