@@ -74,6 +74,7 @@ async def test_a_requests_blocks_appear_in_the_index_and_an_eviction_removes_the
     config = load_config(
         overrides={
             "port": 0,
+            "debug": True,  # the tests read the x-grove-route header
             "drain_timeout": 5,
             "worker": [worker],
             "policy": precise_policy(vllm_kv_worker, tiny_model),
@@ -135,6 +136,7 @@ async def test_conditional_disaggregation_decides_from_the_decode_workers_own_ev
     config = load_config(
         overrides={
             "port": 0,
+            "debug": True,  # the tests read the x-grove-route header
             "drain_timeout": 5,
             "prefill": [worker],
             "decode": [worker],

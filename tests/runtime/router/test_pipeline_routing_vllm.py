@@ -66,7 +66,7 @@ async def served(http: aiohttp.ClientSession, urls: list[str]) -> list[float]:
 
 
 async def router(pair: PDPair, **overrides: Any) -> RouterServer:
-    config = load_config(overrides={"port": 0, "drain_timeout": 5, **overrides})
+    config = load_config(overrides={"port": 0, "drain_timeout": 5, "debug": True, **overrides})
     server = RouterServer(config)
     await server.start()
     return server
