@@ -149,9 +149,16 @@ async def test_conditional_disaggregation_decides_from_the_decode_workers_own_ev
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
         cached_prompt, new_prompt = block_text(21, 520), block_text(22, 520)
-        await _complete(http, worker, cached_prompt)  # straight to the worker: the router never saw it
         scorer = next(s for s, _ in server.router.policies["decode"].scorers if isinstance(s, PrefixScorer))
         assert scorer.precise is not None
+        index = scorer.precise.index
+        # ZMQ subscribers join late: warm up with other prompts until the router hears the worker
+        for attempt in range(10):
+            await _complete(http, worker, block_text(40 + attempt, 200))
+            if await _until(lambda: index.block_size(worker) is not None, 3.0):
+                break
+        assert index.block_size(worker) == size
+        await _complete(http, worker, cached_prompt)  # straight to the worker: the router never saw it
         keys = scorer.precise.keys(worker, _view(cached_prompt))
         assert keys is not None
         tokens = len(tokenizer(cached_prompt)["input_ids"])
