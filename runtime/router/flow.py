@@ -24,6 +24,12 @@ to expire with the lease, and a decode worker that could not even be reached lea
 the retry then pulls the same KV on another decode worker instead of prefilling again, while the
 lease (``timeouts.kv_lease``, less a margin) lasts. ``grove_router_prefilled_kv_abandoned``
 counts each outcome.
+
+A decode leg pulls its KV from the prefill worker before answering; vLLM 0.32 has no deadline on
+that pull, so when the prefill worker dies holding the KV, the decode leg would wait forever. The
+router watches the KV's source until the decode answer's headers are in: once the source is seen
+gone (a leg to it cut or refused, or a failed health check), the decode leg is closed (vLLM aborts
+it) and the request is planned again, which prefills it anew.
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.errors import UpstreamError, UpstreamUnreachable
+from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from runtime.router.core import Route, Router
 from runtime.router.policies import RequestView
 from runtime.router.upstream import UpstreamReply
@@ -200,6 +207,7 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             kv = await _prefill(router, req, route, headers, path, ids)
             if kv is not None:
                 held = _Prefilled(route.prefill, kv)
+        source = route.prefill if kv is not None else None  # the worker holding this request's KV
         body = decode_body(req.body, kv) if kv is not None else req.body
         worker = route.worker
         leg = "worker" if route.mode == "aggregated" else "decode"
@@ -207,7 +215,9 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
         load = Load(router, worker, tokens)
         started = time.perf_counter()
         try:
-            reply = await router.upstream.post(worker.url + path, json.dumps(body).encode(), leg_headers)
+            reply = await _post_unless_lost(
+                router.upstream.post(worker.url + path, json.dumps(body).encode(), leg_headers), source
+            )
             if reply.status >= 500:
                 detail = (await reply.read())[:200].decode(errors="replace")
                 raise UpstreamError(
@@ -218,12 +228,22 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
                 data = await reply.read()
                 _abandon(router, held, "released")  # vLLM frees a rejected decode request's remote KV
                 raise PassThrough(reply.status, data, reply.content_type)
+        except _KVLost as exc:
+            load.release()
+            held = None
+            notes.append(f"planned again: prefill {exc.url} was lost holding the KV")
+            router.metrics.of(router.metrics.kv_abandoned, "lost").inc()
+            attempt += 1
+            if attempt > cfg.retry.max_retries:
+                raise UpstreamError(f"prefill {exc.url} was lost holding the KV", url=exc.url) from None
+            router.metrics.of(router.metrics.retries, leg).inc()
+            continue
         except UpstreamError as exc:
             load.release()
             if held is not None and not isinstance(exc, UpstreamUnreachable):
                 _abandon(router, held, "expiring")  # the decode worker may have started pulling it
                 held = None
-            _failed(router, worker)
+            _failed(router, worker, exc)
             exclude.add(worker.url)
             notes.append(f"retry after {leg} {worker.url} failed ({_short(exc)})")
             attempt += 1
@@ -280,7 +300,7 @@ async def _prefill(
             router.metrics.of(router.metrics.leg_latency, "prefill").observe(time.perf_counter() - started)
             return kv
         except UpstreamError as exc:
-            _failed(router, worker)
+            _failed(router, worker, exc)
             failed = f"prefill {worker.url} failed ({_short(exc)})"
         finally:
             load.release()
@@ -307,7 +327,34 @@ def _kv_params(data: bytes) -> dict[str, Any] | None:
     return kv if isinstance(kv, dict) else None
 
 
-def _failed(router: Router, worker: Worker) -> None:
+class _KVLost(Exception):
+    """The prefill worker holding a decode leg's KV was seen gone before the decode answer began."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+async def _post_unless_lost(post: Awaitable[UpstreamReply], source: Worker | None) -> UpstreamReply:
+    """Await the decode leg's answer headers, unless ``source`` (its KV's prefill worker) is lost first."""
+    if source is None:
+        return await post
+    leg = asyncio.ensure_future(post)
+    watched: set[asyncio.Future[Any]] = {leg, source.lost()}
+    try:
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        leg.cancel()
+        raise
+    if leg.done():
+        return leg.result()
+    leg.cancel()  # closes the connection: vLLM aborts the request and frees its blocks
+    raise _KVLost(source.url)
+
+
+def _failed(router: Router, worker: Worker, exc: UpstreamError) -> None:
+    if exc.status is None and not isinstance(exc, UpstreamTimeout):
+        worker.mark_lost()  # refused or cut: the process is likely gone, and any KV it held
     h = router.config.health
     if worker.record_failure(eject_after=h.eject_after, base=h.eject_base, cap=h.eject_max):
         router.metrics.of(router.metrics.ejections, worker.role, worker.url).inc()

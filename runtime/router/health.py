@@ -58,6 +58,8 @@ class HealthChecker:
         healthy = ok or (worker.healthy and worker.failed_checks < self._config.unhealthy_after)
         if healthy != worker.healthy:
             log.warning("worker %s is now %s", worker.url, "healthy" if healthy else "unhealthy")
+        if not healthy:
+            worker.mark_lost()
         worker.healthy = healthy
         self._metrics.of(self._metrics.healthy, worker.role, worker.url).set(1 if healthy else 0)
         if ok and (worker.models is None or refresh_models):

@@ -6,6 +6,7 @@ state of workers that stay, so a re-resolve does not reset their load or ejectio
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Iterable
@@ -33,6 +34,19 @@ class Worker:
     models: frozenset[str] | None = None
     model_cards: list[dict[str, Any]] = field(default_factory=list)
     served: int = 0
+    _lost: asyncio.Future[None] | None = field(default=None, repr=False)
+
+    def lost(self) -> asyncio.Future[None]:
+        """Resolves when the worker is next seen gone (:meth:`mark_lost`): KV it holds is gone with it."""
+        if self._lost is None or self._lost.done():
+            self._lost = asyncio.get_running_loop().create_future()
+        return self._lost
+
+    def mark_lost(self) -> None:
+        """The worker's process looks gone (a connection refused or cut, a failed health check)."""
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
+        self._lost = None
 
     def available(self, now: float | None = None) -> bool:
         """Healthy and not ejected right now."""

@@ -38,6 +38,7 @@ class _Cues:
     delay: float = 0.0  # seconds before answering (and between stream chunks)
     broken_body: list[int] = field(default_factory=list)  # statuses answered with a truncated body
     break_stream_after: int | None = None  # stream this many chunks of the next stream, then hang up
+    stall_kv_pulls: bool = False  # decode requests that bring remote KV wait until cancelled
 
 
 class FakeVLLM:
@@ -77,6 +78,11 @@ class FakeVLLM:
     def break_stream_next(self, after: int) -> None:
         """Send ``after`` chunks of the next streamed answer, then close the connection mid-stream."""
         self.cues.break_stream_after = after
+
+    def stall_kv_pulls(self) -> None:
+        """Decode requests that bring ``kv_transfer_params`` never answer, as vLLM 0.32 waits on a
+        dead KV producer (its NixlConnector has no deadline on the pull)."""
+        self.cues.stall_kv_pulls = True
 
     def set_delay(self, seconds: float) -> None:
         """Wait this long before answering (and between stream chunks)."""
@@ -176,6 +182,8 @@ class FakeVLLM:
             }
         elif kv_in.get("do_remote_prefill"):
             self.external_kv_requests += 1
+            if self.cues.stall_kv_pulls:
+                await asyncio.Event().wait()
         if body.get("stream"):
             return await self._stream(request, words, chat)
         if chat:

@@ -4,6 +4,7 @@ answer and that no count or slot leaks."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -154,3 +155,31 @@ async def test_upstream_failures_name_no_worker_unless_debugging(
     assert worker.url not in text and "127.0.0.1" not in text and "cued failure" not in text
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert r.status == 200 and "x-grove-route" not in r.headers
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_decode_leg_whose_kv_source_dies_is_closed_and_the_request_prefilled_again(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession, stream: bool
+) -> None:
+    prefill, decode = await fakes("prefill"), await fakes("decode")
+    decode.stall_kv_pulls()  # the decode leg waits on KV that will never come
+    router = await make_router(
+        prefill=[prefill.url], decode=[decode.url], retry={"backoff_base": 0},
+        health={"interval": 0.05, "unhealthy_after": 1},
+    )  # fmt: skip
+    body = {**COMPLETION, "stream": stream}
+    request = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=body))
+    await eventually(lambda: len(decode.completions()) == 1)  # the decode leg is pulling the KV
+    await prefill.stop()  # the prefill worker dies holding it
+    async with await asyncio.wait_for(request, 10) as r:
+        assert r.status == 200
+        route = r.headers["x-grove-route"]
+        text = await r.text()
+    assert f"planned again: prefill {prefill.url} was lost holding the KV" in route
+    assert "local-prefill" in route
+    assert "decode0" in text  # the decode worker answered
+    pulled, again = decode.completions()
+    assert pulled.cancelled and pulled.body["kv_transfer_params"]["do_remote_prefill"]
+    assert "kv_transfer_params" not in again.body and not again.cancelled  # prefilled on the decode worker
+    assert await abandoned(http, router, "lost") == 1
+    await eventually(lambda: _idle(router))
