@@ -80,6 +80,10 @@ async def _idle(http: aiohttp.ClientSession, url: str) -> bool:
     return await running(http, url) == 0
 
 
+async def _busy(http: aiohttp.ClientSession, url: str) -> bool:
+    return await running(http, url) >= 1
+
+
 async def test_a_client_disconnect_aborts_the_aggregated_leg_on_vllm(
     routed: MakeRouter, vllm_pd_pair: PDPair
 ) -> None:
@@ -135,6 +139,7 @@ async def test_killing_the_decode_worker_mid_stream_ends_its_streams_with_an_err
     d_url, p_url = vllm_pd_pair.decode.url, vllm_pd_pair.prefill.url
     router = await routed(worker=[d_url, p_url], retry={"backoff_base": 0})
     streams: list[tuple[str, list[str], BaseException | None]] = []
+    routes: dict[int, str] = {}
 
     async def stream(i: int, http: aiohttp.ClientSession, started: asyncio.Event) -> None:
         events: list[str] = []
@@ -143,7 +148,7 @@ async def test_killing_the_decode_worker_mid_stream_ends_its_streams_with_an_err
             body = {**LONG, "prompt": f"# kill decode {i}\n" + CODE, "stream": True}
             async with http.post(f"{router.url}/v1/completions", json=body) as r:
                 assert r.status == 200
-                route = r.headers["x-grove-route"]
+                route = routes[i] = r.headers["x-grove-route"]
                 async for line in r.content:
                     if line.strip():
                         events.append(line.decode().strip())
@@ -152,11 +157,15 @@ async def test_killing_the_decode_worker_mid_stream_ends_its_streams_with_an_err
             error = exc
         streams.append((route, events, error))
 
+    async def decode_streaming() -> bool:
+        on_decode = [i for i, route in routes.items() if f"worker={d_url}" in route]
+        return len(on_decode) == 2 and all(ready[i].is_set() for i in on_decode)
+
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
         ready = [asyncio.Event() for _ in range(4)]
         tasks = [asyncio.create_task(stream(i, http, ready[i])) for i in range(4)]  # round robin: 2 on each
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 120)
-        assert await running(http, d_url) >= 1  # streams are in flight on the decode worker
+        assert await wait_for(decode_streaming, 120.0, step=0.05), f"not 2 streams on the decode worker: {routes}"
+        assert await wait_for(lambda: _busy(http, d_url), 10.0), "the decode worker runs none of them"
         vllm_pd_pair.decode.kill()
         await asyncio.wait_for(asyncio.gather(*tasks), 300)
         on_decode = [s for s in streams if f"worker={d_url}" in s[0]]
