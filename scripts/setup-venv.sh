@@ -36,6 +36,20 @@ fi
 step "grove-pipelines and its test tools"
 pip_quiet install -q -c "$PIN" -e ".[test,local]"
 
+if [ ! -x "$VENV/bin/promtool" ]; then
+  # The alert rules' linter (tests/observability): Prometheus's promtool, from Debian's prometheus
+  # package, unpacked into the venv; nothing is installed system-wide and no daemon is set up.
+  step "promtool (from Debian's prometheus package)"
+  DEB=$(mktemp -d)
+  if ( cd "$DEB" && { apt-get download -q prometheus 2>/dev/null || { apt-get update -qq && apt-get download -q prometheus; }; } ) >/dev/null; then
+    dpkg-deb --fsys-tarfile "$DEB"/prometheus_*.deb | tar -x -C "$DEB" ./usr/bin/promtool
+    cp "$DEB/usr/bin/promtool" "$VENV/bin/promtool"
+  else
+    echo "warning: could not get Debian's prometheus package; the alert-rule tests will say promtool is missing" >&2
+  fi
+  rm -rf "$DEB"
+fi
+
 step "vLLM CPU fixes"
 # Fix 1: CUDA builds of these break transformers on a CPU-only torch; text models do not need them.
 # triton has no CPU backend (vLLM just disables it) and costs 1 GiB.
