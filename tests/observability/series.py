@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from runtime.router.metrics import RouterMetrics
 from runtime.server.metrics import Metrics
 
-__all__ = ["SCRAPE_LABELS", "exported_series", "promtool", "vllm_series"]
+__all__ = ["SCRAPE_LABELS", "exported_series", "promtool", "touched", "vllm_series"]
 
 SCRAPE_LABELS = frozenset({"namespace", "instance", "job", "pod"})
 """Labels Prometheus's scrape adds (target labels; ``namespace``/``pod`` by the usual Kubernetes relabelling)."""
@@ -41,12 +41,20 @@ def _touch(registry: CollectorRegistry) -> None:
             child.inc()
 
 
+def touched() -> dict[str, str]:
+    """The ``/metrics`` page of the router and of the pipeline server, with a sample in every series."""
+    pages: dict[str, str] = {}
+    for owner in (RouterMetrics(), Metrics()):
+        _touch(owner.registry)
+        pages[type(owner).__name__] = owner.render().decode()
+    return pages
+
+
 def exported_series() -> dict[str, frozenset[str]]:
     """Sample name -> its label names, as the router's and the pipeline server's ``/metrics`` show them."""
     found: dict[str, set[str]] = {}
-    for owner in (RouterMetrics(), Metrics()):
-        _touch(owner.registry)
-        for family in text_string_to_metric_families(owner.render().decode()):
+    for page in touched().values():
+        for family in text_string_to_metric_families(page):
             for sample in family.samples:
                 found.setdefault(sample.name, set()).update(sample.labels)
     return {name: frozenset(labels) for name, labels in found.items()}
@@ -71,9 +79,13 @@ def vllm_series() -> dict[str, frozenset[str]]:
     return found
 
 
-def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def promtool(
+    *args: str, cwd: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run promtool: the one ``make setup`` put in the venv (from Debian's prometheus package), or on PATH."""
     beside = Path(sys.executable).parent / "promtool"
     found = str(beside) if beside.exists() else shutil.which("promtool")
     assert found, "promtool is missing: run `make setup` (scripts/setup-venv.sh installs it)"
-    return subprocess.run([found, *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [found, *args], check=False, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60
+    )
