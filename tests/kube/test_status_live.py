@@ -8,12 +8,15 @@ test sent, counted independently, and a pod it cannot read must be named, not cr
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from grove_pipelines.kube.live import METRICS_LIMIT
 from tests.kube.apiserver import ApiServerDouble
 from tests.kube.conftest import Cli
 from tests.runtime.server.served import start_serve
@@ -125,3 +128,45 @@ def test_no_live_reads_no_pod(apiserver: ApiServerDouble, deployed: str, cli: Cl
     assert done.code == 0, done.err
     assert json.loads(done.out)["live"] is None
     assert apiserver.calls(contains="/proxy") == []
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """A pod whose /metrics answers an HTML page, or more bytes than status reads."""
+
+    def do_GET(self) -> None:
+        body = b"<html><body>not metrics</body></html>\n" if self.path == "/metrics" else b""
+        if self.server.huge:  # type: ignore[attr-defined]
+            body = b"x 1\n" * (METRICS_LIMIT // 4 + 1)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.mark.parametrize(
+    ("huge", "said"), [(False, "not in the Prometheus text format"), (True, "larger than")]
+)
+def test_a_pod_answering_garbage_is_named(
+    apiserver: ApiServerDouble, deployed: str, cli: Cli, huge: bool, said: str
+) -> None:
+    hostile = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    hostile.huge = huge  # type: ignore[attr-defined]
+    thread = threading.Thread(target=hostile.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        apiserver.attach("demo", deployed, 8000, f"127.0.0.1:{hostile.server_address[1]}")
+        done = cli("status", "words", "-o", "json")
+    finally:
+        hostile.shutdown()
+        hostile.server_close()
+        thread.join(timeout=5)
+    assert done.code == 0, done.err
+    live = json.loads(done.out)["live"]
+    assert live["pods"] == 0 and live["pipelines"] == {} and live["stages"] == {}
+    assert (
+        len(live["unreadable"]) == 1 and deployed in live["unreadable"][0] and said in live["unreadable"][0]
+    )
