@@ -20,26 +20,9 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from tests.observability.checks import problems
+from tests.observability.dashboard import load_dashboard, queries
 from tests.observability.promql import selections, substitute
 from tests.observability.series import promtool
-
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "observability" / "grafana-dashboard.json"
-
-
-def _load() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(DASHBOARD.read_text())
-    return data
-
-
-def _queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, query) of every panel target and query variable."""
-    found = [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets", [])]
-    found += [
-        (f"variable {v['name']}", v["query"].removeprefix("label_values(").partition(",")[0])
-        for v in dashboard["templating"]["list"]
-        if v["type"] == "query"
-    ]
-    return found
 
 
 def _dropped(mine: Any, theirs: Any, path: str = "") -> list[str]:
@@ -70,12 +53,12 @@ def _round_trip(dashboard: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_dashboard_fits_grafanas_schema() -> None:
-    dashboard = _load()
+    dashboard = load_dashboard()
     assert _dropped(dashboard, _round_trip(dashboard)) == []
 
 
 def test_the_schema_check_sees_an_unknown_key() -> None:
-    dashboard = _load()
+    dashboard = load_dashboard()
     dashboard["panels"][1]["targets"][0]["exprr"] = "up"
     dashboard["panels"][2]["gridpos"] = {}
     assert _dropped(dashboard, _round_trip(dashboard)) == [
@@ -86,14 +69,14 @@ def test_the_schema_check_sees_an_unknown_key() -> None:
 
 def test_panels_do_not_overlap() -> None:
     taken: set[tuple[int, int]] = set()
-    for panel in _load()["panels"]:
+    for panel in load_dashboard()["panels"]:
         g = panel["gridPos"]
         cells = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
         assert g["x"] + g["w"] <= 24 and not cells & taken, panel["title"]
         taken |= cells
 
 
-@pytest.mark.parametrize(("title", "query"), _queries(_load()), ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(("title", "query"), queries(load_dashboard()), ids=lambda v: str(v)[:40])
 def test_every_query_parses_and_selects_real_series(title: str, query: str) -> None:
     expr = substitute(query)
     assert selections(expr), title
@@ -110,7 +93,7 @@ def test_prometheus_parses_every_query(tmp_path: Path) -> None:
     """promtool checks the queries as recording rules: Prometheus's own parser and type checks."""
     rules = [
         {"record": f"grove:dashboard_query_{i}", "expr": substitute(q)}
-        for i, (_, q) in enumerate(_queries(_load()))
+        for i, (_, q) in enumerate(queries(load_dashboard()))
     ]
     path = tmp_path / "dashboard-queries.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
@@ -120,7 +103,7 @@ def test_prometheus_parses_every_query(tmp_path: Path) -> None:
 
 
 def test_the_dashboard_covers_every_component() -> None:
-    named = {s.metric for _, q in _queries(_load()) for s in selections(substitute(q))}
+    named = {s.metric for _, q in queries(load_dashboard()) for s in selections(substitute(q))}
     for needed in (
         "grove_pipeline_requests_total",
         "grove_stage_calls_total",

@@ -7,15 +7,18 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.engines.vllm import PDPair
+from tests.observability.dashboard import load_dashboard, queries
 from tests.observability.promql import selections, substitute
-from tests.observability.test_dashboard import _load, _queries
 
 pytestmark = pytest.mark.vllm
 
 
 def test_every_vllm_series_of_the_dashboard_is_on_a_real_worker(vllm_pd_pair: PDPair) -> None:
     wanted = {
-        s.metric for _, q in _queries(_load()) for s in selections(substitute(q)) if s.metric.startswith("vllm:")
+        s.metric
+        for _, q in queries(load_dashboard())
+        for s in selections(substitute(q))
+        if s.metric.startswith("vllm:")
     }
     assert wanted
     page = httpx.get(f"{vllm_pd_pair.decode.url}/metrics", timeout=30).text
