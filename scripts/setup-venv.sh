@@ -36,6 +36,23 @@ fi
 step "grove-pipelines and its test tools"
 pip_quiet install -q -c "$PIN" -e ".[test,local]"
 
+# The alert rules' linter (tests/observability): Prometheus's promtool, from Debian's prometheus package,
+# unpacked into the venv; nothing is installed system-wide and no daemon is set up.
+install_promtool() {
+  local deb rc
+  deb=$(mktemp -d)
+  ( cd "$deb" && { apt-get download -q prometheus || { apt-get update -qq && apt-get download -q prometheus; }; } ) >/dev/null 2>&1 \
+    && dpkg-deb --fsys-tarfile "$deb"/prometheus_*.deb | tar -x -C "$deb" ./usr/bin/promtool \
+    && cp "$deb/usr/bin/promtool" "$VENV/bin/promtool"
+  rc=$?
+  rm -rf "$deb"
+  return $rc
+}
+if [ ! -x "$VENV/bin/promtool" ]; then
+  step "promtool (from Debian's prometheus package)"
+  install_promtool || echo "warning: could not get Debian's prometheus package; the alert-rule tests will say promtool is missing" >&2
+fi
+
 step "vLLM CPU fixes"
 # Fix 1: CUDA builds of these break transformers on a CPU-only torch; text models do not need them.
 # triton has no CPU backend (vLLM just disables it) and costs 1 GiB.

@@ -153,6 +153,27 @@ class KubeClient:
                 time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def get_text(
+        self, path: str, *, action: str, limit: int, timeout: float | tuple[float, float] = (5, 10)
+    ) -> str:
+        """One GET of a text answer (a pod's ``/metrics`` through the API server's proxy), at most ``limit``
+        bytes. No retries: what it reads is a live view, and a pod that does not answer is reported."""
+        with translate(action, host=self.host, where=self.where):
+            request = self.api.param_serialize(
+                "GET", path, header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"]
+            )
+            response = self.api.call_api(*request, _request_timeout=timeout)
+            try:
+                if not 200 <= response.status <= 299:
+                    response.read()  # type: ignore[no-untyped-call]
+                    self.api.response_deserialize(response, {})  # raises the client's ApiException
+                body: bytes = response.response.read(limit + 1, decode_content=True)
+            finally:
+                response.response.release_conn()
+        if len(body) > limit:
+            raise KubeAPIError(f"cannot {action}: the answer is larger than {limit} bytes", status=200)
+        return body.decode("utf-8", errors="replace")
+
     def server_version(self) -> dict[str, Any]:
         """``GET /version``: the cheapest proof that the cluster answers and our credentials work."""
         return self.request("GET", "/version", action="read the cluster's version")

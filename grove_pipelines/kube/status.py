@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from grove_pipelines.grove.compiler import PIPELINE_LABEL
 from grove_pipelines.kube.client import KubeClient
+from grove_pipelines.kube.live import LiveNumbers
 from grove_pipelines.kube.manifests import MANAGED_BY, PART_OF, PCS_API_VERSION
 
 __all__ = ["CliqueStatus", "Endpoint", "GangStatus", "GroupStatus", "PipelineStatus", "pipeline_status"]
@@ -82,6 +83,7 @@ class PipelineStatus(BaseModel):
     gangs: list[GangStatus]
     conditions: list[Condition]
     endpoints: list[Endpoint]
+    live: LiveNumbers | None = None  # read from the entry's pods when asked (``status --live``)
 
 
 def _conditions(obj: dict[str, Any]) -> list[Condition]:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from grove_pipelines.spec.server_metrics import (
+    PIPELINE_IN_FLIGHT,
+    PIPELINE_REQUEST_SECONDS,
+    PIPELINE_REQUESTS,
+    STAGE_CALL_SECONDS,
+    STAGE_CALLS,
+)
+
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -16,22 +24,22 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "grove_pipeline_requests", "Pipeline requests by outcome.", ("pipeline", "status"), registry=self.registry
+            PIPELINE_REQUESTS, "Pipeline requests by outcome.", ("pipeline", "status"), registry=self.registry
         )
         self.request_seconds = Histogram(
-            "grove_pipeline_request_seconds", "Pipeline request latency.", ("pipeline",),
+            PIPELINE_REQUEST_SECONDS, "Pipeline request latency.", ("pipeline",),
             buckets=_BUCKETS, registry=self.registry,
         )
         self.in_flight = Gauge(
-            "grove_pipeline_requests_in_flight", "Pipeline requests being served.", ("pipeline",),
+            PIPELINE_IN_FLIGHT, "Pipeline requests being served.", ("pipeline",),
             registry=self.registry,
         )
         self.stage_calls = Counter(
-            "grove_stage_calls", "Stage calls by caller, stage and outcome (ok, error, timeout, retry, cancelled).",
+            STAGE_CALLS, "Stage calls by caller, stage and outcome (ok, error, timeout, retry, cancelled).",
             ("caller", "stage", "outcome"), registry=self.registry,
         )
         self.stage_seconds = Histogram(
-            "grove_stage_call_seconds", "Stage call latency, retries included.", ("stage",),
+            STAGE_CALL_SECONDS, "Stage call latency, retries included.", ("stage",),
             buckets=_BUCKETS, registry=self.registry,
         )
 

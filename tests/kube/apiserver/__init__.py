@@ -5,7 +5,8 @@ port, the slice of the REST protocol the official ``kubernetes`` client uses for
 discovery (``/api``, ``/apis``, group versions), CRD get, server-side apply
 (``application/apply-patch+yaml`` with ``fieldManager``, ``force``, managed fields and 409 conflicts
 listing the fields), get, list with label/field selectors, watch (chunked JSON events), ``/scale`` on
-the Grove kinds, delete with owner-reference garbage collection, ``dryRun=All``, bearer-token 401 and
+the Grove kinds, the pod proxy to a real server a test attaches (``attach``), delete with
+owner-reference garbage collection, ``dryRun=All``, bearer-token 401 and
 RBAC-style 403. Grove objects are validated against the real Grove CRD schema, and ``grove`` (a
 ``GroveSim``) plays Grove's operator simply: PodCliques, scaling groups, PodGangs and pods that become
 ready, or stay stuck on cue. What it does not do: CEL rules, admission beyond a sliver of Grove's
@@ -100,6 +101,14 @@ class ApiServerDouble:
     def compact(self) -> int:
         """Drop the event history (etcd compaction): older watch versions now get 410."""
         return self.store.compact()
+
+    def attach(self, namespace: str, pod: str, port: int, address: str) -> None:
+        """Pod ``pod``'s ``port`` is served by the real server at ``address`` (``127.0.0.1:N``), for the
+        pod proxy (``/api/v1/namespaces/NS/pods/NAME:PORT/proxy/...``)."""
+        obj = self.store.get(("/v1/pods", namespace, pod))
+        ip = ((obj or {}).get("status") or {}).get("podIP")
+        assert ip, f"pod {namespace}/{pod} has no IP yet (not running)"
+        self.http.proxy.attach(ip, port, address)
 
     def fail(self, path_contains: str, status: int, **kwargs: Any) -> None:
         self.http.fail(path_contains, status, **kwargs)

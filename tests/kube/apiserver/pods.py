@@ -51,6 +51,11 @@ class PodSim:
     _names: itertools.count[int]
 
     # -- pods --------------------------------------------------------------------------------------
+    def _pod_ip(self) -> str:
+        """A cluster-looking address no socket listens on (the proxy maps it: ``PodProxy.attach``)."""
+        n = next(self._names)
+        return f"10.244.{n // 250 % 250}.{n % 250 + 1}"
+
     def _pods(self, pclq: dict[str, Any]) -> bool:
         meta = pclq["metadata"]
         ns, fqn = meta["namespace"], meta["name"]
@@ -153,6 +158,7 @@ class PodSim:
             self._event(pod, "Failed", f'Failed to pull image "{image}": not found')
         else:
             status["phase"] = "Running"
+            status["podIP"] = self._pod_ip()
             status["conditions"] = [
                 _cond("PodScheduled", True, "Scheduled"),
                 _cond("Ready", True, "PodReady"),

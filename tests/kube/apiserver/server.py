@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from tests.kube.apiserver.api import Api, ApiStatus, Watch
+from tests.kube.apiserver.proxy import PodProxy
 from tests.kube.apiserver.selectors import match_fields, match_labels
 from tests.kube.apiserver.store import Store
 
@@ -76,6 +77,17 @@ class _Handler(BaseHTTPRequestHandler):
                 f"injected fault {fault.status}",
             )
             return self._reply(fault.status, status.body(), extra)
+        if double.proxy.matches(url.path):
+            try:
+                answer = double.proxy.handle(self.command, url.path, query, headers, body)
+            except ApiStatus as exc:
+                return self._reply(exc.code, exc.body())
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+            return None
         try:
             result = double.api.handle(self.command, url.path, query, headers, body)
         except ApiStatus as exc:
@@ -175,6 +187,7 @@ class HttpDouble:
     def __init__(self, store: Store, api: Api) -> None:
         self.store = store
         self.api = api
+        self.proxy = PodProxy(api)
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
