@@ -105,7 +105,7 @@ async def test_draining_finishes_requests_in_flight_and_answers_503_to_new_ones(
             running = asyncio.ensure_future(http.post("/v1/pipelines/holds", json={"tag": tag}))
             await asyncio.wait_for(GATES[f"{tag}-in"].wait(), 10)
             drained = asyncio.ensure_future(server.drain())
-            await eventually(lambda: server.server.gate is not None and server.server.gate.draining, what="draining")
+            await eventually(lambda: server.app.gate.draining, what="draining")
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as fresh:
                 new = await fresh.post("/v1/pipelines/doubles", json={"n": 1})
                 assert new.status_code == 503 and new.headers["retry-after"] == "1"
@@ -118,5 +118,4 @@ async def test_draining_finishes_requests_in_flight_and_answers_503_to_new_ones(
             assert finished.status_code == 200 and finished.json() == tag
             await asyncio.wait_for(drained, 10)
     finally:
-        if server._task is not None:
-            await server.stop()
+        await server.stop()
