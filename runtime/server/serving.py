@@ -26,7 +26,7 @@ from typing import Self
 from runtime.http import HttpServer, bind_socket
 from runtime.server.app import PipelineApp
 
-__all__ = ["AppServer", "serve_forever"]
+__all__ = ["AppServer", "bind_socket", "serve_forever"]  # bind_socket: the layer's, for the entry points
 
 log = logging.getLogger("grove_pipelines.server")
 
