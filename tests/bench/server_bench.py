@@ -5,7 +5,8 @@ The pipelines (``hop_pipelines.py``) are trivial stages, so what is measured is 
 
 * in-process: stages run inside the entry server (no ``GP_STAGE_URL_*``), and the executor alone
   (no HTTP at all) for the cost of the runtime's own bookkeeping per call;
-* HTTP: a stage-server process serves the three stages; the entry calls it over keep-alive HTTP;
+* HTTP: a stage-server process serves the three stages; the entry calls it over keep-alive HTTP
+  (in-process and HTTP servers run at once and are measured in interleaved rounds);
 * Ray: the same app on Ray Serve, each stage a deployment reached through a handle.
 
 Then req/s of ``three-hops`` with 32 concurrent clients. The client shares the 2 cores with the
@@ -23,14 +24,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import aiohttp
 
 PIPELINES = Path(__file__).with_name("hop_pipelines.py")
 ROOT = Path(__file__).resolve().parents[2]
-SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "300"))
+SEQUENTIAL = int(os.environ.get("BENCH_SEQUENTIAL", "600"))
+ROUNDS = 6
 LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "6"))
 CLIENTS = 32
 
@@ -117,10 +119,9 @@ def _serve(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-async def _measure(one_url: str, three_url: str) -> dict[str, float]:
-    one = await _sequential(one_url)
-    three = await _sequential(three_url)
-    rps, p50, p99, errors = await _load(three_url)
+def _row(one: list[float], three: list[float], three_url: str) -> dict[str, float]:
+    """Hop and 3-hop latencies from sequential samples, then req/s of ``three_url`` under load."""
+    rps, p50, p99, errors = asyncio.run(_load(three_url))
     return {
         "hop_ms": (statistics.median(three) - statistics.median(one)) / 2 * 1e3,
         "p50_ms": statistics.median(three) * 1e3,
@@ -132,17 +133,29 @@ async def _measure(one_url: str, three_url: str) -> dict[str, float]:
     }
 
 
-def _in_process() -> dict[str, float]:
-    with _serve(f"{PIPELINES}:one-hop") as one, _serve(f"{PIPELINES}:three-hops") as three:
-        return asyncio.run(_measure(f"{one}/v1/pipelines/one-hop", f"{three}/v1/pipelines/three-hops"))
+def _measure(placements: dict[str, tuple[str, str]]) -> dict[str, dict[str, float]]:
+    """Every placement's (one-hop, three-hops) URLs measured in interleaved rounds (load on the machine shifts)."""
+    samples: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label in placements}
+    labels = list(placements)
+    for round_ in range(ROUNDS):
+        for label in labels if round_ % 2 == 0 else labels[::-1]:
+            for url, kept in zip(placements[label], samples[label], strict=True):
+                kept.extend(asyncio.run(_sequential(url, SEQUENTIAL // ROUNDS)))
+    return {label: _row(*samples[label], placements[label][1]) for label in labels}
 
 
-def _http() -> dict[str, float]:
+def _served() -> dict[str, dict[str, float]]:
+    """In-process stages and HTTP stage servers, all served at once and measured side by side."""
     stages = ["--stage", "hop-a", "--stage", "hop-b", "--stage", "hop-c"]
-    with _serve(f"{PIPELINES}:three-hops", *stages) as stage_url:
+    with ExitStack() as running:
+        local = [running.enter_context(_serve(f"{PIPELINES}:{name}")) for name in ("one-hop", "three-hops")]
+        stage_url = running.enter_context(_serve(f"{PIPELINES}:three-hops", *stages))
         env = {f"GP_STAGE_URL_HOP_{s}": stage_url for s in "ABC"}
-        with _serve(f"{PIPELINES}:one-hop", env=env) as one, _serve(f"{PIPELINES}:three-hops", env=env) as three:
-            return asyncio.run(_measure(f"{one}/v1/pipelines/one-hop", f"{three}/v1/pipelines/three-hops"))
+        remote = [running.enter_context(_serve(f"{PIPELINES}:{name}", env=env)) for name in ("one-hop", "three-hops")]
+        return _measure({
+            "in-process": (f"{local[0]}/v1/pipelines/one-hop", f"{local[1]}/v1/pipelines/three-hops"),
+            "HTTP stage server": (f"{remote[0]}/v1/pipelines/one-hop", f"{remote[1]}/v1/pipelines/three-hops"),
+        })
 
 
 def _ray() -> dict[str, float] | str:
@@ -166,7 +179,8 @@ def _ray() -> dict[str, float] | str:
             app = build_ray_app(f"{PIPELINES}:{name}", graph, [], model=None, log_dir=ROOT / ".cache" / "logs")
             serve.run(app, name=name, route_prefix=f"/{name}")
         base = f"http://127.0.0.1:{port}"
-        return asyncio.run(_measure(f"{base}/one-hop/v1/pipelines/one-hop", f"{base}/three-hops/v1/pipelines/three-hops"))
+        urls = (f"{base}/one-hop/v1/pipelines/one-hop", f"{base}/three-hops/v1/pipelines/three-hops")
+        return _measure({"ray": urls})["ray"]
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -178,7 +192,7 @@ def main() -> str:
     invoker_us, plain_us = asyncio.run(_direct())
     print(f"executor alone (no HTTP): {invoker_us:.1f} us per hop through the runtime invoker "
           f"(a plain await: {plain_us:.1f} us); aim <= 50 us")
-    rows: list[tuple[str, dict[str, float] | str]] = [("in-process", _in_process()), ("HTTP stage server", _http())]
+    rows: list[tuple[str, dict[str, float] | str]] = list(_served().items())
     rows.append(("Ray Serve handles", _ray()))
     print(f"{'stages':<20}{'hop p50':>10}{'3-hop p50':>11}{'3-hop p99':>11}{'req/s @32':>11}{'p50 @32':>10}{'p99 @32':>10}")
     for label, row in rows:
