@@ -5,7 +5,7 @@
 * ``LLMDeployment`` supervises the stage's vLLM workers and its router as child processes (started
   in ``__init__``, stopped in ``__del__``, checked by ``check_health``); callers reach the router over
   HTTP, as the pipeline server does in a pod.
-* ``PipelineIngress`` is the pipeline server's own ASGI app, built in the replica
+* ``PipelineIngress`` is the pipeline server's own app (behind ``runtime.server.asgi``), built in the replica
   (``__serve_build_asgi_app__``) with a ``RayHandleTransport`` per Python stage.
 
 Values cross handles JSON-encoded, exactly like the HTTP wire format, so a stage behaves the same
@@ -114,8 +114,9 @@ class PipelineIngress:
         self.llm_deployments = llm_deployments  # bound so Serve deploys them with the app
 
     def __serve_build_asgi_app__(self) -> Any:
-        from runtime.server.app import build_app
+        from runtime.server.app import PipelineApp
+        from runtime.server.asgi import AsgiApp
 
         executor = _executor(self.ref, self.stage_handles, self.llm_urls)
         executor.llm.models.update(self.llm_models)
-        return build_app([executor])
+        return AsgiApp(PipelineApp([executor]))

@@ -173,10 +173,11 @@ def run_local(
     announce: Progress,
 ) -> None:
     """Start the pipeline and its LLM stages here; serve until SIGINT or SIGTERM; leave nothing running."""
+    from runtime.http import bind_socket
     from runtime.server.app import build_app
     from runtime.server.executor import Executor
     from runtime.server.schema import input_model
-    from runtime.server.serving import bind_socket, serve_forever
+    from runtime.server.serving import serve_forever
 
     loaded: LoadedPipeline = load_pipeline(ref)
     graph = build_graph(loaded.pipeline, loaded.stages())

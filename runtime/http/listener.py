@@ -29,11 +29,17 @@ from runtime.http.errors import HttpError, error_body
 from runtime.http.limits import ListenerLimits
 from runtime.http.message import Request, Response, StreamingResponse
 
-__all__ = ["Handler", "HttpServer", "bind_socket"]
+__all__ = ["Handler", "HttpServer", "Refusal", "bind_socket"]
 
 log = logging.getLogger("grove.http")
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
+Refusal = Callable[[int, str, str, dict[str, str]], Response]
+"""Builds the answer to a request the listener refuses itself: (status, message, type, headers so far)."""
+
+
+def _plain_refusal(status: int, message: str, type_: str, headers: dict[str, str]) -> Response:
+    return Response(status, error_body(message, type_, status))
 
 _STATUS_LINES: dict[int, bytes] = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _CLOSE = b"connection: close\r\n"
@@ -115,6 +121,7 @@ class _Connection(asyncio.Protocol):
         self._body_bytes = 0
         self._in_head = True  # until a head ends: its raw bytes count against max_header_bytes
         self._raw_head = 0
+        self._heads_done = 0  # request heads parsed on this connection
 
     # -- connection lifetime ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -147,6 +154,11 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+
+    @property
+    def asked(self) -> bool:
+        """A request has begun on this connection (a new one, still silent, has not)."""
+        return self._heads_done > 0 or self._in_message
 
     @property
     def idle(self) -> bool:
@@ -202,9 +214,12 @@ class _Connection(asyncio.Protocol):
     # -- parsing (httptools callbacks) -----------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         in_head = self._in_head
+        heads = self._heads_done
         try:
             self._parser.feed_data(data)
-            if in_head and self._in_head:  # httptools buffers a header still arriving: count its bytes
+            # httptools buffers a head still arriving: count its bytes (not when a whole request,
+            # head and body, came in this one piece and the next head has not begun)
+            if in_head and self._in_head and self._heads_done == heads:
                 self._raw_head += len(data)
                 if self._raw_head > self._limits.max_header_bytes:
                     self._fail(431, "request line and headers are too large", "invalid_request_error")
@@ -249,6 +264,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._heads_done += 1
         self._raw_head = 0
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
@@ -365,17 +381,25 @@ class _Connection(asyncio.Protocol):
         self._cancel_timer()
         if self._transport is not None and not self.closed and not self._transport.is_closing():
             if self._task is None:
-                body = error_body(message, type_, status)
-                self._transport.write(_head(status, b"application/json", (), False, len(body)) + body)
+                reply = self._server.refusal(status, message, type_, self._headers)
+                head = _head(reply.status, reply.content_type, reply.headers, False, len(reply.body))
+                self._transport.write(head + reply.body)
             self._transport.close()
 
 
 class HttpServer:
-    """Serve ``handler`` on a socket with :class:`ListenerLimits`; :meth:`stop` drains gracefully."""
+    """Serve ``handler`` on a socket with :class:`ListenerLimits`; :meth:`stop` drains gracefully.
 
-    def __init__(self, handler: Handler, limits: ListenerLimits | None = None) -> None:
+    ``refusal`` shapes what the listener itself answers (413, 431, 408, 400, 503) when the server
+    adds to the error shape (a request id, say).
+    """
+
+    def __init__(
+        self, handler: Handler, limits: ListenerLimits | None = None, *, refusal: Refusal | None = None
+    ) -> None:
         self.handler = handler
         self.limits = limits or ListenerLimits()
+        self.refusal = refusal or _plain_refusal
         self.connections: set[_Connection] = set()
         self.draining = False
         self.port = 0
@@ -416,7 +440,7 @@ class HttpServer:
         deadline = loop.time() + limit
         while self.connections and loop.time() < deadline:
             for conn in list(self.connections):
-                if conn.idle:
+                if conn.idle and (conn.asked or not keep_listening):  # a new one gets to ask once
                     conn.close()
             await asyncio.sleep(0.01)
         if self._server is not None:

@@ -13,12 +13,11 @@ import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
 
-from starlette.applications import Starlette
-
 from grove_pipelines.loader import load_pipeline
-from runtime.server.app import build_app
+from runtime.http import bind_socket
+from runtime.server.app import PipelineApp
 from runtime.server.executor import Executor
-from runtime.server.serving import bind_socket, serve_forever
+from runtime.server.serving import serve_forever
 
 __all__ = ["load_app", "serve"]
 
@@ -38,11 +37,11 @@ def load_app(
     stages: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     llm_urls: Mapping[str, str] | None = None,
-) -> tuple[Starlette, Executor]:
+) -> tuple[PipelineApp, Executor]:
     """The app for ``ref``: entry mode without ``stages``, stage-server mode with them."""
     options = {} if llm_urls is None else {"llm_urls": dict(llm_urls)}
     executor = Executor.from_loaded(load_pipeline(ref), environ=environ, **options)
-    return build_app([executor], stages=stages, pipelines=not stages), executor
+    return PipelineApp([executor], stages=stages, pipelines=not stages), executor
 
 
 def serve(

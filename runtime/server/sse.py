@@ -1,56 +1,23 @@
-"""Server-sent events of one pipeline run, and watching a client for disconnects.
+"""Server-sent events of one pipeline run.
 
 A streamed run sends ``event: token`` for each piece of text of the answering LLM stage, then one
 ``event: result`` (data: the pipeline's result, as the non-streamed endpoint returns it) or one
-``event: error`` (data: the JSON error). If the client goes away, the run is cancelled, which cancels
-every stage and LLM call in flight under it.
+``event: error`` (data: the JSON error). If the client goes away or stops reading, the listener
+closes the stream, which cancels the run and every stage and LLM call in flight under it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
-
-from starlette.types import Receive, Scope, Send
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from runtime.server.failures import describe_failure
 from runtime.server.llm_calls import TokenSink
-from runtime.server.wire import REQUEST_ID_HEADER, encode
+from runtime.server.wire import encode
 
-__all__ = ["ClientGone", "EventStream", "format_event", "run_until_disconnect"]
-
-T = TypeVar("T")
-
-
-class ClientGone(Exception):
-    """The client disconnected before the answer was ready; the run was cancelled."""
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def run_until_disconnect(receive: Receive, coro: Coroutine[Any, Any, T]) -> T:
-    """Await ``coro``, cancelling it (and raising ``ClientGone``) if the client disconnects first.
-
-    Call it after the request body was read: from then on, the server's ``receive`` only returns
-    when the connection drops.
-    """
-    task = asyncio.ensure_future(coro)
-    watcher = asyncio.ensure_future(_wait_disconnect(receive))
-    try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not task.done():  # the client left, or this handler itself was cancelled
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        watcher.cancel()
-    if task.cancelled() and watcher.done():
-        raise ClientGone()
-    return task.result()
+__all__ = ["event_stream", "format_event"]
 
 
 def format_event(event: str, data: Any) -> bytes:
@@ -58,55 +25,43 @@ def format_event(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-class EventStream:
-    """An ASGI response that runs ``run(sink)`` and streams its tokens, then its result or error.
+async def event_stream(
+    run: Callable[[TokenSink], Awaitable[Any]],
+    *,
+    request_id: str,
+    where: str,
+    on_start: Callable[[], None] | None = None,
+    on_finish: Callable[[str], None] | None = None,
+) -> AsyncIterator[bytes]:
+    """The events of ``run(sink)``: its tokens as they come, then its result or error.
 
     The error event carries what :func:`describe_failure` lets a client see; ``where`` names the
-    request in the log line that holds the rest.
+    request in the log line that holds the rest. ``on_start`` is called when the run starts (the
+    first read: a stream closed unread never runs), ``on_finish`` with its outcome: the status, or
+    ``"cancelled"`` when the stream was closed before its end.
     """
-
-    def __init__(
-        self,
-        run: Callable[[TokenSink], Awaitable[Any]],
-        *,
-        request_id: str,
-        where: str,
-        on_finish: Callable[[str], None] | None = None,
-    ) -> None:
-        self.run = run
-        self.request_id = request_id
-        self.where = where
-        self.headers = {REQUEST_ID_HEADER: request_id}
-        self.on_finish = on_finish
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        task = asyncio.ensure_future(self.run(queue.put_nowait))
-        task.add_done_callback(lambda _: queue.put_nowait(None))
-        watcher = asyncio.ensure_future(_wait_disconnect(receive))
-        watcher.add_done_callback(lambda _: task.cancel())
-        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-        headers += [(k.lower().encode(), v.encode()) for k, v in self.headers.items()]
-        outcome = "cancelled"
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            while (item := await queue.get()) is not None:
-                await send({"type": "http.response.body", "body": format_event("token", item), "more_body": True})
-            if task.cancelled():
-                return
-            error = task.exception()
-            if error is None:
-                outcome, last = "200", format_event("result", encode(task.result()))
-            else:
-                status, body = describe_failure(error, self.request_id, where=self.where)
-                outcome, last = str(status), format_event("error", body)
-            await send({"type": "http.response.body", "body": last, "more_body": False})
-        except OSError:  # the client went away while we were sending
-            outcome = "cancelled"
-        finally:
-            watcher.cancel()
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            if self.on_finish is not None:
-                self.on_finish(outcome)
+    if on_start is not None:
+        on_start()
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    task = asyncio.ensure_future(run(queue.put_nowait))
+    task.add_done_callback(lambda _: queue.put_nowait(None))
+    outcome = "cancelled"
+    try:
+        while (item := await queue.get()) is not None:
+            yield format_event("token", item)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            ended, last = "200", format_event("result", encode(task.result()))
+        else:
+            status, body = describe_failure(error, request_id, where=where)
+            ended, last = str(status), format_event("error", body)
+        yield last
+        outcome = ended
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if on_finish is not None:
+            on_finish(outcome)

@@ -1,8 +1,10 @@
-"""The server's only HTTP client: stage servers and routers, over one shared keep-alive session.
+"""The server's only HTTP client: stage servers and routers, over ``runtime.http``'s keep-alive pool.
 
-Every aiohttp exception is translated here, into ``StageUpstreamError`` naming the stage and URL, so
-nothing else in the server knows which client library is underneath. (Those messages go to the log;
-a client sees only the stage and the error type.) A stream counts as complete only when it ends with
+Every failure of the pool (an :class:`~runtime.errors.UpstreamError`) is translated here, into
+``StageUpstreamError`` naming the stage and URL (those messages go to the log; a client sees only
+the stage and the error type). Timeouts are the executor's (each call is bounded by its stage's
+``timeout_s`` and the request's deadline; cancelling a call closes its socket, which is how a stage
+server or vLLM learns to stop). A stream counts as complete only when it ends with
 ``data: [DONE]``: one that stops early failed, whatever its last chunk said.
 """
 
@@ -12,14 +14,17 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
+from runtime.errors import UpstreamError
+from runtime.http import UpstreamPool, UpstreamReply
 from runtime.server.errors import PipelineRunError, StageUpstreamError, from_body
 
 __all__ = ["Upstream"]
 
-_TRANSPORT_ERRORS = (aiohttp.ClientError, ConnectionError, OSError)
 _ERROR_BODY_LIMIT = 64 * 1024
+_LINE_LIMIT = 16 * 1024 * 1024  # one SSE line of a router's stream (a chunk is a few hundred bytes)
+_CONNECT_S = 10.0
+_SILENCE_S = 24 * 3600.0  # no read timeout of its own: the executor's deadlines bound every call
+_JSON = {"Content-Type": "application/json"}
 
 
 def _error_message(payload: object) -> str:
@@ -34,39 +39,58 @@ def _error_message(payload: object) -> str:
     return str(payload)[:256]
 
 
+def _status_of(exc: UpstreamError) -> int:
+    """504 when the upstream was too slow, else 502."""
+    return 504 if isinstance(exc.__cause__, TimeoutError) else 502
+
+
+async def _head_of(reply: UpstreamReply, limit: int = _ERROR_BODY_LIMIT) -> bytes:
+    """At most ``limit`` bytes of an answer's body (for the log); the rest is not read."""
+    kept = b""
+    pieces = reply.chunks()
+    try:
+        async for piece in pieces:
+            kept += piece
+            if len(kept) >= limit:
+                break
+    except UpstreamError:
+        pass
+    finally:
+        aclose = getattr(pieces, "aclose", None)  # an async generator: closing it closes the reply
+        if aclose is not None:
+            await aclose()
+    return kept[:limit]
+
+
 class Upstream:
-    """A lazily opened ``aiohttp.ClientSession`` (it must be made inside the running loop)."""
+    """A keep-alive pool to every stage server and router this server calls; :meth:`aclose` it at exit."""
 
-    def __init__(self, *, limit: int = 256) -> None:
-        self._limit = limit
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The shared session; connections are kept alive between calls."""
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+    def __init__(self) -> None:
+        self.pool = UpstreamPool(connect=_CONNECT_S, read=_SILENCE_S)
 
     async def aclose(self) -> None:
-        """Close the session and its pooled connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the pooled connections."""
+        await self.pool.close()
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], *, what: str, stage: str, total: float | None = None
+    ) -> UpstreamReply:
+        try:
+            return await self.pool.post(url, body, {**_JSON, **headers}, total=total)
+        except UpstreamError as exc:
+            raise StageUpstreamError(f"{what} at {url} is unreachable: {exc}", stage=stage, status=_status_of(exc)) from exc
 
     async def _post_json(
         self, url: str, body: dict[str, Any], headers: dict[str, str], *, what: str, stage: str
     ) -> tuple[int, Any]:
         """POST JSON and parse the JSON answer; unreachable or non-JSON becomes a ``StageUpstreamError``."""
+        reply = await self._post(url, json.dumps(body).encode(), headers, what=what, stage=stage)
         try:
-            async with self.session.post(url, json=body, headers=headers) as resp:
-                return resp.status, await resp.json(content_type=None)
-        except _TRANSPORT_ERRORS as exc:
-            raise StageUpstreamError(f"{what} at {url} is unreachable: {exc}", stage=stage) from exc
+            raw = await reply.read()
+        except UpstreamError as exc:
+            raise StageUpstreamError(f"{what} at {url} failed mid-answer: {exc}", stage=stage) from exc
+        try:
+            return reply.status, json.loads(raw)
         except ValueError as exc:
             raise StageUpstreamError(f"{what} at {url} answered with invalid JSON", stage=stage) from exc
 
@@ -93,18 +117,23 @@ class Upstream:
         self, url: str, stage: str, body: dict[str, Any], headers: dict[str, str]
     ) -> AsyncIterator[dict[str, Any]]:
         """POST a streaming OpenAI request and yield each ``data:`` chunk, parsed, until ``[DONE]``."""
+        what = f"LLM stage {stage!r}"
+        reply = await self._post(url, json.dumps(body).encode(), headers, what=what, stage=stage)
         try:
-            async with self.session.post(url, json=body, headers=headers) as resp:
-                if resp.status != 200:
-                    raw = await resp.read()
-                    try:
-                        message = _error_message(json.loads(raw))
-                    except ValueError:
-                        message = raw[:256].decode(errors="replace")
-                    raise StageUpstreamError(
-                        f"LLM stage {stage!r} at {url} answered HTTP {resp.status}: {message}", stage=stage
-                    )
-                async for line in resp.content:
+            if reply.status != 200:
+                raw = await _head_of(reply)
+                try:
+                    message = _error_message(json.loads(raw))
+                except ValueError:
+                    message = raw[:256].decode(errors="replace")
+                raise StageUpstreamError(f"{what} at {url} answered HTTP {reply.status}: {message}", stage=stage)
+            pending = b""
+            async for piece in reply.chunks():
+                pending += piece
+                *lines, pending = pending.split(b"\n")
+                if len(pending) > _LINE_LIMIT:
+                    raise StageUpstreamError(f"{what} at {url} streamed a line over {_LINE_LIMIT} bytes", stage=stage)
+                for line in lines:
                     text = line.decode().strip()
                     if not text.startswith("data:"):
                         continue
@@ -113,17 +142,17 @@ class Upstream:
                         return
                     chunk = json.loads(data)
                     if isinstance(chunk, dict) and "error" in chunk:
-                        raise StageUpstreamError(
-                            f"LLM stage {stage!r} at {url} failed mid-stream: {_error_message(chunk)}", stage=stage
-                        )
+                        raise StageUpstreamError(f"{what} at {url} failed mid-stream: {_error_message(chunk)}", stage=stage)
                     yield chunk
-            raise StageUpstreamError(f"LLM stage {stage!r} at {url}: the stream ended without [DONE]", stage=stage)
+            raise StageUpstreamError(f"{what} at {url}: the stream ended without [DONE]", stage=stage)
         except PipelineRunError:
             raise
-        except _TRANSPORT_ERRORS as exc:
-            raise StageUpstreamError(f"LLM stage {stage!r} at {url} is unreachable: {exc}", stage=stage) from exc
+        except UpstreamError as exc:
+            raise StageUpstreamError(f"{what} at {url} failed mid-stream: {exc}", stage=stage, status=_status_of(exc)) from exc
         except ValueError as exc:
-            raise StageUpstreamError(f"LLM stage {stage!r} at {url} streamed invalid JSON", stage=stage) from exc
+            raise StageUpstreamError(f"{what} at {url} streamed invalid JSON", stage=stage) from exc
+        finally:
+            reply.close()  # before its end: the socket closes, and the router and vLLM abort the request
 
     async def proxy(
         self, url: str, body: bytes, headers: dict[str, str], *, stage: str, timeout_s: float
@@ -133,31 +162,12 @@ class Upstream:
         A 5xx answer is not relayed (it may name workers): it becomes a ``StageUpstreamError``.
         ``timeout_s`` bounds the whole exchange, stream included.
         """
-        timeout = aiohttp.ClientTimeout(total=max(timeout_s, 0.001), sock_connect=10)
-        try:
-            resp = await self.session.post(
-                url, data=body, headers={"Content-Type": "application/json", **headers}, timeout=timeout
-            )
-        except (TimeoutError, *_TRANSPORT_ERRORS) as exc:
-            status = 504 if isinstance(exc, TimeoutError) else 502
-            raise StageUpstreamError(f"LLM stage {stage!r} at {url} is unreachable: {exc!r}", stage=stage, status=status) from exc
-        if resp.status >= 500:
-            try:
-                detail = (await resp.content.read(_ERROR_BODY_LIMIT)).decode(errors="replace")
-            except (TimeoutError, *_TRANSPORT_ERRORS):
-                detail = ""
-            finally:
-                resp.release()
+        what = f"LLM stage {stage!r}"
+        reply = await self._post(url, body, headers, what=what, stage=stage, total=max(timeout_s, 0.001))
+        if reply.status >= 500:
+            detail = (await _head_of(reply)).decode(errors="replace")
             raise StageUpstreamError(
-                f"LLM stage {stage!r} at {url} answered HTTP {resp.status}: {detail[:512]}",
-                stage=stage, status=504 if resp.status == 504 else 502,
+                f"{what} at {url} answered HTTP {reply.status}: {detail[:512]}",
+                stage=stage, status=504 if reply.status == 504 else 502,
             )
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for piece in resp.content.iter_any():
-                    yield piece
-            finally:
-                resp.release()
-
-        return resp.status, resp.headers.get("Content-Type", "application/json"), chunks()
+        return reply.status, reply.content_type, reply.chunks()

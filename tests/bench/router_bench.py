@@ -229,15 +229,17 @@ def real_vllm_suite(vr: Path | None, logs: Path) -> list[str]:
     return lines
 
 
-def main() -> None:
-    """Run both suites and print the tables and the summary line."""
+def main() -> str:
+    """Run both suites, print the tables and the summary line; return the line."""
     logs = CACHE / "logs"
     vr = vllm_router_binary()
     results, lines = fast_upstream_suite(vr, logs)
     print("\n".join(lines), flush=True)
     if os.environ.get("GROVE_BENCH_SKIP_VLLM") != "1":
         print("\n".join(real_vllm_suite(vr, logs)), flush=True)
-    print(summary(results))
+    line = summary(results)
+    print(line)
+    return line
 
 
 def summary(results: dict[str, dict[str, Result]]) -> str:

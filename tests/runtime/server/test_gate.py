@@ -105,7 +105,7 @@ async def test_draining_finishes_requests_in_flight_and_answers_503_to_new_ones(
             running = asyncio.ensure_future(http.post("/v1/pipelines/holds", json={"tag": tag}))
             await asyncio.wait_for(GATES[f"{tag}-in"].wait(), 10)
             drained = asyncio.ensure_future(server.drain())
-            await eventually(lambda: server.server.gate is not None and server.server.gate.draining, what="draining")
+            await eventually(lambda: server.app.gate.draining, what="draining")
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as fresh:
                 new = await fresh.post("/v1/pipelines/doubles", json={"n": 1})
                 assert new.status_code == 503 and new.headers["retry-after"] == "1"
@@ -118,5 +118,28 @@ async def test_draining_finishes_requests_in_flight_and_answers_503_to_new_ones(
             assert finished.status_code == 200 and finished.json() == tag
             await asyncio.wait_for(drained, 10)
     finally:
-        if server._task is not None:
-            await server.stop()
+        await server.stop()
+
+
+async def test_a_connection_opened_while_draining_is_answered_not_dropped() -> None:
+    """A probe that connects during the drain and speaks a moment later gets its 503, not a closed socket."""
+    tag = "late-probe"
+    GATES[f"{tag}-in"], GATES[f"{tag}-go"] = asyncio.Event(), asyncio.Event()
+    server = await AppServer(build_app([make_executor(holds)])).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            running = asyncio.ensure_future(http.post("/v1/pipelines/holds", json={"tag": tag}))
+            await asyncio.wait_for(GATES[f"{tag}-in"].wait(), 10)  # keeps the drain going
+            drained = asyncio.ensure_future(server.drain())
+            await eventually(lambda: server.app.gate.draining, what="draining")
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            await asyncio.sleep(0.2)  # the drain looks at its connections every 10 ms meanwhile
+            writer.write(b"GET /ready HTTP/1.1\r\nhost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 503 "), head
+            writer.close()
+            GATES[f"{tag}-go"].set()
+            assert (await running).json() == tag
+            await asyncio.wait_for(drained, 10)
+    finally:
+        await server.stop()

@@ -11,9 +11,10 @@ import pytest_asyncio
 from pydantic import BaseModel
 
 from grove_pipelines import pipeline, stage
+from runtime.http import bind_socket
 from runtime.server import build_app
 from runtime.server.errors import StageTimeoutError, StageUpstreamError
-from runtime.server.serving import AppServer, bind_socket
+from runtime.server.serving import AppServer
 from runtime.server.wire import CALLER_HEADER
 from tests.runtime.server.helpers import make_executor
 
@@ -126,7 +127,7 @@ async def test_remote_timeout_is_504_and_cancels_the_remote_call(entry: httpx.As
 
 
 async def test_unreachable_stage_server_is_a_502() -> None:
-    with bind_socket() as sock:  # a port that was free a moment ago; closed again, nobody listens on it
+    with bind_socket("127.0.0.1", 0) as sock:  # a port that was free a moment ago; closed again, nobody listens on it
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     executor = make_executor(remote, stage_urls={"score": dead})
     with pytest.raises(StageUpstreamError) as info:
