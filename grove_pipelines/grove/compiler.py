@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grove_pipelines.errors import CompileError
+from grove_pipelines.gc_pause import gc_paused
 from grove_pipelines.graph import PipelineGraph
 from grove_pipelines.grove import models as gm
 from grove_pipelines.grove.base import KubeModel, to_dict
@@ -45,6 +46,7 @@ class CompiledPipeline:
     objects: list[KubeModel] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @gc_paused
     def documents(self) -> list[dict[str, Any]]:
         """Plain manifests: the PodCliqueSet first."""
         return [to_dict(self.pcs), *(to_dict(obj) for obj in self.objects)]
@@ -73,6 +75,7 @@ def plan_names(graph: PipelineGraph) -> tuple[Layout, str, list[str]]:
     return layout, pcs, notes
 
 
+@gc_paused
 def compile_graph(
     graph: PipelineGraph,
     *,

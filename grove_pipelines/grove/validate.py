@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from grove_pipelines import yamlio
 from grove_pipelines.errors import AdmissionError, ManifestError, ManifestRejectedError
+from grove_pipelines.gc_pause import gc_paused
 from grove_pipelines.grove import core
 from grove_pipelines.grove.admission import admit
 from grove_pipelines.grove.cluster import GroveCluster
@@ -177,6 +178,7 @@ def _expand(documents: list[Any]) -> list[Any]:
     return out
 
 
+@gc_paused
 def check_documents(
     documents: list[Any],
     *,
