@@ -28,6 +28,7 @@ from jsonschema.exceptions import ValidationError
 
 from grove_pipelines.errors import AdmissionError, ManifestError
 from grove_pipelines.grove.cel import UnsupportedRule, evaluate
+from grove_pipelines.grove.identity_cache import IdentityCache
 from grove_pipelines.grove.schema_check import Check, LeafKeyword, compile_check
 
 __all__ = ["crd_schema", "format_path", "validate_object"]
@@ -120,15 +121,15 @@ def crd_schema(crd: dict[str, Any], api_version: str) -> dict[str, Any]:
     raise ManifestError(f"the {kind} CRD has no version {api_version!r}")
 
 
-_cache: dict[tuple[int, str], tuple[dict[str, Any], Any, Check]] = {}
+_cache: IdentityCache[tuple[Any, Check]] = IdentityCache()
 
 
 def _validator(crd: dict[str, Any], api_version: str) -> tuple[Any, Check]:
-    """The jsonschema validator of the CRD version and its compiled check (cached while ``crd`` lives)."""
-    key = (id(crd), api_version)
-    hit = _cache.get(key)
-    if hit is not None and hit[0] is crd:
-        return hit[1], hit[2]
+    """The jsonschema validator of the CRD version and its compiled check (built once per CRD object)."""
+    return _cache.get(crd, api_version, lambda: _build(crd, api_version))
+
+
+def _build(crd: dict[str, Any], api_version: str) -> tuple[Any, Check]:
     schema = _prepare(copy.deepcopy(crd_schema(crd, api_version)))
     schema.setdefault("properties", {}).pop("status", None)  # status is not validated on create
     validator = _Validator(schema, format_checker=_formats)
@@ -139,9 +140,6 @@ def _validator(crd: dict[str, Any], api_version: str) -> tuple[Any, Check]:
         formats=_formats.conforms,
         known_formats=_formats.checkers,
     )
-    if len(_cache) >= 8:
-        _cache.pop(next(iter(_cache)))
-    _cache[key] = (crd, validator, check)
     return validator, check
 
 
