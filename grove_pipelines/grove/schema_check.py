@@ -42,6 +42,11 @@ def _is_integer(instance: Any) -> bool:
     return isinstance(instance, int) or (isinstance(instance, float) and instance.is_integer())
 
 
+def _within(size: int, least: int | None, most: int | None) -> bool:
+    """``minLength``/``maxLength``, ``minItems``/``maxItems``, ``minProperties``/``maxProperties``."""
+    return (least is None or size >= least) and (most is None or size <= most)
+
+
 _TYPES: dict[str, Check] = {
     "array": lambda instance: isinstance(instance, list),
     "boolean": lambda instance: isinstance(instance, bool),
@@ -149,9 +154,7 @@ class _Compiler:
             for key in wanted:
                 if key not in instance:
                     return False
-            if least is not None and len(instance) < least:
-                return False
-            return most is None or len(instance) <= most
+            return _within(len(instance), least, most)
 
         return check
 
@@ -166,9 +169,7 @@ class _Compiler:
         def check(instance: Any) -> bool:
             if not isinstance(instance, list):
                 return True
-            if least is not None and len(instance) < least:
-                return False
-            if most is not None and len(instance) > most:
+            if not _within(len(instance), least, most):
                 return False
             if unique and not (
                 all(isinstance(i, str) for i in instance) and len(set(instance)) == len(instance)
@@ -192,9 +193,7 @@ class _Compiler:
         def check(instance: Any) -> bool:
             if not isinstance(instance, str):
                 return True
-            if least is not None and len(instance) < least:
-                return False
-            if most is not None and len(instance) > most:
+            if not _within(len(instance), least, most):
                 return False
             return search is None or search(instance) is not None
 
