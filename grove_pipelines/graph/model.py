@@ -74,10 +74,9 @@ class PipelineGraph:
         self._check_acyclic()
 
     def _check_acyclic(self) -> None:
-        try:
-            cycle = nx.find_cycle(self._graph)
-        except nx.NetworkXNoCycle:
+        if nx.is_directed_acyclic_graph(self._graph):  # one topological sort; find_cycle searches edge by edge
             return
+        cycle = nx.find_cycle(self._graph)
         raise CycleError([edge[0] for edge in cycle], where=self._where([(a, b) for a, b, *_ in cycle]))
 
     def _where(self, edges: Sequence[tuple[str, str]]) -> list[str]:
