@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from grove_pipelines.gc_pause import gc_paused
+from grove_pipelines.grove.gc_pause import gc_paused
 
 
 @gc_paused
