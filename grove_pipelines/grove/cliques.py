@@ -10,6 +10,7 @@ through their ClusterIP Service (``GP_STAGE_URL_<STAGE>``). Routers list pods, s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove import containers as ctr
@@ -40,6 +41,11 @@ class CliqueContext:
     ref: str
     image: str
     starts_after: dict[str, list[str]]
+
+    @cached_property
+    def remote_stages(self) -> bool:
+        """Whether the pipeline has Python stages (their servers then accept only the stage token)."""
+        return any(True for _ in self.graph.python_stages())
 
 
 def autoscaling_config(scale: Autoscaling | None, replicas: int) -> AutoScalingConfig | None:
@@ -145,9 +151,8 @@ def _server_cliques(ctx: CliqueContext, unit: Unit) -> list[PodCliqueTemplateSpe
         )
         env = [EnvVar(name=k, value=v) for k, v in stage.env.items()] + _caller_env(ctx, unit.stage)
         image = stage.image or ctx.image
-    remote_stages = any(True for _ in ctx.graph.python_stages())  # stage servers accept only the stage token
     entry_auth = unit.stage == ENTRY and pipeline.entry.auth
-    env += ctr.server_auth_env(ctx.pcs, api_keys=entry_auth, stage_token=remote_stages)
+    env += ctr.server_auth_env(ctx.pcs, api_keys=entry_auth, stage_token=ctx.remote_stages)
     main = ctr.server_container(
         image=image, ref=ctx.ref, port=port, stage=stage_arg, env=env, res=ctr.resources(spec.resources)
     )

@@ -22,6 +22,7 @@ from grove_pipelines.grove import models as gm
 from grove_pipelines.grove.base import KubeModel, to_dict
 from grove_pipelines.grove.cliques import CliqueContext, build_cliques, build_scaling_groups, has_router
 from grove_pipelines.grove.core import ObjectMeta
+from grove_pipelines.grove.gc_pause import gc_paused
 from grove_pipelines.grove.layout import Layout
 from grove_pipelines.grove.models import PodCliqueSet
 from grove_pipelines.grove.names import pcs_name
@@ -45,6 +46,7 @@ class CompiledPipeline:
     objects: list[KubeModel] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @gc_paused
     def documents(self) -> list[dict[str, Any]]:
         """Plain manifests: the PodCliqueSet first."""
         return [to_dict(self.pcs), *(to_dict(obj) for obj in self.objects)]
@@ -73,6 +75,7 @@ def plan_names(graph: PipelineGraph) -> tuple[Layout, str, list[str]]:
     return layout, pcs, notes
 
 
+@gc_paused
 def compile_graph(
     graph: PipelineGraph,
     *,

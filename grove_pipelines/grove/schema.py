@@ -10,7 +10,9 @@ from a live cluster. On top of plain JSON Schema it applies what Kubernetes adds
 * the CEL rules of ``x-kubernetes-validations`` (the subset in ``grove_pipelines.grove.cel``), on create.
 
 Every problem is an ``AdmissionError`` with rule ``schema.<keyword>`` and the field path, e.g.
-``spec.template.cliques[2].spec.roleName``. The prepared validator is cached per CRD object.
+``spec.template.cliques[2].spec.roleName``. The prepared validator is cached per CRD object, with its
+compiled yes/no check (``grove_pipelines.grove.schema_check``): jsonschema only runs, for the exact
+problems, on an object that check does not vouch for.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from jsonschema.exceptions import ValidationError
 
 from grove_pipelines.errors import AdmissionError, ManifestError
 from grove_pipelines.grove.cel import UnsupportedRule, evaluate
+from grove_pipelines.grove.identity_cache import IdentityCache
+from grove_pipelines.grove.schema_check import Check, LeafKeyword, compile_check
 
 __all__ = ["crd_schema", "format_path", "validate_object"]
 
@@ -74,9 +78,11 @@ def _cel(
             )
 
 
-_Validator = validators.extend(
-    Draft7Validator, {"x-kubernetes-list-map-keys": _list_map_keys, "x-kubernetes-validations": _cel}
-)
+_CUSTOM: dict[str, LeafKeyword] = {
+    "x-kubernetes-list-map-keys": _list_map_keys,
+    "x-kubernetes-validations": _cel,
+}
+_Validator = validators.extend(Draft7Validator, _CUSTOM)
 
 
 def _prepare(node: Any) -> Any:
@@ -115,21 +121,26 @@ def crd_schema(crd: dict[str, Any], api_version: str) -> dict[str, Any]:
     raise ManifestError(f"the {kind} CRD has no version {api_version!r}")
 
 
-_cache: dict[tuple[int, str], tuple[dict[str, Any], Any]] = {}
+_cache: IdentityCache[tuple[Any, Check]] = IdentityCache()
 
 
-def _validator(crd: dict[str, Any], api_version: str) -> Any:
-    key = (id(crd), api_version)
-    hit = _cache.get(key)
-    if hit is not None and hit[0] is crd:
-        return hit[1]
+def _validator(crd: dict[str, Any], api_version: str) -> tuple[Any, Check]:
+    """The jsonschema validator of the CRD version and its compiled check (built once per CRD object)."""
+    return _cache.get(crd, api_version, lambda: _build(crd, api_version))
+
+
+def _build(crd: dict[str, Any], api_version: str) -> tuple[Any, Check]:
     schema = _prepare(copy.deepcopy(crd_schema(crd, api_version)))
     schema.setdefault("properties", {}).pop("status", None)  # status is not validated on create
     validator = _Validator(schema, format_checker=_formats)
-    if len(_cache) >= 8:
-        _cache.pop(next(iter(_cache)))
-    _cache[key] = (crd, validator)
-    return validator
+    check = compile_check(
+        schema,
+        validating=_Validator.VALIDATORS,
+        leaves=_CUSTOM,
+        formats=_formats.conforms,
+        known_formats=_formats.checkers,
+    )
+    return validator, check
 
 
 def format_path(parts: Any) -> str:
@@ -174,10 +185,12 @@ def validate_object(
     ``update`` evaluates the CEL rules as on an update (``oldSelf`` present). The caller normalizes
     first (``grove_pipelines.grove.structural``) when it wants the API server's null pruning and defaults.
     """
-    validator = _validator(crd, str(obj.get("apiVersion", "")))
+    validator, check = _validator(crd, str(obj.get("apiVersion", "")))
     body = {k: v for k, v in obj.items() if k != "status"}
     token = _UPDATE.set(update)
     try:
+        if check(body):
+            return []
         problems = [p for error in validator.iter_errors(body) for p in _problems(error)]
     finally:
         _UPDATE.reset(token)

@@ -9,41 +9,89 @@ so ``headlessServiceConfig: {}`` is admitted (its ``publishNotReadyAddresses`` d
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
+from grove_pipelines.grove.identity_cache import IdentityCache
+
 __all__ = ["normalize"]
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _schema(node: Any) -> dict[str, Any]:
     return node if isinstance(node, dict) else {}
 
 
-def _walk(value: Any, schema: dict[str, Any]) -> Any:
+def _copy(value: Any) -> Any:
+    """A deep copy of a subtree no schema describes (plain JSON is rebuilt; anything else deep-copied)."""
     if isinstance(value, dict):
-        properties = schema.get("properties")
-        if isinstance(properties, dict):
-            for key in [k for k, v in value.items() if v is None]:
-                if not _schema(properties.get(key)).get("nullable"):
-                    del value[key]
-            for key, child in properties.items():
-                child = _schema(child)
-                if key not in value and "default" in child:
-                    value[key] = copy.deepcopy(child["default"])
-                if key in value:
-                    value[key] = _walk(value[key], child)
-        elif isinstance(schema.get("additionalProperties"), dict):
-            for key in list(value):
-                value[key] = _walk(value[key], schema["additionalProperties"])
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [_walk(item, schema["items"]) for item in value]
-    return value
+        return {key: _copy(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value if isinstance(value, _SCALARS) else copy.deepcopy(value)
+
+
+Walk = Callable[[Any], Any]
+"""A normalized copy of a value under one schema node."""
+
+
+def _compile(schema: dict[str, Any]) -> Walk:
+    """The walk of one schema node, its children compiled once: kept keys in their order, then
+    defaults in schema order."""
+    properties = schema.get("properties")
+    extra = schema.get("additionalProperties")
+    items = schema.get("items")
+    mapping: Walk | None = None
+    if isinstance(properties, dict):
+        nodes = {key: _schema(node) for key, node in properties.items()}
+        children = {key: (_compile(node), bool(node.get("nullable"))) for key, node in nodes.items()}
+        defaults = [
+            (key, children[key][0], node["default"]) for key, node in nodes.items() if "default" in node
+        ]
+
+        def mapping(value: dict[str, Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for key, child in value.items():
+                known = children.get(key)
+                if child is None and not (known is not None and known[1]):
+                    continue
+                out[key] = _copy(child) if known is None else known[0](child)
+            for key, walk, default in defaults:
+                if key not in out:
+                    out[key] = walk(default)
+            return out
+
+    elif isinstance(extra, dict):
+        walk_extra = _compile(extra)
+
+        def mapping(value: dict[str, Any]) -> dict[str, Any]:
+            return {key: walk_extra(child) for key, child in value.items()}
+
+    walk_item = _compile(items) if isinstance(items, dict) else None
+
+    def walk(value: Any) -> Any:
+        if mapping is not None and isinstance(value, dict):
+            return mapping(value)
+        if walk_item is not None and isinstance(value, list):
+            return [walk_item(item) for item in value]
+        return _copy(value)
+
+    return walk
+
+
+_compiled: IdentityCache[Walk] = IdentityCache()
 
 
 def normalize(obj: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of ``obj`` with nulls pruned and the schema's defaults filled in (``status`` untouched)."""
-    out: dict[str, Any] = copy.deepcopy(obj)
-    status = out.pop("status", None)
-    _walk(out, schema)  # a mapping is filled in place
-    if status is not None:
-        out["status"] = status
+    """A deep copy of ``obj`` with nulls pruned and the schema's defaults filled in (``status`` untouched).
+
+    Built in one pass, as the API server builds it from JSON: a subtree that appears twice in ``obj``
+    (a YAML alias) becomes two independent copies. The walk of ``schema`` is compiled once per schema object.
+    """
+    walk = _compiled.get(schema, None, lambda: _compile(schema))
+    out: dict[str, Any] = walk({k: v for k, v in obj.items() if k != "status"})
+    if obj.get("status") is not None:
+        out["status"] = _copy(obj["status"])
     return out

@@ -26,6 +26,7 @@ from grove_pipelines.grove import core
 from grove_pipelines.grove.admission import admit
 from grove_pipelines.grove.cluster import GroveCluster
 from grove_pipelines.grove.defaulting import apply_defaults
+from grove_pipelines.grove.gc_pause import gc_paused
 from grove_pipelines.grove.schema import crd_schema, format_path, validate_object
 from grove_pipelines.grove.structural import normalize
 
@@ -177,6 +178,7 @@ def _expand(documents: list[Any]) -> list[Any]:
     return out
 
 
+@gc_paused
 def check_documents(
     documents: list[Any],
     *,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grove_pipelines.errors import CycleError, GraphError
 from grove_pipelines.graph import ENTRY, PipelineGraph, render
@@ -50,6 +53,25 @@ def test_startup_edges_drop_edges_implied_by_longer_paths() -> None:
     assert sorted(graph.startup_edges()) == sorted([(ENTRY, "a"), ("a", "b"), ("b", "c")])
     order = graph.startup_order()
     assert order.index("c") < order.index("b") < order.index("a") < order.index(ENTRY)
+
+
+@st.composite
+def _dags(draw: st.DrawFn) -> tuple[int, list[tuple[str, str]]]:
+    """A random DAG over ``s0..sN``: edges only from a lower to a higher index, some from the entry."""
+    count = draw(st.integers(1, 25))
+    pairs = st.tuples(st.integers(0, count - 1), st.integers(0, count - 1)).filter(lambda p: p[0] < p[1])
+    edges = [(f"s{a}", f"s{b}") for a, b in draw(st.lists(pairs, max_size=80, unique=True))]
+    roots = draw(st.lists(st.integers(0, count - 1), min_size=1, max_size=count, unique=True))
+    return count, [(ENTRY, f"s{r}") for r in roots] + edges
+
+
+@settings(max_examples=200, deadline=None)
+@given(_dags())
+def test_startup_edges_are_the_transitive_reduction(case: tuple[int, list[tuple[str, str]]]) -> None:
+    count, edges = case
+    graph = PipelineGraph(PIPE, [py(f"s{i}") for i in range(count)], edges)
+    reference = nx.transitive_reduction(nx.DiGraph(edges))  # networkx's own algorithm, independent of ours
+    assert graph.startup_edges() == [edge for edge in graph.edges() if reference.has_edge(*edge)]
 
 
 def test_unreachable_stages_are_reported() -> None:
