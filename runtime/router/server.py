@@ -25,6 +25,7 @@ from typing import Any
 
 import uvicorn
 
+from runtime.http.listener import bind_socket  # the layer's: TCP_NODELAY on every accepted socket
 from runtime.router.app import RouterApp
 from runtime.router.config import RouterConfig
 from runtime.router.core import Router
@@ -34,17 +35,6 @@ from runtime.router.http_guard import guarded_protocol
 __all__ = ["RouterServer", "bind_socket", "run"]
 
 log = logging.getLogger("grove.router")
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0: the OS picks a free one)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 class _Uvicorn(uvicorn.Server):
