@@ -16,7 +16,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from functools import lru_cache
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -194,7 +194,7 @@ class UpstreamReply:
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.url}: timed out", url=self.url, started=True) from exc
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives (decoded from chunked framing); closing early aborts the request."""
         conn = self._conn
         try:
