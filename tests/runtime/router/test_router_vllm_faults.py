@@ -136,7 +136,10 @@ async def test_killing_the_decode_worker_mid_stream_ends_its_streams_with_an_err
     router = await routed(worker=[d_url, p_url], retry={"backoff_base": 0})
     streams: list[tuple[str, list[str], BaseException | None]] = []
 
-    async def stream(i: int, http: aiohttp.ClientSession, started: asyncio.Event) -> None:
+    on_decode_started: list[int] = []
+    decode_streaming = asyncio.Event()
+
+    async def stream(i: int, http: aiohttp.ClientSession) -> None:
         events: list[str] = []
         route, error = "", None
         try:
@@ -147,15 +150,19 @@ async def test_killing_the_decode_worker_mid_stream_ends_its_streams_with_an_err
                 async for line in r.content:
                     if line.strip():
                         events.append(line.decode().strip())
-                        started.set()
+                        if len(events) == 1 and f"worker={d_url}" in route:
+                            on_decode_started.append(i)
+                            if len(on_decode_started) == 2:
+                                decode_streaming.set()
         except aiohttp.ClientPayloadError as exc:
             error = exc
         streams.append((route, events, error))
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
-        ready = [asyncio.Event() for _ in range(4)]
-        tasks = [asyncio.create_task(stream(i, http, ready[i])) for i in range(4)]  # round robin: 2 on each
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 120)
+        tasks = [asyncio.create_task(stream(i, http)) for i in range(4)]  # round robin: 2 on each
+        # Kill as soon as both decode streams run: the decode worker may finish 1,500 tokens in the
+        # time the other worker, sharing a busy core, takes to send its first token.
+        await asyncio.wait_for(decode_streaming.wait(), 120)
         assert await running(http, d_url) >= 1  # streams are in flight on the decode worker
         vllm_pd_pair.decode.kill()
         await asyncio.wait_for(asyncio.gather(*tasks), 300)
