@@ -5,7 +5,7 @@
 ``message`` (request and response objects), ``routes`` (one handler per endpoint), ``processes`` (several on one port), ``limits`` and ``errors`` (the JSON error shape).
 """
 
-from runtime.http.errors import HttpError, error_body
+from runtime.http.errors import HttpError, StreamBroken, error_body
 from runtime.http.limits import ListenerLimits
 from runtime.http.listener import Handler, HttpServer, bind_socket
 from runtime.http.message import Request, Response, StreamingResponse
@@ -22,6 +22,7 @@ __all__ = [
     "Request",
     "Response",
     "Routes",
+    "StreamBroken",
     "StreamingResponse",
     "UpstreamPool",
     "UpstreamReply",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["HttpError", "error_body"]
+__all__ = ["HttpError", "StreamBroken", "error_body"]
 
 
 def error_body(message: str, type_: str, code: int) -> bytes:
@@ -28,3 +28,11 @@ class HttpError(Exception):
     def body(self) -> bytes:
         """The JSON error document for this error."""
         return error_body(self.message, self.type, self.status)
+
+
+class StreamBroken(Exception):
+    """Raise from a stream's iterator once it has yielded its own account of a failure.
+
+    The listener then ends the answer without the terminating chunk (so no client takes it for a
+    complete one), after flushing what was written; nothing is logged as a crash.
+    """

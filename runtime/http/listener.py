@@ -25,7 +25,7 @@ from typing import cast
 
 import httptools
 
-from runtime.http.errors import HttpError, error_body
+from runtime.http.errors import HttpError, StreamBroken, error_body
 from runtime.http.limits import ListenerLimits
 from runtime.http.message import Request, Response, StreamingResponse
 
@@ -335,6 +335,8 @@ class _Connection(asyncio.Protocol):
         except (asyncio.CancelledError, ConnectionError, TimeoutError):
             keep_alive = False
             self.abort()
+        except StreamBroken:  # the stream told the client itself; it must not look complete
+            keep_alive = False
         except Exception:  # a stream that broke after its head was sent: cut it, the client sees it end short
             log.exception("stream failed: %s %s", request.method, request.path)
             keep_alive = False

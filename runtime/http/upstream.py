@@ -6,7 +6,8 @@ exchange is bounded: ``connect`` (to open a socket), ``read`` (the longest silen
 including the wait for the status line) and an optional ``total``. Responses are decoded from
 chunked transfer encoding by httptools; a body that breaks the framing is an error, never data.
 Closing a reply before its end closes the socket, which is how vLLM learns to abort the request.
-Every failure is an :class:`~runtime.errors.UpstreamError`, translated here and nowhere else.
+Every failure is an :class:`~runtime.errors.UpstreamError` (``UpstreamUnreachable`` when no
+connection could be made, ``UpstreamTimeout`` when a deadline passed), translated here and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from functools import lru_cache
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httptools
 
-from runtime.errors import UpstreamError
+from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 
 __all__ = ["UpstreamPool", "UpstreamReply"]
 
@@ -191,9 +192,9 @@ class UpstreamReply:
         try:
             await conn.wait(self._pool.budget(self._read, self._deadline))
         except TimeoutError as exc:
-            raise UpstreamError(f"{self.url}: timed out", url=self.url, started=True) from exc
+            raise UpstreamTimeout(f"{self.url}: timed out", url=self.url, started=True) from exc
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives (decoded from chunked framing); closing early aborts the request."""
         conn = self._conn
         try:
@@ -261,9 +262,9 @@ class UpstreamPool:
                 self.budget(self.connect, deadline),
             )
         except TimeoutError as exc:
-            raise UpstreamError(f"{url}: connect timed out", url=url) from exc
+            raise UpstreamTimeout(f"{url}: connect timed out", url=url) from exc
         except OSError as exc:
-            raise UpstreamError(f"{url}: {type(exc).__name__}: {exc}", url=url) from exc
+            raise UpstreamUnreachable(f"{url}: cannot connect: {exc}", url=url) from exc
         self._busy.add(conn)
         return conn
 
@@ -300,6 +301,8 @@ class UpstreamPool:
         if body or method != "GET":
             parts += (b"content-length: ", str(len(body)).encode(), b"\r\n")
         for name, value in (headers or {}).items():
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                raise UpstreamError(f"{url}: a header holds a line break", url=url)  # no request smuggling
             parts += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
         parts += (b"\r\n", body)
         data = b"".join(parts)
@@ -313,11 +316,12 @@ class UpstreamPool:
                     await conn.wait(self.budget(read, deadline))
             except TimeoutError as exc:
                 self.discard(conn)
-                raise UpstreamError(f"{url}: timed out", url=url) from exc
+                raise UpstreamTimeout(f"{url}: timed out", url=url) from exc
             except UpstreamError:
                 self.discard(conn)
-                if attempt == 0 and conn.reused and conn.received == 0:
-                    continue  # the worker closed a pooled connection as we reused it: one fresh try
+                if attempt == 0 and method == "GET" and conn.reused and conn.received == 0:
+                    continue  # a pooled connection closed as it was reused: GET is safe to send again
+                # (a POST is not: the worker may have started it; retrying is the caller's policy)
                 raise
             except BaseException:
                 self.discard(conn)  # cancelled: closing the socket makes the worker abort

@@ -2,10 +2,11 @@
 
 Layout: ``config`` (the settings), ``workers`` (pool state), ``policies/`` (filter → score → pick,
 one registry), ``core`` (the routing decision and its explanation header), ``flow`` (the two legs
-and the failure policy), ``upstream`` (the pooled HTTP client), ``health``, ``admission``,
-``metrics``, ``discovery/`` (static, Grove, Kubernetes), ``request`` (what a client may send),
-``openapi`` (the document built from it), ``app`` (the ASGI surface), ``http_guard`` (header size,
-header time and connection limits under uvicorn) and ``server`` (uvicorn, signals, drain). Bearer
+and the failure policy), ``upstream`` (the runtime's keep-alive pool to the workers), ``health``,
+``admission``, ``metrics``, ``discovery/`` (static, Grove, Kubernetes), ``request`` (what a client
+may send), ``openapi`` (the document built from it), ``app`` (the handler: one request from
+admission to its last byte) and ``server`` (the runtime's listener with the router's client limits,
+signals, drain). Bearer
 keys are :mod:`runtime.auth`, shared with the pipeline server. Start one with ``grove-pipelines router`` or :class:`RouterServer`.
 """
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
 
 from runtime.router.config import LimitsConfig
 
@@ -20,17 +19,13 @@ class Rejected(Exception):
 
 
 class Admission:
-    """An async context manager per request: ``async with admission.slot(): ...``."""
+    """:meth:`acquire` a slot per request, :meth:`release` it once when the request ends."""
 
     def __init__(self, config: LimitsConfig) -> None:
         self.config = config
         self._sem = asyncio.Semaphore(config.max_concurrent) if config.max_concurrent else None
         self.waiting = 0
         self.active = 0
-
-    def slot(self) -> _Slot:
-        """One request's admission (a no-op when there is no limit)."""
-        return _Slot(self)
 
     async def acquire(self) -> None:
         """Wait for a slot, or raise :class:`Rejected`."""
@@ -61,17 +56,3 @@ class Admission:
         if self._sem is not None:
             self._sem.release()
 
-
-class _Slot:
-    __slots__ = ("_admission",)
-
-    def __init__(self, admission: Admission) -> None:
-        self._admission = admission
-
-    async def __aenter__(self) -> None:
-        await self._admission.acquire()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._admission.release()

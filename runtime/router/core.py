@@ -285,4 +285,5 @@ class Router:
             log.exception("%s policy failed to record a routed request", role)
             self.metrics.of(self.metrics.policy_errors, role).inc()
         self.metrics.of(self.metrics.decisions, route.mode, route.kind).inc()
-        log.debug("route %s", route.header())
+        if log.isEnabledFor(logging.DEBUG):  # the header is built only for a debug log
+            log.debug("route %s", route.header())

@@ -1,4 +1,4 @@
-"""Running the router: uvicorn (httptools, uvloop if installed) around :class:`RouterApp`, draining on stop.
+"""Running the router: the runtime's listener (httptools, uvloop if installed) around :class:`RouterApp`.
 
 On SIGTERM or SIGINT the router stops accepting connections, marks itself draining (``/ready``
 answers 503), lets in-flight requests finish for up to ``drain_timeout`` seconds, closes its
@@ -16,43 +16,39 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
-import uvicorn
-
+from runtime.http import HttpServer, ListenerLimits
+from runtime.http.listener import bind_socket  # the layer's: TCP_NODELAY on every accepted socket
 from runtime.router.app import RouterApp
-from runtime.router.config import RouterConfig
+from runtime.router.config import LimitsConfig, RouterConfig
 from runtime.router.core import Router
 from runtime.router.discovery import Discovery
-from runtime.router.http_guard import guarded_protocol
 
 __all__ = ["RouterServer", "bind_socket", "run"]
 
 log = logging.getLogger("grove.router")
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0: the OS picks a free one)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
+_KEEPALIVE_S = 5.0  # idle seconds between a client's requests (as uvicorn's default, and vLLM's)
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: the router installs its own, to drain and exit 0."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+def listener_limits(limits: LimitsConfig, drain_timeout: float) -> ListenerLimits:
+    """The router's client limits in the listener's terms."""
+    return ListenerLimits(
+        max_header_bytes=limits.max_header_bytes,
+        max_body_bytes=limits.max_body_bytes,
+        header_timeout=limits.header_timeout,
+        body_timeout=limits.body_timeout,
+        keepalive_timeout=_KEEPALIVE_S,
+        write_stall_timeout=limits.client_write_timeout,
+        max_connections=limits.max_connections,
+        drain_timeout=drain_timeout,
+    )
 
 
 class RouterServer:
@@ -63,8 +59,10 @@ class RouterServer:
         self.router = Router(config)
         self.app = RouterApp(self.router)
         self.discovery = Discovery(config.discovery, self.router.set_members, **(discovery_kwargs or {}))
-        self._server: _Uvicorn | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http: HttpServer | None = None
+        self._draining: asyncio.Task[None] | None = None
+        self._drained = asyncio.Event()
+        self._closed = False
         self.port = config.port
 
     @property
@@ -84,39 +82,29 @@ class RouterServer:
         if sock is None:
             sock = bind_socket(self.config.host, self.config.port)
         self.port = sock.getsockname()[1]
-        uv_config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            http=guarded_protocol(self.config.limits),
-            loop="none",
-            log_level=self.config.log_level,
-            access_log=False,
-            server_header=False,
-            date_header=False,
-            backlog=2048,
-            timeout_graceful_shutdown=int(self.config.drain_timeout) or None,
-            timeout_keep_alive=5,
-        )
-        self._server = _Uvicorn(uv_config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="router-http")
-        while not self._server.started:
-            if self._task.done():
-                await self._task  # raises what made it stop
-                raise RuntimeError("the HTTP server stopped during startup")
-            await asyncio.sleep(0.01)
+        self._http = HttpServer(self.app, listener_limits(self.config.limits, self.config.drain_timeout))
+        await self._http.start(sock)
 
     def drain(self) -> None:
         """Begin the graceful stop: refuse new connections, finish in-flight requests."""
         self.router.draining = True
-        if self._server is not None:
-            self._server.should_exit = True
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().create_task(self._drain(), name="router-drain")
+
+    async def _drain(self) -> None:
+        try:
+            if self._http is not None:
+                await self._http.stop()  # in-flight requests get up to drain_timeout
+        finally:
+            self._drained.set()
 
     async def wait(self) -> None:
-        """Wait until the HTTP server has stopped, then release everything."""
-        if self._task is not None:
-            await self._task
-        await self.discovery.stop()
-        await self.router.close()
+        """Wait until the HTTP server has stopped (after :meth:`drain`), then release everything."""
+        await self._drained.wait()
+        if not self._closed:
+            self._closed = True
+            await self.discovery.stop()
+            await self.router.close()
 
     async def stop(self) -> None:
         """:meth:`drain` and :meth:`wait`."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from runtime.http import HttpError, HttpServer, Request, Response, StreamingResponse
+from runtime.http import HttpError, HttpServer, Request, Response, StreamBroken, StreamingResponse
 from tests.runtime.http.conftest import body_of, exchange, serving, status_of
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(30)]
@@ -181,6 +182,27 @@ async def test_a_stream_that_breaks_midway_ends_short_not_as_a_success() -> None
         raw = await exchange(server.port, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         assert raw.startswith(b"HTTP/1.1 200") and b"data: 1" in raw
         assert not raw.endswith(b"0\r\n\r\n")  # no terminating chunk: the client sees a broken stream
+
+
+async def test_a_stream_that_reports_its_own_break_ends_short_and_is_no_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    report = b"data: {\"error\": \"the worker broke off\"}\n\n"
+
+    async def reporting() -> AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+        yield report  # the stream's own account of the failure...
+        raise StreamBroken  # ...after which it must not look complete
+
+    async def handler(request: Request) -> StreamingResponse:
+        return StreamingResponse(reporting())
+
+    async with serving(handler) as server:
+        with caplog.at_level(logging.ERROR, logger="grove.http"):
+            raw = await exchange(server.port, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 200")
+        assert raw.endswith(b"%x\r\n%b\r\n" % (len(report), report))  # no terminating chunk
+        assert not [r for r in caplog.records if r.name == "grove.http"]  # expected, not a crash
 
 
 async def test_client_disconnect_cancels_the_handler() -> None:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from runtime.errors import UpstreamError
+from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from runtime.http import UpstreamPool, UpstreamReply
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(30)]
@@ -172,13 +172,13 @@ async def test_silent_worker_times_out_before_and_during_the_body() -> None:
 
     pool = UpstreamPool(read=0.3)
     async with worker(silent) as w:
-        with pytest.raises(UpstreamError, match="timed out") as before:
+        with pytest.raises(UpstreamTimeout, match="timed out") as before:
             await pool.post(f"{w.url}/none", b"{}", {})
         assert before.value.status is None and not before.value.started
         reply = await pool.post(f"{w.url}/half", b"{}", {})
-        with pytest.raises(UpstreamError, match="timed out"):
+        with pytest.raises(UpstreamTimeout, match="timed out"):
             await reply.read()
-        with pytest.raises(UpstreamError, match="timed out"):  # the total deadline, under a long read timeout
+        with pytest.raises(UpstreamTimeout, match="timed out"):  # the total deadline, under a long read timeout
             await pool.request("POST", f"{w.url}/none", b"{}", total=0.3, read=60)
     await pool.close()
 
@@ -189,7 +189,7 @@ async def test_refused_connection_is_an_upstream_error() -> None:
     server.close()
     await server.wait_closed()
     pool = UpstreamPool(connect=2)
-    with pytest.raises(UpstreamError) as info:
+    with pytest.raises(UpstreamUnreachable) as info:
         await pool.post(f"http://127.0.0.1:{port}/x", b"{}", {})
     assert info.value.status is None and "127.0.0.1" in info.value.url
     await pool.close()
@@ -246,3 +246,46 @@ async def test_a_consumer_that_does_not_read_holds_the_worker_back() -> None:
         assert written[0] < 64  # MiB: bounded by the pool's high-water mark plus socket buffers
         reply.close()
     await pool.close()
+
+
+async def test_a_header_with_a_line_break_is_never_sent() -> None:
+    pool = UpstreamPool(read=5)
+    async with worker(answer_ok) as w:
+        with pytest.raises(UpstreamError, match="line break"):
+            await pool.post(w.url, b"{}", {"x-a": "1\r\nx-injected: 1"})
+        assert w.requests == []
+    await pool.close()
+
+
+async def test_only_a_get_is_sent_again_when_a_reused_connection_closes_under_it() -> None:
+    async def answer_once_then_drop_the_next(
+        w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await w.read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        if await reader.read(1):  # the next request on this connection is closed unanswered, as by
+            w.requests.append(b"dropped")  # a worker whose keep-alive ran out as the request came in
+
+    async def fresh_connections_answer(
+        w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if w.connections == 1:
+            await answer_once_then_drop_the_next(w, reader, writer)
+        else:
+            await answer_ok(w, reader, writer)
+
+    for method, sent_again in (("GET", True), ("POST", False)):
+        pool = UpstreamPool(read=5, keepalive=30)
+        async with worker(fresh_connections_answer) as w:
+            assert await (await pool.request(method, w.url, b"")).read() == OK_BODY
+            if sent_again:
+                reply = await pool.request(method, f"{w.url}/again")
+                assert await reply.read() == OK_BODY and w.connections == 2
+                assert w.requests[-1].startswith(b"GET /again HTTP/1.1\r\n")
+            else:  # the worker may have started a POST: sending it again is the caller's decision
+                with pytest.raises(UpstreamError, match="closed") as info:
+                    await pool.request(method, f"{w.url}/again", b"{}")
+                assert info.value.status is None and w.connections == 1
+            assert w.requests[1] == b"dropped"
+        await pool.close()
