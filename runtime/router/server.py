@@ -34,7 +34,7 @@ __all__ = ["RouterServer", "bind_socket", "run"]
 log = logging.getLogger("grove.router")
 
 
-_KEEPALIVE_S = 5.0  # idle seconds between a client's requests (as uvicorn's default, and vLLM's)
+_KEEPALIVE_S = 5.0  # idle seconds between a client's requests (as vLLM's own server keeps them)
 
 
 def listener_limits(limits: LimitsConfig, drain_timeout: float) -> ListenerLimits:
