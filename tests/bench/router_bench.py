@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -42,18 +43,26 @@ REAL = {
 
 def vllm_router_binary() -> Path | None:
     """The vllm-router executable from its own venv, installed on first use; None if it cannot be had."""
-    venv = CACHE / "vllm-router-venv"
+    venv = (CACHE / "vllm-router-venv").resolve()  # its scripts' shebangs name this path: no symlinks in it
     binary = venv / "bin" / "vllm-router"
-    if binary.exists():
+    if binary.exists() and _shebang_runs(binary):
         return binary
     print(f"installing {VLLM_ROUTER} into {venv} (once)", flush=True)
     try:
+        shutil.rmtree(venv, ignore_errors=True)  # a venv whose interpreter path went away is rebuilt
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", VLLM_ROUTER], check=True)
     except (subprocess.CalledProcessError, OSError) as exc:
         print(f"vllm-router unavailable: {exc}", flush=True)
         return None
     return binary if binary.exists() else None
+
+
+def _shebang_runs(script: Path) -> bool:
+    """The interpreter a script's ``#!`` line names still exists."""
+    with open(script, "rb") as f:
+        first = f.readline()
+    return not first.startswith(b"#!") or Path(first[2:].split()[0].decode()).exists()
 
 
 @contextmanager
