@@ -107,6 +107,7 @@ async def test_a_client_disconnect_aborts_the_prefill_leg_on_vllm(
     router = await routed(prefill=[p_url], decode=[vllm_pd_pair.decode.url])
     prefill_worker = router.router.pools["prefill"].workers[0]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        missed: list[str] = []  # attempts whose prefill leg came and went between two looks
         for attempt in range(5):  # a long prompt's prefill outlasts the disconnect, nearly always
             done_before = await _completed(http, p_url)
             body = {**LONG, "max_tokens": 8, "prompt": f"# prefill disconnect {attempt}\n" + CODE * 60}
@@ -115,7 +116,11 @@ async def test_a_client_disconnect_aborts_the_prefill_leg_on_vllm(
             async def leg_open() -> bool:
                 return prefill_worker.in_flight >= 1
 
-            assert await wait_for(leg_open, 30.0, step=0.001), "the prefill leg never started"
+            if not await wait_for(leg_open, 30.0, step=0.001):
+                outcome = await _outcome(request)
+                assert outcome != "still waiting", "the request hangs and its prefill leg never started"
+                missed.append(outcome)
+                continue
             request.cancel()  # the client goes away while the router waits on the prefill leg
             await asyncio.gather(request, return_exceptions=True)
             assert await wait_for(lambda: _idle(http, p_url), 1.0)
@@ -123,7 +128,17 @@ async def test_a_client_disconnect_aborts_the_prefill_leg_on_vllm(
             assert prefill_worker.in_flight == 0
             if await _completed(http, p_url) == done_before:
                 return  # vLLM aborted the prefill: it never completed
-        pytest.fail("every prefill completed before the disconnect reached vLLM")
+        pytest.fail(f"every prefill completed before the disconnect reached vLLM (missed: {missed})")
+
+
+async def _outcome(request: asyncio.Task[aiohttp.ClientResponse]) -> str:
+    """What became of a request that was expected to be under way (for a failure message)."""
+    if not request.done():
+        return "still waiting"
+    if request.exception() is not None:
+        return repr(request.exception())
+    reply = request.result()
+    return f"HTTP {reply.status}, route {reply.headers.get('x-grove-route')!r}: {(await reply.text())[:300]}"
 
 
 async def _completed(http: aiohttp.ClientSession, url: str) -> float:
