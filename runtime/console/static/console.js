@@ -164,6 +164,9 @@ function waterfallRow(label, start, duration, total, kind, title) {
 
 async function openWaterfall(requestId) {
   selectedRequest = requestId;
+  for (const row of $("requests").querySelectorAll("tbody tr")) {
+    row.classList.toggle("selected", row.getAttribute("data-request-id") === requestId);
+  }
   const response = await api("/v1/console/requests/" + encodeURIComponent(requestId));
   const body = await response.json().catch(() => null);
   const box = $("waterfall");
