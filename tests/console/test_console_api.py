@@ -89,3 +89,14 @@ def test_the_recorder_is_bounded_in_requests_and_in_calls() -> None:
     assert waterfall is not None
     assert len(waterfall.calls) == 2 and waterfall.dropped == 3 and waterfall.request.calls == 5
     assert waterfall.request.status == "200" and recent.waterfall("r0") is None
+
+
+async def test_a_streamed_run_is_recorded_with_its_calls() -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    async with serving(_app(), headers=auth) as (_, http):
+        streamed = await http.post("/v1/pipelines/search", json={"query": "fern", "limit": 3, "stream": True})
+        assert streamed.status_code == 200 and "event:" in streamed.text
+        request_id = streamed.headers["x-request-id"]
+        waterfall = (await http.get(f"/v1/console/requests/{request_id}")).json()
+        assert waterfall["request"]["status"] == "200"
+        assert [c["stage"] for c in waterfall["calls"]] == ["retrieve", "rank", "summarise"]
