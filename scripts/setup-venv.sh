@@ -53,6 +53,18 @@ if [ ! -x "$VENV/bin/promtool" ]; then
   install_promtool || echo "warning: could not get Debian's prometheus package; the alert-rule tests will say promtool is missing" >&2
 fi
 
+# The page's browser test (tests/console): Debian's chromium and its chromedriver, system packages, so only
+# root can add them; anyone else gets a warning and the test says what to install.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  step "chromium and chromium-driver (Debian), for the page's browser test"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get install -y -q chromium chromium-driver || { apt-get update -qq && apt-get install -y -q chromium chromium-driver; }; } >/dev/null 2>&1 \
+      || echo "warning: could not install Debian's chromium; the browser test will say it is missing" >&2
+  else
+    echo "warning: run 'apt-get install -y chromium chromium-driver' as root; the browser test needs them" >&2
+  fi
+fi
+
 step "vLLM CPU fixes"
 # Fix 1: CUDA builds of these break transformers on a CPU-only torch; text models do not need them.
 # triton has no CPU backend (vLLM just disables it) and costs 1 GiB.

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from grove_pipelines.graph import ENTRY
 from grove_pipelines.spec.endpoints import LIVENESS_PATH, SERVER_READINESS_PATH
+from runtime.console.page import PAGE_HEADERS, PAGE_PATHS, STATE_PATH, WATERFALL_PATH, Console
 from runtime.http import HttpError, ListenerLimits, Request, Response, Routes, StreamingResponse
 from runtime.private_fields import strip_private
 from runtime.router.session_headers import session_from
@@ -116,18 +117,22 @@ class _Served:
 
 
 class _Tracked:
-    """One pipeline request in the metrics: in flight from :meth:`start` until :meth:`finish`."""
+    """One pipeline request in the metrics and the page's recent requests: from :meth:`start` until :meth:`finish`."""
 
-    def __init__(self, metrics: Metrics, name: str) -> None:
+    def __init__(self, metrics: Metrics, name: str, console: Console, request_id: str) -> None:
         self.metrics = metrics
         self.name = name
+        self.console = console
+        self.request_id = request_id
         self.started = 0.0
 
     def start(self) -> None:
         self.started = time.perf_counter()
         self.metrics.in_flight.labels(self.name).inc()
+        self.console.recorder.begin(self.request_id, self.name)
 
     def finish(self, outcome: str) -> None:
+        self.console.recorder.finish(self.request_id, outcome)
         self.metrics.in_flight.labels(self.name).dec()
         self.metrics.requests.labels(self.name, outcome).inc()
         self.metrics.request_seconds.labels(self.name).observe(time.perf_counter() - self.started)
@@ -159,6 +164,9 @@ class PipelineApp:
             executor.metrics = self.metrics  # one /metrics for every pipeline of this server
         self.on_ready = on_ready
         self.served = {ex.name: _Served(ex) for ex in executors} if pipelines else {}
+        self.console = Console([(ex.name, ex.graph) for ex in executors if ex.name in self.served], self.metrics)
+        if self.served:
+            self.metrics.on_stage_call = self.console.observe_stage_call
         self.stage_owner: dict[str, Executor] = {}
         for name in stages:
             owner = next((ex for ex in executors if name in ex.transports), None)
@@ -195,6 +203,10 @@ class PipelineApp:
             routes.add("GET", "/v1/models", self.list_models)
             routes.add("POST", "/v1/chat/completions", self.openai)
             routes.add("POST", "/v1/completions", self.openai)
+            for path in PAGE_PATHS:
+                routes.add("GET", path, self.page)
+            routes.add("GET", STATE_PATH, self.console_state)
+            routes.add("GET", WATERFALL_PATH, self.console_waterfall)
         if self.stage_owner:
             routes.add("POST", "/v1/stages/{name}", self.call_stage)
         return routes
@@ -284,7 +296,7 @@ class PipelineApp:
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.timeout_s)
         RUN_SESSION.set(session_from(request.headers))  # the client's session for all the run's LLM calls
         executor = served.executor
-        tracked = _Tracked(self.metrics, name)
+        tracked = _Tracked(self.metrics, name, self.console, request_id)
         if getattr(validated, "stream", False):
             events = event_stream(
                 lambda sink: executor.run(inputs, request_id=request_id, on_token=sink, deadline=deadline),
@@ -305,6 +317,21 @@ class PipelineApp:
         finally:
             tracked.finish(outcome)
         return _json(encode(result), request_id=request_id)
+
+    async def page(self, request: Request) -> Answer:
+        """The page's static files (its code; the data comes from the two endpoints below, behind the key)."""
+        body, content_type = self.console.files[request.path]
+        return Response(200, body, content_type, PAGE_HEADERS)
+
+    async def console_state(self, request: Request) -> Answer:
+        return _json(self.console.state())
+
+    async def console_waterfall(self, request: Request) -> Answer:
+        request_id = request.params["request_id"]
+        waterfall = self.console.waterfall(request_id)
+        if waterfall is None:
+            raise NotFoundError(f"no recent request {request_id[:128]!r} (the page keeps the last ones only)")
+        return _json(waterfall.model_dump())
 
     async def call_stage(self, request: Request) -> Answer:
         name = request.params["name"]

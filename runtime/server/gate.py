@@ -1,7 +1,7 @@
 """The server's door, in front of every endpoint: who may come in, and whether it is still taking work.
 
 * ``/health`` (alive), ``/ready`` (503 while draining) and ``/metrics`` are open to the kubelet and
-  Prometheus; everything else needs credentials once the server has them: a bearer key from
+  Prometheus, and the page's static files (``runtime.console``) to a browser; everything else needs credentials once the server has them: a bearer key from
   ``GP_API_KEYS`` for the entry's endpoints, the pipeline's stage token for
   ``/v1/stages/*`` (so a stage server trusts ``X-GP-Caller`` only from the pipeline's own pods).
 * After SIGTERM (:meth:`Gate.start_draining`) new requests get 503 with ``Retry-After`` while the ones
@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from runtime.auth import ApiKeys
+from runtime.console.page import PAGE_PATHS
 from runtime.server.errors import DrainingError, PipelineRunError, UnauthorizedError
 from runtime.server.wire import stage_path
 
 __all__ = ["OPEN_PATHS", "Gate"]
 
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", *PAGE_PATHS})
+"""Open to all: probes, Prometheus, and the page's static files (its code only; its data needs the key)."""
 _STAGES = stage_path("")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from grove_pipelines.spec.server_metrics import (
@@ -42,12 +44,16 @@ class Metrics:
             STAGE_CALL_SECONDS, "Stage call latency, retries included.", ("stage",),
             buckets=_BUCKETS, registry=self.registry,
         )
+        self.on_stage_call: Callable[[str, str, str, float], None] | None = None
+        """Told of every ended stage call (caller, stage, outcome, seconds): the page's waterfalls."""
 
     def stage_call(self, caller: str, stage: str, outcome: str, seconds: float | None = None) -> None:
         """Record one stage call (or one retry when ``seconds`` is None)."""
         self.stage_calls.labels(caller, stage, outcome).inc()
         if seconds is not None:
             self.stage_seconds.labels(stage).observe(seconds)
+            if self.on_stage_call is not None:
+                self.on_stage_call(caller, stage, outcome, seconds)
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -1,0 +1,108 @@
+"""The last pipeline requests and the stage calls each made, in memory and bounded, for the page's waterfalls.
+
+A request is recorded from its start to its end (``begin``/``finish``, by request id); a stage call is
+recorded when it ends (``stage_call``), placed by the id of the request whose invoker made it. Calls a
+stage server makes for another server's request are not recorded there (that server never began them).
+:class:`Waterfalls` is the seam the page reads through, so a span store can take this recorder's place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+from pydantic import BaseModel
+
+__all__ = ["RecentRequests", "RequestSummary", "StageCallRecord", "Waterfall", "Waterfalls"]
+
+
+class StageCallRecord(BaseModel):
+    """One stage or LLM call of a request, retries included: when it started (from the request's start) and for how long."""
+
+    caller: str
+    stage: str
+    outcome: str
+    start_s: float
+    duration_s: float
+
+
+class RequestSummary(BaseModel):
+    """One request as the list shows it; ``status`` is None and ``duration_s`` None while it runs."""
+
+    request_id: str
+    pipeline: str
+    started_at: float
+    status: str | None = None
+    duration_s: float | None = None
+    calls: int = 0
+
+
+class Waterfall(BaseModel):
+    """A request and its stage calls in the order they ended; ``dropped`` counts calls over the bound."""
+
+    request: RequestSummary
+    calls: list[StageCallRecord]
+    dropped: int = 0
+
+
+class Waterfalls(Protocol):
+    """What the page reads: the recent requests, newest first, and one request's waterfall."""
+
+    def recent(self) -> list[RequestSummary]: ...
+
+    def waterfall(self, request_id: str) -> Waterfall | None: ...
+
+
+class _Entry:
+    def __init__(self, summary: RequestSummary, began: float) -> None:
+        self.summary = summary
+        self.began = began
+        self.calls: list[StageCallRecord] = []
+        self.dropped = 0
+
+
+class RecentRequests:
+    """The last ``max_requests`` requests, each with at most ``max_calls`` stage calls (a loop cannot grow it)."""
+
+    def __init__(self, *, max_requests: int = 100, max_calls: int = 256) -> None:
+        self.max_requests = max_requests
+        self.max_calls = max_calls
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def begin(self, request_id: str, pipeline: str) -> None:
+        """A request of ``pipeline`` starts now (a reused id replaces the older record)."""
+        self._entries.pop(request_id, None)
+        summary = RequestSummary(request_id=request_id, pipeline=pipeline, started_at=time.time())
+        self._entries[request_id] = _Entry(summary, time.perf_counter())
+        while len(self._entries) > self.max_requests:
+            self._entries.popitem(last=False)
+
+    def stage_call(self, request_id: str, caller: str, stage: str, outcome: str, seconds: float) -> None:
+        """A call of ``stage`` by ``caller`` ended now after ``seconds``; ignored for a request not begun here."""
+        entry = self._entries.get(request_id)
+        if entry is None:
+            return
+        entry.summary.calls += 1
+        if len(entry.calls) >= self.max_calls:
+            entry.dropped += 1
+            return
+        start = max(0.0, time.perf_counter() - seconds - entry.began)
+        entry.calls.append(StageCallRecord(caller=caller, stage=stage, outcome=outcome, start_s=start, duration_s=seconds))
+
+    def finish(self, request_id: str, status: str) -> None:
+        """The request ended with ``status`` (the HTTP status answered, or ``cancelled``)."""
+        entry = self._entries.get(request_id)
+        if entry is None:
+            return
+        entry.summary.status = status
+        entry.summary.duration_s = time.perf_counter() - entry.began
+
+    def recent(self) -> list[RequestSummary]:
+        return [entry.summary.model_copy() for entry in reversed(self._entries.values())]
+
+    def waterfall(self, request_id: str) -> Waterfall | None:
+        entry = self._entries.get(request_id)
+        if entry is None:
+            return None
+        return Waterfall(request=entry.summary.model_copy(), calls=list(entry.calls), dropped=entry.dropped)
