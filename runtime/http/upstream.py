@@ -8,6 +8,8 @@ chunked transfer encoding by httptools; a body that breaks the framing is an err
 Closing a reply before its end closes the socket, which is how vLLM learns to abort the request.
 Every failure is an :class:`~runtime.errors.UpstreamError` (``UpstreamUnreachable`` when no
 connection could be made, ``UpstreamTimeout`` when a deadline passed), translated here and nowhere else.
+A request sent under a span (``runtime.tracing``) carries it as W3C ``traceparent``, so the callee
+(a stage server, a router, vLLM) continues the same trace.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from runtime.tracing.context import current, format_traceparent
 
 __all__ = ["UpstreamPool", "UpstreamReply"]
 
@@ -304,6 +307,9 @@ class UpstreamPool:
             if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
                 raise UpstreamError(f"{url}: a header holds a line break", url=url)  # no request smuggling
             parts += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
+        span = current()
+        if span is not None:  # the callee (stage server, router, vLLM) continues this trace
+            parts += (b"traceparent: ", format_traceparent(span).encode(), b"\r\n")
         parts += (b"\r\n", body)
         data = b"".join(parts)
         for attempt in (0, 1):

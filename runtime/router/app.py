@@ -36,6 +36,8 @@ from runtime.router.openapi import openapi_document
 from runtime.router.policies import RequestView
 from runtime.router.request import InvalidRequest, parse_request
 from runtime.router.session_headers import SESSION_HEADER, session_from
+from runtime.tracing import TRACEPARENT, Span, parse_traceparent, start_span
+from runtime.tracing.context import reset_current, set_current
 
 __all__ = ["RouterApp"]
 
@@ -44,7 +46,7 @@ log = logging.getLogger("grove.router")
 Header = tuple[bytes, bytes]
 
 _JSON = b"application/json"
-_FORWARDED = ("authorization", "traceparent", "tracestate")
+_FORWARDED = ("authorization", "tracestate")  # traceparent: the router's own span is the legs' parent
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ENDPOINTS = {"/v1/completions": "completions", "/v1/chat/completions": "chat"}
 _PLAIN = (LIVENESS_PATH, ROUTER_READINESS_PATH, "/metrics", "/openapi.json")
@@ -163,6 +165,10 @@ class RouterApp:
         """Admit, proxy and answer one completion; a stream takes its admission and counts along."""
         router = self.router
         exchange = _Exchange(self, endpoint)
+        span = exchange.span = start_span(
+            f"router {endpoint}", parent=parse_traceparent(request.headers.get(TRACEPARENT)), kind="server"
+        )
+        token = set_current(span)  # the legs' spans (and their traceparent to vLLM) are under it
         try:
             body = self._parse(request.body, endpoint)
             headers, request_id = self._headers(request)
@@ -184,6 +190,8 @@ class RouterApp:
         except BaseException:
             exchange.end(500)
             raise
+        finally:
+            reset_current(token)
 
     def upstream_error(self, exc: UpstreamError) -> HTTPError:
         """The client's view of a worker's failure (details only with ``debug``)."""
@@ -217,6 +225,7 @@ class _Exchange:
         self._chunks: AsyncGenerator[bytes, None] | None = None
         self._tail = b"\n\n"
         self._first = True
+        self.span: Span | None = None  # the request's span, ended by :meth:`end`
 
     async def run(
         self, body: dict[str, Any], headers: dict[str, str], request_id: str
@@ -237,6 +246,12 @@ class _Exchange:
         except UpstreamError as exc:
             raise app.upstream_error(exc) from None
         self.proxied = proxied
+        if self.span is not None:
+            route = proxied.route
+            for key, value in (("mode", route.mode), ("policy", route.policy), ("reason", route.reason[:512]),
+                               ("kind", route.kind), ("worker", route.worker.url), ("retries", len(route.notes))):
+                self.span.set(f"grove.route.{key}", value)
+            self.span.set("grove.route.prefill", route.prefill.url if route.prefill is not None else None)
         headers_out: list[Header] = [(b"x-request-id", rid)]
         if app.debug or app.keys.enabled:  # authenticated (or debugging) clients may see the route
             headers_out.append((ROUTE_HEADER.encode(), proxied.route.header().encode("latin-1")))
@@ -250,7 +265,7 @@ class _Exchange:
         except UpstreamError as exc:  # nothing sent yet: a clean error answer
             log.warning("answer from %s failed: %s", proxied.worker.url, exc)
             raise app.upstream_error(exc) from None
-        router.metrics.of(router.metrics.ttft, self.endpoint).observe(time.perf_counter() - self.started)
+        self._first_token()
         self.ok = reply.status < 500
         self.end(reply.status)
         return Response(reply.status, data, ctype, headers_out)
@@ -276,12 +291,20 @@ class _Exchange:
             return b"\n\n"[: 2 - _ends(self._tail)] + event
         if self._first:
             self._first = False
-            self.router.metrics.of(self.router.metrics.ttft, self.endpoint).observe(
-                time.perf_counter() - self.started
-            )
+            self._first_token()
         if chunk:
             self._tail = (self._tail + chunk)[-2:]
         return chunk
+
+    def _first_token(self) -> None:
+        """The answer's first bytes are in: time to first token, to the metrics and to the spans."""
+        ttft = time.perf_counter() - self.started
+        self.router.metrics.of(self.router.metrics.ttft, self.endpoint).observe(ttft)
+        ms = round(ttft * 1000, 3)
+        if self.span is not None:
+            self.span.set("grove.ttft_ms", ms)
+        if self.proxied is not None:
+            self.proxied.span.set("grove.ttft_ms", ms)
 
     async def aclose(self) -> None:
         """The listener is done with the stream (it ended, broke, or the client left): give all back."""
@@ -312,6 +335,12 @@ class _Exchange:
             metrics = self.router.metrics
             metrics.of(metrics.requests, self.endpoint, str(status)).inc()
             metrics.of(metrics.latency, self.endpoint).observe(time.perf_counter() - self.started)
+            span, self.span = self.span, None
+            if span is not None:
+                span.set("http.response.status_code", status)
+                if status >= 500 or status == 499:
+                    span.fail("client closed the request" if status == 499 else f"HTTP {status}")
+                span.end()
 
 
 def _ends(tail: bytes) -> int:

@@ -47,6 +47,8 @@ from runtime.router.core import Route, Router
 from runtime.router.policies import RequestView
 from runtime.router.upstream import UpstreamReply
 from runtime.router.workers import Worker
+from runtime.tracing import Span, start_span
+from runtime.tracing.context import reset_current, set_current
 
 __all__ = [
     "LegIds",
@@ -154,6 +156,20 @@ class Proxied:
     reply: UpstreamReply
     worker: Worker
     load: Load
+    span: Span  # the answering leg's, ended by :func:`finish`
+
+
+def leg_span(leg: str, worker: Worker, route: Route, leg_id: str) -> Span:
+    """The span of one leg (under the router's request span): its worker and the route's decision."""
+    return start_span(f"router.leg {leg}", {
+        "grove.leg": leg,
+        "grove.worker": worker.url,
+        "grove.route.mode": route.mode,
+        "grove.route.policy": route.policy,
+        "grove.route.reason": route.reason[:512],
+        "grove.route.kind": route.kind,
+        "grove.leg.request_id": leg_id,
+    }, kind="client")
 
 
 @dataclass
@@ -214,10 +230,15 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
         leg_headers = {**headers, "X-Request-Id": ids.next(leg)}
         load = Load(router, worker, tokens)
         started = time.perf_counter()
+        span = leg_span(leg, worker, route, leg_headers["X-Request-Id"])
+        if source is not None:
+            span.set("grove.kv_source", source.url)
+        token = set_current(span)  # the leg's task (and so its traceparent) is under this span
         try:
             reply = await _post_unless_lost(
                 router.upstream.post(worker.url + path, json.dumps(body).encode(), leg_headers), source
             )
+            span.set("http.response.status_code", reply.status)
             if reply.status >= 500:
                 detail = (await reply.read())[:200].decode(errors="replace")
                 raise UpstreamError(
@@ -230,6 +251,8 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
                 raise PassThrough(reply.status, data, reply.content_type)
         except _KVLost as exc:
             load.release()
+            span.fail("KV source lost")
+            span.end()
             held = None
             notes.append(f"planned again: prefill {exc.url} was lost holding the KV")
             router.metrics.of(router.metrics.kv_abandoned, "lost").inc()
@@ -240,6 +263,8 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             continue
         except UpstreamError as exc:
             load.release()
+            span.fail(f"{type(exc).__name__}: HTTP {exc.status}" if exc.status else type(exc).__name__)
+            span.end()
             if held is not None and not isinstance(exc, UpstreamUnreachable):
                 _abandon(router, held, "expiring")  # the decode worker may have started pulling it
                 held = None
@@ -253,10 +278,15 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             router.metrics.of(router.metrics.retries, leg).inc()
             await _backoff(cfg.retry.backoff_base, cfg.retry.backoff_max, attempt)
             continue
-        except BaseException:
+        except BaseException as exc:
             load.release()
+            if not isinstance(exc, PassThrough):
+                span.fail("cancelled" if not isinstance(exc, Exception) else type(exc).__name__)
+            span.end()
             raise
-        return Proxied(route, reply, worker, load)
+        finally:
+            reset_current(token)
+        return Proxied(route, reply, worker, load, span)
 
 
 def finish(proxied: Proxied, ok: bool) -> None:
@@ -264,6 +294,9 @@ def finish(proxied: Proxied, ok: bool) -> None:
     proxied.load.release()
     if ok:
         proxied.worker.record_success()
+    else:
+        proxied.span.fail("the answer broke off")
+    proxied.span.end()
 
 
 def _abandon(router: Router, held: _Prefilled | None, outcome: str) -> None:
@@ -284,18 +317,22 @@ async def _prefill(
         leg_headers = {**headers, "X-Request-Id": ids.next("prefill")}
         load = Load(router, worker, req.est_prompt_tokens())
         started = time.perf_counter()
+        span = leg_span("prefill", worker, route, leg_headers["X-Request-Id"])
         try:
-            reply = await router.upstream.post(
-                worker.url + path, body, leg_headers, total=cfg.timeouts.prefill
-            )
-            data = await reply.read()
-            if 400 <= reply.status < 500:
-                raise PassThrough(reply.status, data, reply.content_type)
-            if reply.status != 200:
-                raise UpstreamError(f"HTTP {reply.status}", url=worker.url, status=reply.status)
-            kv = _kv_params(data)
-            if kv is None:
-                raise UpstreamError("answer has no kv_transfer_params (is it a kv_producer?)", url=worker.url)
+            with span:
+                reply = await router.upstream.post(
+                    worker.url + path, body, leg_headers, total=cfg.timeouts.prefill
+                )
+                span.set("http.response.status_code", reply.status)
+                data = await reply.read()
+                span.set("grove.ttft_ms", round((time.perf_counter() - started) * 1000, 3))
+                if 400 <= reply.status < 500:
+                    raise PassThrough(reply.status, data, reply.content_type)
+                if reply.status != 200:
+                    raise UpstreamError(f"HTTP {reply.status}", url=worker.url, status=reply.status)
+                kv = _kv_params(data)
+                if kv is None:
+                    raise UpstreamError("answer has no kv_transfer_params (is it a kv_producer?)", url=worker.url)
             worker.record_success()
             router.metrics.of(router.metrics.leg_latency, "prefill").observe(time.perf_counter() - started)
             return kv

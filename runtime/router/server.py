@@ -22,6 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from runtime import tracing
 from runtime.http import HttpServer, ListenerLimits
 from runtime.http.listener import bind_socket  # the layer's: TCP_NODELAY on every accepted socket
 from runtime.router.app import RouterApp
@@ -134,5 +135,9 @@ def run(config: RouterConfig, *, on_ready: Callable[[str], None] | None = None) 
         factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
     except ImportError:
         factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main())
+    tracing.configure("grove-router")
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main())
+    finally:
+        tracing.flush()

@@ -10,7 +10,8 @@ Every error is ``{"error": {"message", "type", "code", "stage"?, "request_id"}}`
 failing request never takes the server down, and what a stage or upstream said stays in the log
 (``runtime.server.failures``). In front of every endpoint sits the gate (``runtime.server.gate``):
 credentials and draining. Bodies are bounded by the listener before an endpoint runs (413), and a
-client that disconnects cancels its endpoint, which cancels every stage and LLM call under it.
+client that disconnects cancels its endpoint, which cancels every stage and LLM call under it. A
+caller's W3C ``traceparent`` makes the run (or the stage call) a child of the caller's span.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ from runtime.server.wire import (
     encode,
     request_id_from,
 )
+from runtime.tracing import TRACEPARENT, parse_traceparent
+from runtime.tracing.context import set_current
 
 __all__ = ["PipelineApp", "build_app"]
 
@@ -295,6 +298,7 @@ class PipelineApp:
         request_id = request.headers[_REQUEST_ID]
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.timeout_s)
         RUN_SESSION.set(session_from(request.headers))  # the client's session for all the run's LLM calls
+        set_current(parse_traceparent(request.headers.get(TRACEPARENT)))  # the caller's trace, if it sent one
         executor = served.executor
         tracked = _Tracked(self.metrics, name, self.console, request_id)
         if getattr(validated, "stream", False):
@@ -348,6 +352,7 @@ class PipelineApp:
         request_id = request.headers[_REQUEST_ID]
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.timeout_s)
         RUN_SESSION.set(session_from(request.headers))
+        set_current(parse_traceparent(request.headers.get(TRACEPARENT)))  # the calling stage's span
         result = await owner.serve_stage(
             name, call.args, call.kwargs, caller=caller, request_id=request_id, deadline=deadline
         )

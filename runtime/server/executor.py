@@ -43,6 +43,7 @@ from runtime.server.settings import ServerSettings
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
 from runtime.server.upstream import Upstream
 from runtime.server.wire import LLM_URL_PREFIX, STAGE_URL_PREFIX, urls_from_env
+from runtime.tracing import Attribute, Span, start_span
 
 __all__ = ["Executor", "RequestInvoker", "TokenSink", "current_caller"]
 
@@ -138,13 +139,16 @@ class Executor:
         Without a deadline the request gets the server's ``timeout_s`` from now.
         """
         deadline = deadline or Deadline.within(self.settings.timeout_s)
-        with bind_invoker(self.invoker(request_id=request_id, on_token=on_token)):
+        invoker = self.invoker(request_id=request_id, on_token=on_token)
+        span = start_span(f"pipeline {self.name}", {"grove.pipeline": self.name, "grove.request_id": invoker.request_id}, kind="server")
+        with span, bind_invoker(invoker):
             token, limit = _CALLER.set(ENTRY), set_deadline(deadline)
             scope = asyncio.timeout(deadline.bound(None))
             try:
                 async with scope:
                     return await self.pipeline.func(**inputs)
-            except PipelineRunError:
+            except PipelineRunError as exc:
+                span.fail(exc.type)
                 raise
             except Exception as exc:
                 if scope.expired():
@@ -186,7 +190,9 @@ class Executor:
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(f"stage {name!r}: bad arguments: {exc}", stage=name) from exc
         deadline = deadline or Deadline.within(self.settings.timeout_s)
-        with bind_invoker(self.invoker(request_id=request_id)):
+        invoker = self.invoker(request_id=request_id)
+        attributes: dict[str, Attribute] = {"grove.stage": name, "grove.caller": caller, "grove.request_id": invoker.request_id}
+        with start_span(f"stage.serve {name}", attributes, kind="server"), bind_invoker(invoker):
             token, limit = _CALLER.set(name), set_deadline(deadline)
             scope = asyncio.timeout(deadline.bound(None))
             try:
@@ -268,20 +274,29 @@ class RequestInvoker:
             raise NotFoundError(f"stage {stage.name!r} is not part of pipeline {self.executor.name!r}")
         rid = self.request_id
         timeout_s = stage.spec.timeout_s or self.executor.settings.stage_timeout_s
-        return await self._guarded(
-            stage.name, timeout_s, stage.spec.retries, caller,
-            lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
-        )
+        with start_span(f"stage {stage.name}", _call_attributes("stage", stage.name, caller, args, kwargs)) as span:
+            return await self._guarded(
+                stage.name, timeout_s, stage.spec.retries, caller,
+                lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid), span,
+            )
 
     async def call_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> dict[str, Any]:
         caller = self._admit(llm.name)
         sink = self._sink(caller)
         timeout_s = llm.spec.timeout_s or self.executor.settings.llm_timeout_s
-        result: dict[str, Any] = await self._guarded(
-            llm.name, timeout_s, llm.spec.retries, caller,
-            lambda: self.executor.llm.call(llm.name, path, body, self.request_id, sink),
-        )
-        return result
+        attributes = _call_attributes("llm", llm.name, caller, (), {})
+        attributes["grove.llm.path"] = path
+        with start_span(f"llm {llm.name}", attributes) as span:
+            result: dict[str, Any] = await self._guarded(
+                llm.name, timeout_s, llm.spec.retries, caller,
+                lambda: self.executor.llm.call(llm.name, path, body, self.request_id, sink), span,
+            )
+            usage = result.get("usage") if isinstance(result, dict) else None
+            if isinstance(usage, dict):
+                for key in ("prompt_tokens", "completion_tokens"):
+                    if isinstance(usage.get(key), int):
+                        span.set(f"gen_ai.usage.{key.replace('_tokens', '')}_tokens", usage[key])
+            return result
 
     def stream_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> Any:
         caller = self._admit(llm.name)
@@ -289,7 +304,8 @@ class RequestInvoker:
         return self.executor.llm.stream(llm.name, path, body, self.request_id, sink)
 
     async def _guarded(
-        self, name: str, timeout_s: float, retries: int, caller: str, attempt: Callable[[], Awaitable[Any]]
+        self, name: str, timeout_s: float, retries: int, caller: str, attempt: Callable[[], Awaitable[Any]],
+        span: Span,
     ) -> Any:
         metrics = self.executor.metrics
         started = time.perf_counter()
@@ -309,9 +325,12 @@ class RequestInvoker:
                 retry = number < retries and deadline.remaining() > 0
                 if isinstance(error, _RETRYABLE) and error.stage == name and retry:
                     metrics.stage_call(caller, name, "retry")
+                    span.set("grove.retries", number + 1)
+                    span.set("grove.last_retry_error", error.type)
                     continue
                 outcome = "timeout" if isinstance(error, StageTimeoutError) else "error"
                 metrics.stage_call(caller, name, outcome, time.perf_counter() - started)
+                span.fail(error.type)
                 if error is exc:
                     raise
                 raise error from exc
@@ -320,6 +339,18 @@ class RequestInvoker:
             metrics.stage_call(caller, name, "ok", time.perf_counter() - started)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _call_attributes(
+    what: str, name: str, caller: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> dict[str, Attribute]:
+    """A call span's attributes: callee, caller and the inputs' sizes (``len`` where there is one)."""
+    attributes: dict[str, Attribute] = {f"grove.{what}": name, "grove.caller": caller}
+    sizes = [len(v) if isinstance(v, (str, bytes, list, tuple, dict)) else -1 for v in (*args, *kwargs.values())]
+    if sizes:
+        attributes["grove.inputs"] = len(sizes)
+        attributes["grove.input_sizes"] = ",".join(map(str, sizes))[:256]
+    return attributes
 
 
 def _as_stage_error(exc: Exception, name: str, timeout_s: float | None, expired: bool) -> PipelineRunError:

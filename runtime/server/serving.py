@@ -23,6 +23,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from runtime import tracing
 from runtime.http import HttpServer, bind_socket
 from runtime.server.app import PipelineApp
 
@@ -127,5 +128,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 def serve_forever(app: PipelineApp, sock: socket.socket) -> None:
     """Serve ``app`` on ``sock`` until SIGINT or SIGTERM, drain, then return (a clean stop, exit status 0)."""
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve_until_signal(AppServer(app, sock=sock)))
+    tracing.configure("grove-pipeline-server" if app.served else "grove-stage-server")
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve_until_signal(AppServer(app, sock=sock)))
+    finally:
+        tracing.flush()
