@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ RUNS = 5
 COUNT = 60
 WARMUP = 10
 CONCURRENCIES = (1, 4)
+IDLE_S = 3.0  # a client connection idle this long is replaced (vLLM's uvicorn closes idle ones after 5 s)
 
 
 @dataclass
@@ -56,6 +58,11 @@ class StreamResult:
     ttft: list[float] = field(default_factory=list)
     e2e: list[float] = field(default_factory=list)
     errors: int = 0
+    why: Counter[str] = field(default_factory=Counter)
+
+    def fail(self, reason: str) -> None:
+        self.errors += 1
+        self.why[reason] += 1
 
 
 def pct(values: list[float], q: float) -> float:
@@ -136,6 +143,7 @@ async def interleaved_load(
 
     async def client() -> None:
         conns = {(lb, p): await asyncio.open_connection(HOST, p) for lb in labels for p in targets[lb]}
+        used = dict.fromkeys(conns, time.monotonic())
         requests = {p: _request(p) for lb in labels for p in targets[lb]}
         turns = dict.fromkeys(labels, 0)
         try:
@@ -146,6 +154,9 @@ async def interleaved_load(
                     ports = targets[label]
                     port = ports[turns[label] % len(ports)]
                     turns[label] += 1
+                    if time.monotonic() - used[label, port] > IDLE_S:  # the server may close it any moment
+                        conns[label, port][1].close()
+                        conns[label, port] = await asyncio.open_connection(HOST, port)
                     result = results[label]
                     try:
                         ttft, e2e = await asyncio.wait_for(
@@ -157,11 +168,12 @@ async def interleaved_load(
                         asyncio.IncompleteReadError,
                         ConnectionError,
                         TimeoutError,
-                    ):
-                        result.errors += 1
+                    ) as exc:
+                        result.fail(str(exc) if isinstance(exc, _StreamError) else type(exc).__name__)
                         conns[label, port][1].close()
                         conns[label, port] = await asyncio.open_connection(HOST, port)
                         continue
+                    used[label, port] = time.monotonic()
                     if cycle >= 0:
                         result.ttft.append(ttft)
                         result.e2e.append(e2e)
@@ -242,7 +254,7 @@ def _pyspy(pid: int) -> Iterator[None]:
         yield
         return
     rec = subprocess.Popen(
-        [str(spy), "record", "--format", "raw", "-r", "200", "-o", out, "--pid", str(pid)],
+        [str(spy), "record", "--nonblocking", "--format", "raw", "-r", "200", "-o", out, "--pid", str(pid)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -295,7 +307,7 @@ def ttft_suite(vr: Path | None, logs: Path, root: Path) -> TtftReport:
                 for round_ in range(RUNS):
                     by_label = asyncio.run(
                         interleaved_load(
-                            ports, concurrency=conc, cycles=COUNT * conc, warmup=WARMUP, shift=round_
+                            ports, concurrency=conc, cycles=COUNT * min(conc, 2), warmup=WARMUP, shift=round_
                         )
                     )
                     for label, result in by_label.items():
@@ -303,7 +315,8 @@ def ttft_suite(vr: Path | None, logs: Path, root: Path) -> TtftReport:
                     print(
                         f"  concurrency {conc}, round {round_}: TTFT p50 ms "
                         + ", ".join(f"{lb} {pct(r.ttft, 50):.2f}" for lb, r in by_label.items())
-                        + f"; errors {sum(r.errors for r in by_label.values())}",
+                        + "; errors "
+                        + (", ".join(f"{lb} {dict(r.why)}" for lb, r in by_label.items() if r.errors) or "0"),
                         flush=True,
                     )
     finally:
