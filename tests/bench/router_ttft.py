@@ -4,7 +4,7 @@ Two aggregated vLLM workers (the tiny model, one core each) start once. Three ta
 them: the workers directly (the client alternates between them: the floor), our router and
 vllm-router, both with ``round_robin``, both started once. The same client measures every target:
 streamed completions at concurrency 1 (and again at 4) in ``RUNS`` rounds; a round is a warm-up
-(excluded) then ``COUNT`` cycles of one request to each target, the order rotated from cycle to cycle
+(excluded) then ``COUNT`` cycles (twice that at 4) of one request to each target, the order rotated from cycle to cycle
 (ours, theirs, direct; theirs, direct, ours; ...), so every target meets the same moments of a noisy
 machine and none always goes first. Each round's p50s give the spread; the pooled requests give
 p50 and p99.
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.engines.supervisor import free_port
+from tests.bench.loadgen import request_bytes
 
 __all__ = ["StreamResult", "TtftReport", "interleaved_load", "ttft_suite"]
 
@@ -118,14 +119,6 @@ def _has_token(body: bytearray) -> bool:
     return False
 
 
-def _request(port: int) -> bytes:
-    data = json.dumps(BODY).encode()
-    return (
-        f"POST /v1/completions HTTP/1.1\r\nhost: {HOST}:{port}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(data)}\r\n\r\n"
-    ).encode() + data
-
-
 async def interleaved_load(
     targets: dict[str, list[int]], *, concurrency: int, cycles: int, warmup: int, shift: int = 0
 ) -> dict[str, StreamResult]:
@@ -144,7 +137,7 @@ async def interleaved_load(
     async def client() -> None:
         conns = {(lb, p): await asyncio.open_connection(HOST, p) for lb in labels for p in targets[lb]}
         used = dict.fromkeys(conns, time.monotonic())
-        requests = {p: _request(p) for lb in labels for p in targets[lb]}
+        requests = {p: request_bytes(HOST, p, "/v1/completions", BODY) for lb in labels for p in targets[lb]}
         turns = dict.fromkeys(labels, 0)
         try:
             while queue:
