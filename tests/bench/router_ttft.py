@@ -4,9 +4,9 @@ Two aggregated vLLM workers (the tiny model, one core each) start once. Three ta
 them: the workers directly (the client alternates between them: the floor), our router and
 vllm-router, both with ``round_robin``, both started once. The same client measures every target:
 streamed completions at concurrency 1 (and again at 4) in ``RUNS`` rounds; a round is a warm-up
-(excluded) then ``COUNT`` cycles (twice that at 4) of one request to each target, the order rotated from cycle to cycle
-(ours, theirs, direct; theirs, direct, ours; ...), so every target meets the same moments of a noisy
-machine and none always goes first. Each round's p50s give the spread; the pooled requests give
+(excluded) then ``COUNT`` cycles (twice that at 4) of one request to each target, the order rotated
+from cycle to cycle (direct, ours, theirs; ours, theirs, direct; ...), so every target meets the same
+moments of a noisy machine and none always goes first. Each round's p50s give the spread; the pooled requests give
 p50 and p99.
 
 TTFT is the time from writing the request to the arrival of the first SSE ``data:`` event that carries a
