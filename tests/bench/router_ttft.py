@@ -58,6 +58,7 @@ class StreamResult:
 
     ttft: list[float] = field(default_factory=list)
     e2e: list[float] = field(default_factory=list)
+    cycles: list[int] = field(default_factory=list)  # which cycle each measured request belongs to
     errors: int = 0
     why: Counter[str] = field(default_factory=Counter)
 
@@ -170,6 +171,7 @@ async def interleaved_load(
                     if cycle >= 0:
                         result.ttft.append(ttft)
                         result.e2e.append(e2e)
+                        result.cycles.append(cycle)
         finally:
             for _, writer in conns.values():
                 writer.close()
@@ -213,7 +215,27 @@ class TtftReport:
                     + " ".join(f"{d:+.2f}" for d in diffs)
                     + f" (median {statistics.median(diffs):+.2f})"
                 )
+            per_cycle = self.cycle_diffs(conc)
+            if per_cycle:
+                lines.append(
+                    f"concurrency {conc}: ours minus vllm-router, cycle by cycle (TTFT ms, {len(per_cycle)} pairs): "
+                    f"median {statistics.median(per_cycle):+.2f}, quartiles {pct(per_cycle, 25) / 1000:+.2f} "
+                    f"{pct(per_cycle, 75) / 1000:+.2f}"
+                )
         return "\n".join(lines)
+
+    def cycle_diffs(self, concurrency: int) -> list[float]:
+        """Ours minus theirs for each cycle both measured (ms): requests sent one right after the other."""
+        out = []
+        pairs = zip(
+            self.runs.get((concurrency, "router"), []), self.runs.get((concurrency, "vllm-router"), [])
+        )
+        for ours, theirs in pairs:
+            by_cycle = dict(zip(theirs.cycles, theirs.ttft, strict=True))
+            out += [
+                1000 * (t - by_cycle[c]) for c, t in zip(ours.cycles, ours.ttft, strict=True) if c in by_cycle
+            ]
+        return out
 
     def paired(self, concurrency: int) -> list[float]:
         ours, theirs = self.run_p50s(concurrency, "router"), self.run_p50s(concurrency, "vllm-router")
@@ -233,6 +255,10 @@ class TtftReport:
         c = CONCURRENCIES[-1]
         added = pct(self.pooled(c, "router"), 50) - pct(self.pooled(c, "vllm-router"), 50)
         fields.append(f"router_ttft_p50_added_c{c}_ms={added:+.2f}")
+        for conc in CONCURRENCIES:
+            diffs = self.cycle_diffs(conc)
+            median = statistics.median(diffs) if diffs else float("nan")
+            fields.append(f"router_ttft_added_paired_median_c{conc}_ms={median:+.2f}")
         errors = sum(self.errors(conc, label) for conc, label in self.runs if label != "direct")
         fields.append(f"router_ttft_errors={errors}")
         return " ".join(fields)
