@@ -185,6 +185,7 @@ class TtftReport:
     """Every run of every target at every concurrency: ``runs[(concurrency, label)]``."""
 
     runs: dict[tuple[int, str], list[StreamResult]] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # each router's CPU seconds over the whole suite
 
     def pooled(self, concurrency: int, label: str, which: str = "ttft") -> list[float]:
         return [v for r in self.runs.get((concurrency, label), []) for v in getattr(r, which)]
@@ -222,6 +223,17 @@ class TtftReport:
                     f"median {statistics.median(per_cycle):+.2f}, quartiles {pct(per_cycle, 25) / 1000:+.2f} "
                     f"{pct(per_cycle, 75) / 1000:+.2f}"
                 )
+        if self.cpu_s:
+            handled: Counter[str] = Counter()
+            for (_, label), results in self.runs.items():
+                handled[label] += sum(len(r.ttft) + r.errors + WARMUP for r in results)
+            lines.append(
+                "router CPU per streamed request (whole suite, background work included): "
+                + ", ".join(
+                    f"{name} {1000 * s / max(1, handled.get(name, 0)):.2f} ms"
+                    for name, s in self.cpu_s.items()
+                )
+            )
         return "\n".join(lines)
 
     def cycle_diffs(self, concurrency: int) -> list[float]:
@@ -264,6 +276,12 @@ class TtftReport:
         return " ".join(fields)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds ``pid`` has used so far, all its threads (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def _pyspy(pid: int) -> Iterator[None]:
     """Record ``pid`` with py-spy into ``$GROVE_BENCH_PYSPY`` while the block runs (if that is set)."""
@@ -273,7 +291,20 @@ def _pyspy(pid: int) -> Iterator[None]:
         yield
         return
     rec = subprocess.Popen(
-        [str(spy), "record", "--nonblocking", "--format", "raw", "-r", "200", "-o", out, "--pid", str(pid)],
+        [
+            str(spy),
+            "record",
+            "--nonblocking",
+            "--native",
+            "--format",
+            "raw",
+            "-r",
+            "200",
+            "-o",
+            out,
+            "--pid",
+            str(pid),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -314,14 +345,17 @@ def ttft_suite(vr: Path | None, logs: Path, root: Path) -> TtftReport:
             routers.append(vllm_router(vr, ["--worker-urls", *urls, "--policy", "round_robin"], free_port()))
         with ExitStack() as stack:
             ports: dict[str, list[int]] = {"direct": [w.port for w in workers]}
+            pids: dict[str, int] = {}
             for name, argv in routers:
                 port = int(argv[argv.index("--port") + 1])
                 proc = stack.enter_context(
                     process(name, argv, f"http://{HOST}:{port}/health", logs / f"{name}-ttft.log")
                 )
                 ports[name] = [port]
+                pids[name] = proc.pid
                 if name == "router":
                     stack.enter_context(_pyspy(proc.pid))
+            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             for conc in CONCURRENCIES:
                 for round_ in range(RUNS):
                     by_label = asyncio.run(
@@ -338,6 +372,7 @@ def ttft_suite(vr: Path | None, logs: Path, root: Path) -> TtftReport:
                         + (", ".join(f"{lb} {dict(r.why)}" for lb, r in by_label.items() if r.errors) or "0"),
                         flush=True,
                     )
+            report.cpu_s = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     finally:
         for w in workers:
             w.stop()
