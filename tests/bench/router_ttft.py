@@ -13,7 +13,8 @@ TTFT is the time from writing the request to the arrival of the first SSE ``data
 token, as the client sees it; it does not depend on how a proxy chunks the stream. A request that ends
 in a status other than 200, a broken stream or no ``[DONE]`` is an error, counted and printed.
 
-``GROVE_BENCH_PYSPY=<file>`` records our router with py-spy during the whole suite (collapsed stacks).
+``GROVE_BENCH_PYSPY=<file>`` records our router with py-spy during the whole suite (collapsed stacks;
+without pausing it, or with native frames and pauses if ``GROVE_BENCH_PYSPY_NATIVE=1``).
 """
 
 from __future__ import annotations
@@ -290,21 +291,10 @@ def _pyspy(pid: int) -> Iterator[None]:
     if not out or not spy.exists():
         yield
         return
+    # native frames (inside uvloop and the kernel calls) need py-spy to pause the process for each sample
+    native = ["--native"] if os.environ.get("GROVE_BENCH_PYSPY_NATIVE") == "1" else ["--nonblocking"]
     rec = subprocess.Popen(
-        [
-            str(spy),
-            "record",
-            "--nonblocking",
-            "--native",
-            "--format",
-            "raw",
-            "-r",
-            "200",
-            "-o",
-            out,
-            "--pid",
-            str(pid),
-        ],
+        [str(spy), "record", *native, "--format", "raw", "-r", "200", "-o", out, "--pid", str(pid)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
