@@ -18,14 +18,17 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+async def _read_request(reader: asyncio.StreamReader) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    await reader.readexactly(int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]))
+
+
 async def _split_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Answers every request with a stream whose first chunks carry no token: an empty-text event, then
     half of the first token's event; the other half comes ``HOLD_S`` later."""
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
+            await _read_request(reader)
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
             )
@@ -44,9 +47,7 @@ async def _refusing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
     body = b'{"error":{"message":"busy","type":"x","code":503}}'
     try:
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
+            await _read_request(reader)
             writer.write(
                 b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
             )
