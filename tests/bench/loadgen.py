@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Result", "run_load"]
+__all__ = ["Result", "request_bytes", "run_load"]
 
 
 @dataclass
@@ -41,7 +41,8 @@ class Result:
         return statistics.quantiles(values, n=100, method="inclusive")[min(98, max(0, int(q) - 1))] * 1000
 
 
-def _request(host: str, port: int, path: str, body: dict[str, Any]) -> bytes:
+def request_bytes(host: str, port: int, path: str, body: dict[str, Any]) -> bytes:
+    """One keep-alive HTTP/1.1 POST of ``body`` as JSON, ready to write."""
     data = json.dumps(body).encode()
     return (
         f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
@@ -88,7 +89,7 @@ async def run_load(
     warmup: float = 0.5,
 ) -> Result:
     """Keep ``concurrency`` connections busy for ``duration`` s (after ``warmup``) or ``count`` requests."""
-    request = _request(host, port, path, body)
+    request = request_bytes(host, port, path, body)
     result = Result()
     remaining = [count if count is not None else 1 << 62]
     measuring = [warmup <= 0]

@@ -5,11 +5,15 @@
     time to the first chunk of a streamed answer. Aggregated mode (one worker) and prefill/decode
     mode (two legs; "direct" there is the decode worker alone).
 (b) Against the real vLLM prefill/decode pair on the tiny model: latency and throughput.
+(c) Streamed TTFT through two real aggregated vLLM workers, both routers with ``round_robin``, in
+    rotated rounds with the workers alone as the floor (``router_ttft.py``).
 
 vllm-router is installed once into its own venv under ``.cache/bench/`` (PyPI, ``pip``). Everything
 listens on 127.0.0.1 ephemeral ports and stops at the end. Ends with the line
 ``router_vs_vllm_router_rps=<r> router_pd_vs_vllm_router_pd_rps=<r> router_added_p50_ms=<ms>
-router_added_p99_ms=<ms>`` (fast upstream; the added latency in aggregated mode).
+router_added_p99_ms=<ms>`` (fast upstream; the added latency in aggregated mode), followed by (c)'s
+``router_ttft_p50_ms=<ms> vllm_router_ttft_p50_ms=<ms> router_ttft_p50_added_ms=<ms>`` (and p99,
+the floor, the added p50 at concurrency 4 and the errors). ``GROVE_BENCH_SKIP_VLLM=1`` skips (b) and (c).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 from runtime.engines.supervisor import free_port, http_ok
 from tests.bench.loadgen import Result, run_load
+from tests.bench.router_ttft import ttft_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "bench"
@@ -239,14 +244,19 @@ def real_vllm_suite(vr: Path | None, logs: Path) -> list[str]:
 
 
 def main() -> str:
-    """Run both suites, print the tables and the summary line; return the line."""
+    """Run the suites, print the tables and the summary line; return the line."""
     logs = CACHE / "logs"
     vr = vllm_router_binary()
     results, lines = fast_upstream_suite(vr, logs)
     print("\n".join(lines), flush=True)
+    line = summary(results)
     if os.environ.get("GROVE_BENCH_SKIP_VLLM") != "1":
         print("\n".join(real_vllm_suite(vr, logs)), flush=True)
-    line = summary(results)
+        ttft = ttft_suite(vr, logs, ROOT)
+        print(
+            "\n(c) streamed TTFT, two real aggregated vLLM workers, round_robin\n" + ttft.table(), flush=True
+        )
+        line += " " + ttft.summary()
     print(line)
     return line
 
