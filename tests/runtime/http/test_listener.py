@@ -241,10 +241,20 @@ async def test_idle_keepalive_connection_expires() -> None:
         assert status_of(raw) == 200
 
 
+async def _until_draining(server: HttpServer) -> None:
+    """Wait (bounded) until the stop task has begun: it closes the listener in its first step."""
+    for _ in range(1000):
+        if server.draining:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the server never began to drain")
+
+
 async def test_drain_finishes_in_flight_requests_and_refuses_new_ones() -> None:
-    release = asyncio.Event()
+    release, entered = asyncio.Event(), asyncio.Event()
 
     async def slow(request: Request) -> Response:
+        entered.set()
         await release.wait()
         return Response(200, b'{"done": true}')
 
@@ -253,9 +263,9 @@ async def test_drain_finishes_in_flight_requests_and_refuses_new_ones() -> None:
     try:
         async with aiohttp.ClientSession() as session:
             pending = asyncio.create_task(session.get(server.url))
-            await asyncio.sleep(0.1)
+            await asyncio.wait_for(entered.wait(), 10)  # the request is in flight
             stopping = asyncio.create_task(server.stop(timeout=5))
-            await asyncio.sleep(0.1)
+            await _until_draining(server)
             with pytest.raises(aiohttp.ClientConnectionError):
                 await session.get(server.url, timeout=aiohttp.ClientTimeout(total=2))
             release.set()
@@ -272,18 +282,21 @@ async def test_drain_that_keeps_listening_lets_the_handler_refuse_new_requests()
     release = asyncio.Event()
     holder: list[HttpServer] = []
 
+    entered = asyncio.Event()
+
     async def gated(request: Request) -> Response:
         if holder[0].draining:
             raise HttpError(503, "the server is shutting down", "server_busy")
+        entered.set()
         await release.wait()
         return Response(200, b'{"done": true}')
 
     async with serving(gated) as server, aiohttp.ClientSession() as session:
         holder.append(server)
         pending = asyncio.create_task(session.get(server.url))
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(entered.wait(), 10)  # the request is in flight
         stopping = asyncio.create_task(server.stop(timeout=5, keep_listening=True))
-        await asyncio.sleep(0.1)
+        await _until_draining(server)
         raw = await exchange(server.port, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")  # a new connection
         assert_error(raw, 503)
         release.set()
