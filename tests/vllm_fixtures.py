@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from runtime.engines.tiny_model import write_tiny_model
-from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess
+from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess, start_together
 
 __all__ = ["KVEventsWorker", "tiny_model", "vllm_kv_worker", "vllm_log_dir", "vllm_pd_pair"]
 
@@ -99,15 +99,7 @@ def _start(request: pytest.FixtureRequest, procs: list[VLLMProcess]) -> None:
                 f"\n[vllm] starting {', '.join(p.name for p in procs)}: {elapsed:.0f} s: {line[:100]}",
             )
 
-    for proc in procs:
-        proc.launch()
-    try:
-        for proc in procs:
-            proc.wait_ready(START_TIMEOUT, progress)
-    except BaseException:
-        for proc in procs:
-            proc.stop()
-        raise
+    start_together(procs, START_TIMEOUT, progress)
     _say(request, f"\n[vllm] {', '.join(p.name for p in procs)} ready in {time.monotonic() - started:.0f} s")
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from grove_pipelines.spec.vllm import KV_LOAD_FAILURE_POLICY, EngineRole, VLLMServe
 from runtime.engines.supervisor import ManagedProcess, ProgressCallback, free_port
 
-__all__ = ["OFFLINE_ENV", "VLLM_PROGRAM", "PDPair", "Role", "VLLMConfig", "VLLMProcess", "start_pd_pair"]
+__all__ = ["OFFLINE_ENV", "VLLM_PROGRAM", "PDPair", "Role", "VLLMConfig", "VLLMProcess", "start_pd_pair", "start_together"]
 
 Role = EngineRole
 VLLM_PROGRAM = (sys.executable, "-m", "vllm.entrypoints.cli.main")
@@ -201,6 +201,23 @@ class VLLMProcess:
         self.stop()
 
 
+def start_together(
+    procs: Sequence[VLLMProcess], timeout: float, progress: ProgressCallback | None = None
+) -> None:
+    """Launch every worker not yet running at once (they load in parallel), then wait until each
+    answers ``/health``; if any fails to, stop them all and re-raise."""
+    try:
+        for proc in procs:
+            if not proc.running:
+                proc.launch()
+        for proc in procs:
+            proc.wait_ready(timeout, progress)
+    except BaseException:
+        for proc in procs:
+            proc.stop()
+        raise
+
+
 @dataclass
 class PDPair:
     """A NixlConnector prefill (kv_producer) and decode (kv_consumer) worker serving the same model."""
@@ -210,15 +227,7 @@ class PDPair:
 
     def start(self, timeout: float = 420.0, progress: ProgressCallback | None = None) -> None:
         """Launch both at once (they load in parallel) and wait until both answer ``/health``."""
-        try:
-            for proc in (self.prefill, self.decode):
-                if not proc.running:
-                    proc.launch()
-            for proc in (self.prefill, self.decode):
-                proc.wait_ready(timeout, progress)
-        except BaseException:
-            self.stop()
-            raise
+        start_together((self.prefill, self.decode), timeout, progress)
 
     def stop(self, grace: float = 20.0) -> None:
         """Stop both workers."""

@@ -312,7 +312,7 @@ def _pyspy(pid: int) -> Iterator[None]:
 def ttft_suite(vr: Path | None, logs: Path, root: Path) -> TtftReport:
     """Start the two workers and both routers once, measure every target in rotated rounds."""
     from runtime.engines.tiny_model import write_tiny_model
-    from runtime.engines.vllm import VLLMConfig, VLLMProcess
+    from runtime.engines.vllm import VLLMConfig, VLLMProcess, start_together
     from tests.bench.router_bench import our_router, process, vllm_router
 
     model = write_tiny_model(root / ".cache" / "tiny-model")
@@ -323,10 +323,7 @@ def ttft_suite(vr: Path | None, logs: Path, root: Path) -> TtftReport:
     print("starting two aggregated vLLM workers (1-2 min)", flush=True)
     report = TtftReport()
     try:
-        for w in workers:
-            w.launch()
-        for w in workers:
-            w.wait_ready(480)
+        start_together(workers, 480)
         urls = [w.url for w in workers]
         routers = [
             our_router([a for u in urls for a in ("--worker", u)] + ["--policy", "round_robin"], free_port())

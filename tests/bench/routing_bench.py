@@ -255,7 +255,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from runtime.engines.tiny_model import write_tiny_model
-    from runtime.engines.vllm import VLLMConfig, VLLMProcess
+    from runtime.engines.vllm import VLLMConfig, VLLMProcess, start_together
 
     scale_name = os.environ.get("GROVE_BENCH_ROUTING_SCALE", "full")
     scale = SCALES[scale_name]
@@ -298,10 +298,7 @@ def main() -> None:
     )
     lines = []
     try:
-        for proc in procs:
-            proc.launch()
-        for proc in procs:
-            proc.wait_ready(480)
+        start_together(procs, 480)
         urls = [p.url for p in procs]
         tgts = targets(vr, urls, dict(zip(urls, events, strict=True)), model, scale.blocks)
         lines.append(suite("agentic trace", "a", agentic, tgts, urls, tokenizer, scale, logs))
