@@ -53,6 +53,15 @@ def _router_health(agentic: AgenticCluster) -> dict[str, bool]:
     }
 
 
+def _logs(agentic: AgenticCluster, pod: str, lines: int = 40) -> str:
+    """The last lines of every container log of ``pod``: a failure's cause, in the test's report."""
+    tails = []
+    for log in sorted((agentic.cluster.log_dir / pod).glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        tails.append(f"--- {pod}/{log.name}\n" + "\n".join(tail))
+    return "\n".join(tails)
+
+
 def test_pods_become_ready_in_starts_after_order(agentic_cluster: AgenticCluster) -> None:
     order = agentic_cluster.cluster.ready_order
     pods = {p.name: p for p in grove_pods(agentic_cluster.documents[0])}
@@ -71,7 +80,7 @@ def test_the_pipeline_answers_through_the_entry_service(agentic_cluster: Agentic
         response = httpx.post(f"{agentic_cluster.base}/v1/pipelines/agentic-rag", json={"question": "What is KV cache?"}, timeout=300)
         if response.status_code != 504:
             break
-    assert response.status_code == 200, response.text
+    assert response.status_code == 200, f"{response.text}\n{_logs(agentic_cluster, FRONTEND)}"
     result = response.json()
     assert isinstance(result["answer"], str) and result["sources"] >= 1
 

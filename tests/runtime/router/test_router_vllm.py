@@ -150,9 +150,17 @@ async def test_streaming_chat_yields_chunks_that_add_up_to_the_plain_answer(
             line = raw.decode().strip()
             if line.startswith("data: ") and line != "data: [DONE]":
                 chunks.append(json.loads(line[6:]))
-    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-    assert len(chunks) > 10
+    # How many chunks vLLM sends is its own timing: its output loop merges the deltas of a request that
+    # got ahead of the reader. So the test checks the stream's shape, not a count (the chunk-for-chunk
+    # relay is test_flow.py's, against a worker that sends one event per token): the role first, then
+    # content deltas that add up to the plain answer, one finish reason, and the usage chunk last.
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    choices = [c["choices"][0] for c in chunks if c["choices"]]
+    assert choices[0]["delta"].get("role") == "assistant"
+    text = "".join(choice["delta"].get("content") or "" for choice in choices)
     assert text == plain["choices"][0]["message"]["content"]
+    assert [choice.get("finish_reason") for choice in choices if choice.get("finish_reason")] == ["length"]
+    assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"]["completion_tokens"] == 24  # stream_options reached the decode leg
 
 
