@@ -17,7 +17,6 @@ from grove_pipelines.grove.base import KubeModel
 from grove_pipelines.grove.core import ObjectMeta, PodSpec
 
 __all__ = [
-    "API_VERSION",
     "AutoScalingConfig",
     "CliqueStartupType",
     "HeadlessServiceConfig",
@@ -35,7 +34,6 @@ __all__ = [
     "UpdateStrategy",
 ]
 
-API_VERSION = "grove.io/v1alpha1"
 CliqueStartupType = Literal[
     "CliqueStartupTypeAnyOrder", "CliqueStartupTypeInOrder", "CliqueStartupTypeExplicit"
 ]
