@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from grove_pipelines.grove.base import KubeModel
 from grove_pipelines.grove.core import ObjectMeta, PodSpec
+from grove_pipelines.grove.kube_model import KubeModel
 
 __all__ = [
     "AutoScalingConfig",

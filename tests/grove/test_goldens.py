@@ -16,7 +16,7 @@ import pytest
 from grove_pipelines import yamlio
 from grove_pipelines.compile import compile_ref
 from grove_pipelines.grove import core
-from grove_pipelines.grove.base import KubeModel, to_dict
+from grove_pipelines.grove.kube_model import KubeModel, to_dict
 from grove_pipelines.grove.models import PodCliqueSet
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from grove_pipelines.grove import core
-from grove_pipelines.grove.base import KubeModel, to_dict
+from grove_pipelines.grove.kube_model import KubeModel, to_dict
 from grove_pipelines.grove.models import PodCliqueSet, PodCliqueSpec
 
 
