@@ -20,9 +20,9 @@ from grove_pipelines.errors import CompileError
 from grove_pipelines.graph import PipelineGraph
 from grove_pipelines.grove import models as gm
 from grove_pipelines.grove.cliques import CliqueContext, build_cliques, build_scaling_groups, has_router
-from grove_pipelines.grove.core import ObjectMeta
 from grove_pipelines.grove.gc_pause import gc_paused
 from grove_pipelines.grove.kube_model import KubeModel, to_dict
+from grove_pipelines.grove.kube_objects import ObjectMeta
 from grove_pipelines.grove.layout import Layout
 from grove_pipelines.grove.models import PodCliqueSet
 from grove_pipelines.grove.names import pcs_name
