@@ -23,12 +23,12 @@ from pydantic import BaseModel, ValidationError
 from grove_pipelines import yamlio
 from grove_pipelines.errors import AdmissionError, ManifestError, ManifestRejectedError
 from grove_pipelines.grove import kube_objects
-from grove_pipelines.grove.admission import admit
 from grove_pipelines.grove.cluster import GroveCluster
 from grove_pipelines.grove.defaulting import apply_defaults
 from grove_pipelines.grove.gc_pause import gc_paused
 from grove_pipelines.grove.schema import crd_schema, format_path, validate_object
 from grove_pipelines.grove.structural import normalize
+from grove_pipelines.grove.webhook.admit import admit
 
 __all__ = [
     "CRDs",

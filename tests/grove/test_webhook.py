@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from grove_pipelines.grove.admission import admit, check_podcliqueset
 from grove_pipelines.grove.cluster import GroveCluster
 from grove_pipelines.grove.defaulting import apply_defaults
 from grove_pipelines.grove.operator_config import OperatorConfig
 from grove_pipelines.grove.topology_bindings import bindings_from
+from grove_pipelines.grove.webhook.admit import admit, check_podcliqueset
 from tests.grove.conftest import clique, clique_index
 
 Mutation = Callable[[dict[str, Any]], None]

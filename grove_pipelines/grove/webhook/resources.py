@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grove_pipelines.grove.admission_parts import Problems, as_dict, as_list
+from grove_pipelines.grove.webhook.rules import Problems, as_dict, as_list
 
 __all__ = ["check_resources"]
 

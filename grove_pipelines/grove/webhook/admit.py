@@ -3,9 +3,9 @@
 ``admit`` runs every rule of the targeted release under the operator's configuration (a
 ``GroveCluster``) and returns the ``Problems`` (errors, and warnings for this project's own stricter
 rules); ``check_podcliqueset`` returns just the errors. It works on defaulted manifests (ours or
-anyone's) that passed the CRD schema. Rules live in ``admission_parts`` (cliques, groups, names),
-``admission_resources``, ``admission_scheduler``, ``admission_topology``, ``admission_mnnvl`` and
-``update_rules`` (what may not change on a live PodCliqueSet).
+anyone's) that passed the CRD schema. Rules live beside it: ``rules`` (cliques, groups, names),
+``resources``, ``scheduler``, ``topology``, ``mnnvl`` and ``updates`` (what may not change on a live
+PodCliqueSet).
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import networkx as nx
 
 from grove_pipelines.errors import AdmissionError
 from grove_pipelines.go_duration import parse_go_duration
-from grove_pipelines.grove.admission_mnnvl import check_mnnvl
-from grove_pipelines.grove.admission_parts import (
+from grove_pipelines.grove.cluster import GroveCluster
+from grove_pipelines.grove.webhook.mnnvl import check_mnnvl
+from grove_pipelines.grove.webhook.resources import check_resources
+from grove_pipelines.grove.webhook.rules import (
     Problems,
     as_dict,
     as_int,
@@ -28,11 +30,9 @@ from grove_pipelines.grove.admission_parts import (
     check_names,
     is_dns_subdomain,
 )
-from grove_pipelines.grove.admission_resources import check_resources
-from grove_pipelines.grove.admission_scheduler import check_scheduler
-from grove_pipelines.grove.admission_topology import check_topology
-from grove_pipelines.grove.cluster import GroveCluster
-from grove_pipelines.grove.update_rules import check_update
+from grove_pipelines.grove.webhook.scheduler import check_scheduler
+from grove_pipelines.grove.webhook.topology import check_topology
+from grove_pipelines.grove.webhook.updates import check_update
 
 __all__ = ["admit", "check_podcliqueset"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from grove_pipelines.grove.admission_parts import Problems, as_dict, as_list
+from grove_pipelines.grove.webhook.rules import Problems, as_dict, as_list
 
 __all__ = ["AUTO_MNNVL", "MNNVL_GROUP", "check_mnnvl", "check_mnnvl_update"]
 
