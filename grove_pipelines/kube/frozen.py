@@ -17,7 +17,7 @@ from typing import Any
 
 from grove_pipelines.grove.cluster import GroveCluster
 from grove_pipelines.grove.validate import load_crds, prepare
-from grove_pipelines.grove.webhook.rules import Problems
+from grove_pipelines.grove.webhook.problems import Problems
 from grove_pipelines.grove.webhook.updates import check_update
 
 __all__ = ["ScaleTarget", "frozen_changes", "scale_targets"]

@@ -3,9 +3,10 @@
 ``admit`` runs every rule of the targeted release under the operator's configuration (a
 ``GroveCluster``) and returns the ``Problems`` (errors, and warnings for this project's own stricter
 rules); ``check_podcliqueset`` returns just the errors. It works on defaulted manifests (ours or
-anyone's) that passed the CRD schema. Rules live beside it: ``rules`` (cliques, groups, names),
-``resources``, ``scheduler``, ``topology``, ``mnnvl`` and ``updates`` (what may not change on a live
-PodCliqueSet).
+anyone's) that passed the CRD schema. Rules live beside it: ``cliques``, ``scaling_groups``,
+``clique_names``, ``kube_syntax`` (labels, annotations, names), ``resources``, ``scheduler``,
+``topology``, ``mnnvl`` and ``updates`` (what may not change on a live PodCliqueSet); they report into
+``problems``.
 """
 
 from __future__ import annotations
@@ -17,19 +18,14 @@ import networkx as nx
 from grove_pipelines.errors import AdmissionError
 from grove_pipelines.go_duration import parse_go_duration
 from grove_pipelines.grove.cluster import GroveCluster
+from grove_pipelines.grove.webhook.clique_names import check_names
+from grove_pipelines.grove.webhook.cliques import check_clique
+from grove_pipelines.grove.webhook.fields import as_dict, as_int, as_list
+from grove_pipelines.grove.webhook.kube_syntax import check_labels, is_dns_subdomain
 from grove_pipelines.grove.webhook.mnnvl import check_mnnvl
+from grove_pipelines.grove.webhook.problems import Problems
 from grove_pipelines.grove.webhook.resources import check_resources
-from grove_pipelines.grove.webhook.rules import (
-    Problems,
-    as_dict,
-    as_int,
-    as_list,
-    check_clique,
-    check_groups,
-    check_labels,
-    check_names,
-    is_dns_subdomain,
-)
+from grove_pipelines.grove.webhook.scaling_groups import check_groups
 from grove_pipelines.grove.webhook.scheduler import check_scheduler
 from grove_pipelines.grove.webhook.topology import check_topology
 from grove_pipelines.grove.webhook.updates import check_update

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from grove_pipelines.grove.topology_bindings import TopologyBinding
-from grove_pipelines.grove.webhook.rules import Problems, as_dict, as_list
+from grove_pipelines.grove.webhook.fields import as_dict, as_list
+from grove_pipelines.grove.webhook.problems import Problems
 
 __all__ = ["check_topology", "check_topology_update", "constraints"]
 

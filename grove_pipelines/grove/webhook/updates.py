@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from grove_pipelines.grove.cluster import GroveCluster
+from grove_pipelines.grove.webhook.fields import as_dict, as_list
 from grove_pipelines.grove.webhook.mnnvl import check_mnnvl_update
-from grove_pipelines.grove.webhook.rules import Problems, as_dict, as_list
+from grove_pipelines.grove.webhook.problems import Problems
 from grove_pipelines.grove.webhook.topology import check_topology_update
 
 __all__ = ["check_update"]
