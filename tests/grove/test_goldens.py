@@ -17,7 +17,7 @@ from grove_pipelines import yamlio
 from grove_pipelines.compile import compile_ref
 from grove_pipelines.grove import kube_objects
 from grove_pipelines.grove.kube_model import KubeModel, to_dict
-from grove_pipelines.grove.models import PodCliqueSet
+from grove_pipelines.grove.podcliqueset import PodCliqueSet
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "pipelines").glob("*.py"))

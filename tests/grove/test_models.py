@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from grove_pipelines.grove import kube_objects
 from grove_pipelines.grove.kube_model import KubeModel, to_dict
-from grove_pipelines.grove.models import PodCliqueSet, PodCliqueSpec
+from grove_pipelines.grove.podcliqueset import PodCliqueSet, PodCliqueSpec
 
 
 def test_compiled_manifest_round_trips_through_the_model(pcs: dict[str, Any]) -> None:
