@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import typer
 
-from grove_pipelines.cli.kube_common import parse_timeout
+from grove_pipelines.cli.cluster_options import parse_timeout
 from grove_pipelines.go_duration import parse_go_duration
 
 

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from grove_pipelines.cli.kube_common import Context, Kubeconfig, Namespace, Timeout, connect, parse_timeout
+from grove_pipelines.cli.cluster_options import (
+    Context,
+    Kubeconfig,
+    Namespace,
+    Timeout,
+    connect,
+    parse_timeout,
+)
 from grove_pipelines.cli.output import echo_progress
 
 __all__ = ["register"]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from grove_pipelines.cli.kube_common import (
+from grove_pipelines.cli.cluster_options import (
     Context,
     Image,
     Kubeconfig,

@@ -12,7 +12,16 @@ from grove_pipelines.go_duration import parse_go_duration
 if TYPE_CHECKING:
     from grove_pipelines.kube import KubeClient
 
-__all__ = ["Context", "Image", "Kubeconfig", "ManifestRef", "Namespace", "Timeout", "connect", "parse_timeout"]
+__all__ = [
+    "Context",
+    "Image",
+    "Kubeconfig",
+    "ManifestRef",
+    "Namespace",
+    "Timeout",
+    "connect",
+    "parse_timeout",
+]
 
 Namespace = Annotated[
     str | None,
