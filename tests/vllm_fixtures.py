@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.engines.tiny_model import write_tiny_model
+from grove_pipelines.local.tiny_model import write_tiny_model
 from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess, start_together
 
 __all__ = ["KVEventsWorker", "tiny_model", "vllm_kv_worker", "vllm_log_dir", "vllm_pd_pair"]
