@@ -34,7 +34,6 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "STAGE_URL_PREFIX",
     "StageCall",
-    "StageResult",
     "encode",
     "env_name",
     "request_id_from",
@@ -56,12 +55,6 @@ class StageCall(BaseModel):
 
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
-
-
-class StageResult(BaseModel):
-    """The body of a successful stage call."""
-
-    result: Any = None
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
