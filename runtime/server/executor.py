@@ -38,10 +38,10 @@ from runtime.server.errors import (
 )
 from runtime.server.llm_calls import LLMCalls, TokenSink
 from runtime.server.metrics import Metrics
-from runtime.server.schema import ArgBinder
 from runtime.server.settings import ServerSettings
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
 from runtime.server.upstream import Upstream
+from runtime.server.value_codec import ArgBinder
 from runtime.server.wire import LLM_URL_PREFIX, STAGE_URL_PREFIX, urls_from_env
 from runtime.tracing import Attribute, Span, start_span
 

@@ -1,31 +1,27 @@
-"""JSON schemas from Python signatures: a pipeline's request model, its result, a stage's arguments.
+"""JSON schemas from Python signatures: a pipeline's request model and the schema of its result.
 
 The pipeline function's signature is the API: ``async def rag(question: str, k: int = 2) -> Answer``
 becomes a request body ``{"question": ..., "k": ..., "stream": false}`` validated by pydantic (unknown
-fields refused), and a result schema from the return annotation.
+fields refused), and a result schema from the return annotation. Turning the JSON values of a stage
+call back into these types is ``runtime.server.value_codec``'s.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
-import typing
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
 from grove_pipelines.errors import DefinitionError
-from grove_pipelines.sdk import Stage
+from runtime.server.value_codec import type_hints
 
 __all__ = [
     "RESERVED_FIELDS",
-    "ArgBinder",
-    "ResultDecoder",
     "format_errors",
     "input_model",
     "request_schema",
-    "result_decoder",
     "result_schema",
 ]
 
@@ -33,16 +29,9 @@ RESERVED_FIELDS = ("stream",)
 """Request fields the server owns; a pipeline parameter may not take these names."""
 
 
-def _hints(func: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(func)
-    except Exception:  # noqa: BLE001  (unresolvable forward references: validate nothing, still serve)
-        return {}
-
-
 def input_model(name: str, func: Callable[..., Any]) -> type[BaseModel]:
     """The request body model of a pipeline: its parameters plus ``stream``."""
-    hints = _hints(func)
+    hints = type_hints(func)
     fields: dict[str, Any] = {}
     for param in inspect.signature(func).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -75,7 +64,7 @@ def result_schema(func: Callable[..., Any], *, components: bool = True) -> tuple
 
     With ``components=False`` the schema stands alone (``$defs`` inline) and no definitions are split off.
     """
-    annotation = _hints(func).get("return")
+    annotation = type_hints(func).get("return")
     if annotation is None:
         return {}, {}
     try:
@@ -97,47 +86,3 @@ def format_errors(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "body"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
-
-
-class ArgBinder:
-    """Turns JSON arguments of a remote stage call back into the types the stage's signature declares."""
-
-    def __init__(self, func: Callable[..., Any], *, skip_self: bool = False) -> None:
-        sig = inspect.signature(func)
-        params = list(sig.parameters.values())[1 if skip_self else 0 :]
-        self.signature = sig.replace(parameters=params)
-        hints = _hints(func)
-        self._adapters = {p.name: TypeAdapter(hints[p.name]) for p in params if p.name in hints}
-
-    def bind(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Validated ``(args, kwargs)``; raises ``TypeError`` or ``ValidationError`` on a mismatch."""
-        bound = self.signature.bind(*args, **kwargs)
-        for name, value in bound.arguments.items():
-            adapter = self._adapters.get(name)
-            param = self.signature.parameters[name]
-            if adapter is not None and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                bound.arguments[name] = adapter.validate_python(value)
-        return bound.args, bound.kwargs
-
-
-@functools.cache
-def result_decoder(stage: Stage) -> ResultDecoder:
-    """The (cached) decoder of a stage's results, shared by every transport that calls it remotely."""
-    return ResultDecoder(stage.callable())
-
-
-class ResultDecoder:
-    """Turns a remote stage's JSON result back into its return annotation's type, when it has one."""
-
-    def __init__(self, func: Callable[..., Any]) -> None:
-        annotation = _hints(func).get("return")
-        self._adapter = TypeAdapter(annotation) if annotation not in (None, Any) else None
-
-    def decode(self, value: Any) -> Any:
-        """The typed result, or the JSON value as is if it does not fit the annotation."""
-        if self._adapter is None:
-            return value
-        try:
-            return self._adapter.validate_python(value)
-        except ValidationError:
-            return value
