@@ -48,12 +48,12 @@ from runtime.server.openapi import PipelineAPI, openapi_document
 from runtime.server.schema import format_errors, input_model, request_schema, result_schema
 from runtime.server.settings import ServerSettings
 from runtime.server.sse import event_stream
+from runtime.server.value_codec import encode
 from runtime.server.wire import (
     CALLER_HEADER,
     DEADLINE_HEADER,
     REQUEST_ID_HEADER,
     StageCall,
-    encode,
     request_id_from,
 )
 from runtime.tracing import TRACEPARENT, parse_traceparent

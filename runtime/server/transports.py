@@ -11,8 +11,8 @@ from typing import Any, Protocol
 from grove_pipelines.sdk import Stage
 from runtime.server.llm_calls import llm_headers
 from runtime.server.upstream import Upstream
-from runtime.server.value_codec import result_decoder
-from runtime.server.wire import CALLER_HEADER, encode, stage_path
+from runtime.server.value_codec import encode, result_decoder
+from runtime.server.wire import CALLER_HEADER, stage_path
 
 __all__ = ["HTTPStageTransport", "InProcessTransport", "StageTransport"]
 

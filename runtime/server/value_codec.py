@@ -1,6 +1,6 @@
-"""Typed values across a hop: JSON arguments back into a stage's parameter types, JSON results into its return type.
+"""Typed values across a hop: Python values to JSON, and JSON back into a stage's parameter and return types.
 
-A value crosses pods (or Ray handles) as JSON; the callee validates the arguments against the stage's
+A value crosses pods (or Ray handles) as JSON (:func:`encode`); the callee validates the arguments against the stage's
 signature, the caller the result against its return annotation, so models and dataclasses arrive as
 themselves.
 """
@@ -14,10 +14,19 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
 
 from grove_pipelines.sdk import Stage
 
-__all__ = ["ArgBinder", "ResultDecoder", "result_decoder", "type_hints"]
+__all__ = ["ArgBinder", "ResultDecoder", "encode", "result_decoder", "type_hints"]
+
+
+def encode(value: Any) -> Any:
+    """A JSON-ready copy of ``value`` (models, dataclasses, tuples, sets...); unknown objects become strings.
+
+    Infinite and NaN floats become ``null``, as pydantic writes them: JSON has no such numbers.
+    """
+    return to_jsonable_python(value, serialize_unknown=True, inf_nan_mode="null")
 
 
 def type_hints(func: Callable[..., Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ A call of stage ``retriever`` served elsewhere is::
 and answers ``200 {"result": ...}`` or an error status with ``{"error": {"message", "type", "code",
 "stage"}}``. Values travel as JSON (pydantic's ``to_jsonable_python``); the callee validates them
 against the stage's signature, the caller against its return annotation, so models and dataclasses
-arrive as themselves. Endpoints are found from the environment the compiler sets on each pod:
+arrive as themselves (``runtime.server.value_codec``). Endpoints are found from the environment the compiler sets on each pod:
 ``GP_STAGE_URL_<NAME>`` for Python stages, ``GP_LLM_URL_<NAME>`` for LLM stages (the router).
 """
 
@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_core import to_jsonable_python
 
 __all__ = [
     "CALLER_HEADER",
@@ -34,7 +33,6 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "STAGE_URL_PREFIX",
     "StageCall",
-    "encode",
     "env_name",
     "request_id_from",
     "stage_path",
@@ -83,10 +81,3 @@ def urls_from_env(prefix: str, stages: Iterable[str], environ: Mapping[str, str]
     found = {name: env.get(env_name(prefix, name), "").strip() for name in stages}
     return {name: url.rstrip("/") for name, url in found.items() if url}
 
-
-def encode(value: Any) -> Any:
-    """A JSON-ready copy of ``value`` (models, dataclasses, tuples, sets...); unknown objects become strings.
-
-    Infinite and NaN floats become ``null``, as pydantic writes them: JSON has no such numbers.
-    """
-    return to_jsonable_python(value, serialize_unknown=True, inf_nan_mode="null")
