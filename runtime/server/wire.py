@@ -13,7 +13,8 @@ and answers ``200 {"result": ...}`` or an error status with ``{"error": {"messag
 "stage"}}``. Values travel as JSON (pydantic's ``to_jsonable_python``); the callee validates them
 against the stage's signature, the caller against its return annotation, so models and dataclasses
 arrive as themselves (``runtime.server.value_codec``). Endpoints are found from the environment the compiler sets on each pod:
-``GP_STAGE_URL_<NAME>`` for Python stages, ``GP_LLM_URL_<NAME>`` for LLM stages (the router).
+``GP_STAGE_URL_<NAME>`` for Python stages, ``GP_LLM_URL_<NAME>`` for LLM stages (the router), named
+in ``grove_pipelines.spec.stage_urls``.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grove_pipelines.spec.stage_urls import env_name
+
 __all__ = [
     "CALLER_HEADER",
     "DEADLINE_HEADER",
-    "LLM_URL_PREFIX",
     "REQUEST_ID_HEADER",
-    "STAGE_URL_PREFIX",
     "StageCall",
-    "env_name",
     "request_id_from",
     "stage_path",
     "urls_from_env",
@@ -42,8 +42,6 @@ __all__ = [
 CALLER_HEADER = "X-GP-Caller"
 REQUEST_ID_HEADER = "X-Request-Id"
 DEADLINE_HEADER = "X-Request-Deadline"
-STAGE_URL_PREFIX = "GP_STAGE_URL_"
-LLM_URL_PREFIX = "GP_LLM_URL_"
 
 
 class StageCall(BaseModel):
@@ -68,11 +66,6 @@ def request_id_from(value: str | None) -> str:
 def stage_path(name: str) -> str:
     """The path a stage server serves ``name`` on."""
     return f"/v1/stages/{name}"
-
-
-def env_name(prefix: str, stage: str) -> str:
-    """``env_name(STAGE_URL_PREFIX, "web-search")`` -> ``"GP_STAGE_URL_WEB_SEARCH"``."""
-    return prefix + stage.upper().replace("-", "_")
 
 
 def urls_from_env(prefix: str, stages: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
