@@ -31,6 +31,13 @@ from runtime.http import HttpError, ListenerLimits, Request, Response, Routes, S
 from runtime.private_fields import strip_private
 from runtime.router.session_headers import session_from
 from runtime.server.body import parse_json
+from runtime.server.call_protocol import (
+    CALLER_HEADER,
+    DEADLINE_HEADER,
+    REQUEST_ID_HEADER,
+    StageCall,
+    request_id_from,
+)
 from runtime.server.deadline import Deadline
 from runtime.server.errors import (
     DrainingError,
@@ -49,13 +56,6 @@ from runtime.server.schema import format_errors, input_model, request_schema, re
 from runtime.server.settings import ServerSettings
 from runtime.server.sse import event_stream
 from runtime.server.value_codec import encode
-from runtime.server.wire import (
-    CALLER_HEADER,
-    DEADLINE_HEADER,
-    REQUEST_ID_HEADER,
-    StageCall,
-    request_id_from,
-)
 from runtime.tracing import TRACEPARENT, parse_traceparent
 from runtime.tracing.context import set_current
 

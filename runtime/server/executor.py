@@ -26,6 +26,7 @@ from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.loader import LoadedPipeline
 from grove_pipelines.sdk import LLM, Pipeline, Stage, bind_invoker
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX
+from runtime.server.call_protocol import urls_from_env
 from runtime.server.deadline import Deadline, current_deadline, reset_deadline, set_deadline
 from runtime.server.errors import (
     InvalidRequestError,
@@ -43,7 +44,6 @@ from runtime.server.settings import ServerSettings
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
 from runtime.server.upstream import Upstream
 from runtime.server.value_codec import ArgBinder
-from runtime.server.wire import urls_from_env
 from runtime.tracing import Attribute, Span, start_span
 
 __all__ = ["Executor", "RequestInvoker", "TokenSink", "current_caller"]

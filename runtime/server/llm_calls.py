@@ -18,10 +18,10 @@ from typing import Any
 
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, env_name
 from runtime.router.session_headers import SESSION_HEADER
+from runtime.server.call_protocol import REQUEST_ID_HEADER
 from runtime.server.deadline import deadline_headers
 from runtime.server.errors import StageUpstreamError
 from runtime.server.upstream import Upstream
-from runtime.server.wire import REQUEST_ID_HEADER
 
 __all__ = ["RUN_SESSION", "LLMCalls", "TokenSink", "chunk_text", "llm_headers"]
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from grove_pipelines.sdk import Stage
+from runtime.server.call_protocol import CALLER_HEADER, stage_path
 from runtime.server.llm_calls import llm_headers
 from runtime.server.upstream import Upstream
 from runtime.server.value_codec import encode, result_decoder
-from runtime.server.wire import CALLER_HEADER, stage_path
 
 __all__ = ["HTTPStageTransport", "InProcessTransport", "StageTransport"]
 

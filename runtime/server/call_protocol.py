@@ -1,4 +1,7 @@
-"""The stage-call wire format, shared by the caller (entry or stage server) and the stage server.
+"""How one of the pipeline's pods calls another: the stage call's path, body and headers.
+
+Shared by the caller (entry or stage server) and the stage server; the request id and deadline
+headers ride on LLM calls too (``runtime.server.llm_calls``).
 
 A call of stage ``retriever`` served elsewhere is::
 
@@ -12,9 +15,9 @@ A call of stage ``retriever`` served elsewhere is::
 and answers ``200 {"result": ...}`` or an error status with ``{"error": {"message", "type", "code",
 "stage"}}``. Values travel as JSON (pydantic's ``to_jsonable_python``); the callee validates them
 against the stage's signature, the caller against its return annotation, so models and dataclasses
-arrive as themselves (``runtime.server.value_codec``). Endpoints are found from the environment the compiler sets on each pod:
-``GP_STAGE_URL_<NAME>`` for Python stages, ``GP_LLM_URL_<NAME>`` for LLM stages (the router), named
-in ``grove_pipelines.spec.stage_urls``.
+arrive as themselves (``runtime.server.value_codec``). Endpoints are found from the environment the
+compiler sets on each pod: ``GP_STAGE_URL_<NAME>`` for Python stages, ``GP_LLM_URL_<NAME>`` for LLM
+stages (the router), named in ``grove_pipelines.spec.stage_urls``.
 """
 
 from __future__ import annotations
@@ -68,9 +71,10 @@ def stage_path(name: str) -> str:
     return f"/v1/stages/{name}"
 
 
-def urls_from_env(prefix: str, stages: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def urls_from_env(
+    prefix: str, stages: Iterable[str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The endpoint of every stage that has one in the environment (others run in-process)."""
     env = os.environ if environ is None else environ
     found = {name: env.get(env_name(prefix, name), "").strip() for name in stages}
     return {name: url.rstrip("/") for name, url in found.items() if url}
-
