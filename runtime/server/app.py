@@ -52,7 +52,7 @@ from runtime.server.gate import Gate
 from runtime.server.llm_calls import RUN_SESSION
 from runtime.server.metrics import CONTENT_TYPE, Metrics
 from runtime.server.openapi import PipelineAPI, openapi_document
-from runtime.server.schema import format_errors, input_model, request_schema, result_schema
+from runtime.server.pipeline_schema import format_errors, input_model, request_schema, result_schema
 from runtime.server.settings import ServerSettings
 from runtime.server.sse import event_stream
 from runtime.server.value_codec import encode

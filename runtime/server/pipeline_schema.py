@@ -37,7 +37,9 @@ def input_model(name: str, func: Callable[..., Any]) -> type[BaseModel]:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if param.name in RESERVED_FIELDS:
-            raise DefinitionError(f"pipeline {name!r}: parameter {param.name!r} is reserved by the server; rename it")
+            raise DefinitionError(
+                f"pipeline {name!r}: parameter {param.name!r} is reserved by the server; rename it"
+            )
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hints.get(param.name, Any), default)
     fields["stream"] = (bool, False)
@@ -59,7 +61,9 @@ def request_schema(model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, An
     return split_defs(model.model_json_schema(ref_template=REF_TEMPLATE))
 
 
-def result_schema(func: Callable[..., Any], *, components: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+def result_schema(
+    func: Callable[..., Any], *, components: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The JSON schema of what the pipeline returns (any JSON when it is not annotated), and its definitions.
 
     With ``components=False`` the schema stands alone (``$defs`` inline) and no definitions are split off.
