@@ -374,7 +374,7 @@ class PipelineApp:
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.llm_timeout_s)
         headers = {REQUEST_ID_HEADER: request_id, DEADLINE_HEADER: deadline.header()}
         url = executor.llm.url(stage, request.path)
-        status, content_type, chunks = await executor.upstream.proxy(
+        status, content_type, chunks = await executor.client.proxy(
             url, raw, headers, stage=stage, timeout_s=deadline.remaining()
         )
         return StreamingResponse(
