@@ -1,8 +1,8 @@
 """Typed values across a hop: Python values to JSON, and JSON back into a stage's parameter and return types.
 
-A value crosses pods (or Ray handles) as JSON (:func:`encode`); the callee validates the arguments against the stage's
-signature, the caller the result against its return annotation, so models and dataclasses arrive as
-themselves.
+A value crosses pods (or Ray handles) as JSON (:func:`encode`); the callee validates the arguments
+against the stage's signature (:class:`ArgBinder`), the caller the result against its return
+annotation (:class:`ResultDecoder`), so models and dataclasses arrive as themselves.
 """
 
 from __future__ import annotations
