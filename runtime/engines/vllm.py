@@ -34,9 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from grove_pipelines.spec.vllm import KV_LOAD_FAILURE_POLICY, EngineRole, VLLMServe
 from runtime.engines.supervisor import ManagedProcess, ProgressCallback, free_port
 
-__all__ = ["OFFLINE_ENV", "VLLM_PROGRAM", "PDPair", "Role", "VLLMConfig", "VLLMProcess", "start_pd_pair", "start_together"]
+__all__ = ["OFFLINE_ENV", "VLLM_PROGRAM", "PDPair", "VLLMConfig", "VLLMProcess", "start_pd_pair", "start_together"]
 
-Role = EngineRole
 VLLM_PROGRAM = (sys.executable, "-m", "vllm.entrypoints.cli.main")
 """The installed vLLM's ``vllm`` command, run with this interpreter."""
 OFFLINE_ENV = {
@@ -53,7 +52,7 @@ class VLLMConfig(BaseModel):
 
     model: Path
     served_model_name: str = "tiny"
-    role: Role = "aggregated"
+    role: EngineRole = "aggregated"
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     side_channel_port: int = Field(
