@@ -12,14 +12,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 
 from grove_pipelines.errors import DefinitionError
 from runtime.server.value_codec import type_hints
 
 __all__ = [
     "RESERVED_FIELDS",
-    "format_errors",
     "input_model",
     "request_schema",
     "result_schema",
@@ -81,12 +80,3 @@ def result_schema(
         defs[annotation.__name__] = schema
         schema = {"$ref": REF_TEMPLATE.format(model=annotation.__name__)}
     return schema, defs
-
-
-def format_errors(exc: ValidationError) -> str:
-    """One ``field: message`` clause per problem, for a one-line error message."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
