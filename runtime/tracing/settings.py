@@ -15,12 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from grove_pipelines.spec.tracing import (
-    OTLP_ENDPOINT_ENV,
-    OTLP_TRACES_ENDPOINT_ENV,
-    SERVICE_NAME_ENV,
-    TRACE_STORE_ENV,
-)
+from grove_pipelines.spec.tracing import SERVICE_NAME_ENV, TRACE_STORE_ENV, otlp_traces_target
 from runtime.tracing.store import DEFAULT_TRACES
 
 __all__ = ["TracingSettings"]
@@ -57,11 +52,10 @@ class TracingSettings(BaseModel):
             kept = int(env.get(TRACE_STORE_ENV, str(DEFAULT_TRACES)))
         except ValueError:
             kept = DEFAULT_TRACES
-        endpoint = env.get(OTLP_TRACES_ENDPOINT_ENV) or env.get(OTLP_ENDPOINT_ENV)
         return cls(
             enabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true",
             service=env.get(SERVICE_NAME_ENV) or service,
-            export=bool(endpoint) and env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() != "none",
+            export=otlp_traces_target(env) is not None,
             sampler=sampler if sampler in _SAMPLERS else "parentbased_always_on",  # type: ignore[arg-type]
             ratio=ratio,
             store_traces=max(1, min(kept, 100_000)),
