@@ -72,9 +72,8 @@ class VLLMConfig(BaseModel):
     seed: int = 0
     enforce_eager: bool = True
     kv_load_failure_policy: Literal["recompute", "fail"] = KV_LOAD_FAILURE_POLICY
-    tracing: OTLPTarget | None = Field(
-        None, description="export vLLM's own spans there (--otlp-traces-endpoint); None: no spans"
-    )
+    tracing: OTLPTarget | None = None
+    """Where vLLM exports its own spans (``--otlp-traces-endpoint``); None: it exports none."""
     extra_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = Field(default_factory=dict)
 
