@@ -101,7 +101,7 @@ class Span(SpanContext):
         if self._token is not None:
             reset_current(self._token)
             self._token = None
-        if exc is not None and self.status != "error":
+        if exc is not None and self.recording and self.status != "error":
             self.fail("cancelled" if kind is not None and not issubclass(kind, Exception) else type(exc).__name__)
         self.end()
 
@@ -130,13 +130,6 @@ class NonRecordingSpan(Span):
 
     def end(self) -> None:
         pass
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._token is not None:
-            reset_current(self._token)
-            self._token = None
 
 
 def start_span(

@@ -155,10 +155,11 @@ async def test_router_legs_carry_the_prompt_tokens_vllm_found_cached(vllm_pd_pai
                 answers.append(response.json())
     finally:
         await router.stop()
-        tracing.configure("grove-test", {})
+    traces = [tracing.trace(f"{TRACE_ID[:-1]}{n}") or [] for n in range(2)]
+    tracing.configure("grove-test", {})
     legs = []
-    for n, answer in enumerate(answers):
-        spans = {s.name: s for s in tracing.trace(f"{TRACE_ID[:-1]}{n}") or []}
+    for answer, trace in zip(answers, traces, strict=True):
+        spans = {s.name: s for s in trace}
         legs.append((spans["router.leg prefill"].attributes, spans["router.leg decode"].attributes))
         assert legs[-1][1]["grove.cached_tokens"] == answer["usage"]["prompt_tokens_details"]["cached_tokens"]
     first_prefill, second_prefill = legs[0][0]["grove.cached_tokens"], legs[1][0]["grove.cached_tokens"]
