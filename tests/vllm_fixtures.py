@@ -40,8 +40,8 @@ from pathlib import Path
 
 import pytest
 
+from grove_pipelines.local.tiny_model import write_tiny_model
 from grove_pipelines.spec.tracing import OTLPTarget
-from runtime.engines.tiny_model import write_tiny_model
 from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess, start_together
 from tests.otlp_collector import Collector, otlp_collector
 

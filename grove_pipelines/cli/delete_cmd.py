@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from grove_pipelines.cli.kube_common import Context, Kubeconfig, Namespace, Timeout, connect, parse_duration
+from grove_pipelines.cli.cluster_options import (
+    Context,
+    Kubeconfig,
+    Namespace,
+    Timeout,
+    connect,
+    parse_timeout,
+)
 from grove_pipelines.cli.output import echo_progress
 
 __all__ = ["register"]
@@ -24,7 +31,7 @@ def delete(
     from grove_pipelines import kube
     from grove_pipelines.kube.errors import PipelineNotFoundError
 
-    seconds = parse_duration(timeout)
+    seconds = parse_timeout(timeout)
     with connect(kubeconfig, context) as client:
         ns = namespace or client.namespace
         lines = kube.delete(client, name=name, namespace=ns, wait=wait, timeout=seconds, report=echo_progress)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from grove_pipelines.cli.kube_common import (
+from grove_pipelines.cli.cluster_options import (
     Context,
     Image,
     Kubeconfig,
@@ -15,7 +15,7 @@ from grove_pipelines.cli.kube_common import (
     Namespace,
     Timeout,
     connect,
-    parse_duration,
+    parse_timeout,
 )
 from grove_pipelines.cli.output import echo_progress
 
@@ -69,7 +69,7 @@ def deploy(
 
     if dry_run not in ("none", "client", "server"):
         raise typer.BadParameter(f"{dry_run!r} is not one of client, server, none", param_hint="--dry-run")
-    seconds = parse_duration(timeout)
+    seconds = parse_timeout(timeout)
     if dry_run == "client":
         manifests = kube.load_manifests(ref, namespace=namespace, image=image, report=echo_progress)
         typer.echo(

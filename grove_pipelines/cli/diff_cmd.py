@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from grove_pipelines.cli.kube_common import Context, Image, Kubeconfig, ManifestRef, Namespace, connect
+from grove_pipelines.cli.cluster_options import Context, Image, Kubeconfig, ManifestRef, Namespace, connect
 from grove_pipelines.cli.output import echo_progress
 
 __all__ = ["register"]

@@ -15,7 +15,7 @@ def tiny_model(
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
     """Write the tiny model vLLM serves in local runs and tests; reuses DIR if it already holds it."""
-    from runtime.engines.tiny_model import model_size_bytes, write_tiny_model
+    from grove_pipelines.local.tiny_model import model_size_bytes, write_tiny_model
 
     path = write_tiny_model(out_dir, seed=seed)
     typer.echo(f"tiny model in {path} ({model_size_bytes(path) / 1e6:.1f} MB)")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from grove_pipelines.cli.kube_common import Context, Kubeconfig, Namespace, connect
+from grove_pipelines.cli.cluster_options import Context, Kubeconfig, Namespace, connect
 
 if TYPE_CHECKING:
     from grove_pipelines.kube.live import LiveNumbers

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grove_pipelines.grove.compiler import CompiledPipeline, compile_graph
-from grove_pipelines.grove.models import PodCliqueSet
+from grove_pipelines.grove.podcliqueset import PodCliqueSet
 from grove_pipelines.grove.schema import validate_object
 from grove_pipelines.grove.validate import ObjectReport, check_documents, load_crds, validate_documents
 

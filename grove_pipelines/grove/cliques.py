@@ -14,9 +14,9 @@ from functools import cached_property
 
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove import containers as ctr
-from grove_pipelines.grove.core import Container, EmptyDirVolumeSource, EnvVar, PodSpec, Volume
+from grove_pipelines.grove.kube_objects import Container, EmptyDirVolumeSource, EnvVar, PodSpec, Volume
 from grove_pipelines.grove.layout import Layout, Unit, env_suffix
-from grove_pipelines.grove.models import (
+from grove_pipelines.grove.podcliqueset import (
     AutoScalingConfig,
     PodCliqueScalingGroupConfig,
     PodCliqueSpec,

@@ -18,15 +18,15 @@ from typing import Any
 
 from grove_pipelines.errors import CompileError
 from grove_pipelines.graph import PipelineGraph
-from grove_pipelines.grove import models as gm
-from grove_pipelines.grove.base import KubeModel, to_dict
+from grove_pipelines.grove import podcliqueset as gm
 from grove_pipelines.grove.cliques import CliqueContext, build_cliques, build_scaling_groups, has_router
-from grove_pipelines.grove.core import ObjectMeta
 from grove_pipelines.grove.gc_pause import gc_paused
+from grove_pipelines.grove.kube_model import KubeModel, to_dict
+from grove_pipelines.grove.kube_objects import ObjectMeta
 from grove_pipelines.grove.layout import Layout
-from grove_pipelines.grove.models import PodCliqueSet
 from grove_pipelines.grove.names import pcs_name
 from grove_pipelines.grove.network_policies import build_network_policies
+from grove_pipelines.grove.podcliqueset import PodCliqueSet
 from grove_pipelines.grove.services import build_rbac, build_services
 from grove_pipelines.grove.startup import starts_after
 

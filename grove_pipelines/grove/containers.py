@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 
-from grove_pipelines.grove.core import (
+from grove_pipelines.grove.kube_objects import (
     Capabilities,
     ConfigMapProjection,
     Container,

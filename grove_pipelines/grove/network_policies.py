@@ -18,7 +18,7 @@ from __future__ import annotations
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove import containers as ctr
 from grove_pipelines.grove.cliques import STAGE_LABEL
-from grove_pipelines.grove.core import (
+from grove_pipelines.grove.kube_objects import (
     LabelSelector,
     LabelSelectorRequirement,
     NetworkPolicy,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from grove_pipelines.errors import CompileError
 from grove_pipelines.graph import ENTRY, PipelineGraph
-from grove_pipelines.grove.base import KubeModel
-from grove_pipelines.grove.core import (
+from grove_pipelines.grove.kube_model import KubeModel
+from grove_pipelines.grove.kube_objects import (
     ObjectMeta,
     PolicyRule,
     Role,

@@ -22,13 +22,13 @@ from pydantic import BaseModel, ValidationError
 
 from grove_pipelines import yamlio
 from grove_pipelines.errors import AdmissionError, ManifestError, ManifestRejectedError
-from grove_pipelines.grove import core
-from grove_pipelines.grove.admission import admit
+from grove_pipelines.grove import kube_objects
 from grove_pipelines.grove.cluster import GroveCluster
 from grove_pipelines.grove.defaulting import apply_defaults
 from grove_pipelines.grove.gc_pause import gc_paused
 from grove_pipelines.grove.schema import crd_schema, format_path, validate_object
 from grove_pipelines.grove.structural import normalize
+from grove_pipelines.grove.webhook.admit import admit
 
 __all__ = [
     "CRDs",
@@ -44,11 +44,11 @@ CRDs = dict[tuple[str, str], dict[str, Any]]
 """(API group, kind) → CustomResourceDefinition."""
 
 _CORE_MODELS: dict[tuple[str, str], type[BaseModel]] = {
-    ("v1", "Service"): core.Service,
-    ("v1", "ServiceAccount"): core.ServiceAccount,
-    ("rbac.authorization.k8s.io/v1", "Role"): core.Role,
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): core.RoleBinding,
-    ("networking.k8s.io/v1", "NetworkPolicy"): core.NetworkPolicy,
+    ("v1", "Service"): kube_objects.Service,
+    ("v1", "ServiceAccount"): kube_objects.ServiceAccount,
+    ("rbac.authorization.k8s.io/v1", "Role"): kube_objects.Role,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): kube_objects.RoleBinding,
+    ("networking.k8s.io/v1", "NetworkPolicy"): kube_objects.NetworkPolicy,
 }
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 

@@ -8,10 +8,10 @@ only inside this package, and its exceptions only in ``errors``.
 
 from __future__ import annotations
 
-from grove_pipelines.kube.apply import DeployResult, deploy
 from grove_pipelines.kube.client import FIELD_MANAGER, KubeClient
 from grove_pipelines.kube.config import connect
 from grove_pipelines.kube.delete import delete
+from grove_pipelines.kube.deploy import DeployResult, deploy
 from grove_pipelines.kube.diff import DiffResult, diff
 from grove_pipelines.kube.manifests import load_manifests, prepare
 from grove_pipelines.kube.status import PipelineStatus, pipeline_status

@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from grove_pipelines import yamlio
 from grove_pipelines.kube.client import FIELD_MANAGER, KubeClient
-from grove_pipelines.kube.fields import fields_tree, managed_tree, merge_trees, prune
 from grove_pipelines.kube.frozen import frozen_changes, scale_targets
+from grove_pipelines.kube.managed_fields import fields_tree, managed_tree, merge_trees, prune
 from grove_pipelines.kube.manifests import PART_OF, PCS_API_VERSION, namespaces_of
 from grove_pipelines.kube.preflight import Report, check_cluster, namespace_exists
 

@@ -1,7 +1,7 @@
 """What Grove freezes after creation, and which replica changes must go through ``/scale``.
 
 Pure functions of the live and the desired PodCliqueSet. ``frozen_changes`` asks Grove's own update
-rules (``grove_pipelines.grove.update_rules``, the same ones ``validate --old`` applies) after both
+rules (``grove_pipelines.grove.webhook.updates``, the same ones ``validate --old`` applies) after both
 objects are made what Grove compares — the stored form, with CRD and Grove defaults — so composition,
 scheduler, startup type, topology at every level, resource sharing at every level and the MNNVL
 annotations are all covered. Template ``replicas`` can change, but Grove only reads them when it
@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from grove_pipelines.grove.admission_parts import Problems
 from grove_pipelines.grove.cluster import GroveCluster
-from grove_pipelines.grove.update_rules import check_update
 from grove_pipelines.grove.validate import load_crds, prepare
+from grove_pipelines.grove.webhook.problems import Problems
+from grove_pipelines.grove.webhook.updates import check_update
 
 __all__ = ["ScaleTarget", "frozen_changes", "scale_targets"]
 

@@ -158,7 +158,7 @@ def ensure_model(model: Path | None, progress: Progress) -> Path:
         if not (model / "config.json").is_file():
             raise RunError(f"--model {model}: not a model directory (no config.json); make one with `grove-pipelines tiny-model DIR`")
         return model
-    from runtime.engines.tiny_model import write_tiny_model
+    from grove_pipelines.local.tiny_model import write_tiny_model
 
     progress(f"no --model given: using the offline tiny model in {DEFAULT_MODEL_DIR}")
     return write_tiny_model(DEFAULT_MODEL_DIR)

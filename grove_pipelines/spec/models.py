@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from grove_pipelines.go_duration import parse_go_duration
 from grove_pipelines.spec.tracing import check_otel_env
 from grove_pipelines.spec.vllm import DEFAULT_VLLM_IMAGE
 
@@ -29,7 +30,6 @@ __all__ = [
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$")
-DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 DEFAULT_PYTHON_IMAGE = "ghcr.io/grove-pipelines/runtime:0.1.0"
 
 
@@ -311,8 +311,8 @@ class PipelineSpec(_Options):
     @field_validator("termination_delay")
     @classmethod
     def _check_duration(cls, value: str | None) -> str | None:
-        if value is not None and not DURATION.match(value):
-            raise ValueError(f"{value!r} is not a duration (e.g. '30s', '15m', '4h')")
+        if value is not None and not (parse_go_duration(value) or 0) > 0:
+            raise ValueError(f"{value!r} is not a duration greater than 0 (e.g. '30s', '15m', '4h')")
         return value
 
     @model_validator(mode="after")

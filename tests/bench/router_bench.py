@@ -208,7 +208,7 @@ def fast_upstream_suite(vr: Path | None, logs: Path) -> tuple[dict[str, dict[str
 
 
 def real_vllm_suite(vr: Path | None, logs: Path) -> list[str]:
-    from runtime.engines.tiny_model import write_tiny_model
+    from grove_pipelines.local.tiny_model import write_tiny_model
     from runtime.engines.vllm import start_pd_pair
 
     model = write_tiny_model(ROOT / ".cache" / "tiny-model")

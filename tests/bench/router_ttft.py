@@ -311,7 +311,7 @@ def _pyspy(pid: int) -> Iterator[None]:
 
 def ttft_suite(vr: Path | None, logs: Path, root: Path) -> TtftReport:
     """Start the two workers and both routers once, measure every target in rotated rounds."""
-    from runtime.engines.tiny_model import write_tiny_model
+    from grove_pipelines.local.tiny_model import write_tiny_model
     from runtime.engines.vllm import VLLMConfig, VLLMProcess, start_together
     from tests.bench.router_bench import our_router, process, vllm_router
 

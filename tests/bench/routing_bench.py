@@ -254,7 +254,7 @@ def main() -> None:
     """Start the workers, run both traces and the pipeline comparison, print the ratio lines."""
     from transformers import AutoTokenizer
 
-    from runtime.engines.tiny_model import write_tiny_model
+    from grove_pipelines.local.tiny_model import write_tiny_model
     from runtime.engines.vllm import VLLMConfig, VLLMProcess, start_together
 
     scale_name = os.environ.get("GROVE_BENCH_ROUTING_SCALE", "full")

@@ -15,20 +15,20 @@ import pytest
 
 from grove_pipelines import yamlio
 from grove_pipelines.compile import compile_ref
-from grove_pipelines.grove import core
-from grove_pipelines.grove.base import KubeModel, to_dict
-from grove_pipelines.grove.models import PodCliqueSet
+from grove_pipelines.grove import kube_objects
+from grove_pipelines.grove.kube_model import KubeModel, to_dict
+from grove_pipelines.grove.podcliqueset import PodCliqueSet
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "pipelines").glob("*.py"))
 REGENERATE = os.environ.get("GROVE_PIPELINES_REGENERATE") == "1"
 MODELS: dict[str, type[KubeModel]] = {
     "PodCliqueSet": PodCliqueSet,
-    "Service": core.Service,
-    "ServiceAccount": core.ServiceAccount,
-    "Role": core.Role,
-    "RoleBinding": core.RoleBinding,
-    "NetworkPolicy": core.NetworkPolicy,
+    "Service": kube_objects.Service,
+    "ServiceAccount": kube_objects.ServiceAccount,
+    "Role": kube_objects.Role,
+    "RoleBinding": kube_objects.RoleBinding,
+    "NetworkPolicy": kube_objects.NetworkPolicy,
 }
 
 

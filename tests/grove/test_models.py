@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from grove_pipelines.grove import core
-from grove_pipelines.grove.base import KubeModel, to_dict
-from grove_pipelines.grove.models import PodCliqueSet, PodCliqueSpec
+from grove_pipelines.grove import kube_objects
+from grove_pipelines.grove.kube_model import KubeModel, to_dict
+from grove_pipelines.grove.podcliqueset import PodCliqueSet, PodCliqueSpec
 
 
 def test_compiled_manifest_round_trips_through_the_model(pcs: dict[str, Any]) -> None:
@@ -22,16 +22,16 @@ def test_compiled_manifest_round_trips_through_the_model(pcs: dict[str, Any]) ->
 @pytest.mark.parametrize(
     ("model", "raw"),
     [
-        (core.ServiceAccount, {"metadata": {"name": "s", "namespace": "ns"}}),
+        (kube_objects.ServiceAccount, {"metadata": {"name": "s", "namespace": "ns"}}),
         (
-            core.Role,
+            kube_objects.Role,
             {
                 "metadata": {"name": "r"},
                 "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
             },
         ),
         (
-            core.RoleBinding,
+            kube_objects.RoleBinding,
             {
                 "metadata": {"name": "b"},
                 "subjects": [{"kind": "ServiceAccount", "name": "a"}],
@@ -39,7 +39,7 @@ def test_compiled_manifest_round_trips_through_the_model(pcs: dict[str, Any]) ->
             },
         ),
         (
-            core.Service,
+            kube_objects.Service,
             {
                 "metadata": {"name": "s"},
                 "spec": {"selector": {"a": "b"}, "ports": [{"port": 80, "targetPort": "http"}]},
@@ -56,11 +56,11 @@ def test_core_objects_round_trip(model: type[KubeModel], raw: dict[str, Any]) ->
 
 def test_core_subset_is_strict() -> None:
     with pytest.raises(ValidationError, match="clusterIP"):
-        core.Service.model_validate({"metadata": {"name": "s"}, "spec": {"clusterIP": "None", "ports": []}})
+        kube_objects.Service.model_validate({"metadata": {"name": "s"}, "spec": {"clusterIP": "None", "ports": []}})
 
 
 def test_aliases_are_camel_case_and_names_are_accepted() -> None:
-    spec = PodCliqueSpec(role_name="a", replicas=1, min_available=1, pod_spec=core.PodSpec(containers=[]))
+    spec = PodCliqueSpec(role_name="a", replicas=1, min_available=1, pod_spec=kube_objects.PodSpec(containers=[]))
     assert list(to_dict(spec)) == ["roleName", "replicas", "minAvailable", "podSpec"]
     again = PodCliqueSpec.model_validate({"roleName": "a", "replicas": 2, "podSpec": {"containers": []}})
     assert again.replicas == 2 and again.min_available is None

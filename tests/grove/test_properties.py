@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grove_pipelines.graph import ENTRY, PipelineGraph
-from grove_pipelines.grove.base import to_dict
 from grove_pipelines.grove.compiler import compile_graph
-from grove_pipelines.grove.models import PodCliqueSet
+from grove_pipelines.grove.kube_model import to_dict
+from grove_pipelines.grove.podcliqueset import PodCliqueSet
 from grove_pipelines.grove.validate import check_documents
 from grove_pipelines.spec import PD, Autoscaling, LLMSpec, PipelineSpec, PythonStageSpec, Role
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from grove_pipelines.grove.admission import admit, check_podcliqueset, parse_duration
 from grove_pipelines.grove.cluster import GroveCluster
 from grove_pipelines.grove.defaulting import apply_defaults
 from grove_pipelines.grove.operator_config import OperatorConfig
 from grove_pipelines.grove.topology_bindings import bindings_from
+from grove_pipelines.grove.webhook.admit import admit, check_podcliqueset
 from tests.grove.conftest import clique, clique_index
 
 Mutation = Callable[[dict[str, Any]], None]
@@ -233,12 +233,6 @@ def test_defaulting_follows_grove_including_its_trap() -> None:
     assert template["podCliqueScalingGroups"][0]["scaleConfig"]["minReplicas"] == 1
     rules = {p.rule for p in check_podcliqueset(out)}
     assert rules == {"min-available"}  # replicas 0 is Grove-valid; the omitted clique replicas is the trap
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("4h", 14400.0), ("1h30m", 5400.0), ("1.5s", 1.5), ("0", 0.0),
-                                               ("soon", None), ("5", None), ("", None), ("1h x", None)])  # fmt: skip
-def test_parse_duration(text: str, seconds: float | None) -> None:
-    assert parse_duration(text) == seconds
 
 
 def test_index_helper_matches_fixture_layout(pcs: dict[str, Any]) -> None:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-import re
+import math
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from grove_pipelines.go_duration import parse_go_duration
+
 if TYPE_CHECKING:
     from grove_pipelines.kube import KubeClient
 
-__all__ = ["Context", "Image", "Kubeconfig", "ManifestRef", "Namespace", "Timeout", "connect", "parse_duration"]
+__all__ = [
+    "Context",
+    "Image",
+    "Kubeconfig",
+    "ManifestRef",
+    "Namespace",
+    "Timeout",
+    "connect",
+    "parse_timeout",
+]
 
 Namespace = Annotated[
     str | None,
@@ -27,20 +38,16 @@ Kubeconfig = Annotated[
 ]
 Timeout = Annotated[str, typer.Option("--timeout", help="How long --wait waits: 90s, 20m, 1h30m.")]
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
-
-def parse_duration(text: str) -> float:
-    """``20m`` -> 1200.0; a bare number is seconds."""
+def parse_timeout(text: str) -> float:
+    """``--timeout`` in seconds: a bare number of seconds, or a Go duration as kubectl takes (``20m``)."""
     try:
-        return float(text)
+        seconds: float | None = float(text)
     except ValueError:
-        pass
-    match = _DURATION.match(text.strip())
-    if not match or not any(match.groups()):
+        seconds = parse_go_duration(text.strip())
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
         raise typer.BadParameter(f"{text!r} is not a duration like 90s, 20m or 1h30m", param_hint="--timeout")
-    hours, minutes, seconds = match.groups()
-    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+    return seconds
 
 
 def connect(kubeconfig: str | None, context: str | None) -> KubeClient:

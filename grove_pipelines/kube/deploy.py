@@ -10,7 +10,7 @@ template replica changes to the generated PodCliques / scaling groups through ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel
 
@@ -148,8 +148,13 @@ def deploy(
             children += [{**item, "kind": kind} for item in items]
     secret = ensure_auth_secret(client, pcs, dry_run=dry_run)
     if secret is not None:
-        detail = "(random api-keys / stage-token; read with kubectl get secret)" if secret[1] != "unchanged" else ""
-        result.objects.append(Applied(kind="Secret", name=secret[0], namespace=ns, action=secret[1], detail=detail))  # type: ignore[arg-type]
+        secret_name, action = secret
+        detail = (
+            "(random api-keys / stage-token; read with kubectl get secret)" if action != "unchanged" else ""
+        )
+        result.objects.append(
+            Applied(kind="Secret", name=secret_name, namespace=ns, action=cast(Action, action), detail=detail)
+        )
     for obj in manifests:
         result.objects.append(_apply_one(client, obj, force=force_conflicts, dry_run=dry_run))
     for target in scale_targets(live, pcs, children) if live is not None else []:

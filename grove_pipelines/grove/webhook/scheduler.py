@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from grove_pipelines.grove.admission_parts import Problems, as_dict
 from grove_pipelines.grove.cluster import GroveCluster
+from grove_pipelines.grove.webhook.fields import as_dict
+from grove_pipelines.grove.webhook.problems import Problems
 
 __all__ = ["KAI_QUEUE", "check_scheduler", "scheduler_names"]
 

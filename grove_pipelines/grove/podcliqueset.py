@@ -4,7 +4,7 @@ Class and field names follow the Go types of Grove (``PodCliqueSetTemplateSpec``
 ``PodCliqueScalingGroupConfig``, ...); field docs paraphrase the CRD's descriptions. Opaque
 Kubernetes sub-objects the compiler never builds (HPA ``MetricSpec``, DRA ``templateSpec``) are
 plain dicts and are checked by the CRD schema instead. The pod template is the typed subset in
-``grove_pipelines.grove.core``.
+``grove_pipelines.grove.kube_objects``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from grove_pipelines.grove.base import KubeModel
-from grove_pipelines.grove.core import ObjectMeta, PodSpec
+from grove_pipelines.grove.kube_model import KubeModel
+from grove_pipelines.grove.kube_objects import ObjectMeta, PodSpec
 
 __all__ = [
-    "API_VERSION",
     "AutoScalingConfig",
     "CliqueStartupType",
     "HeadlessServiceConfig",
@@ -35,7 +34,6 @@ __all__ = [
     "UpdateStrategy",
 ]
 
-API_VERSION = "grove.io/v1alpha1"
 CliqueStartupType = Literal[
     "CliqueStartupTypeAnyOrder", "CliqueStartupTypeInOrder", "CliqueStartupTypeExplicit"
 ]

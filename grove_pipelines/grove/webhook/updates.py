@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from grove_pipelines.grove.admission_mnnvl import check_mnnvl_update
-from grove_pipelines.grove.admission_parts import Problems, as_dict, as_list
-from grove_pipelines.grove.admission_topology import check_topology_update
 from grove_pipelines.grove.cluster import GroveCluster
+from grove_pipelines.grove.webhook.fields import as_dict, as_list
+from grove_pipelines.grove.webhook.mnnvl import check_mnnvl_update
+from grove_pipelines.grove.webhook.problems import Problems
+from grove_pipelines.grove.webhook.topology import check_topology_update
 
 __all__ = ["check_update"]
 

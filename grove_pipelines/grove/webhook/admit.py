@@ -3,55 +3,36 @@
 ``admit`` runs every rule of the targeted release under the operator's configuration (a
 ``GroveCluster``) and returns the ``Problems`` (errors, and warnings for this project's own stricter
 rules); ``check_podcliqueset`` returns just the errors. It works on defaulted manifests (ours or
-anyone's) that passed the CRD schema. Rules live in ``admission_parts`` (cliques, groups, names),
-``admission_resources``, ``admission_scheduler``, ``admission_topology``, ``admission_mnnvl`` and
-``update_rules`` (what may not change on a live PodCliqueSet).
+anyone's) that passed the CRD schema. Rules live beside it: ``cliques``, ``scaling_groups``,
+``clique_names``, ``kube_syntax`` (labels, annotations, names), ``resources``, ``scheduler``,
+``topology``, ``mnnvl`` and ``updates`` (what may not change on a live PodCliqueSet); they report into
+``problems``.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import networkx as nx
 
 from grove_pipelines.errors import AdmissionError
-from grove_pipelines.grove.admission_mnnvl import check_mnnvl
-from grove_pipelines.grove.admission_parts import (
-    Problems,
-    as_dict,
-    as_int,
-    as_list,
-    check_clique,
-    check_groups,
-    check_labels,
-    check_names,
-    is_dns_subdomain,
-)
-from grove_pipelines.grove.admission_resources import check_resources
-from grove_pipelines.grove.admission_scheduler import check_scheduler
-from grove_pipelines.grove.admission_topology import check_topology
+from grove_pipelines.go_duration import parse_go_duration
 from grove_pipelines.grove.cluster import GroveCluster
-from grove_pipelines.grove.update_rules import check_update
+from grove_pipelines.grove.webhook.clique_names import check_names
+from grove_pipelines.grove.webhook.cliques import check_clique
+from grove_pipelines.grove.webhook.fields import as_dict, as_int, as_list
+from grove_pipelines.grove.webhook.kube_syntax import check_labels, is_dns_subdomain
+from grove_pipelines.grove.webhook.mnnvl import check_mnnvl
+from grove_pipelines.grove.webhook.problems import Problems
+from grove_pipelines.grove.webhook.resources import check_resources
+from grove_pipelines.grove.webhook.scaling_groups import check_groups
+from grove_pipelines.grove.webhook.scheduler import check_scheduler
+from grove_pipelines.grove.webhook.topology import check_topology
+from grove_pipelines.grove.webhook.updates import check_update
 
-__all__ = ["admit", "check_podcliqueset", "parse_duration"]
+__all__ = ["admit", "check_podcliqueset"]
 
-_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _EXPLICIT = "CliqueStartupTypeExplicit"
-
-
-def parse_duration(text: str) -> float | None:
-    """A Go duration (``"1h30m"``, ``"4h"``, ``"0"``) in seconds; ``None`` if it is not one."""
-    if text == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            return None
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    return total if pos == len(text) and pos > 0 else None
 
 
 def _check_meta(obj: dict[str, Any], out: Problems) -> str:
@@ -74,7 +55,7 @@ def _check_delay(template: dict[str, Any], out: Problems) -> None:
     delay = template.get("terminationDelay")
     if delay is None:  # Grove's defaulting always sets it (4h)
         return
-    seconds = parse_duration(delay) if isinstance(delay, str) else None
+    seconds = parse_go_duration(delay) if isinstance(delay, str) else None
     if seconds is None:
         out.add(
             "termination-delay", "spec.template.terminationDelay", f"{delay!r} is not a duration such as '4h'"

@@ -8,7 +8,7 @@ call with the same parameters returns at once (``make run`` and the tests reuse 
 
 Example::
 
-    from runtime.engines.tiny_model import write_tiny_model
+    from grove_pipelines.local.tiny_model import write_tiny_model
     path = write_tiny_model(Path(".cache/tiny-model"))   # ~2 MB, ~20 s the first time
 """
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from grove_pipelines.grove.admission_parts import Problems, as_dict, as_list
 from grove_pipelines.grove.topology_bindings import TopologyBinding
+from grove_pipelines.grove.webhook.fields import as_dict, as_list
+from grove_pipelines.grove.webhook.problems import Problems
 
 __all__ = ["check_topology", "check_topology_update", "constraints"]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from grove_pipelines.grove.admission_parts import Problems, as_dict, as_list
+from grove_pipelines.grove.webhook.fields import as_dict, as_list
+from grove_pipelines.grove.webhook.problems import Problems
 
 __all__ = ["check_resources"]
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field
 
-from grove_pipelines.grove.base import KubeModel
+from grove_pipelines.grove.kube_model import KubeModel
 
 __all__ = [
     "Capabilities",

@@ -5,16 +5,16 @@ on create; neither may be added, removed or changed on update.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from grove_pipelines.grove.admission_parts import Problems, as_dict, as_list
+from grove_pipelines.grove.webhook.fields import as_dict, as_list
+from grove_pipelines.grove.webhook.kube_syntax import is_dns_label
+from grove_pipelines.grove.webhook.problems import Problems
 
 __all__ = ["AUTO_MNNVL", "MNNVL_GROUP", "check_mnnvl", "check_mnnvl_update"]
 
 AUTO_MNNVL = "grove.io/auto-mnnvl"
 MNNVL_GROUP = "grove.io/mnnvl-group"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _OFF = "MNNVL is not enabled in the operator configuration: enable it or remove the annotation"
 
 
@@ -40,7 +40,7 @@ def _check_layer(annotations: dict[str, Any], path: str, enabled: bool, out: Pro
     if MNNVL_GROUP in annotations:
         value = annotations[MNNVL_GROUP]
         where = f"{path}[{MNNVL_GROUP}]"
-        if not isinstance(value, str) or not (value == "none" or _DNS_LABEL.match(value)):
+        if not isinstance(value, str) or not (value == "none" or is_dns_label(value)):
             out.add("mnnvl", where, f"{value!r} must be 'none' or a DNS-1123 label")
         if not enabled:
             out.add("mnnvl", where, _OFF)

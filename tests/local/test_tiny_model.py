@@ -10,7 +10,7 @@ import pytest
 
 from grove_pipelines.cli.main import main
 from grove_pipelines.errors import ModelError
-from runtime.engines.tiny_model import MARKER_FILE, TinyModelSpec, write_tiny_model
+from grove_pipelines.local.tiny_model import MARKER_FILE, TinyModelSpec, write_tiny_model
 
 
 def digests(folder: Path) -> dict[str, str]:
