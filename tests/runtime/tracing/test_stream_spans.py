@@ -11,10 +11,12 @@ from collections.abc import Iterator
 import pytest
 
 from grove_pipelines import llm, pipeline
+from grove_pipelines.sdk import Pipeline
 from runtime import tracing
 from runtime.server import build_app
 from runtime.tracing import parse_traceparent
 from tests.runtime.conftest import MakeFake
+from tests.runtime.fake_vllm import FakeVLLM
 from tests.runtime.server.helpers import make_executor, serving
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
@@ -49,12 +51,17 @@ def _spans() -> dict[str, tracing.SpanRecord]:
     return {s.name: s for s in spans}
 
 
+async def _run(fake: FakeVLLM, pipe: Pipeline, path: str, body: dict[str, object]) -> None:
+    """One request with the client's traceparent to a server whose LLM stage is ``fake``."""
+    app = build_app([make_executor(pipe, talker, llm_urls={"talker": fake.url})])
+    async with serving(app) as (_, http):
+        response = await http.post(path, json=body, headers={"traceparent": CLIENT})
+    assert response.status_code == 200, response.text
+
+
 async def test_a_streamed_llm_call_is_a_span_under_the_run_and_the_router_continues_it(fakes: MakeFake) -> None:
     fake = await fakes("aggregated")
-    app = build_app([make_executor(reads_stream, talker, llm_urls={"talker": fake.url})])
-    async with serving(app) as (_, http):
-        response = await http.post("/v1/pipelines/reads-stream", json={"text": "hi"}, headers={"traceparent": CLIENT})
-    assert response.status_code == 200, response.text
+    await _run(fake, reads_stream, "/v1/pipelines/reads-stream", {"text": "hi"})
     spans = _spans()
     run, call = spans["pipeline reads-stream"], spans["llm talker"]
     assert call.parent_id == run.span_id and run.parent_id == "00f067aa0ba902b7"
@@ -67,11 +74,7 @@ async def test_a_streamed_llm_call_is_a_span_under_the_run_and_the_router_contin
 
 
 async def test_leaving_a_stream_early_ends_its_span_without_failing_it(fakes: MakeFake) -> None:
-    fake = await fakes("aggregated")
-    app = build_app([make_executor(reads_one, talker, llm_urls={"talker": fake.url})])
-    async with serving(app) as (_, http):
-        response = await http.post("/v1/pipelines/reads-one", json={"text": "hi"}, headers={"traceparent": CLIENT})
-    assert response.status_code == 200, response.text
+    await _run(await fakes("aggregated"), reads_one, "/v1/pipelines/reads-one", {"text": "hi"})
     call = _spans()["llm talker"]
     assert call.status == "ok" and call.attributes["grove.stream.closed_early"] is True
 
@@ -79,11 +82,7 @@ async def test_leaving_a_stream_early_ends_its_span_without_failing_it(fakes: Ma
 @pytest.mark.parametrize("stream", [False, True])
 async def test_the_openai_pass_through_is_a_span_the_router_continues(fakes: MakeFake, stream: bool) -> None:
     fake = await fakes("aggregated")
-    app = build_app([make_executor(reads_stream, talker, llm_urls={"talker": fake.url})])
-    body = {"model": "tiny", "prompt": "hi", "max_tokens": 3, "stream": stream}
-    async with serving(app) as (_, http):
-        response = await http.post("/v1/completions", json=body, headers={"traceparent": CLIENT})
-    assert response.status_code == 200, response.text
+    await _run(fake, reads_stream, "/v1/completions", {"model": "tiny", "prompt": "hi", "max_tokens": 3, "stream": stream})
     proxied = _spans()["llm.proxy talker"]
     assert proxied.parent_id == "00f067aa0ba902b7" and proxied.kind == "server" and proxied.status == "ok"
     assert proxied.attributes["http.response.status_code"] == 200
