@@ -14,7 +14,12 @@ Fixtures (session scope):
   eager). Use ``pair.prefill.url`` / ``pair.decode.url``. The decode worker also serves requests on its
   own (no ``kv_transfer_params``): that is the "decode worker alone" baseline, so tests need no third
   instance. A test may kill a worker (``pair.prefill.kill()``): the next test that asks for the pair
-  gets it restarted. Logs: ``vllm-prefill.log`` / ``vllm-decode.log`` in ``vllm_log_dir``.
+  gets it restarted. Logs: ``vllm-prefill.log`` / ``vllm-decode.log`` in ``vllm_log_dir``. Both
+  export their own spans (``--otlp-traces-endpoint``) to ``vllm_span_collector`` and report cached
+  prompt tokens in their answers' usage (``--enable-prompt-tokens-details``).
+* ``vllm_span_collector`` → :class:`tests.otlp_collector.Collector`: the OTLP collector double the pair
+  sends its spans to (vLLM's ``llm_request`` span per request, under the request's ``traceparent``),
+  for the whole session.
 * ``vllm_log_dir`` → where the workers' logs go (a pytest temporary directory).
 * ``vllm_kv_worker`` → :class:`KVEventsWorker`: one extra small aggregated worker that publishes its
   KV-cache events on ZMQ (``.events``, an ``ipc://`` address), with 32-token blocks and a cache bounded
@@ -36,9 +41,11 @@ from pathlib import Path
 import pytest
 
 from grove_pipelines.local.tiny_model import write_tiny_model
+from grove_pipelines.spec.tracing import OTLPTarget
 from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess, start_together
+from tests.otlp_collector import Collector, otlp_collector
 
-__all__ = ["KVEventsWorker", "tiny_model", "vllm_kv_worker", "vllm_log_dir", "vllm_pd_pair"]
+__all__ = ["KVEventsWorker", "tiny_model", "vllm_kv_worker", "vllm_log_dir", "vllm_pd_pair", "vllm_span_collector"]
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = float(os.environ.get("GROVE_VLLM_START_TIMEOUT", "480"))
@@ -104,11 +111,35 @@ def _start(request: pytest.FixtureRequest, procs: list[VLLMProcess]) -> None:
 
 
 @pytest.fixture(scope="session")
-def vllm_pd_pair(request: pytest.FixtureRequest, tiny_model: Path, vllm_log_dir: Path) -> Iterator[PDPair]:
+def vllm_span_collector() -> Iterator[Collector]:
+    """The OTLP collector double the session's vLLM pair exports its spans to."""
+    with otlp_collector() as collector:
+        yield collector
+
+
+_PAIR_ARGS = ("--enable-prompt-tokens-details",)
+"""Answers report ``usage.prompt_tokens_details.cached_tokens`` (the router puts it on its leg spans)."""
+_SPAN_BATCH_ENV = {"OTEL_BSP_SCHEDULE_DELAY": "200"}
+"""vLLM's span batches leave every 0.2 s (the SDK's default is 5 s), so a test sees them soon."""
+
+
+@pytest.fixture(scope="session")
+def vllm_pd_pair(
+    request: pytest.FixtureRequest, tiny_model: Path, vllm_log_dir: Path, vllm_span_collector: Collector
+) -> Iterator[PDPair]:
     """A NixlConnector prefill + decode pair on the tiny model (see the module docstring)."""
+    spans = OTLPTarget(endpoint=f"{vllm_span_collector.endpoint}/v1/traces")
     pair = PDPair(
-        prefill=VLLMProcess(VLLMConfig(model=tiny_model, role="prefill", cpu_bind="0"), log_dir=vllm_log_dir),
-        decode=VLLMProcess(VLLMConfig(model=tiny_model, role="decode", cpu_bind="1"), log_dir=vllm_log_dir),
+        prefill=VLLMProcess(
+            VLLMConfig(model=tiny_model, role="prefill", cpu_bind="0", tracing=spans, extra_env=_SPAN_BATCH_ENV,
+                       extra_args=_PAIR_ARGS),
+            log_dir=vllm_log_dir,
+        ),
+        decode=VLLMProcess(
+            VLLMConfig(model=tiny_model, role="decode", cpu_bind="1", tracing=spans, extra_env=_SPAN_BATCH_ENV,
+                       extra_args=_PAIR_ARGS),
+            log_dir=vllm_log_dir,
+        ),
     )
     _start(request, [pair.prefill, pair.decode])
     try:

@@ -84,8 +84,9 @@ def _caller_env(ctx: CliqueContext, node: str) -> list[EnvVar]:
 
 def _pod_spec(ctx: CliqueContext, node: str, main: Container) -> PodSpec:
     pipeline = ctx.graph.pipeline
+    otel = ctr.otel_env(pipeline.otel)
     routers = [
-        ctr.router_container(image=ctx.image, index=i, llm=llm.name, units=ctx.layout.units[llm.name])
+        ctr.router_container(image=ctx.image, index=i, llm=llm.name, units=ctx.layout.units[llm.name], env=otel)
         for i, llm in enumerate(_llm_callees(ctx, node))
     ]
     mounts = {m.name for c in (main, *routers) for m in c.volume_mounts or []}
@@ -154,6 +155,7 @@ def _server_cliques(ctx: CliqueContext, unit: Unit) -> list[PodCliqueTemplateSpe
         image = stage.image or ctx.image
     entry_auth = unit.stage == ENTRY and pipeline.entry.auth
     env += ctr.server_auth_env(ctx.pcs, api_keys=entry_auth, stage_token=ctx.remote_stages)
+    env += ctr.otel_env(pipeline.otel, env)
     main = ctr.server_container(
         image=image, ref=ctx.ref, port=port, stage=stage_arg, env=env, res=ctr.resources(spec.resources)
     )
@@ -168,7 +170,7 @@ def _llm_cliques(ctx: CliqueContext, unit: Unit) -> list[PodCliqueTemplateSpec]:
     role = unit.spec
     assert isinstance(spec, LLMSpec) and role is not None
     image = spec.image or ctx.graph.pipeline.vllm_image
-    built = ctr.vllm_containers(spec, unit, image=image)
+    built = ctr.vllm_containers(spec, unit, image=image, otel=ctx.graph.pipeline.otel)
     if unit.group is None:
         pod = _pod_spec(ctx, unit.stage, built[unit.clique])
         scale = autoscaling_config(role.autoscaling, role.replicas)

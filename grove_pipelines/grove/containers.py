@@ -7,6 +7,7 @@ with vLLM; change them only together with the runtime.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 
 from grove_pipelines.grove.kube_objects import (
     Capabilities,
@@ -52,6 +53,7 @@ from grove_pipelines.spec.server_auth import (
     STAGE_TOKEN_SECRET_KEY,
     auth_secret_name,
 )
+from grove_pipelines.spec.tracing import otlp_traces_target, vllm_tracing_env
 from grove_pipelines.spec.vllm import KV_ROLES, VLLMServe
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "SA_TOKEN_PATH",
     "TMP_VOLUME",
     "WORKER_PORT",
+    "otel_env",
     "pre_stop_sleep",
     "resources",
     "router_container",
@@ -152,6 +155,13 @@ def router_token_volume() -> Volume:
     )  # fmt: skip
 
 
+def otel_env(otel: Mapping[str, str], taken: list[EnvVar] | None = None) -> list[EnvVar]:
+    """The pipeline's tracing variables (``@pipeline(otel=...)``) for one container, after ``taken``:
+    a name the container already sets (a stage's own ``env``) keeps that value, and is not repeated."""
+    have = {e.name for e in taken or ()}
+    return [EnvVar(name=k, value=v) for k, v in otel.items() if k not in have]
+
+
 def server_container(
     *, image: str, ref: str, port: int, stage: str | None, env: list[EnvVar], res: ResourceRequirements | None
 ) -> Container:
@@ -185,7 +195,9 @@ def server_auth_env(pcs: str, *, api_keys: bool, stage_token: bool) -> list[EnvV
     ]
 
 
-def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> Container:
+def router_container(
+    *, image: str, index: int, llm: str, units: list[Unit], env: list[EnvVar] | None = None
+) -> Container:
     """The PD router sidecar of one called LLM: its caller uses ``127.0.0.1:9000+index``, the kubelet probes
     the pod IP, so it listens on every address of the pod.
 
@@ -213,6 +225,7 @@ def router_container(*, image: str, index: int, llm: str, units: list[Unit]) -> 
         name=short_name(f"router-{llm}", CONTAINER_NAME_LIMIT),
         image=image,
         command=command,
+        env=env or None,
         ports=[ContainerPort(name=f"router-{index}", container_port=port)],
         resources=ResourceRequirements(
             requests={"cpu": "100m", "memory": "128Mi"}, limits={"memory": "512Mi"}
@@ -239,15 +252,18 @@ def _pod_ip(name: str) -> EnvVar:
     )
 
 
-def _vllm_args(spec: LLMSpec, role: RoleSpec) -> list[str]:
+def _vllm_args(spec: LLMSpec, role: RoleSpec, traces: str | None) -> list[str]:
     serve = VLLMServe(
         model=spec.model, served_model_name=spec.model_name, role="aggregated" if role.role == "serve" else role.role, host="0.0.0.0", port=WORKER_PORT,
-        tensor_parallel=role.tensor_parallel, max_model_len=spec.max_model_len, extra_args=role.vllm_args,
+        tensor_parallel=role.tensor_parallel, max_model_len=spec.max_model_len, otlp_traces_endpoint=traces,
+        extra_args=role.vllm_args,
     )  # fmt: skip
     return ["vllm", *serve.args()]
 
 
-def vllm_containers(spec: LLMSpec, unit: Unit, *, image: str) -> dict[str, Container]:
+def vllm_containers(
+    spec: LLMSpec, unit: Unit, *, image: str, otel: Mapping[str, str] | None = None
+) -> dict[str, Container]:
     """The vLLM container of every clique of ``unit`` (one, or leader and worker), by clique name.
 
     Multi-node roles run vLLM's multiprocessing backend across pods: the leader (node rank 0) serves
@@ -264,8 +280,11 @@ def vllm_containers(spec: LLMSpec, unit: Unit, *, image: str) -> dict[str, Conta
         env.append(_pod_ip("VLLM_NIXL_SIDE_CHANNEL_HOST"))
     if unit.group is not None:  # the address other nodes reach this one on
         env.append(_pod_ip("VLLM_HOST_IP"))
+    target = otlp_traces_target(otel or {})
+    vllm_otel = vllm_tracing_env(target, role.role) if target is not None else {}
+    env += otel_env({**(otel or {}), **vllm_otel}, env)
     res = resources(spec.resources, gpus=role.gpus)
-    base = _vllm_args(spec, role)
+    base = _vllm_args(spec, role, target.endpoint if target is not None else None)
     startup = _http_probe(
         "http", period=10, failures=360, path=VLLM_HEALTH_PATH
     )  # model download + load: up to an hour

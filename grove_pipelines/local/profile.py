@@ -5,7 +5,8 @@ run by this interpreter), the vLLM image is the installed vLLM. vLLM serves the 
 tensor parallel 1 and the CPU-safe flags the tests use (eager, a CPU KV buffer, a fixed KV cache and
 seed), with its OpenMP threads bound to the cores the run maps the pod's GPU requests to. The entry
 takes no API key (the run serves this machine only); stage servers still check the stage token, from
-a Secret the run makes as deploy would. Everything else (ports, probes, environment, names,
+a Secret the run makes as deploy would. An OTLP endpoint in this machine's ``OTEL_*`` variables (which
+every pod sees) gives vLLM ``--otlp-traces-endpoint`` when the manifest has none. Everything else (ports, probes, environment, names,
 ``startsAfter``) runs as compiled. A multi-node vLLM group
 cannot run here: its pods are reported and left out.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from grove_pipelines.spec.server_auth import API_KEYS_ENV
+from grove_pipelines.spec.tracing import otlp_traces_target, vllm_tracing_env
 from grove_pipelines.spec.vllm import VLLMServe
 from runtime.engines.vllm import OFFLINE_ENV, VLLM_PROGRAM
 
@@ -75,15 +77,20 @@ class LocalProfile:
         elif argv[0] == "vllm" or (argv[:2] == ["sh", "-c"] and "vllm serve" in " ".join(argv)):
             if multi_node or argv[0] != "vllm":
                 raise CannotRunHere("a multi-node vLLM group needs one GPU node per pod")
-            out["command"] = [*VLLM_PROGRAM, *self._vllm_args(argv[1:])]
-            gpus = int(((out.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu", 1))
+            serve = self._vllm_serve(argv[1:])
             env = [*(out.get("env") or ())]
+            target = otlp_traces_target(os.environ)  # the image's environment: this machine's
+            if serve.otlp_traces_endpoint is None and target is not None:
+                serve = serve.model_copy(update={"otlp_traces_endpoint": target.endpoint})
+                env += [{"name": k, "value": v} for k, v in vllm_tracing_env(target, serve.role).items()]
+            out["command"] = [*VLLM_PROGRAM, *serve.args()]
+            gpus = int(((out.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu", 1))
             env += [{"name": k, "value": v} for k, v in OFFLINE_ENV.items()]
             env.append({"name": "VLLM_CPU_OMP_THREADS_BIND", "value": self._take_cores(gpus)})
             out["env"] = env
         return out
 
-    def _vllm_args(self, args: list[str]) -> list[str]:
+    def _vllm_serve(self, args: list[str]) -> VLLMServe:
         serve = VLLMServe.parse(args)
         local = serve.model_copy(
             update={
@@ -93,7 +100,7 @@ class LocalProfile:
                 "kv_cache_bytes": _CPU_KV_CACHE_BYTES, "enforce_eager": True,
             }
         )  # fmt: skip
-        return local.args()
+        return local
 
     def _take_cores(self, count: int) -> str:
         taken = [

@@ -25,6 +25,7 @@ from grove_pipelines.errors import RunError
 from grove_pipelines.graph.build import build_graph
 from grove_pipelines.loader import LoadedPipeline, load_pipeline
 from grove_pipelines.local.plan import LLMPlan, example_body, model_max_len, plan_llms
+from grove_pipelines.spec.tracing import otlp_traces_target
 from runtime.engines.supervisor import ManagedProcess, free_port
 from runtime.engines.vllm import VLLMConfig, VLLMProcess
 
@@ -87,6 +88,7 @@ class LocalStack:
         config = VLLMConfig(  # type: ignore[call-arg]
             model=self.model, served_model_name=plan.served_model_name, role=role,  # type: ignore[arg-type]
             cpu_bind=_CPU_BIND[role], max_model_len=plan.max_model_len,
+            tracing=otlp_traces_target(os.environ),  # the OTEL_* this run was started with
         )
         worker = VLLMProcess(config, log_dir=self.log_dir, name=f"{plan.stage}-{role}")
         worker.launch()

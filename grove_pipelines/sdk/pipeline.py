@@ -57,7 +57,8 @@ def pipeline(
     ``max_iterations`` (loop guard), ``entry`` (the server's replicas/resources/port/service_type/auth),
     ``labels``, ``public`` (``True``: a ``NodePort``/``LoadBalancer`` entry may run with ``auth=False``),
     ``calls`` (stages or stage names the body calls in ways the code scan cannot see, such as
-    ``getattr(tools, name)``: the twin of a stage's ``depends_on=``).
+    ``getattr(tools, name)``: the twin of a stage's ``depends_on=``), ``otel`` (the standard
+    OpenTelemetry variables, e.g. ``{"OTEL_EXPORTER_OTLP_ENDPOINT": URL}``, for every compiled container).
     """
     if func is None:
         return functools.partial(pipeline, name=name, calls=calls, **options)  # type: ignore[return-value]

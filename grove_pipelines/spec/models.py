@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from grove_pipelines.go_duration import parse_go_duration
+from grove_pipelines.spec.tracing import check_otel_env
 from grove_pipelines.spec.vllm import DEFAULT_VLLM_IMAGE
 
 __all__ = [
@@ -297,10 +298,15 @@ class PipelineSpec(_Options):
     public: bool = False
     """The author's word that an entry reachable from outside the cluster may serve without auth."""
     labels: dict[str, str] = Field(default_factory=dict)
+    otel: dict[str, str] = Field(default_factory=dict)
+    """Standard OpenTelemetry variables (``grove_pipelines.spec.tracing.OTEL_PASSTHROUGH``) every container
+    gets: the servers and routers export their spans, the vLLM workers too (``--otlp-traces-endpoint``)."""
     calls: tuple[str, ...] = ()
     """Stages the body calls in ways the reference scan cannot see (``getattr``, names from a file)."""
 
     _check_name = field_validator("name")(_dns_label)
+
+    _check_otel = field_validator("otel")(check_otel_env)
 
     @field_validator("termination_delay")
     @classmethod

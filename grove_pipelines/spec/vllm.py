@@ -42,6 +42,7 @@ _VALUE_FLAGS = {
     "--served-model-name": "served_model_name", "--host": "host", "--port": "port",
     "--tensor-parallel-size": "tensor_parallel", "--kv-transfer-config": "kv", "--max-model-len": "max_model_len",
     "--seed": "seed", "--kv-cache-memory-bytes": "kv_cache_bytes", "--max-num-seqs": "max_num_seqs",
+    "--otlp-traces-endpoint": "otlp_traces_endpoint",
 }  # fmt: skip
 
 
@@ -64,6 +65,8 @@ class VLLMServe(BaseModel):
     kv_cache_bytes: int | None = Field(default=None, gt=0)
     enforce_eager: bool = False
     max_num_seqs: int | None = Field(default=None, ge=1)
+    otlp_traces_endpoint: str | None = None
+    """Where vLLM exports its own spans (``grove_pipelines.spec.tracing``); None: it exports none."""
     extra_args: tuple[str, ...] = ()
 
     @classmethod
@@ -124,4 +127,6 @@ class VLLMServe(BaseModel):
             args.append("--enforce-eager")
         if self.max_num_seqs is not None:
             args += ["--max-num-seqs", str(self.max_num_seqs)]
+        if self.otlp_traces_endpoint is not None:
+            args += ["--otlp-traces-endpoint", self.otlp_traces_endpoint]
         return args + list(self.extra_args)

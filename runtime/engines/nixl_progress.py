@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import Any
 
 DELAY_ENV = "GROVE_NIXL_PROGRESS_DELAY_US"
@@ -26,6 +27,12 @@ DEFAULT_DELAY_US = 1000
 """NIXL rounds the delay up to whole milliseconds; 1 ms is its shortest non-spinning wait."""
 
 _PATCHED = "_grove_pthr_delay"
+
+UCX_RCACHE_ENV = "UCX_RCACHE_MAX_UNRELEASED"
+UCX_RCACHE_DEFAULT = "1024"
+"""What vLLM sets before its own first import of NIXL (``vllm/distributed/nixl_utils.py``), against a
+rare memory leak in UCX. UCX reads it when NIXL loads, and this plugin loads NIXL first: so it sets
+the same default, unless the user set a value."""
 
 
 def progress_delay_us() -> int:
@@ -44,6 +51,8 @@ def register() -> None:
     delay = progress_delay_us()
     if delay == 0:
         return
+    if "nixl" not in sys.modules:
+        os.environ.setdefault(UCX_RCACHE_ENV, UCX_RCACHE_DEFAULT)
     try:
         api = importlib.import_module("nixl._api")
     except ImportError:

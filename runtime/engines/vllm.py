@@ -31,6 +31,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grove_pipelines.spec.tracing import OTLPTarget, vllm_tracing_env
 from grove_pipelines.spec.vllm import KV_LOAD_FAILURE_POLICY, EngineRole, VLLMServe
 from runtime.engines.supervisor import ManagedProcess, ProgressCallback, free_port
 
@@ -70,6 +71,8 @@ class VLLMConfig(BaseModel):
     seed: int = 0
     enforce_eager: bool = True
     kv_load_failure_policy: Literal["recompute", "fail"] = KV_LOAD_FAILURE_POLICY
+    tracing: OTLPTarget | None = None
+    """Where vLLM exports its own spans (``--otlp-traces-endpoint``); None: it exports none."""
     extra_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = Field(default_factory=dict)
 
@@ -80,7 +83,7 @@ class VLLMConfig(BaseModel):
             host=self.host, port=port, max_model_len=self.max_model_len,
             kv_load_failure_policy=self.kv_load_failure_policy, kv_buffer_device="cpu", seed=self.seed,
             kv_cache_bytes=self.kv_cache_bytes, enforce_eager=self.enforce_eager, max_num_seqs=self.max_num_seqs,
-            extra_args=self.extra_args,
+            otlp_traces_endpoint=self.tracing.endpoint if self.tracing is not None else None, extra_args=self.extra_args,
         )  # fmt: skip
 
     def command(self, port: int) -> list[str]:
@@ -99,6 +102,8 @@ class VLLMConfig(BaseModel):
             env["VLLM_NIXL_SIDE_CHANNEL_PORT"] = str(side_channel_port)
         if self.cpu_bind is not None:
             env["VLLM_CPU_OMP_THREADS_BIND"] = self.cpu_bind
+        if self.tracing is not None:
+            env.update(vllm_tracing_env(self.tracing, self.role))
         env.update(self.extra_env)
         return env
 

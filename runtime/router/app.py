@@ -30,7 +30,15 @@ from runtime.errors import UpstreamError, UpstreamTimeout
 from runtime.http import Request, Response, StreamBroken, StreamingResponse
 from runtime.router.admission import Rejected
 from runtime.router.core import ROUTE_HEADER, Router
-from runtime.router.flow import NoWorker, PassThrough, Proxied, finish, proxy
+from runtime.router.flow import (
+    HANDOFF_MS,
+    NoWorker,
+    PassThrough,
+    Proxied,
+    finish,
+    note_cached_tokens,
+    proxy,
+)
 from runtime.router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from runtime.router.openapi import openapi_document
 from runtime.router.policies import RequestView
@@ -246,7 +254,7 @@ class _Exchange:
         except UpstreamError as exc:
             raise app.upstream_error(exc) from None
         self.proxied = proxied
-        if self.span is not None:
+        if self.span is not None and self.span.recording:
             route = proxied.route
             for key, value in (("mode", route.mode), ("policy", route.policy), ("reason", route.reason[:512]),
                                ("kind", route.kind), ("worker", route.worker.url), ("retries", len(route.notes))):
@@ -266,6 +274,7 @@ class _Exchange:
             log.warning("answer from %s failed: %s", proxied.worker.url, exc)
             raise app.upstream_error(exc) from None
         self._first_token()
+        note_cached_tokens(proxied.span, data)
         self.ok = reply.status < 500
         self.end(reply.status)
         return Response(reply.status, data, ctype, headers_out)
@@ -293,6 +302,7 @@ class _Exchange:
             self._first = False
             self._first_token()
         if chunk:
+            note_cached_tokens(self.proxied.span, chunk)  # vLLM writes each event, its usage too, whole
             self._tail = (self._tail + chunk)[-2:]
         return chunk
 
@@ -303,8 +313,11 @@ class _Exchange:
         ms = round(ttft * 1000, 3)
         if self.span is not None:
             self.span.set("grove.ttft_ms", ms)
-        if self.proxied is not None:
-            self.proxied.span.set("grove.ttft_ms", ms)
+        proxied = self.proxied
+        if proxied is not None:
+            proxied.span.set("grove.ttft_ms", ms)
+            if proxied.prefilled_at is not None:  # the KV transfer, plus the decode worker's queue and first step
+                proxied.span.set(HANDOFF_MS, round((time.monotonic() - proxied.prefilled_at) * 1000, 3))
 
     async def aclose(self) -> None:
         """The listener is done with the stream (it ended, broke, or the client left): give all back."""

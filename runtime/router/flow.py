@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ from runtime.tracing import Span, start_span
 from runtime.tracing.context import reset_current, set_current
 
 __all__ = [
+    "CACHED_TOKENS",
+    "HANDOFF_MS",
     "LegIds",
     "Load",
     "NoWorker",
@@ -58,6 +61,7 @@ __all__ = [
     "Proxied",
     "decode_body",
     "finish",
+    "note_cached_tokens",
     "prefill_body",
     "proxy",
 ]
@@ -72,6 +76,13 @@ _PREFILL_KV = {
     "remote_host": None,
     "remote_port": None,
 }
+CACHED_TOKENS = "grove.cached_tokens"
+"""A leg span's attribute: vLLM's ``usage.prompt_tokens_details.cached_tokens`` (with vLLM's
+``--enable-prompt-tokens-details``), the prompt tokens its prefix cache already held."""
+HANDOFF_MS = "grove.handoff_ms"
+"""A decode leg span's attribute: milliseconds from the prefill answer to the decode leg's first token
+(its first body bytes; a whole answer when not streamed). It bounds the KV transfer from above: it
+also holds the decode worker's queueing and first step (vLLM 0.32 reports no transfer time per request)."""
 _LEASE_MARGIN = 1 / 3  # of the KV lease: reuse prefilled KV only while two thirds of it remain
 
 
@@ -157,19 +168,23 @@ class Proxied:
     worker: Worker
     load: Load
     span: Span  # the answering leg's, ended by :func:`finish`
+    prefilled_at: float | None = None  # time.monotonic() when this request's prefill answer was in
 
 
 def leg_span(leg: str, worker: Worker, route: Route, leg_id: str) -> Span:
     """The span of one leg (under the router's request span): its worker and the route's decision."""
-    return start_span(f"router.leg {leg}", {
-        "grove.leg": leg,
-        "grove.worker": worker.url,
-        "grove.route.mode": route.mode,
-        "grove.route.policy": route.policy,
-        "grove.route.reason": route.reason[:512],
-        "grove.route.kind": route.kind,
-        "grove.leg.request_id": leg_id,
-    }, kind="client")
+    span = start_span(f"router.leg {leg}", kind="client")
+    if span.recording:  # by default nothing records: the attributes are not even built
+        span.attributes.update({
+            "grove.leg": leg,
+            "grove.worker": worker.url,
+            "grove.route.mode": route.mode,
+            "grove.route.policy": route.policy,
+            "grove.route.reason": route.reason[:512],
+            "grove.route.kind": route.kind,
+            "grove.leg.request_id": leg_id,
+        })
+    return span
 
 
 @dataclass
@@ -219,10 +234,12 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             _abandon(router, held, "expiring")
             held = None
         router.commit(route, req)
+        prefilled_at = None
         if kv is None and route.prefill is not None:
             kv = await _prefill(router, req, route, headers, path, ids)
             if kv is not None:
                 held = _Prefilled(route.prefill, kv)
+                prefilled_at = held.at
         source = route.prefill if kv is not None else None  # the worker holding this request's KV
         body = decode_body(req.body, kv) if kv is not None else req.body
         worker = route.worker
@@ -286,7 +303,7 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             raise
         finally:
             reset_current(token)
-        return Proxied(route, reply, worker, load, span)
+        return Proxied(route, reply, worker, load, span, prefilled_at)
 
 
 def finish(proxied: Proxied, ok: bool) -> None:
@@ -297,6 +314,20 @@ def finish(proxied: Proxied, ok: bool) -> None:
     else:
         proxied.span.fail("the answer broke off")
     proxied.span.end()
+
+
+_CACHED = re.compile(rb'"cached_tokens"\s*:\s*(\d{1,9})')
+
+
+def note_cached_tokens(span: Span, data: bytes) -> None:
+    """Put the last ``"cached_tokens": N`` of an answer (or a stream's piece) on ``span``, if there is one.
+
+    Only real JSON keys match: a model's text saying ``"cached_tokens"`` is escaped (``\\"``) in the answer.
+    """
+    if span.recording and b'"cached_tokens"' in data:
+        found = _CACHED.findall(data)
+        if found:
+            span.set(CACHED_TOKENS, int(found[-1]))
 
 
 def _abandon(router: Router, held: _Prefilled | None, outcome: str) -> None:
@@ -330,7 +361,7 @@ async def _prefill(
                     raise PassThrough(reply.status, data, reply.content_type)
                 if reply.status != 200:
                     raise UpstreamError(f"HTTP {reply.status}", url=worker.url, status=reply.status)
-                kv = _kv_params(data)
+                kv = _kv_params(data, span)
                 if kv is None:
                     raise UpstreamError("answer has no kv_transfer_params (is it a kv_producer?)", url=worker.url)
             worker.record_success()
@@ -355,12 +386,20 @@ async def _prefill(
     return None
 
 
-def _kv_params(data: bytes) -> dict[str, Any] | None:
+def _kv_params(data: bytes, span: Span) -> dict[str, Any] | None:
+    """The prefill answer's ``kv_transfer_params``; its prompt tokens vLLM found cached go on ``span``."""
     try:
         parsed = json.loads(data)
     except (ValueError, RecursionError):
         return None
-    kv = parsed.get("kv_transfer_params") if isinstance(parsed, dict) else None
+    if not isinstance(parsed, dict):
+        return None
+    usage = parsed.get("usage")
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if isinstance(cached, int) and not isinstance(cached, bool):
+        span.set(CACHED_TOKENS, cached)
+    kv = parsed.get("kv_transfer_params")
     return kv if isinstance(kv, dict) else None
 
 

@@ -57,8 +57,8 @@ from runtime.server.pipeline_schema import input_model, request_schema, result_s
 from runtime.server.settings import ServerSettings
 from runtime.server.sse import event_stream
 from runtime.server.value_codec import encode
-from runtime.tracing import TRACEPARENT, parse_traceparent
-from runtime.tracing.context import set_current
+from runtime.tracing import TRACEPARENT, Attribute, parse_traceparent, start_span, traced_stream
+from runtime.tracing.context import reset_current, set_current
 
 __all__ = ["PipelineApp", "build_app"]
 
@@ -377,11 +377,24 @@ class PipelineApp:
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.llm_timeout_s)
         headers = {REQUEST_ID_HEADER: request_id, DEADLINE_HEADER: deadline.header()}
         url = executor.llm.url(stage, request.path)
-        status, content_type, chunks = await executor.client.proxy(
-            url, raw, headers, stage=stage, timeout_s=deadline.remaining()
-        )
+        set_current(parse_traceparent(request.headers.get(TRACEPARENT)))  # the client's trace, if it sent one
+        attributes: dict[str, Attribute] = {"grove.llm": stage, "grove.llm.path": request.path, "grove.request_id": request_id}
+        span = start_span(f"llm.proxy {stage}", attributes, kind="server")  # ends with the relayed answer
+        token = set_current(span)  # the router continues this span's trace
+        try:
+            status, content_type, chunks = await executor.client.proxy(
+                url, raw, headers, stage=stage, timeout_s=deadline.remaining()
+            )
+        except BaseException as exc:
+            span.fail(exc.type if isinstance(exc, PipelineRunError) else type(exc).__name__)
+            span.end()
+            raise
+        finally:
+            reset_current(token)
+        span.set("http.response.status_code", status)
         return StreamingResponse(
-            chunks, status, content_type.encode("latin-1"), ((_REQUEST_ID_BYTES, request_id.encode()),)
+            traced_stream(span, chunks), status, content_type.encode("latin-1"),
+            ((_REQUEST_ID_BYTES, request_id.encode()),),
         )
 
 

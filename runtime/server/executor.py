@@ -44,7 +44,7 @@ from runtime.server.settings import ServerSettings
 from runtime.server.stage_client import StageClient
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
 from runtime.server.value_codec import ArgBinder
-from runtime.tracing import Attribute, Span, start_span
+from runtime.tracing import Attribute, Span, start_span, traced_stream
 
 __all__ = ["Executor", "RequestInvoker", "TokenSink", "current_caller"]
 
@@ -292,17 +292,17 @@ class RequestInvoker:
                 llm.name, timeout_s, llm.spec.retries, caller,
                 lambda: self.executor.llm.call(llm.name, path, body, self.request_id, sink), span,
             )
-            usage = result.get("usage") if isinstance(result, dict) else None
-            if isinstance(usage, dict):
-                for key in ("prompt_tokens", "completion_tokens"):
-                    if isinstance(usage.get(key), int):
-                        span.set(f"gen_ai.usage.{key.replace('_tokens', '')}_tokens", usage[key])
+            _usage_attributes(span, result)
             return result
 
     def stream_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> Any:
         caller = self._admit(llm.name)
         sink = self._sink(caller)
-        return self.executor.llm.stream(llm.name, path, body, self.request_id, sink)
+        attributes = _call_attributes("llm", llm.name, caller, (), {})
+        attributes["grove.llm.path"], attributes["grove.llm.stream"] = path, True
+        span = start_span(f"llm {llm.name}", attributes)  # ends with the stream (usage: from its last chunk)
+        chunks = self.executor.llm.stream(llm.name, path, body, self.request_id, sink)
+        return traced_stream(span, chunks, lambda chunk: _usage_attributes(span, chunk))
 
     async def _guarded(
         self, name: str, timeout_s: float, retries: int, caller: str, attempt: Callable[[], Awaitable[Any]],
@@ -340,6 +340,15 @@ class RequestInvoker:
             metrics.stage_call(caller, name, "ok", time.perf_counter() - started)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _usage_attributes(span: Span, answer: Any) -> None:
+    """An OpenAI answer's (or final stream chunk's) token counts on ``span``."""
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    if isinstance(usage, dict):
+        for key in ("prompt_tokens", "completion_tokens"):
+            if isinstance(usage.get(key), int):
+                span.set(f"gen_ai.usage.{key}", usage[key])
 
 
 def _call_attributes(

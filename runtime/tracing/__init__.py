@@ -3,8 +3,9 @@
 One trace per pipeline request, carried across processes by the W3C ``traceparent`` header (the
 HTTP client in ``runtime.http`` adds it to every call made under a span, so stage servers, routers
 and vLLM workers continue the same trace). Each process calls :func:`configure` once at start;
-spans then go to the bounded in-memory store (read with :func:`recent` and :func:`trace`) and, when
-an OTLP endpoint is set in the standard ``OTEL_*`` variables, to the collector.
+spans then go, when an OTLP endpoint is set in the standard ``OTEL_*`` variables, to the collector,
+and, when ``GROVE_TRACE_STORE_TRACES`` asks for it, to a bounded in-memory store (read with
+:func:`recent` and :func:`trace`). With neither, no span is made: ``traceparent`` passes through.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ from runtime.tracing.spans import (
     _SETTINGS,
     _SINKS,
     Attribute,
+    NonRecordingSpan,
     Span,
     current_traceparent,
     settings,
     start_span,
 )
 from runtime.tracing.store import SpanRecord, TraceStore, TraceSummary, _replace, recent, store, trace
+from runtime.tracing.streams import traced_stream
 
 __all__ = [
     "TRACEPARENT",
     "Attribute",
+    "NonRecordingSpan",
     "Span",
     "SpanContext",
     "SpanRecord",
@@ -43,6 +47,7 @@ __all__ = [
     "start_span",
     "store",
     "trace",
+    "traced_stream",
 ]
 
 _FLUSH: list[Callable[[], None]] = []
@@ -53,7 +58,7 @@ def configure(service: str, environ: Mapping[str, str] | None = None) -> Tracing
     config = TracingSettings.from_env(service, environ)
     _SETTINGS[0] = config
     if config.store_traces != store().max_traces:
-        _replace(TraceStore(config.store_traces))
+        _replace(TraceStore(config.store_traces))  # 0: keeps nothing
     _SINKS.clear()
     _FLUSH.clear()
     if config.enabled and config.export:

@@ -55,8 +55,9 @@ _CURRENT: ContextVar[SpanContext | None] = ContextVar("grove_current_span", defa
 
 
 def current() -> SpanContext | None:
-    """The span (or remote parent) the running code is under, if any."""
-    return _CURRENT.get()
+    """The span (or remote parent) the running code is under, if any (a span of no trace is none)."""
+    ctx = _CURRENT.get()
+    return ctx if ctx is not None and ctx.trace_id else None
 
 
 def set_current(ctx: SpanContext | None) -> Token[SpanContext | None]:

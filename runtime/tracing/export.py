@@ -1,8 +1,9 @@
 """Export finished spans over OTLP with OpenTelemetry's own SDK exporter (batched, off the request path).
 
 Loaded only when an OTLP endpoint is configured. The SDK's ``OTLPSpanExporter`` reads the standard
-variables itself (headers, timeouts, certificates); the endpoint is resolved here as the specification says; ``OTEL_EXPORTER_OTLP_PROTOCOL``
-picks ``http/protobuf`` (the default here) or ``grpc``.
+variables itself (headers, timeouts, certificates); the endpoint and protocol (``http/protobuf`` by
+default, or ``grpc``) are resolved by ``grove_pipelines.spec.tracing.otlp_traces_target``, the same
+resolution the vLLM workers' ``--otlp-traces-endpoint`` gets.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace.status import Status, StatusCode
 
-from grove_pipelines.spec.tracing import OTLP_ENDPOINT_ENV, OTLP_TRACES_ENDPOINT_ENV
+from grove_pipelines.spec.tracing import otlp_traces_target
 from runtime.tracing.spans import Span
 
 __all__ = ["otlp_sink"]
@@ -30,17 +31,15 @@ _STATUS = {"ok": StatusCode.OK, "error": StatusCode.ERROR, "unset": StatusCode.U
 
 
 def _exporter(environ: Mapping[str, str]) -> SpanExporter:
-    protocol = (
-        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
-    )
-    traces, base = environ.get(OTLP_TRACES_ENDPOINT_ENV), environ.get(OTLP_ENDPOINT_ENV, "")
-    if protocol.strip() == "grpc":
+    target = otlp_traces_target(environ)
+    assert target is not None  # configure() exports only when an endpoint is set
+    if target.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return GrpcExporter(endpoint=traces or base)
+        return GrpcExporter(endpoint=target.endpoint)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=traces or base.rstrip("/") + "/v1/traces")  # the specification's paths
+    return OTLPSpanExporter(endpoint=target.endpoint)
 
 
 def _context(trace_id: str, span_id: str) -> trace_api.SpanContext:

@@ -1,9 +1,10 @@
 """Tracing's settings from the standard OpenTelemetry variables (names in ``grove_pipelines.spec.tracing``).
 
-Off by default: no variable set means spans are recorded into the in-memory store only. An OTLP
-endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT`` or its ``_TRACES_`` form) turns exporting on, unless
-``OTEL_TRACES_EXPORTER=none``. ``OTEL_SDK_DISABLED=true`` records nothing at all (and still passes a
-caller's ``traceparent`` on). Samplers: ``always_on``, ``always_off``, ``traceidratio`` and their
+Off by default: no variable set means no span is recorded at all, and a caller's ``traceparent``
+is passed on as it came (as OpenTelemetry's API does without an SDK), which costs a request next to
+nothing. An OTLP endpoint (``OTEL_EXPORTER_OTLP_ENDPOINT`` or its ``_TRACES_`` form) turns exporting
+on, unless ``OTEL_TRACES_EXPORTER=none``; ``GROVE_TRACE_STORE_TRACES=N`` keeps the last N traces in
+memory (read in-process). ``OTEL_SDK_DISABLED=true`` records nothing either way. Samplers: ``always_on``, ``always_off``, ``traceidratio`` and their
 ``parentbased_`` forms (the default is ``parentbased_always_on``, as in the specification).
 """
 
@@ -15,12 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from grove_pipelines.spec.tracing import (
-    OTLP_ENDPOINT_ENV,
-    OTLP_TRACES_ENDPOINT_ENV,
-    SERVICE_NAME_ENV,
-    TRACE_STORE_ENV,
-)
+from grove_pipelines.spec.tracing import SERVICE_NAME_ENV, TRACE_STORE_ENV, otlp_traces_target
 from runtime.tracing.store import DEFAULT_TRACES
 
 __all__ = ["TracingSettings"]
@@ -42,7 +38,8 @@ class TracingSettings(BaseModel):
     export: bool = False
     sampler: Sampler = "parentbased_always_on"
     ratio: float = 1.0
-    store_traces: int = DEFAULT_TRACES
+    store_traces: int = 0
+    """Traces kept in memory (0: none)."""
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> TracingSettings:
@@ -54,18 +51,22 @@ class TracingSettings(BaseModel):
         except ValueError:
             ratio = 1.0
         try:
-            kept = int(env.get(TRACE_STORE_ENV, str(DEFAULT_TRACES)))
+            kept = int(env.get(TRACE_STORE_ENV, "0"))
         except ValueError:
-            kept = DEFAULT_TRACES
-        endpoint = env.get(OTLP_TRACES_ENDPOINT_ENV) or env.get(OTLP_ENDPOINT_ENV)
+            kept = DEFAULT_TRACES  # set, but not a number: the user wanted a store
         return cls(
             enabled=env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true",
             service=env.get(SERVICE_NAME_ENV) or service,
-            export=bool(endpoint) and env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() != "none",
+            export=otlp_traces_target(env) is not None,
             sampler=sampler if sampler in _SAMPLERS else "parentbased_always_on",  # type: ignore[arg-type]
             ratio=ratio,
-            store_traces=max(1, min(kept, 100_000)),
+            store_traces=max(0, min(kept, 100_000)),
         )
+
+    @property
+    def records(self) -> bool:
+        """Whether spans go anywhere (an exporter or the store); if not, none is made (see ``start_span``)."""
+        return self.enabled and (self.export or self.store_traces > 0)
 
     def sample(self, trace_id: str, parent_sampled: bool | None) -> bool:
         """Whether a new span is recorded; ``parent_sampled`` is None for a root span."""

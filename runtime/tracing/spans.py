@@ -2,7 +2,10 @@
 
 A span is a small slotted object; nothing is formatted until someone reads the store or the OTLP
 exporter batches it. A span that is not sampled still gets ids, so ``traceparent`` carries on (with
-the sampled flag off) and the callees agree not to record either.
+the sampled flag off) and the callees agree not to record either. When this process records nothing
+(no exporter, no store: the default), :func:`start_span` makes a :class:`NonRecordingSpan` instead: it
+carries its parent's context unchanged, so callees continue the caller's trace, and costs a request
+almost nothing; callers skip building attributes when ``span.recording`` is false.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from runtime.tracing.context import SpanContext, current, format_traceparent, re
 from runtime.tracing.settings import TracingSettings
 from runtime.tracing.store import store
 
-__all__ = ["Attribute", "Span", "current_traceparent", "settings", "start_span"]
+__all__ = ["Attribute", "NonRecordingSpan", "Span", "current_traceparent", "settings", "start_span"]
 
 Attribute = str | int | float | bool
 Kind = Literal["internal", "server", "client"]
@@ -62,6 +65,11 @@ class Span(SpanContext):
         self.status_message: str | None = None
         self._token: Token[SpanContext | None] | None = None
 
+    @property
+    def recording(self) -> bool:
+        """Whether this span is kept (so attributes are worth computing)."""
+        return self.sampled
+
     def set(self, key: str, value: Attribute | None) -> None:
         """Set an attribute (None: leave it unset)."""
         if value is not None:
@@ -93,9 +101,35 @@ class Span(SpanContext):
         if self._token is not None:
             reset_current(self._token)
             self._token = None
-        if exc is not None and self.status != "error":
+        if exc is not None and self.recording and self.status != "error":
             self.fail("cancelled" if kind is not None and not issubclass(kind, Exception) else type(exc).__name__)
         self.end()
+
+
+class NonRecordingSpan(Span):
+    """A span this process does not record: its parent's context (nothing, without one), ended by no one."""
+
+    __slots__ = ()
+
+    def __init__(self, parent: SpanContext | None) -> None:  # not Span's: nothing to time or keep
+        if parent is None:
+            SpanContext.__init__(self, "", "", False)  # no trace: current() is None under it
+        else:
+            SpanContext.__init__(self, parent.trace_id, parent.span_id, parent.sampled)
+        self._token = None
+
+    @property
+    def recording(self) -> bool:
+        return False
+
+    def set(self, key: str, value: Attribute | None) -> None:
+        pass
+
+    def fail(self, message: str) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
 
 
 def start_span(
@@ -105,9 +139,14 @@ def start_span(
     parent: SpanContext | None = None,
     kind: Kind = "internal",
 ) -> Span:
-    """A new span under ``parent`` (default: the current span; none: a new trace). Not current until entered."""
+    """A new span under ``parent`` (default: the current span; none: a new trace). Not current until entered.
+
+    A :class:`NonRecordingSpan` when this process records nothing (``attributes`` are then dropped).
+    """
     parent = parent or current()
     config = _SETTINGS[0]
+    if not config.records:
+        return NonRecordingSpan(parent)
     if parent is None:
         trace_id = f"{_bits(128) or 1:032x}"
         return Span(name, trace_id, None, config.sample(trace_id, None), kind, config.service, attributes)

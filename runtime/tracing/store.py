@@ -3,7 +3,8 @@
 The in-process API other code reads (typed, pydantic): :func:`recent` lists the newest traces,
 :func:`trace` gives one trace's spans. Only the spans *this* process recorded are here: a trace
 that crossed into a stage server or a router has the rest of its spans in those processes (or in
-the OTLP collector, when one is configured). Recording is cheap (a finished span is appended to a
+the OTLP collector, when one is configured). It is off unless ``GROVE_TRACE_STORE_TRACES`` is set
+(no server reads it; tests and in-process tools do). Recording is cheap (a finished span is appended to a
 list); the pydantic models are built only when someone reads.
 """
 
@@ -72,16 +73,18 @@ def _root(spans: list[Span]) -> Span:
 
 
 class TraceStore:
-    """The newest ``max_traces`` traces (oldest dropped first), at most ``MAX_SPANS_PER_TRACE`` spans each."""
+    """The newest ``max_traces`` traces (oldest dropped first), at most ``MAX_SPANS_PER_TRACE`` spans each (0: none)."""
 
     def __init__(self, max_traces: int = DEFAULT_TRACES) -> None:
-        self.max_traces = max(1, max_traces)
+        self.max_traces = max(0, max_traces)
         self._traces: OrderedDict[str, list[Span]] = OrderedDict()
         self._lock = threading.Lock()  # spans may end on a stage's worker thread
         self.dropped = 0
 
     def add(self, span: Span) -> None:
         """Keep a finished span."""
+        if not self.max_traces:
+            return
         with self._lock:
             spans = self._traces.get(span.trace_id)
             if spans is None:
@@ -122,7 +125,7 @@ class TraceStore:
             self._traces.clear()
 
 
-_STORE: list[TraceStore] = [TraceStore()]
+_STORE: list[TraceStore] = [TraceStore(0)]
 
 
 def store() -> TraceStore:

@@ -41,11 +41,14 @@ class Result:
         return statistics.quantiles(values, n=100, method="inclusive")[min(98, max(0, int(q) - 1))] * 1000
 
 
-def request_bytes(host: str, port: int, path: str, body: dict[str, Any]) -> bytes:
-    """One keep-alive HTTP/1.1 POST of ``body`` as JSON, ready to write."""
+def request_bytes(
+    host: str, port: int, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> bytes:
+    """One keep-alive HTTP/1.1 POST of ``body`` as JSON (with ``headers``), ready to write."""
     data = json.dumps(body).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     return (
-        f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n{extra}"
         f"content-length: {len(data)}\r\n\r\n"
     ).encode() + data
 
@@ -87,9 +90,10 @@ async def run_load(
     duration: float | None = None,
     count: int | None = None,
     warmup: float = 0.5,
+    headers: dict[str, str] | None = None,
 ) -> Result:
     """Keep ``concurrency`` connections busy for ``duration`` s (after ``warmup``) or ``count`` requests."""
-    request = request_bytes(host, port, path, body)
+    request = request_bytes(host, port, path, body, headers)
     result = Result()
     remaining = [count if count is not None else 1 << 62]
     measuring = [warmup <= 0]

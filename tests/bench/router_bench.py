@@ -72,9 +72,9 @@ def _shebang_runs(script: Path) -> bool:
 
 @contextmanager
 def process(
-    name: str, argv: list[str], health: str, log: Path, timeout: float = 120
+    name: str, argv: list[str], health: str, log: Path, timeout: float = 120, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``argv`` (its own process group) until the block ends; wait for ``health`` to answer 200."""
+    """Run ``argv`` (its own process group, in ``env`` or ours) until the block ends; wait for ``health`` to answer 200."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -82,7 +82,7 @@ def process(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
         )
     try:
         deadline = time.monotonic() + timeout

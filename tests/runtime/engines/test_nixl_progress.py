@@ -10,6 +10,7 @@ whatever else loads the machine; a waiting one sleeps hundreds of times a second
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -70,6 +71,30 @@ def test_vllm_finds_the_plugin_among_its_general_plugins() -> None:
 def test_an_idle_nixl_agent_spins_without_the_plugin_and_sleeps_with_it() -> None:
     assert len(_spinning_threads("plain")) == 1  # NIXL's progress thread, as vLLM gets it
     assert _spinning_threads("plugin") == []
+
+
+RCACHE_CHILD = """
+import os
+from runtime.engines.nixl_progress import register
+register()
+import nixl._api
+print(os.environ.get("UCX_RCACHE_MAX_UNRELEASED"))
+"""
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "1024"), ("64", "64")])
+def test_the_plugin_keeps_the_ucx_cache_limit_vllm_would_set_before_loading_nixl(
+    given: str | None, seen: str
+) -> None:
+    # vLLM sets UCX_RCACHE_MAX_UNRELEASED=1024 before its first import of NIXL, and only if NIXL is not
+    # loaded yet; the plugin loads NIXL earlier, so it must leave the same setting (and keep the user's).
+    env = {k: v for k, v in os.environ.items() if k != "UCX_RCACHE_MAX_UNRELEASED"}
+    if given is not None:
+        env["UCX_RCACHE_MAX_UNRELEASED"] = given
+    out = subprocess.run(
+        [sys.executable, "-c", RCACHE_CHILD], capture_output=True, text=True, timeout=60, check=True, env=env
+    ).stdout
+    assert out.strip().splitlines()[-1] == seen
 
 
 def test_a_bad_delay_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ CLIENT = f"00-{TRACE}-00f067aa0ba902b7-01"
 
 @pytest.fixture(autouse=True)
 def fresh() -> Iterator[None]:
-    tracing.configure("router-test", {})
+    tracing.configure("router-test", {"GROVE_TRACE_STORE_TRACES": "200"})
     tracing.store().clear()
     yield
 
@@ -75,3 +75,19 @@ async def test_a_failed_leg_is_an_error_span_and_its_retry_another(
     assert legs[0].status_message == "UpstreamError: HTTP 503"
     router_span = next(s for s in tracing.trace(TRACE) or [] if s.name == "router completions")
     assert router_span.attributes["grove.route.retries"] == 1 and router_span.status == "ok"
+
+
+async def test_when_nothing_records_the_clients_traceparent_reaches_both_legs_unchanged(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    tracing.configure("router-test", {})  # the default: no exporter, no store
+    prefill, decode = await fakes("prefill"), await fakes("decode")
+    router = await make_router(prefill=[prefill.url], decode=[decode.url])
+    for headers in ({"traceparent": CLIENT}, {}):
+        async with http.post(f"{router.url}/v1/completions", json=COMPLETION, headers=headers) as r:
+            assert r.status == 200
+            await r.read()
+    (p_traced, p_plain), (d_traced, d_plain) = prefill.completions(), decode.completions()
+    assert p_traced.headers.get("traceparent") == d_traced.headers.get("traceparent") == CLIENT  # vLLM's parent: the client
+    assert "traceparent" not in p_plain.headers and "traceparent" not in d_plain.headers
+    assert tracing.recent() == []

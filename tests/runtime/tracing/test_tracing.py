@@ -7,18 +7,20 @@ from collections.abc import Iterator
 import pytest
 
 from runtime import tracing
-from runtime.tracing import TracingSettings, parse_traceparent, start_span
+from runtime.router.flow import CACHED_TOKENS, note_cached_tokens
+from runtime.tracing import NonRecordingSpan, TracingSettings, parse_traceparent, start_span
 from runtime.tracing.context import format_traceparent
 from tests.otlp_collector import otlp_collector
 
 pytestmark = pytest.mark.timeout(60)
 
+KEEP = {"GROVE_TRACE_STORE_TRACES": "200"}
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 @pytest.fixture(autouse=True)
 def fresh() -> Iterator[None]:
-    tracing.configure("test", {})
+    tracing.configure("test", KEEP)
     tracing.store().clear()
     yield
     tracing.configure("test", {})
@@ -76,10 +78,25 @@ def test_samplers_follow_the_specification() -> None:
 
 
 def test_an_unsampled_span_is_neither_kept_nor_exported_but_still_propagates() -> None:
-    tracing.configure("test", {"OTEL_TRACES_SAMPLER": "always_off"})
+    tracing.configure("test", {"OTEL_TRACES_SAMPLER": "always_off", **KEEP})
     with start_span("quiet") as span:
         assert tracing.current_traceparent() == f"00-{span.trace_id}-{span.span_id}-00"
     assert tracing.recent() == []
+
+
+def test_by_default_no_span_is_made_and_the_callers_traceparent_passes_through() -> None:
+    tracing.configure("test", {})
+    assert not tracing.settings().records
+    with start_span("root", {"a": 1}) as root:
+        assert isinstance(root, NonRecordingSpan) and not root.recording
+        assert tracing.current() is None and tracing.current_traceparent() is None  # no trace to continue
+    with start_span("child", parent=parse_traceparent(TP)) as child:
+        child.set("b", 2)
+        child.fail("boom")
+        assert tracing.current_traceparent() == TP and isinstance(child, NonRecordingSpan)
+    assert tracing.recent() == [] and tracing.store().max_traces == 0
+    tracing.configure("test", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"})
+    assert isinstance(start_span("off"), NonRecordingSpan)
 
 
 def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set() -> None:
@@ -103,3 +120,15 @@ def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set() -> None:
 def test_export_is_off_by_default_and_with_exporter_none() -> None:
     assert not TracingSettings.from_env("s", {}).export
     assert not TracingSettings.from_env("s", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_TRACES_EXPORTER": "none"}).export
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    (b'{"usage":{"prompt_tokens":40,"prompt_tokens_details":{"cached_tokens":32}}}', 32),
+    (b'data: {"choices":[],"usage":{"prompt_tokens_details": {"cached_tokens" : 0}}}\n\n', 0),
+    (b'{"choices":[{"text":"say \\"cached_tokens\\": 7"}],"usage":{"prompt_tokens":3}}', None),  # the model's words
+    (b'{"usage":{"prompt_tokens":3,"prompt_tokens_details":null}}', None),
+])  # fmt: skip
+def test_the_router_reads_cached_tokens_only_from_the_answers_usage(answer: bytes, expected: int | None) -> None:
+    span = start_span("leg")
+    note_cached_tokens(span, answer)
+    assert span.attributes.get(CACHED_TOKENS) == expected
