@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from grove_pipelines.cli import commands
 from grove_pipelines.errors import GrovePipelinesError
+from grove_pipelines.validation_summary import validation_summary
 
 __all__ = ["app", "main"]
 
@@ -25,15 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 commands.register(app)
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per invalid field: ``field.path: message``."""
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(input)"
-        lines.append(f"{where}: {err['msg']}")
-    return "; ".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         if debug:
             raise
-        print(f"error: {format_validation_error(exc)}", file=sys.stderr)
+        print(f"error: {validation_summary(exc, whole='(input)')}", file=sys.stderr)
         raise SystemExit(1) from None
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from functools import cached_property
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove import containers as ctr
 from grove_pipelines.grove.kube_objects import Container, EmptyDirVolumeSource, EnvVar, PodSpec, Volume
-from grove_pipelines.grove.layout import Layout, Unit, env_suffix
+from grove_pipelines.grove.layout import Layout, Unit
 from grove_pipelines.grove.podcliqueset import (
     AutoScalingConfig,
     PodCliqueScalingGroupConfig,
@@ -23,6 +23,7 @@ from grove_pipelines.grove.podcliqueset import (
     PodCliqueTemplateSpec,
 )
 from grove_pipelines.spec import Autoscaling, EntrySpec, LLMSpec, PythonStageSpec
+from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX, env_name
 
 __all__ = ["CliqueContext", "autoscaling_config", "build_cliques", "build_scaling_groups", "has_router"]
 
@@ -73,11 +74,11 @@ def _caller_env(ctx: CliqueContext, node: str) -> list[EnvVar]:
     env = []
     for index, llm in enumerate(_llm_callees(ctx, node)):
         url = f"http://127.0.0.1:{ctr.ROUTER_BASE_PORT + index}"
-        env.append(EnvVar(name=f"GP_LLM_URL_{env_suffix(llm.name)}", value=url))
+        env.append(EnvVar(name=env_name(LLM_URL_PREFIX, llm.name), value=url))
     for callee in ctx.graph.callees(node):
         if isinstance(ctx.graph.stage(callee), PythonStageSpec):
             url = f"http://{ctx.pcs}-{ctx.layout.targets(callee)[0]}:{ctr.WORKER_PORT}"
-            env.append(EnvVar(name=f"GP_STAGE_URL_{env_suffix(callee)}", value=url))
+            env.append(EnvVar(name=env_name(STAGE_URL_PREFIX, callee), value=url))
     return env
 
 

@@ -16,7 +16,7 @@ from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove.names import PCS_FLOOR, CliqueSlot, max_pcs_length, short_name
 from grove_pipelines.spec import EntrySpec, LLMSpec, PythonStageSpec, RoleSpec
 
-__all__ = ["Layout", "Unit", "env_suffix"]
+__all__ = ["Layout", "Unit"]
 
 _Replicated = EntrySpec | PythonStageSpec | RoleSpec
 _GROUPED_NAMES = {
@@ -171,8 +171,3 @@ def _slots(units: list[Unit]) -> list[CliqueSlot]:
 def _max_replicas(spec: _Replicated) -> int:
     """The most replicas a spec can reach (its autoscaling maximum, if any)."""
     return max(spec.replicas, spec.autoscaling.max_replicas if spec.autoscaling else 1)
-
-
-def env_suffix(name: str) -> str:
-    """A stage name as an env var suffix: ``web-search`` → ``WEB_SEARCH``."""
-    return name.upper().replace("-", "_")

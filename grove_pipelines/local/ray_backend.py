@@ -120,7 +120,7 @@ def run_ray(
             app = build_ray_app(absolute, graph, plans, model=model_dir, log_dir=log_dir)
             serve.run(app, name=graph.name, route_prefix="/")
         if not stop.is_set():
-            from runtime.server.schema import input_model
+            from runtime.server.pipeline_schema import input_model
 
             endpoint = f"http://{host}:{port}/v1/pipelines/{graph.name}"
             body = example_body(input_model(graph.name, loaded.pipeline.func).model_json_schema())

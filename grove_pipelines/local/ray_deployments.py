@@ -24,8 +24,7 @@ from grove_pipelines.local.plan import LLMPlan
 from grove_pipelines.sdk import Stage
 from runtime.server.errors import PipelineRunError, StageFailedError, from_body
 from runtime.server.executor import Executor
-from runtime.server.schema import result_decoder
-from runtime.server.wire import encode
+from runtime.server.value_codec import encode, result_decoder
 
 __all__ = ["LLMDeployment", "PipelineIngress", "RayHandleTransport", "StageDeployment"]
 

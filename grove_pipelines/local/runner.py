@@ -178,7 +178,7 @@ def run_local(
     from runtime.http import bind_socket
     from runtime.server.app import build_app
     from runtime.server.executor import Executor
-    from runtime.server.schema import input_model
+    from runtime.server.pipeline_schema import input_model
     from runtime.server.serving import serve_forever
 
     loaded: LoadedPipeline = load_pipeline(ref)

@@ -1,1 +1,1 @@
-"""Starting and supervising vLLM processes, and the offline tiny model they serve in local mode and tests."""
+"""The vLLM processes: starting and supervising them (``supervisor``, ``vllm``) and the NIXL plugin they load."""

@@ -35,9 +35,8 @@ from grove_pipelines.spec.tracing import OTLPTarget, vllm_tracing_env
 from grove_pipelines.spec.vllm import KV_LOAD_FAILURE_POLICY, EngineRole, VLLMServe
 from runtime.engines.supervisor import ManagedProcess, ProgressCallback, free_port
 
-__all__ = ["OFFLINE_ENV", "VLLM_PROGRAM", "PDPair", "Role", "VLLMConfig", "VLLMProcess", "start_pd_pair", "start_together"]
+__all__ = ["OFFLINE_ENV", "VLLM_PROGRAM", "PDPair", "VLLMConfig", "VLLMProcess", "start_pd_pair", "start_together"]
 
-Role = EngineRole
 VLLM_PROGRAM = (sys.executable, "-m", "vllm.entrypoints.cli.main")
 """The installed vLLM's ``vllm`` command, run with this interpreter."""
 OFFLINE_ENV = {
@@ -54,7 +53,7 @@ class VLLMConfig(BaseModel):
 
     model: Path
     served_model_name: str = "tiny"
-    role: Role = "aggregated"
+    role: EngineRole = "aggregated"
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     side_channel_port: int = Field(

@@ -26,11 +26,19 @@ from pydantic import BaseModel, ValidationError
 
 from grove_pipelines.graph import ENTRY
 from grove_pipelines.spec.endpoints import LIVENESS_PATH, SERVER_READINESS_PATH
+from grove_pipelines.validation_summary import validation_summary
 from runtime.console.page import PAGE_HEADERS, PAGE_PATHS, STATE_PATH, WATERFALL_PATH, Console
 from runtime.http import HttpError, ListenerLimits, Request, Response, Routes, StreamingResponse
 from runtime.private_fields import strip_private
 from runtime.router.session_headers import session_from
 from runtime.server.body import parse_json
+from runtime.server.call_protocol import (
+    CALLER_HEADER,
+    DEADLINE_HEADER,
+    REQUEST_ID_HEADER,
+    StageCall,
+    request_id_from,
+)
 from runtime.server.deadline import Deadline
 from runtime.server.errors import (
     DrainingError,
@@ -45,17 +53,10 @@ from runtime.server.gate import Gate
 from runtime.server.llm_calls import RUN_SESSION
 from runtime.server.metrics import CONTENT_TYPE, Metrics
 from runtime.server.openapi import PipelineAPI, openapi_document
-from runtime.server.schema import format_errors, input_model, request_schema, result_schema
+from runtime.server.pipeline_schema import input_model, request_schema, result_schema
 from runtime.server.settings import ServerSettings
 from runtime.server.sse import event_stream
-from runtime.server.wire import (
-    CALLER_HEADER,
-    DEADLINE_HEADER,
-    REQUEST_ID_HEADER,
-    StageCall,
-    encode,
-    request_id_from,
-)
+from runtime.server.value_codec import encode
 from runtime.tracing import TRACEPARENT, Attribute, parse_traceparent, start_span, traced_stream
 from runtime.tracing.context import reset_current, set_current
 
@@ -293,7 +294,8 @@ class PipelineApp:
         try:
             validated = served.request_model.model_validate(data)
         except ValidationError as exc:
-            raise InvalidRequestError(f"invalid input for pipeline {name!r}: {format_errors(exc)}") from exc
+            problems = validation_summary(exc, whole="body")
+            raise InvalidRequestError(f"invalid input for pipeline {name!r}: {problems}") from exc
         inputs = {field: getattr(validated, field) for field in served.fields}
         request_id = request.headers[_REQUEST_ID]
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.timeout_s)
@@ -347,7 +349,8 @@ class PipelineApp:
         try:
             call = StageCall.model_validate(data)
         except ValidationError as exc:
-            raise InvalidRequestError(f"invalid call of stage {name!r}: {format_errors(exc)}", stage=name) from exc
+            problems = validation_summary(exc, whole="body")
+            raise InvalidRequestError(f"invalid call of stage {name!r}: {problems}", stage=name) from exc
         caller = request.headers.get(_CALLER, ENTRY)
         request_id = request.headers[_REQUEST_ID]
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.timeout_s)
@@ -379,7 +382,7 @@ class PipelineApp:
         span = start_span(f"llm.proxy {stage}", attributes, kind="server")  # ends with the relayed answer
         token = set_current(span)  # the router continues this span's trace
         try:
-            status, content_type, chunks = await executor.upstream.proxy(
+            status, content_type, chunks = await executor.client.proxy(
                 url, raw, headers, stage=stage, timeout_s=deadline.remaining()
             )
         except BaseException as exc:

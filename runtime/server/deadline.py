@@ -17,8 +17,8 @@ import contextvars
 import math
 import time
 
+from runtime.server.call_protocol import DEADLINE_HEADER
 from runtime.server.errors import InvalidRequestError
-from runtime.server.wire import DEADLINE_HEADER
 
 __all__ = ["Deadline", "current_deadline", "deadline_headers", "reset_deadline", "set_deadline"]
 

@@ -25,6 +25,8 @@ from typing import Any
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.loader import LoadedPipeline
 from grove_pipelines.sdk import LLM, Pipeline, Stage, bind_invoker
+from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX
+from runtime.server.call_protocol import urls_from_env
 from runtime.server.deadline import Deadline, current_deadline, reset_deadline, set_deadline
 from runtime.server.errors import (
     InvalidRequestError,
@@ -38,11 +40,10 @@ from runtime.server.errors import (
 )
 from runtime.server.llm_calls import LLMCalls, TokenSink
 from runtime.server.metrics import Metrics
-from runtime.server.schema import ArgBinder
 from runtime.server.settings import ServerSettings
+from runtime.server.stage_client import StageClient
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
-from runtime.server.upstream import Upstream
-from runtime.server.wire import LLM_URL_PREFIX, STAGE_URL_PREFIX, urls_from_env
+from runtime.server.value_codec import ArgBinder
 from runtime.tracing import Attribute, Span, start_span, traced_stream
 
 __all__ = ["Executor", "RequestInvoker", "TokenSink", "current_caller"]
@@ -61,7 +62,7 @@ class Executor:
 
     ``stage_urls`` send a Python stage to its stage server (else it runs here), ``transports`` give
     any other way (Ray handles); ``llm_urls`` are the LLM stages' routers and ``llm_models`` rename a
-    stage's model when its workers serve it under another name. One ``Upstream`` session is shared
+    stage's model when its workers serve it under another name. One ``StageClient`` (one pool) is shared
     by every HTTP call of every request.
     """
 
@@ -75,7 +76,7 @@ class Executor:
         llm_urls: Mapping[str, str] | None = None,
         llm_models: Mapping[str, str] | None = None,
         transports: Mapping[str, StageTransport] | None = None,
-        upstream: Upstream | None = None,
+        client: StageClient | None = None,
         metrics: Metrics | None = None,
         settings: ServerSettings | None = None,
     ) -> None:
@@ -83,7 +84,7 @@ class Executor:
         self.graph = graph
         self.stages = dict(stages)
         self.settings = settings or ServerSettings()
-        self.upstream = upstream or Upstream()
+        self.client = client or StageClient()
         self.metrics = metrics or Metrics()
         self.max_iterations = pipeline.spec.max_iterations
         self.llm_urls = {k: v.rstrip("/") for k, v in (llm_urls or {}).items()}
@@ -94,9 +95,9 @@ class Executor:
         for spec in graph.python_stages():
             url = self.stage_urls.get(spec.name)
             self.transports[spec.name] = given.get(spec.name) or (
-                HTTPStageTransport(url, self.upstream, token=self.settings.stage_token) if url else local
+                HTTPStageTransport(url, self.client, token=self.settings.stage_token) if url else local
             )
-        self.llm = LLMCalls(self.upstream, self.llm_urls, llm_models)
+        self.llm = LLMCalls(self.client, self.llm_urls, llm_models)
         self._binders: dict[str, ArgBinder] = {}
 
     @classmethod
@@ -235,7 +236,7 @@ class Executor:
 
     async def aclose(self) -> None:
         """Close pooled connections."""
-        await self.upstream.aclose()
+        await self.client.aclose()
 
 
 class RequestInvoker:

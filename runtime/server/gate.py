@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 from runtime.auth import ApiKeys
 from runtime.console.page import PAGE_PATHS
+from runtime.server.call_protocol import stage_path
 from runtime.server.errors import DrainingError, PipelineRunError, UnauthorizedError
-from runtime.server.wire import stage_path
 
 __all__ = ["OPEN_PATHS", "Gate"]
 

@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, env_name
 from runtime.router.session_headers import SESSION_HEADER
+from runtime.server.call_protocol import REQUEST_ID_HEADER
 from runtime.server.deadline import deadline_headers
 from runtime.server.errors import StageUpstreamError
-from runtime.server.upstream import Upstream
-from runtime.server.wire import LLM_URL_PREFIX, REQUEST_ID_HEADER, env_name
+from runtime.server.stage_client import StageClient
 
 __all__ = ["RUN_SESSION", "LLMCalls", "TokenSink", "chunk_text", "llm_headers"]
 
@@ -48,8 +49,8 @@ def chunk_text(chunk: Mapping[str, Any]) -> str:
 class LLMCalls:
     """Sends OpenAI requests of the pipeline's LLM stages to their endpoints (the router sidecars)."""
 
-    def __init__(self, upstream: Upstream, urls: Mapping[str, str], models: Mapping[str, str] | None = None) -> None:
-        self.upstream = upstream
+    def __init__(self, client: StageClient, urls: Mapping[str, str], models: Mapping[str, str] | None = None) -> None:
+        self.client = client
         self.urls = dict(urls)
         self.models = dict(models or {})
 
@@ -77,14 +78,14 @@ class LLMCalls:
         url = self.url(stage, path)
         body = self.body(stage, body)
         if sink is None or body.get("stream") or int(body.get("n") or 1) != 1:
-            return await self.upstream.call_llm(url, stage, body, headers)
+            return await self.client.call_llm(url, stage, body, headers)
         chat = "messages" in body
         request = {**body, "stream": True, "stream_options": {"include_usage": True}}
         pieces: list[str] = []
         first: Mapping[str, Any] = {}
         finish: str | None = None
         usage: Any = None
-        async for chunk in self.upstream.stream_llm(url, stage, request, headers):
+        async for chunk in self.client.stream_llm(url, stage, request, headers):
             first = first or chunk
             text = chunk_text(chunk)
             if text:
@@ -108,7 +109,7 @@ class LLMCalls:
     ) -> AsyncIterator[dict[str, Any]]:
         """A streaming OpenAI request the pipeline consumes itself; pieces also go to ``sink``."""
         url = self.url(stage, path)
-        async for chunk in self.upstream.stream_llm(url, stage, self.body(stage, body), llm_headers(request_id)):
+        async for chunk in self.client.stream_llm(url, stage, self.body(stage, body), llm_headers(request_id)):
             if sink is not None:
                 text = chunk_text(chunk)
                 if text:

@@ -15,7 +15,7 @@ from typing import Any
 
 from runtime.server.failures import describe_failure
 from runtime.server.llm_calls import TokenSink
-from runtime.server.wire import encode
+from runtime.server.value_codec import encode
 
 __all__ = ["event_stream", "format_event"]
 

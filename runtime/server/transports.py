@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from grove_pipelines.sdk import Stage
+from runtime.server.call_protocol import CALLER_HEADER, stage_path
 from runtime.server.llm_calls import llm_headers
-from runtime.server.schema import result_decoder
-from runtime.server.upstream import Upstream
-from runtime.server.wire import CALLER_HEADER, encode, stage_path
+from runtime.server.stage_client import StageClient
+from runtime.server.value_codec import encode, result_decoder
 
 __all__ = ["HTTPStageTransport", "InProcessTransport", "StageTransport"]
 
@@ -43,9 +43,9 @@ class HTTPStageTransport:
     request's deadline goes along, so the stage server stops when the caller would.
     """
 
-    def __init__(self, base_url: str, upstream: Upstream, *, token: str | None = None) -> None:
+    def __init__(self, base_url: str, client: StageClient, *, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.upstream = upstream
+        self.client = client
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def call(
@@ -55,4 +55,4 @@ class HTTPStageTransport:
         payload = {"args": encode(list(args)), "kwargs": encode(kwargs)}
         headers = {CALLER_HEADER: caller, **llm_headers(request_id), **self._auth}  # the run's session travels on
         url = self.base_url + stage_path(stage.name)
-        return decoder.decode(await self.upstream.call_stage(url, stage.name, payload, headers))
+        return decoder.decode(await self.client.call_stage(url, stage.name, payload, headers))

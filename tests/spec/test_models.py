@@ -42,5 +42,5 @@ def test_specs_are_frozen() -> None:
 def test_public_surface_is_complete() -> None:
     assert len(set(grove_pipelines.__all__)) == len(grove_pipelines.__all__)
     public = {name for name in dir(grove_pipelines) if not name.startswith("_")}
-    modules = {"annotations", "errors", "sdk", "spec", "graph", "loader", "cli", "grove", "kube", "local", "compile", "yamlio", "go_duration"}
+    modules = {"annotations", "errors", "sdk", "spec", "graph", "loader", "cli", "grove", "kube", "local", "compile", "yamlio", "go_duration", "validation_summary"}
     assert set(grove_pipelines.__all__) == public - modules

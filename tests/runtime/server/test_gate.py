@@ -10,9 +10,9 @@ import pytest
 from grove_pipelines import pipeline, stage
 from runtime.auth import ApiKeys, AuthConfigError
 from runtime.server import build_app
+from runtime.server.call_protocol import CALLER_HEADER
 from runtime.server.serving import AppServer
 from runtime.server.settings import ServerSettings
-from runtime.server.wire import CALLER_HEADER
 from tests.polling import eventually
 from tests.runtime.server.helpers import make_executor, serving
 

@@ -13,9 +13,9 @@ from pydantic import BaseModel
 from grove_pipelines import pipeline, stage
 from runtime.http import bind_socket
 from runtime.server import build_app
+from runtime.server.call_protocol import CALLER_HEADER
 from runtime.server.errors import StageTimeoutError, StageUpstreamError
 from runtime.server.serving import AppServer
-from runtime.server.wire import CALLER_HEADER
 from tests.runtime.server.helpers import make_executor
 
 EVENTS: dict[str, asyncio.Event] = {}

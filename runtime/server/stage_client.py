@@ -1,4 +1,4 @@
-"""The server's only HTTP client: stage servers and routers, over ``runtime.http``'s keep-alive pool.
+"""The server's only HTTP client: its calls of stage servers and of LLM stages' routers, over ``runtime.http``'s pool.
 
 Every failure of the pool (an :class:`~runtime.errors.UpstreamError`) is translated here, into
 ``StageUpstreamError`` naming the stage and URL (those messages go to the log; a client sees only
@@ -18,7 +18,7 @@ from runtime.errors import UpstreamError
 from runtime.http import UpstreamPool, UpstreamReply
 from runtime.server.errors import PipelineRunError, StageUpstreamError, from_body
 
-__all__ = ["Upstream"]
+__all__ = ["StageClient"]
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _LINE_LIMIT = 16 * 1024 * 1024  # one SSE line of a router's stream (a chunk is a few hundred bytes)
@@ -62,8 +62,8 @@ async def _head_of(reply: UpstreamReply, limit: int = _ERROR_BODY_LIMIT) -> byte
     return kept[:limit]
 
 
-class Upstream:
-    """A keep-alive pool to every stage server and router this server calls; :meth:`aclose` it at exit."""
+class StageClient:
+    """Calls the stage servers and routers this server calls, over one keep-alive pool; :meth:`aclose` it at exit."""
 
     def __init__(self) -> None:
         self.pool = UpstreamPool(connect=_CONNECT_S, read=_SILENCE_S)
@@ -73,12 +73,21 @@ class Upstream:
         await self.pool.close()
 
     async def _post(
-        self, url: str, body: bytes, headers: dict[str, str], *, what: str, stage: str, total: float | None = None
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        what: str,
+        stage: str,
+        total: float | None = None,
     ) -> UpstreamReply:
         try:
             return await self.pool.post(url, body, {**_JSON, **headers}, total=total)
         except UpstreamError as exc:
-            raise StageUpstreamError(f"{what} at {url} is unreachable: {exc}", stage=stage, status=_status_of(exc)) from exc
+            raise StageUpstreamError(
+                f"{what} at {url} is unreachable: {exc}", stage=stage, status=_status_of(exc)
+            ) from exc
 
     async def _post_json(
         self, url: str, body: dict[str, Any], headers: dict[str, str], *, what: str, stage: str
@@ -103,13 +112,16 @@ class Upstream:
             raise StageUpstreamError(f"stage {stage!r} at {url} answered without a result", stage=stage)
         return body["result"]
 
-    async def call_llm(self, url: str, stage: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    async def call_llm(
+        self, url: str, stage: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> dict[str, Any]:
         """POST an OpenAI request to the LLM stage's router and return the parsed response."""
         status, payload = await self._post_json(url, body, headers, what=f"LLM stage {stage!r}", stage=stage)
         if status != 200 or not isinstance(payload, dict):
             raise StageUpstreamError(
                 f"LLM stage {stage!r} at {url} answered HTTP {status}: {_error_message(payload)}",
-                stage=stage, status=504 if status == 504 else 502,
+                stage=stage,
+                status=504 if status == 504 else 502,
             )
         return payload
 
@@ -126,13 +138,17 @@ class Upstream:
                     message = _error_message(json.loads(raw))
                 except ValueError:
                     message = raw[:256].decode(errors="replace")
-                raise StageUpstreamError(f"{what} at {url} answered HTTP {reply.status}: {message}", stage=stage)
+                raise StageUpstreamError(
+                    f"{what} at {url} answered HTTP {reply.status}: {message}", stage=stage
+                )
             pending = b""
             async for piece in reply.chunks():
                 pending += piece
                 *lines, pending = pending.split(b"\n")
                 if len(pending) > _LINE_LIMIT:
-                    raise StageUpstreamError(f"{what} at {url} streamed a line over {_LINE_LIMIT} bytes", stage=stage)
+                    raise StageUpstreamError(
+                        f"{what} at {url} streamed a line over {_LINE_LIMIT} bytes", stage=stage
+                    )
                 for line in lines:
                     text = line.decode().strip()
                     if not text.startswith("data:"):
@@ -142,13 +158,17 @@ class Upstream:
                         return
                     chunk = json.loads(data)
                     if isinstance(chunk, dict) and "error" in chunk:
-                        raise StageUpstreamError(f"{what} at {url} failed mid-stream: {_error_message(chunk)}", stage=stage)
+                        raise StageUpstreamError(
+                            f"{what} at {url} failed mid-stream: {_error_message(chunk)}", stage=stage
+                        )
                     yield chunk
             raise StageUpstreamError(f"{what} at {url}: the stream ended without [DONE]", stage=stage)
         except PipelineRunError:
             raise
         except UpstreamError as exc:
-            raise StageUpstreamError(f"{what} at {url} failed mid-stream: {exc}", stage=stage, status=_status_of(exc)) from exc
+            raise StageUpstreamError(
+                f"{what} at {url} failed mid-stream: {exc}", stage=stage, status=_status_of(exc)
+            ) from exc
         except ValueError as exc:
             raise StageUpstreamError(f"{what} at {url} streamed invalid JSON", stage=stage) from exc
         finally:
@@ -168,6 +188,7 @@ class Upstream:
             detail = (await _head_of(reply)).decode(errors="replace")
             raise StageUpstreamError(
                 f"{what} at {url} answered HTTP {reply.status}: {detail[:512]}",
-                stage=stage, status=504 if reply.status == 504 else 502,
+                stage=stage,
+                status=504 if reply.status == 504 else 502,
             )
         return reply.status, reply.content_type, reply.chunks()

@@ -1,4 +1,7 @@
-"""The stage-call wire format, shared by the caller (entry or stage server) and the stage server.
+"""How one of the pipeline's pods calls another: the stage call's path, body and headers.
+
+Shared by the caller (entry or stage server) and the stage server; the request id and deadline
+headers ride on LLM calls too (``runtime.server.llm_calls``).
 
 A call of stage ``retriever`` served elsewhere is::
 
@@ -12,8 +15,9 @@ A call of stage ``retriever`` served elsewhere is::
 and answers ``200 {"result": ...}`` or an error status with ``{"error": {"message", "type", "code",
 "stage"}}``. Values travel as JSON (pydantic's ``to_jsonable_python``); the callee validates them
 against the stage's signature, the caller against its return annotation, so models and dataclasses
-arrive as themselves. Endpoints are found from the environment the compiler sets on each pod:
-``GP_STAGE_URL_<NAME>`` for Python stages, ``GP_LLM_URL_<NAME>`` for LLM stages (the router).
+arrive as themselves (``runtime.server.value_codec``). Endpoints are found from the environment the
+compiler sets on each pod: ``GP_STAGE_URL_<NAME>`` for Python stages, ``GP_LLM_URL_<NAME>`` for LLM
+stages (the router), named in ``grove_pipelines.spec.stage_urls``.
 """
 
 from __future__ import annotations
@@ -25,18 +29,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_core import to_jsonable_python
+
+from grove_pipelines.spec.stage_urls import env_name
 
 __all__ = [
     "CALLER_HEADER",
     "DEADLINE_HEADER",
-    "LLM_URL_PREFIX",
     "REQUEST_ID_HEADER",
-    "STAGE_URL_PREFIX",
     "StageCall",
-    "StageResult",
-    "encode",
-    "env_name",
     "request_id_from",
     "stage_path",
     "urls_from_env",
@@ -45,8 +45,6 @@ __all__ = [
 CALLER_HEADER = "X-GP-Caller"
 REQUEST_ID_HEADER = "X-Request-Id"
 DEADLINE_HEADER = "X-Request-Deadline"
-STAGE_URL_PREFIX = "GP_STAGE_URL_"
-LLM_URL_PREFIX = "GP_LLM_URL_"
 
 
 class StageCall(BaseModel):
@@ -56,12 +54,6 @@ class StageCall(BaseModel):
 
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
-
-
-class StageResult(BaseModel):
-    """The body of a successful stage call."""
-
-    result: Any = None
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -79,21 +71,10 @@ def stage_path(name: str) -> str:
     return f"/v1/stages/{name}"
 
 
-def env_name(prefix: str, stage: str) -> str:
-    """``env_name(STAGE_URL_PREFIX, "web-search")`` -> ``"GP_STAGE_URL_WEB_SEARCH"``."""
-    return prefix + stage.upper().replace("-", "_")
-
-
-def urls_from_env(prefix: str, stages: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def urls_from_env(
+    prefix: str, stages: Iterable[str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The endpoint of every stage that has one in the environment (others run in-process)."""
     env = os.environ if environ is None else environ
     found = {name: env.get(env_name(prefix, name), "").strip() for name in stages}
     return {name: url.rstrip("/") for name, url in found.items() if url}
-
-
-def encode(value: Any) -> Any:
-    """A JSON-ready copy of ``value`` (models, dataclasses, tuples, sets...); unknown objects become strings.
-
-    Infinite and NaN floats become ``null``, as pydantic writes them: JSON has no such numbers.
-    """
-    return to_jsonable_python(value, serialize_unknown=True, inf_nan_mode="null")
