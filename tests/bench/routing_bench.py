@@ -169,7 +169,9 @@ def targets(
     ]
     for i, (label, params) in enumerate(configs.items()):
         config = folder / f"prefix-{i}.json"
-        config.write_text(json.dumps({"worker": urls, "policy": {"name": "prefix", "params": params}}))
+        # debug: the decision header (worker, reason) lands in each request's result
+        policy = {"name": "prefix", "params": params}
+        config.write_text(json.dumps({"worker": urls, "debug": True, "policy": policy}))
         out.append(Target(label=label, ours=True, argv=our_router(["--config", str(config)], free_port())[1]))
     if vr is None:
         return out

@@ -5,7 +5,8 @@ workers. Every target runs ``runs`` times; round r starts the target list at pos
 always runs first (on a warm machine) or last. Each run is salted (a fixed-width tag at the start of
 every prompt), so no run reuses the cache another left; the workers' caches are bounded (block size
 and block count), so evictions happen. Per run: TTFT p50/p90 (streamed), errors, and the prompt
-tokens the workers found in their prefix caches (their own ``/metrics``).
+tokens the workers found in their prefix caches (their own ``/metrics``); every request's result
+(TTFT, the router's decision header) is kept beside the run's log as ``.results.json``.
 
 The *oracle* replays the same prompts, tokenized with the model's tokenizer, into one LRU cache of
 both workers' blocks together: the reuse any placement of these requests on these two caches could
@@ -22,6 +23,7 @@ not win a comparison.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 import urllib.request
@@ -202,6 +204,9 @@ def run_suite(
                 out.append(RunResult(label=target.label, round=round_, summary=None, failure=str(exc)))
                 print_row(f"| {round_} | {target.label} | did not run: {exc} |")
                 continue
+            log.with_suffix(".results.json").write_text(
+                json.dumps([r.model_dump() for r in results])
+            )  # every request's TTFT and routing decision, for a look afterwards
             summary = summarize(results, wall)
             warm = reusable_ttft_p50_ms(results, reusable or set())
             out.append(
