@@ -19,7 +19,8 @@ spread, errors counted, reuse against an oracle with the same cache size):
 
 Targets: our router with ``round_robin``, with ``prefix`` (precise: the workers' KV events and
 the model's tokenizer; sticky until saturated) and with ``prefix`` on its routing estimate alone
-(``router prefix estimate``: no tokenizing, no events; what precise state is worth over it), and vllm-router 0.1.17 with ``round_robin``,
+(``router prefix estimate``: no tokenizing, no events; what precise state is worth over it) and
+with affinity bounded by cost (``router prefix bounded``: ``affinity_slack`` 2 blocks), and vllm-router 0.1.17 with ``round_robin``,
 ``cache_aware``, ``consistent_hash`` (keyed by the ``x-session-id`` header the replay sends: the
 Mooncake request's root block, or the agentic session) and ``power_of_two``. (Its ``kv_aware`` mode
 takes events only from ``tcp://HOST:PORT`` endpoints, which vLLM binds only on every interface;
@@ -159,7 +160,11 @@ def targets(
         "saturate_in_flight": 4,
     }
     folder = Path(tempfile.mkdtemp(prefix="grove-bench-"))
-    configs = {"router prefix": precise, "router prefix estimate": {"saturate_in_flight": 4}}
+    configs = {
+        "router prefix": precise,
+        "router prefix bounded": {**precise, "affinity_slack": 2},
+        "router prefix estimate": {"saturate_in_flight": 4},
+    }
     out = [
         Target(
             label="router round_robin",
