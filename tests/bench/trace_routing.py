@@ -277,26 +277,37 @@ def table(
     return "\n".join(lines)
 
 
-def ratio_line(prefix: str, summaries: list[TargetSummary], ours: str, baseline: str) -> str:
-    """``<prefix>_prefix_ttft_p50_vs_round_robin=... ..._vs_best_vllm_router=... reuse_captured=...``."""
+def _ratios(
+    summaries: list[TargetSummary], ours: str, baseline: str, metric: Callable[[TargetSummary], float]
+) -> tuple[float, float]:
+    """``metric`` of ``ours`` over ``baseline``'s and over the best vllm-router target's (nan if either is missing).
+
+    A target with errors does not win: it is never the best vllm-router, and ours with errors gives nan.
+    """
     by = {s.label: s for s in summaries}
     mine, base = by.get(ours), by.get(baseline)
     theirs = [s for s in summaries if not s.ours and s.errors == 0]
-    best = min(theirs, key=lambda s: s.ttft_p50_ms) if theirs else None
-    nan = float("nan")
+    best = min(theirs, key=metric) if theirs else None
 
     def over(a: TargetSummary | None, b: TargetSummary | None) -> float:
-        if a is None or b is None or a.errors:  # a target with errors does not win
-            return nan
-        return a.ttft_p50_ms / b.ttft_p50_ms
+        if a is None or b is None or a.errors:
+            return float("nan")
+        return metric(a) / metric(b)
 
-    captured = mine.reuse_captured if mine is not None else nan
+    return over(mine, base), over(mine, best)
+
+
+def ratio_line(prefix: str, summaries: list[TargetSummary], ours: str, baseline: str) -> str:
+    """``<prefix>_prefix_ttft_p50_vs_round_robin=... ..._vs_best_vllm_router=... reuse_captured=...``."""
+    vs_base, vs_best = _ratios(summaries, ours, baseline, lambda s: s.ttft_p50_ms)
+    mine = next((s for s in summaries if s.label == ours), None)
+    captured = mine.reuse_captured if mine is not None else float("nan")
     reuse = (
         "reuse_captured" if prefix == "trace_prefix" else f"{prefix.removesuffix('_prefix')}_reuse_captured"
     )
     return (
-        f"{prefix}_ttft_p50_vs_round_robin={over(mine, base):.2f} "
-        f"{prefix}_ttft_p50_vs_best_vllm_router={over(mine, best):.2f} {reuse}={captured:.2f}"
+        f"{prefix}_ttft_p50_vs_round_robin={vs_base:.2f} "
+        f"{prefix}_ttft_p50_vs_best_vllm_router={vs_best:.2f} {reuse}={captured:.2f}"
     )
 
 
@@ -308,18 +319,8 @@ def best_vllm_router(summaries: list[TargetSummary]) -> str:
 
 def reusable_ratio_line(prefix: str, summaries: list[TargetSummary], ours: str, baseline: str) -> str:
     """The same two ratios over the reusable requests only (where the cache can win)."""
-    by = {s.label: s for s in summaries}
-    mine, base = by.get(ours), by.get(baseline)
-    theirs = [s for s in summaries if not s.ours and s.errors == 0]
-    best = min(theirs, key=lambda s: s.reusable_ttft_p50_ms) if theirs else None
-    nan = float("nan")
-
-    def over(a: TargetSummary | None, b: TargetSummary | None) -> float:
-        if a is None or b is None or a.errors:
-            return nan
-        return a.reusable_ttft_p50_ms / b.reusable_ttft_p50_ms
-
+    vs_base, vs_best = _ratios(summaries, ours, baseline, lambda s: s.reusable_ttft_p50_ms)
     return (
-        f"{prefix}_reusable_ttft_p50_vs_round_robin={over(mine, base):.2f} "
-        f"{prefix}_reusable_ttft_p50_vs_best_vllm_router={over(mine, best):.2f}"
+        f"{prefix}_reusable_ttft_p50_vs_round_robin={vs_base:.2f} "
+        f"{prefix}_reusable_ttft_p50_vs_best_vllm_router={vs_best:.2f}"
     )
