@@ -39,8 +39,9 @@ Scale: ``full`` by default (``make bench``, or only this with ``make bench-routi
 ``GROVE_BENCH_ROUTING_SCALE=small``, which proves the machinery in a fraction of the time (its
 numbers are noise). A reduced run may name its parts: ``GROVE_BENCH_ROUTING_SUITES`` (comma list of
 ``agentic``, ``pipeline``, ``mooncake``; default all) and ``GROVE_BENCH_ROUTING_TARGETS`` (comma list
-of target labels, e.g. ``router prefix,vllm-router round_robin``; default all). A ratio line whose
-baseline did not run says ``nan``.
+of target labels, e.g. ``router prefix,vllm-router round_robin``; default all), and
+``GROVE_BENCH_ROUTING_TIME_COMPRESSION`` replays the Mooncake window faster than its scale says. A
+ratio line whose baseline did not run says ``nan``.
 """
 
 from __future__ import annotations
@@ -302,7 +303,16 @@ def main() -> None:
             "GROVE_BENCH_TRACE", str(ROOT.parent / "shared" / "data" / "mooncake_synthetic_trace.jsonl")
         )
     )
-    mooncake = mooncake_to_trace(load_mooncake(path), scale.mooncake)
+    replay_of = scale.mooncake
+    compression = os.environ.get("GROVE_BENCH_ROUTING_TIME_COMPRESSION")
+    if compression:  # a higher rate: queues, where the cache saves most
+        try:
+            replay_of = MooncakeReplay.model_validate(
+                {**replay_of.model_dump(), "time_compression": compression}
+            )
+        except ValueError:
+            raise SystemExit("GROVE_BENCH_ROUTING_TIME_COMPRESSION must be a number above 0") from None
+    mooncake = mooncake_to_trace(load_mooncake(path), replay_of)
     agentic = generate_trace(**scale.agentic)
     sockets = Path(tempfile.mkdtemp(prefix="grove-kv-"))
     events = [f"ipc://{sockets / f'w{i}.sock'}" for i in range(2)]
