@@ -20,7 +20,8 @@ spread, errors counted, reuse against an oracle with the same cache size):
 Targets: our router with ``round_robin``, with ``prefix`` (precise: the workers' KV events and
 the model's tokenizer; sticky until saturated) and with ``prefix`` on its routing estimate alone
 (``router prefix estimate``: no tokenizing, no events; what precise state is worth over it) and
-with affinity bounded by cost (``router prefix bounded``: ``affinity_slack`` 2 blocks), and vllm-router 0.1.17 with ``round_robin``,
+with affinity bounded by cost (``router prefix bounded``: ``affinity_slack`` 2 blocks), these two
+only when ``GROVE_BENCH_ROUTING_TARGETS`` names them, and vllm-router 0.1.17 with ``round_robin``,
 ``cache_aware``, ``consistent_hash`` (keyed by the ``x-session-id`` header the replay sends: the
 Mooncake request's root block, or the agentic session) and ``power_of_two``. (Its ``kv_aware`` mode
 takes events only from ``tcp://HOST:PORT`` endpoints, which vLLM binds only on every interface;
@@ -126,6 +127,9 @@ SMALL = FULL.model_copy(
     }
 )
 SCALES = {"small": SMALL, "full": FULL}
+
+DIAGNOSTIC = {"router prefix estimate", "router prefix bounded"}
+"""Targets that answer a question about ``router prefix`` (what precise state, what a cost bound is worth): run when named."""
 
 BENCH_MODEL = {"hidden_size": 512, "num_layers": 4, "num_heads": 8}
 
@@ -344,8 +348,9 @@ def main() -> None:
         start_together(procs, 480)
         urls = [p.url for p in procs]
         tgts = targets(vr, urls, dict(zip(urls, events, strict=True)), model, scale.blocks)
-        if wanted_targets:
-            tgts = [t for t in tgts if t.label in wanted_targets]
+        tgts = [
+            t for t in tgts if t.label in wanted_targets or (not wanted_targets and t.label not in DIAGNOSTIC)
+        ]
         if "agentic" in suites:
             lines.append(suite("agentic trace", "a", agentic, tgts, urls, tokenizer, scale, logs))
         if "pipeline" in suites:
