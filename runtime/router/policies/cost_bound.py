@@ -9,6 +9,11 @@ active on it, so a worker whose cost exceeds the cheapest one's by more than ``s
 for this request even after its cache is counted, and leaves the candidates. Affinity then chooses
 among the rest (llm-d's "sticky until saturated", with saturation measured in work). ``slack`` 0
 follows the cost alone; the cheapest worker always stays.
+
+Off by default (``affinity_slack``): a worker's active blocks count the whole prompts in flight on
+it, cached or not, so fan-out siblings that share one context count each other as load, and with a
+slack of 2 blocks the third of four siblings over a 700-character context already leaves their
+worker. The bound is honest only once the load counts the uncached tokens in flight.
 """
 
 from __future__ import annotations
