@@ -143,6 +143,26 @@ def test_session_affinity_is_bounded_by_the_cost_in_work_not_requests() -> None:
     assert chosen is not home
 
 
+def test_cost_bound_spreads_a_fan_out_because_siblings_count_as_load() -> None:
+    # why affinity_slack is off by default. Each sibling: 767 characters, 11 full blocks of 64 (16
+    # tokens each), 192 estimated tokens + 8 to generate = 12.5 active blocks while in flight. By hand,
+    # slack 2: the 2nd sibling's home costs 0 + 12.5 <= 11 + 2, kept; the 3rd's 0 + 25 > 13, it moves;
+    # the 4th then finds 12.5 on the new worker against 25 on the first.
+    for slack, expected in ((None, [0, 0, 0, 0]), (2.0, [0, 0, 1, 1])):
+        policy = make_policy("prefix", {"block_chars": 64, "affinity_slack": slack})
+        pool = workers(2)
+        where = []
+        for q in range(4):
+            view = completion(CONTEXT + f" question {q}")
+            choice = policy.choose(pool, view)
+            assert choice is not None
+            policy.on_routed(choice.worker, view)
+            choice.worker.in_flight += 1
+            choice.worker.tokens_in_flight += view.est_prompt_tokens() + 8
+            where.append(pool.index(choice.worker))
+        assert where == expected
+
+
 def test_cost_bound_keeps_the_workers_within_slack_of_the_cheapest() -> None:
     pool = workers(4)
     costs = {pool[0].url: 7.0, pool[1].url: 3.0, pool[2].url: 5.0, pool[3].url: 5.5}
