@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from tests.bench.agentic_trace import Summary
-from tests.bench.trace_routing import RunResult, Target, oracle_hit_tokens, ratio_line, summarize_target
+from tests.bench.agentic_trace import RequestResult, Summary
+from tests.bench.trace_routing import (
+    RunResult,
+    Target,
+    oracle_hit_tokens,
+    oracle_hits,
+    ratio_line,
+    request_key,
+    reusable_ratio_line,
+    reusable_ttft_p50_ms,
+    summarize_target,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -21,6 +33,31 @@ def test_oracle_hits_leading_cached_blocks_and_evicts_the_least_recently_used() 
     assert oracle_hit_tokens([exact, exact], block_size=4, capacity_blocks=8) == (4, 16)
 
 
+def test_oracle_marks_which_requests_find_a_cached_prefix() -> None:
+    a, b = list(range(10)), list(range(100, 110))
+    # per request: a new, a again (2 blocks of 4), b new, a again (b evicted one of a's two blocks)
+    assert oracle_hits([a, a, b, a], block_size=4, capacity_blocks=2) == [0, 8, 0, 0]
+    assert oracle_hits([a, a, b, a], block_size=4, capacity_blocks=4) == [0, 8, 0, 8]
+
+
+def test_reusable_ttft_is_the_median_over_the_requests_the_oracle_can_serve_from_cache() -> None:
+    def result(session: str, turn: int, ttft: float | None) -> RequestResult:
+        return RequestResult(session_id=session, turn=turn, status=200, ttft_s=ttft, e2e_s=1.0)
+
+    # a run's results carry its salt tag; the oracle's keys do not
+    assert request_key("m0102-h15", 3) == ("h15", 3)
+    results = [
+        result("m0102-h1", 0, 0.100),  # first of its session: not reusable
+        result("m0102-h1", 1, 0.010),
+        result("m0102-h2", 2, 0.030),
+        result("m0102-h2", 3, None),  # no token: not counted
+        result("m0102-h3", 4, 0.020),
+    ]
+    reusable = {("h1", 1), ("h2", 2), ("h2", 3), ("h3", 4)}
+    assert reusable_ttft_p50_ms(results, reusable) == pytest.approx(20.0)
+    assert math.isnan(reusable_ttft_p50_ms(results, set()))
+
+
 def _run(label: str, round_: int, p50: float, errors: int = 0, hits: float = 50.0) -> RunResult:
     summary = Summary(
         requests=10,
@@ -33,7 +70,14 @@ def _run(label: str, round_: int, p50: float, errors: int = 0, hits: float = 50.
         tokens_per_s=1.0,
         wall_s=1.0,
     )
-    return RunResult(label=label, round=round_, summary=summary, hit_tokens=hits, query_tokens=100.0)
+    return RunResult(
+        label=label,
+        round=round_,
+        summary=summary,
+        hit_tokens=hits,
+        query_tokens=100.0,
+        reusable_ttft_p50_ms=p50 / 2,
+    )
 
 
 def test_medians_spread_errors_and_the_ratio_line() -> None:
@@ -62,4 +106,8 @@ def test_medians_spread_errors_and_the_ratio_line() -> None:
     )
     assert ratio_line("agentic_prefix", summaries, ours.label, rr.label).endswith(
         "agentic_reuse_captured=0.90"
+    )
+    # over the reusable requests (half of each p50 here): the same ratios
+    assert reusable_ratio_line("trace_prefix", summaries, ours.label, rr.label) == (
+        "trace_prefix_reusable_ttft_p50_vs_round_robin=0.50 trace_prefix_reusable_ttft_p50_vs_best_vllm_router=0.80"
     )

@@ -17,8 +17,11 @@ spread, errors counted, reuse against an oracle with the same cache size):
   32 tokens: one KV block);
 * the project's agentic trace (``agentic_trace.py``: agents' shared system prompts, growing histories).
 
-Targets: our router with ``round_robin`` and with ``prefix`` (precise: the workers' KV events and
-the model's tokenizer; sticky until saturated), and vllm-router 0.1.17 with ``round_robin``,
+Targets: our router with ``round_robin``, with ``prefix`` (precise: the workers' KV events and
+the model's tokenizer; sticky until saturated) and with ``prefix`` on its routing estimate alone
+(``router prefix estimate``: no tokenizing, no events; what precise state is worth over it) and
+with affinity bounded by cost (``router prefix bounded``: ``affinity_slack`` 2 blocks), these two
+only when ``GROVE_BENCH_ROUTING_TARGETS`` names them, and vllm-router 0.1.17 with ``round_robin``,
 ``cache_aware``, ``consistent_hash`` (keyed by the ``x-session-id`` header the replay sends: the
 Mooncake request's root block, or the agentic session) and ``power_of_two``. (Its ``kv_aware`` mode
 takes events only from ``tcp://HOST:PORT`` endpoints, which vLLM binds only on every interface;
@@ -35,7 +38,11 @@ reuse_captured=<share>``.
 
 Scale: ``full`` by default (``make bench``, or only this with ``make bench-routing``), or
 ``GROVE_BENCH_ROUTING_SCALE=small``, which proves the machinery in a fraction of the time (its
-numbers are noise).
+numbers are noise). A reduced run may name its parts: ``GROVE_BENCH_ROUTING_SUITES`` (comma list of
+``agentic``, ``pipeline``, ``mooncake``; default all) and ``GROVE_BENCH_ROUTING_TARGETS`` (comma list
+of target labels, e.g. ``router prefix,vllm-router round_robin``; default all), and
+``GROVE_BENCH_ROUTING_TIME_COMPRESSION`` replays the Mooncake window faster than its scale says. A
+ratio line whose baseline did not run says ``nan``.
 """
 
 from __future__ import annotations
@@ -60,8 +67,9 @@ from tests.bench.router_bench import CACHE, HOST, ROOT, our_router, process, vll
 from tests.bench.trace_routing import (
     Target,
     best_vllm_router,
-    oracle_hit_tokens,
+    oracle_hits,
     ratio_line,
+    reusable_ratio_line,
     run_suite,
     summarize_target,
     table,
@@ -120,16 +128,28 @@ SMALL = FULL.model_copy(
 )
 SCALES = {"small": SMALL, "full": FULL}
 
+DIAGNOSTIC = {"router prefix estimate", "router prefix bounded"}
+"""Targets that answer a question about ``router prefix`` (what precise state, what a cost bound is worth): run when named."""
+
 BENCH_MODEL = {"hidden_size": 512, "num_layers": 4, "num_heads": 8}
+
+
+def _in_arrival_order(trace: Trace) -> list[Any]:
+    """The trace's requests in arrival order (sessions by arrival, turns in order)."""
+    return [turn for session in sorted(trace.sessions, key=lambda s: s.arrival_s) for turn in session.turns]
+
+
+def request_keys(trace: Trace) -> list[tuple[str, int]]:
+    """Each request's :func:`request_key`, in arrival order (as :func:`tokenize_trace` gives prompts)."""
+    return [(turn.session_id, turn.turn) for turn in _in_arrival_order(trace)]
 
 
 def tokenize_trace(tokenizer: Any, trace: Trace) -> list[list[int]]:
     """Every request's prompt tokens in arrival order (sessions by arrival, turns in order)."""
     prompts = []
-    for session in sorted(trace.sessions, key=lambda s: s.arrival_s):
-        for turn in session.turns:
-            ids = tokenizer.apply_chat_template(turn.messages, add_generation_prompt=True, tokenize=True)
-            prompts.append(list(ids["input_ids"] if hasattr(ids, "keys") else ids))
+    for turn in _in_arrival_order(trace):
+        ids = tokenizer.apply_chat_template(turn.messages, add_generation_prompt=True, tokenize=True)
+        prompts.append(list(ids["input_ids"] if hasattr(ids, "keys") else ids))
     return prompts
 
 
@@ -144,16 +164,25 @@ def targets(
         "kv_block_size": BLOCK_SIZE,
         "saturate_in_flight": 4,
     }
-    config = Path(tempfile.mkdtemp(prefix="grove-bench-")) / "prefix.json"
-    config.write_text(json.dumps({"worker": urls, "policy": {"name": "prefix", "params": precise}}))
+    folder = Path(tempfile.mkdtemp(prefix="grove-bench-"))
+    configs = {
+        "router prefix": precise,
+        "router prefix bounded": {**precise, "affinity_slack": 2},
+        "router prefix estimate": {"saturate_in_flight": 4},
+    }
     out = [
         Target(
             label="router round_robin",
             ours=True,
             argv=our_router([*workers, "--policy", "round_robin"], free_port())[1],
-        ),
-        Target(label="router prefix", ours=True, argv=our_router(["--config", str(config)], free_port())[1]),
+        )
     ]
+    for i, (label, params) in enumerate(configs.items()):
+        config = folder / f"prefix-{i}.json"
+        # debug: the decision header (worker, reason) lands in each request's result
+        policy = {"name": "prefix", "params": params}
+        config.write_text(json.dumps({"worker": urls, "debug": True, "policy": policy}))
+        out.append(Target(label=label, ours=True, argv=our_router(["--config", str(config)], free_port())[1]))
     if vr is None:
         return out
     for policy in ("round_robin", "cache_aware", "consistent_hash", "power_of_two"):
@@ -172,17 +201,19 @@ def suite(
     scale: Scale,
     logs: Path,
 ) -> str:
-    """One trace through every target; the table and its ratio line."""
-    oracle = oracle_hit_tokens(
-        tokenize_trace(tokenizer, trace.salted(tag_of(code, 0, 0))), BLOCK_SIZE, 2 * scale.blocks
-    )
+    """One trace through every target; the table, the reusable requests' ratios, and the ratio line."""
+    prompts = tokenize_trace(tokenizer, trace.salted(tag_of(code, 0, 0)))
+    hits = oracle_hits(prompts, BLOCK_SIZE, 2 * scale.blocks)
+    oracle = (sum(hits), sum(len(p) for p in prompts))
+    reusable = {k for k, hit in zip(request_keys(trace), hits, strict=True) if hit}
     results = run_suite(
-        f"{name}: {len(trace.requests())} requests", code, trace, tgts, urls, logs, scale.runs
+        f"{name}: {len(trace.requests())} requests", code, trace, tgts, urls, logs, scale.runs, reusable
     )
     summaries = [s for t in tgts if (s := summarize_target(t, results, oracle[0])) is not None]
-    print("\n" + table(summaries, oracle), flush=True)
+    print("\n" + table(summaries, oracle, len(reusable), len(prompts)), flush=True)
     print(f"(best vllm-router on {name}: {best_vllm_router(summaries)})", flush=True)
     prefix = "trace_prefix" if code == "m" else "agentic_prefix"
+    print(reusable_ratio_line(prefix, summaries, "router prefix", "router round_robin"), flush=True)
     return ratio_line(prefix, summaries, "router prefix", "router round_robin")
 
 
@@ -250,6 +281,11 @@ def pipeline_suite(trace: Trace, urls: list[str], runs: int, logs: Path) -> str:
     return f"pipeline_session_e2e_p50_vs_without={with_s / without:.2f}"
 
 
+def _names(variable: str) -> set[str]:
+    """The comma-separated names in an environment variable (empty: not set)."""
+    return {n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()}
+
+
 def main() -> None:
     """Start the workers, run both traces and the pipeline comparison, print the ratio lines."""
     from transformers import AutoTokenizer
@@ -259,6 +295,8 @@ def main() -> None:
 
     scale_name = os.environ.get("GROVE_BENCH_ROUTING_SCALE", "full")
     scale = SCALES[scale_name]
+    suites = _names("GROVE_BENCH_ROUTING_SUITES") or {"agentic", "pipeline", "mooncake"}
+    wanted_targets = _names("GROVE_BENCH_ROUTING_TARGETS")
     logs = CACHE / "logs"
     started = time.monotonic()
     vr = vllm_router_binary()
@@ -269,7 +307,16 @@ def main() -> None:
             "GROVE_BENCH_TRACE", str(ROOT.parent / "shared" / "data" / "mooncake_synthetic_trace.jsonl")
         )
     )
-    mooncake = mooncake_to_trace(load_mooncake(path), scale.mooncake)
+    replay_of = scale.mooncake
+    compression = os.environ.get("GROVE_BENCH_ROUTING_TIME_COMPRESSION")
+    if compression:  # a higher rate: queues, where the cache saves most
+        try:
+            replay_of = MooncakeReplay.model_validate(
+                {**replay_of.model_dump(), "time_compression": compression}
+            )
+        except ValueError:
+            raise SystemExit("GROVE_BENCH_ROUTING_TIME_COMPRESSION must be a number above 0") from None
+    mooncake = mooncake_to_trace(load_mooncake(path), replay_of)
     agentic = generate_trace(**scale.agentic)
     sockets = Path(tempfile.mkdtemp(prefix="grove-kv-"))
     events = [f"ipc://{sockets / f'w{i}.sock'}" for i in range(2)]
@@ -301,15 +348,21 @@ def main() -> None:
         start_together(procs, 480)
         urls = [p.url for p in procs]
         tgts = targets(vr, urls, dict(zip(urls, events, strict=True)), model, scale.blocks)
-        lines.append(suite("agentic trace", "a", agentic, tgts, urls, tokenizer, scale, logs))
-        pipe_trace = generate_trace(**{**scale.agentic, "sessions": scale.pipeline_sessions})
-        try:
-            lines.append(pipeline_suite(pipe_trace, urls, scale.runs, logs))
-        except RuntimeError as exc:
-            print(f"pipeline comparison did not run: {exc}", flush=True)
-        lines.append(
-            suite(f"Mooncake trace ({path.name})", "m", mooncake, tgts, urls, tokenizer, scale, logs)
-        )
+        tgts = [
+            t for t in tgts if t.label in wanted_targets or (not wanted_targets and t.label not in DIAGNOSTIC)
+        ]
+        if "agentic" in suites:
+            lines.append(suite("agentic trace", "a", agentic, tgts, urls, tokenizer, scale, logs))
+        if "pipeline" in suites:
+            pipe_trace = generate_trace(**{**scale.agentic, "sessions": scale.pipeline_sessions})
+            try:
+                lines.append(pipeline_suite(pipe_trace, urls, scale.runs, logs))
+            except RuntimeError as exc:
+                print(f"pipeline comparison did not run: {exc}", flush=True)
+        if "mooncake" in suites:
+            lines.append(
+                suite(f"Mooncake trace ({path.name})", "m", mooncake, tgts, urls, tokenizer, scale, logs)
+            )
     finally:
         for proc in procs:
             proc.stop()

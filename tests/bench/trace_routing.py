@@ -5,12 +5,16 @@ workers. Every target runs ``runs`` times; round r starts the target list at pos
 always runs first (on a warm machine) or last. Each run is salted (a fixed-width tag at the start of
 every prompt), so no run reuses the cache another left; the workers' caches are bounded (block size
 and block count), so evictions happen. Per run: TTFT p50/p90 (streamed), errors, and the prompt
-tokens the workers found in their prefix caches (their own ``/metrics``).
+tokens the workers found in their prefix caches (their own ``/metrics``); every request's result
+(TTFT, the router's decision header) is kept beside the run's log as ``.results.json``.
 
 The *oracle* replays the same prompts, tokenized with the model's tokenizer, into one LRU cache of
 both workers' blocks together: the reuse any placement of these requests on these two caches could
 hope for (it ignores that concurrent requests cannot share blocks not yet computed, so it is an upper
-bound). ``reuse_captured`` is a target's cached tokens over the oracle's.
+bound). ``reuse_captured`` is a target's cached tokens over the oracle's. The oracle also says which
+requests are *reusable* (it finds at least one block of theirs cached): the others (first turns,
+prompts nothing before shared) are computed in full whatever the routing, so a target's TTFT p50
+over the reusable requests alone is shown too, which is where a cache-aware router can win.
 
 A target's summary is the median of its runs with the spread (min-max); a target with errors does
 not win a comparison.
@@ -19,6 +23,7 @@ not win a comparison.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 import urllib.request
@@ -30,7 +35,7 @@ from pydantic import BaseModel
 
 from runtime.router.cache_stats import WorkerCacheStats, parse_vllm_metrics
 from runtime.router.policies.kv_index import chain_keys
-from tests.bench.agentic_trace import Summary, Trace, replay, summarize
+from tests.bench.agentic_trace import RequestResult, Summary, Trace, replay, summarize
 from tests.bench.router_bench import HOST, process
 
 __all__ = [
@@ -39,7 +44,11 @@ __all__ = [
     "TargetSummary",
     "best_vllm_router",
     "oracle_hit_tokens",
+    "oracle_hits",
     "ratio_line",
+    "request_key",
+    "reusable_ratio_line",
+    "reusable_ttft_p50_ms",
     "run_suite",
     "summarize_target",
     "table",
@@ -66,6 +75,7 @@ class RunResult(BaseModel):
     summary: Summary | None
     hit_tokens: float = 0.0
     query_tokens: float = 0.0
+    reusable_ttft_p50_ms: float = float("nan")
     failure: str | None = None
 
 
@@ -80,6 +90,7 @@ class TargetSummary(BaseModel):
     ttft_p50_min: float
     ttft_p50_max: float
     ttft_p90_ms: float
+    reusable_ttft_p50_ms: float
     hit_share: float
     reuse_captured: float
 
@@ -104,13 +115,19 @@ def _delta(
 
 
 def oracle_hit_tokens(prompts: list[list[int]], block_size: int, capacity_blocks: int) -> tuple[int, int]:
-    """``(cached, total)`` prompt tokens of one LRU cache of ``capacity_blocks`` fed the prompts in order.
+    """``(cached, total)`` prompt tokens of one LRU cache of ``capacity_blocks`` fed the prompts in order."""
+    hits = oracle_hits(prompts, block_size, capacity_blocks)
+    return sum(hits), sum(len(tokens) for tokens in prompts)
+
+
+def oracle_hits(prompts: list[list[int]], block_size: int, capacity_blocks: int) -> list[int]:
+    """Each prompt's cached tokens in one LRU cache of ``capacity_blocks`` fed the prompts in order.
 
     As vLLM does: a prompt hits its leading cached full blocks (never its last token), then all its
     full blocks are cached (most recently used), the least recently used evicted beyond capacity.
     """
     lru: OrderedDict[int, None] = OrderedDict()
-    cached = total = 0
+    out = []
     for tokens in prompts:
         keys = chain_keys(tokens, block_size)
         usable = keys[: max(0, (len(tokens) - 1) // block_size)]
@@ -119,14 +136,28 @@ def oracle_hit_tokens(prompts: list[list[int]], block_size: int, capacity_blocks
             if key not in lru:
                 break
             hit += 1
-        cached += hit * block_size
-        total += len(tokens)
+        out.append(hit * block_size)
         for key in keys:
             lru[key] = None
             lru.move_to_end(key)
         while len(lru) > capacity_blocks:
             lru.popitem(last=False)
-    return cached, total
+    return out
+
+
+def request_key(session_id: str, turn: int) -> tuple[str, int]:
+    """A request's identity across salted runs: its session id without the run's tag, and its turn."""
+    return session_id.split("-", 1)[1] if "-" in session_id else session_id, turn
+
+
+def reusable_ttft_p50_ms(results: list[RequestResult], reusable: set[tuple[str, int]]) -> float:
+    """TTFT p50 (ms) over the answered requests the oracle finds a cached prefix for (nan: none)."""
+    ttfts = [
+        r.ttft_s * 1000
+        for r in results
+        if r.ttft_s is not None and request_key(r.session_id, r.turn) in reusable
+    ]
+    return statistics.median(ttfts) if ttfts else float("nan")
 
 
 def tag_of(trace_code: str, round_: int, index: int) -> str:
@@ -142,11 +173,16 @@ def run_suite(
     workers: list[str],
     logs: Path,
     runs: int,
+    reusable: set[tuple[str, int]] | None = None,
     print_row: Callable[[str], None] = print,
 ) -> list[RunResult]:
-    """Every target ``runs`` times in rotated order; one row per run as it finishes."""
+    """Every target ``runs`` times in rotated order; one row per run as it finishes.
+
+    ``reusable``: the requests (:func:`request_key`) the oracle finds a cached prefix for.
+    """
     print_row(
-        f"\n{title}\n| round | target | TTFT p50 ms | TTFT p90 ms | errors | cache hit % | req/s |\n|---|---|---|---|---|---|---|"
+        f"\n{title}\n| round | target | TTFT p50 ms | reusable TTFT p50 ms | TTFT p90 ms | errors | cache hit % | req/s |"
+        "\n|---|---|---|---|---|---|---|---|"
     )
     out: list[RunResult] = []
     for round_ in range(runs):
@@ -168,15 +204,24 @@ def run_suite(
                 out.append(RunResult(label=target.label, round=round_, summary=None, failure=str(exc)))
                 print_row(f"| {round_} | {target.label} | did not run: {exc} |")
                 continue
+            log.with_suffix(".results.json").write_text(
+                json.dumps([r.model_dump() for r in results])
+            )  # every request's TTFT and routing decision, for a look afterwards
             summary = summarize(results, wall)
+            warm = reusable_ttft_p50_ms(results, reusable or set())
             out.append(
                 RunResult(
-                    label=target.label, round=round_, summary=summary, hit_tokens=hits, query_tokens=queries
+                    label=target.label,
+                    round=round_,
+                    summary=summary,
+                    hit_tokens=hits,
+                    query_tokens=queries,
+                    reusable_ttft_p50_ms=warm,
                 )
             )
             share = 100 * hits / queries if queries else float("nan")
             print_row(
-                f"| {round_} | {target.label} | {summary.ttft_p50_ms:.0f} | {summary.ttft_p90_ms:.0f} | "
+                f"| {round_} | {target.label} | {summary.ttft_p50_ms:.0f} | {warm:.0f} | {summary.ttft_p90_ms:.0f} | "
                 f"{summary.errors} | {share:.1f} | {summary.req_per_s:.2f} |"
             )
     return out
@@ -204,47 +249,65 @@ def summarize_target(target: Target, results: list[RunResult], oracle_cached: in
         ttft_p50_min=min(p50s),
         ttft_p50_max=max(p50s),
         ttft_p90_ms=statistics.median(p90s),
+        reusable_ttft_p50_ms=statistics.median(r.reusable_ttft_p50_ms for r in done),
         hit_share=statistics.median(hit_shares) if hit_shares else float("nan"),
         reuse_captured=statistics.median(captured),
     )
 
 
-def table(summaries: list[TargetSummary], oracle: tuple[int, int]) -> str:
-    """The per-target medians, with the oracle's share on top."""
+def table(
+    summaries: list[TargetSummary], oracle: tuple[int, int], reusable: int = 0, requests: int = 0
+) -> str:
+    """The per-target medians, with the oracle's share (and how many requests it finds reusable) on top."""
     cached, total = oracle
     lines = [
-        f"oracle (one LRU of both caches): {100 * cached / total if total else float('nan'):.1f} % of prompt tokens cached",
-        "| target | runs | TTFT p50 ms (min-max) | TTFT p90 ms | errors | cache hit % | reuse captured |",
-        "|---|---|---|---|---|---|---|",
+        (
+            f"oracle (one LRU of both caches): {100 * cached / total if total else float('nan'):.1f} % of prompt tokens "
+            f"cached; {reusable} of {requests} requests reusable (the rest are computed in full whatever the routing)"
+        ),
+        "| target | runs | TTFT p50 ms (min-max) | reusable TTFT p50 ms | TTFT p90 ms | errors | cache hit % | reuse captured |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         lines.append(
             f"| {s.label} | {s.runs} | {s.ttft_p50_ms:.0f} ({s.ttft_p50_min:.0f}-{s.ttft_p50_max:.0f}) | "
-            f"{s.ttft_p90_ms:.0f} | {s.errors} | {100 * s.hit_share:.1f} | {s.reuse_captured:.2f} |"
+            f"{s.reusable_ttft_p50_ms:.0f} | {s.ttft_p90_ms:.0f} | {s.errors} | {100 * s.hit_share:.1f} | "
+            f"{s.reuse_captured:.2f} |"
         )
     return "\n".join(lines)
 
 
-def ratio_line(prefix: str, summaries: list[TargetSummary], ours: str, baseline: str) -> str:
-    """``<prefix>_prefix_ttft_p50_vs_round_robin=... ..._vs_best_vllm_router=... reuse_captured=...``."""
+def _ratios(
+    summaries: list[TargetSummary], ours: str, baseline: str, metric: Callable[[TargetSummary], float]
+) -> tuple[float, float]:
+    """``metric`` of ``ours`` over ``baseline``'s and over the best vllm-router target's (nan if either is missing).
+
+    A target with errors does not win: it is never the best vllm-router, and ours with errors gives nan.
+    """
     by = {s.label: s for s in summaries}
     mine, base = by.get(ours), by.get(baseline)
     theirs = [s for s in summaries if not s.ours and s.errors == 0]
-    best = min(theirs, key=lambda s: s.ttft_p50_ms) if theirs else None
-    nan = float("nan")
+    best = min(theirs, key=metric) if theirs else None
 
     def over(a: TargetSummary | None, b: TargetSummary | None) -> float:
-        if a is None or b is None or a.errors:  # a target with errors does not win
-            return nan
-        return a.ttft_p50_ms / b.ttft_p50_ms
+        if a is None or b is None or a.errors:
+            return float("nan")
+        return metric(a) / metric(b)
 
-    captured = mine.reuse_captured if mine is not None else nan
+    return over(mine, base), over(mine, best)
+
+
+def ratio_line(prefix: str, summaries: list[TargetSummary], ours: str, baseline: str) -> str:
+    """``<prefix>_prefix_ttft_p50_vs_round_robin=... ..._vs_best_vllm_router=... reuse_captured=...``."""
+    vs_base, vs_best = _ratios(summaries, ours, baseline, lambda s: s.ttft_p50_ms)
+    mine = next((s for s in summaries if s.label == ours), None)
+    captured = mine.reuse_captured if mine is not None else float("nan")
     reuse = (
         "reuse_captured" if prefix == "trace_prefix" else f"{prefix.removesuffix('_prefix')}_reuse_captured"
     )
     return (
-        f"{prefix}_ttft_p50_vs_round_robin={over(mine, base):.2f} "
-        f"{prefix}_ttft_p50_vs_best_vllm_router={over(mine, best):.2f} {reuse}={captured:.2f}"
+        f"{prefix}_ttft_p50_vs_round_robin={vs_base:.2f} "
+        f"{prefix}_ttft_p50_vs_best_vllm_router={vs_best:.2f} {reuse}={captured:.2f}"
     )
 
 
@@ -252,3 +315,12 @@ def best_vllm_router(summaries: list[TargetSummary]) -> str:
     """The label of the fastest vllm-router target without errors (what the ratio compares against)."""
     theirs = [s for s in summaries if not s.ours and s.errors == 0]
     return min(theirs, key=lambda s: s.ttft_p50_ms).label if theirs else "none"
+
+
+def reusable_ratio_line(prefix: str, summaries: list[TargetSummary], ours: str, baseline: str) -> str:
+    """The same two ratios over the reusable requests only (where the cache can win)."""
+    vs_base, vs_best = _ratios(summaries, ours, baseline, lambda s: s.reusable_ttft_p50_ms)
+    return (
+        f"{prefix}_reusable_ttft_p50_vs_round_robin={vs_base:.2f} "
+        f"{prefix}_reusable_ttft_p50_vs_best_vllm_router={vs_best:.2f}"
+    )

@@ -35,7 +35,9 @@ long a just-routed prompt counts as held before its events arrive. The explanati
 Pipeline awareness: fan-out siblings (``fanout.py``: calls within ``fanout_window`` s sharing a
 prefix) score ``fanout_weight`` (1.5, between session and prefix) on the first one's worker; and
 affinity is sticky only until saturated (``saturation.py``: ``saturate_in_flight`` requests of ours,
-off by default, or ``saturate_waiting`` requests waiting in the engine, 5).
+off by default, or ``saturate_waiting`` requests waiting in the engine, 5), and, with
+``affinity_slack`` (blocks, off by default), only while its worker's cost stays within that many
+blocks of the cheapest worker's (``cost_bound.py``: saturation measured in work, not requests).
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runtime.router.cache_stats import WorkerCacheStats
-from runtime.router.policies.base import Part, Policy, RequestView, Scorer
+from runtime.router.policies.base import Filter, Part, Policy, RequestView, Scorer
 from runtime.router.policies.cache_feedback import CacheFeedback
+from runtime.router.policies.cost_bound import CostBoundFilter
 from runtime.router.policies.fanout import FanoutScorer
 from runtime.router.policies.load_guard import LoadGuardFilter
 from runtime.router.policies.max_score import MaxScorePicker
@@ -89,6 +92,7 @@ class PrefixParams(BaseModel):
     fanout_window: float = Field(default=1.0, gt=0)
     saturate_in_flight: int | None = Field(default=None, ge=1)
     saturate_waiting: float | None = Field(default=5, ge=0)
+    affinity_slack: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _precise_needs_both(self) -> PrefixParams:
@@ -272,18 +276,22 @@ class PrefixScorer(Part):
 
 
 def build(params: PrefixParams) -> Policy:
-    """The ``prefix`` policy: load guard and saturation, then session, fan-out and prefix affinity."""
-    scorers: list[tuple[Scorer, float]] = [(PrefixScorer(params), 1.0)]
+    """The ``prefix`` policy: load guard, saturation and cost bound, then session, fan-out and prefix affinity."""
+    prefix = PrefixScorer(params)
+    scorers: list[tuple[Scorer, float]] = [(prefix, 1.0)]
     if params.fanout_weight > 0:
         scorers.append((FanoutScorer(params.block_chars, params.fanout_window), params.fanout_weight))
     if params.session_weight > 0:
         scorers.insert(0, (SessionAffinityScorer(params.session_ttl), params.session_weight))
+    filters: list[Filter] = [
+        LoadGuardFilter(params.balance_abs, params.balance_rel),
+        SaturationFilter(params.saturate_in_flight, params.saturate_waiting),
+    ]
+    if params.affinity_slack is not None:
+        filters.append(CostBoundFilter(prefix.cost, params.affinity_slack))
     return Policy(
         "prefix",
-        filters=[
-            LoadGuardFilter(params.balance_abs, params.balance_rel),
-            SaturationFilter(params.saturate_in_flight, params.saturate_waiting),
-        ],
+        filters=filters,
         scorers=scorers,
         picker=MaxScorePicker(),
     )

@@ -1,4 +1,4 @@
-"""Pipeline-aware routing, policy level: session headers, fan-out siblings, sticky until saturated, the decider."""
+"""Pipeline-aware routing, policy level: session headers, fan-out siblings, sticky until saturated (in requests or in work), the decider."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.config import DisaggregationConfig
 from runtime.router.policies import RequestView, make_policy
+from runtime.router.policies.cost_bound import CostBoundFilter
 from runtime.router.policies.disagg import DisaggDecider
 from runtime.router.policies.fanout import FanoutScorer
 from runtime.router.session_headers import session_from
@@ -104,6 +105,72 @@ def test_session_is_sticky_until_its_worker_is_saturated() -> None:
     # 3 in flight on the session's worker: saturated, so the 4th turn goes elsewhere and stays there
     assert homes[3][0] is not first and f"moved from {first.url}" in homes[3][1]
     assert homes[4][0] is homes[3][0]
+
+
+def _hot_session_turn(params: dict[str, object], home_tokens_in_flight: int) -> tuple[Worker, Worker, str]:
+    """A session's first turn routed; its home given ``home_tokens_in_flight``; where the next turn goes."""
+    policy = make_policy(
+        "prefix", {"block_chars": 64, "saturate_waiting": None, "balance_abs": 100, **params}
+    )
+    pool = workers(2)
+    view = completion(CONTEXT, session="hot")
+    first = policy.choose(pool, view)
+    assert first is not None
+    policy.on_routed(first.worker, view)
+    first.worker.in_flight, first.worker.tokens_in_flight = 2, home_tokens_in_flight
+    choice = policy.choose(pool, completion(CONTEXT + " next turn", session="hot"))  # the same 11 blocks
+    assert choice is not None
+    return first.worker, choice.worker, choice.reason
+
+
+def test_session_affinity_is_bounded_by_the_cost_in_work_not_requests() -> None:
+    # CONTEXT is 756 characters: 11 full blocks of 64, 16 tokens each (block_chars / chars_per_token). By
+    # hand: home costs 0 blocks to prefill + its active blocks, the other worker 11 to prefill + 0 active.
+    # 160 tokens in flight on home: 10 <= 11, home is the cheaper one; bounded or not, the turn stays
+    for params in ({"affinity_slack": 2}, {}):
+        home, chosen, _ = _hot_session_turn(params, 160)
+        assert chosen is home
+    # 496 tokens in flight on home: 31 > 11 + 2 slack, so the bounded policy moves the session
+    home, chosen, reason = _hot_session_turn({"affinity_slack": 2}, 496)
+    assert chosen is not home and f"moved from {home.url}" in reason
+    # unbounded, 2 requests in flight is neither saturated nor far busier by count: it stays
+    home, chosen, _ = _hot_session_turn({}, 496)
+    assert chosen is home
+    # a slack as large as the difference keeps it (31 <= 11 + 20), one block less does not
+    home, chosen, _ = _hot_session_turn({"affinity_slack": 20}, 496)
+    assert chosen is home
+    home, chosen, _ = _hot_session_turn({"affinity_slack": 19}, 496)
+    assert chosen is not home
+
+
+def test_cost_bound_spreads_a_fan_out_because_siblings_count_as_load() -> None:
+    # why affinity_slack is off by default. Each sibling: 767 characters, 11 full blocks of 64 (16
+    # tokens each), 192 estimated tokens + 8 to generate = 12.5 active blocks while in flight. By hand,
+    # slack 2: the 2nd sibling's home costs 0 + 12.5 <= 11 + 2, kept; the 3rd's 0 + 25 > 13, it moves;
+    # the 4th then finds 12.5 on the new worker against 25 on the first.
+    for slack, expected in ((None, [0, 0, 0, 0]), (2.0, [0, 0, 1, 1])):
+        policy = make_policy("prefix", {"block_chars": 64, "affinity_slack": slack})
+        pool = workers(2)
+        where = []
+        for q in range(4):
+            view = completion(CONTEXT + f" question {q}")
+            choice = policy.choose(pool, view)
+            assert choice is not None
+            policy.on_routed(choice.worker, view)
+            choice.worker.in_flight += 1
+            choice.worker.tokens_in_flight += view.est_prompt_tokens() + 8
+            where.append(pool.index(choice.worker))
+        assert where == expected
+
+
+def test_cost_bound_keeps_the_workers_within_slack_of_the_cheapest() -> None:
+    pool = workers(4)
+    costs = {pool[0].url: 7.0, pool[1].url: 3.0, pool[2].url: 5.0, pool[3].url: 5.5}
+    bound = CostBoundFilter(lambda w, req, now: costs[w.url], slack=2.0)
+    view = completion("x")
+    assert bound.filter(pool, view) == [pool[1], pool[2]]  # 3 and 5 are within 3 + 2; 5.5 and 7 are not
+    assert CostBoundFilter(bound.cost, slack=0).filter(pool, view) == [pool[1]]
+    assert bound.filter(pool[:1], view) == pool[:1]
 
 
 def test_engine_reported_queue_saturates_a_worker_too() -> None:
