@@ -71,7 +71,9 @@ def compile_pipeline(
     (``deploy`` passes the kubeconfig context's, as kubectl does). ``strict`` makes the graph's warnings
     (stages defined but never called) an error.
     """
-    result = _compile(ref, namespace=namespace, image=image, default_namespace=default_namespace, strict=strict)
+    result = _compile(
+        ref, namespace=namespace, image=image, default_namespace=default_namespace, strict=strict
+    )
     validate_documents(result.documents, strict=True, defaults=False)
     return result
 
@@ -80,7 +82,9 @@ def compile_ref(
     ref: str, *, namespace: str | None = None, image: str | None = None, default_namespace: str = "default"
 ) -> list[dict[str, Any]]:
     """The validated documents of pipeline ``ref`` (``compile_pipeline`` without graph, warnings, notes)."""
-    return compile_pipeline(ref, namespace=namespace, image=image, default_namespace=default_namespace).documents
+    return compile_pipeline(
+        ref, namespace=namespace, image=image, default_namespace=default_namespace
+    ).documents
 
 
 def validate_target(
@@ -97,4 +101,6 @@ def validate_target(
         docs = yamlio.load_all_file(target)
         return check_documents(docs, crds=crds, strict=False, defaults=True, cluster=cluster, old=old)
     compiled = _compile(target, namespace=None, image=None, default_namespace="default", strict=False)
-    return check_documents(compiled.documents, crds=crds, strict=True, defaults=False, cluster=cluster, old=old)
+    return check_documents(
+        compiled.documents, crds=crds, strict=True, defaults=False, cluster=cluster, old=old
+    )

@@ -93,7 +93,9 @@ class ManifestRejectedError(AdmissionError):
         first = self.problems[0]
         listed = "; ".join(str(p) for p in self.problems)
         count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
-        AdmissionError.__init__(self, f"{subject} rejected, {count}: {listed}", rule=first.rule, path=first.path)
+        AdmissionError.__init__(
+            self, f"{subject} rejected, {count}: {listed}", rule=first.rule, path=first.path
+        )
         self.args = (f"{subject} rejected, {count}: {listed}",)
 
 

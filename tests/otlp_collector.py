@@ -58,11 +58,17 @@ class Collector:
             service = str(attrs.get("service.name", ""))
             for scope in resource_spans.scope_spans:
                 for span in scope.spans:
-                    found.append(CollectedSpan(
-                        trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
-                        parent_id=span.parent_span_id.hex() or None, name=span.name, service=service,
-                        attributes={a.key: _value(a.value) for a in span.attributes}, status=span.status.code,
-                    ))
+                    found.append(
+                        CollectedSpan(
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_id=span.parent_span_id.hex() or None,
+                            name=span.name,
+                            service=service,
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                            status=span.status.code,
+                        )
+                    )
         with self._lock:
             self.requests += 1
             self._spans += found

@@ -26,7 +26,11 @@ def _polls(predicate: Callable[[], object], timeout: float, what: str) -> Iterat
 
 
 async def eventually(
-    predicate: Callable[[], object], *, timeout: float = DEFAULT_TIMEOUT, interval: float = 0.02, what: str = ""
+    predicate: Callable[[], object],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.02,
+    what: str = "",
 ) -> None:
     """Poll ``predicate`` until it is truthy, at most ``timeout`` seconds."""
     for _ in _polls(predicate, timeout, what):
@@ -34,7 +38,11 @@ async def eventually(
 
 
 def eventually_sync(
-    predicate: Callable[[], object], *, timeout: float = DEFAULT_TIMEOUT, interval: float = 0.02, what: str = ""
+    predicate: Callable[[], object],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.02,
+    what: str = "",
 ) -> None:
     """:func:`eventually` for synchronous tests (sleeps between polls instead of spinning)."""
     for _ in _polls(predicate, timeout, what):

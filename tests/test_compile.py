@@ -28,7 +28,13 @@ async def body(q: str) -> str:
 def test_compile_ref_returns_the_pcs_first(write_pipeline: WritePipeline) -> None:
     write_pipeline(SOURCE.format(low=2))
     docs = compile_ref("user_pipeline.py", namespace="ns")
-    assert [d["kind"] for d in docs] == ["PodCliqueSet", "Service", "Service", "NetworkPolicy", "NetworkPolicy"]
+    assert [d["kind"] for d in docs] == [
+        "PodCliqueSet",
+        "Service",
+        "Service",
+        "NetworkPolicy",
+        "NetworkPolicy",
+    ]
     tool = docs[0]["spec"]["template"]["cliques"][1]["spec"]
     assert tool["autoScalingConfig"]["minReplicas"] == 2 and tool["minAvailable"] == 2
 

@@ -63,12 +63,23 @@ def test_module_ref_loads_the_examples(repo_root: Path, monkeypatch: pytest.Monk
     [
         (None, "missing.py", "no such file: missing.py"),
         ("def broken(:\n", "user_pipeline.py", "user_pipeline.py:1: syntax error"),
-        ("raise RuntimeError('boom')\n", "user_pipeline.py", "failed at user_pipeline.py:1: RuntimeError: boom"),
+        (
+            "raise RuntimeError('boom')\n",
+            "user_pipeline.py",
+            "failed at user_pipeline.py:1: RuntimeError: boom",
+        ),
         ("x = 1\n", "user_pipeline.py", "defines no @pipeline"),
-        (TWO, "user_pipeline.py", "several pipelines (first, second-one); choose one with user_pipeline.py:NAME"),
+        (
+            TWO,
+            "user_pipeline.py",
+            "several pipelines (first, second-one); choose one with user_pipeline.py:NAME",
+        ),
         (TWO, "user_pipeline.py:third", "has no pipeline 'third'; it defines: first, second-one"),
-        ("from grove_pipelines import stage\n@stage(replicas=-1)\nasync def s(): ...\n", "user_pipeline.py",
-         "stage 's': replicas: Input should be greater than or equal to 1"),
+        (
+            "from grove_pipelines import stage\n@stage(replicas=-1)\nasync def s(): ...\n",
+            "user_pipeline.py",
+            "stage 's': replicas: Input should be greater than or equal to 1",
+        ),
         ("import no_such_module_here\n", "user_pipeline.py", "No module named 'no_such_module_here'"),
     ],
 )

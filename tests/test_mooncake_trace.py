@@ -77,7 +77,9 @@ def test_window_time_compression_output_cap_and_sessions() -> None:
     assert [s.turns[0].max_tokens for s in trace.sessions] == [16, 1]
     assert len(mooncake_to_trace(records, MooncakeReplay(max_requests=2)).sessions) == 2
     # a sample of conversations: the roots that are multiples of 3 (here 9 only)
-    assert [s.session_id for s in mooncake_to_trace(records, MooncakeReplay(sample_every=3)).sessions] == ["h9"]
+    assert [s.session_id for s in mooncake_to_trace(records, MooncakeReplay(sample_every=3)).sessions] == [
+        "h9"
+    ]
 
 
 def test_loads_any_file_in_the_format_and_names_a_bad_line(tmp_path: Path) -> None:

@@ -45,7 +45,14 @@ from grove_pipelines.spec.tracing import OTLPTarget
 from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess, start_together
 from tests.otlp_collector import Collector, otlp_collector
 
-__all__ = ["KVEventsWorker", "tiny_model", "vllm_kv_worker", "vllm_log_dir", "vllm_pd_pair", "vllm_span_collector"]
+__all__ = [
+    "KVEventsWorker",
+    "tiny_model",
+    "vllm_kv_worker",
+    "vllm_log_dir",
+    "vllm_pd_pair",
+    "vllm_span_collector",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = float(os.environ.get("GROVE_VLLM_START_TIMEOUT", "480"))
@@ -131,13 +138,25 @@ def vllm_pd_pair(
     spans = OTLPTarget(endpoint=f"{vllm_span_collector.endpoint}/v1/traces")
     pair = PDPair(
         prefill=VLLMProcess(
-            VLLMConfig(model=tiny_model, role="prefill", cpu_bind="0", tracing=spans, extra_env=_SPAN_BATCH_ENV,
-                       extra_args=_PAIR_ARGS),
+            VLLMConfig(
+                model=tiny_model,
+                role="prefill",
+                cpu_bind="0",
+                tracing=spans,
+                extra_env=_SPAN_BATCH_ENV,
+                extra_args=_PAIR_ARGS,
+            ),
             log_dir=vllm_log_dir,
         ),
         decode=VLLMProcess(
-            VLLMConfig(model=tiny_model, role="decode", cpu_bind="1", tracing=spans, extra_env=_SPAN_BATCH_ENV,
-                       extra_args=_PAIR_ARGS),
+            VLLMConfig(
+                model=tiny_model,
+                role="decode",
+                cpu_bind="1",
+                tracing=spans,
+                extra_env=_SPAN_BATCH_ENV,
+                extra_args=_PAIR_ARGS,
+            ),
             log_dir=vllm_log_dir,
         ),
     )

@@ -18,7 +18,8 @@ def graph(
     ref: Annotated[str, typer.Argument(help="The pipeline: path/file.py[:name] or package.module[:name].")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="text, mermaid or dot.")] = "text",
     why: Annotated[
-        bool, typer.Option("--explain", help="For every edge, the code it comes from (function at file:line).")
+        bool,
+        typer.Option("--explain", help="For every edge, the code it comes from (function at file:line)."),
     ] = False,
 ) -> None:
     """Print the pipeline's stages and who calls whom."""

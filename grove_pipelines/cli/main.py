@@ -47,5 +47,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {validation_summary(exc, whole='(input)')}", file=sys.stderr)
         raise SystemExit(1) from None
 
+
 if __name__ == "__main__":
     main()

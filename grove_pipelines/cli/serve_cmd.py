@@ -16,7 +16,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8000,
     host: Annotated[str, typer.Option(help="Address to listen on (pods: 0.0.0.0).")] = "0.0.0.0",
     stage: Annotated[
-        list[str] | None, typer.Option(help="Serve this Python stage at /v1/stages/NAME instead of the pipeline.")
+        list[str] | None,
+        typer.Option(help="Serve this Python stage at /v1/stages/NAME instead of the pipeline."),
     ] = None,
 ) -> None:
     """Serve the pipeline's HTTP endpoints (or one stage's) until SIGINT/SIGTERM.

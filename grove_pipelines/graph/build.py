@@ -96,8 +96,14 @@ class _Builder:
                 break
         if self.pending:
             caller, name = self.pending[0]
-            who = f"pipeline {self.pipeline.name!r}: calls" if caller == ENTRY else f"stage {caller!r}: depends_on"
-            raise GraphError(f"{who} names {name!r}, which is not a stage of this module or reached by its code")
+            who = (
+                f"pipeline {self.pipeline.name!r}: calls"
+                if caller == ENTRY
+                else f"stage {caller!r}: depends_on"
+            )
+            raise GraphError(
+                f"{who} names {name!r}, which is not a stage of this module or reached by its code"
+            )
 
     def warnings(self) -> list[str]:
         name = self.pipeline.name

@@ -55,9 +55,13 @@ class PipelineGraph:
         self._stages: dict[str, StageSpec] = {}
         for spec in stages:
             if spec.name == ENTRY:
-                raise GraphError(f"stage name {ENTRY!r} is reserved for the pipeline server; rename the stage")
+                raise GraphError(
+                    f"stage name {ENTRY!r} is reserved for the pipeline server; rename the stage"
+                )
             if spec.name in self._stages:
-                raise GraphError(f"two stages are named {spec.name!r}; stage names must be unique in a pipeline")
+                raise GraphError(
+                    f"two stages are named {spec.name!r}; stage names must be unique in a pipeline"
+                )
             self._stages[spec.name] = spec
         self._graph: nx.DiGraph[str] = nx.DiGraph()
         self._graph.add_node(ENTRY)
@@ -74,7 +78,9 @@ class PipelineGraph:
         self._check_acyclic()
 
     def _check_acyclic(self) -> None:
-        if nx.is_directed_acyclic_graph(self._graph):  # one topological sort; find_cycle searches edge by edge
+        if nx.is_directed_acyclic_graph(
+            self._graph
+        ):  # one topological sort; find_cycle searches edge by edge
             return
         cycle = nx.find_cycle(self._graph)
         raise CycleError([edge[0] for edge in cycle], where=self._where([(a, b) for a, b, *_ in cycle]))

@@ -48,7 +48,11 @@ def _mermaid(graph: PipelineGraph) -> str:
     for node, node_id in ids.items():
         shape = ('(["', '"])') if node == ENTRY else (("[/", "/]") if _is_llm(graph, node) else ("[", "]"))
         text = _label(graph, node).replace('"', "'")
-        lines.append(f'    {node_id}{shape[0]}"{text}"{shape[1]}' if node != ENTRY else f"    {node_id}{shape[0]}{text}{shape[1]}")
+        lines.append(
+            f'    {node_id}{shape[0]}"{text}"{shape[1]}'
+            if node != ENTRY
+            else f"    {node_id}{shape[0]}{text}{shape[1]}"
+        )
     for caller, callee in graph.edges():
         lines.append(f"    {ids[caller]} --> {ids[callee]}")
     return "\n".join(lines)

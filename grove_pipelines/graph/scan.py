@@ -282,7 +282,9 @@ class _Scanner:
     def attribute(self, obj: object, name: str) -> object:
         if isinstance(obj, types.ModuleType):
             return vars(obj).get(name, _MISSING) if _is_user_module(obj) else _MISSING
-        if isinstance(obj, (Stage, LLM)) or not (isinstance(obj, type) and _is_user_class(obj) or _is_user_object(obj)):
+        if isinstance(obj, (Stage, LLM)) or not (
+            isinstance(obj, type) and _is_user_class(obj) or _is_user_object(obj)
+        ):
             return _MISSING
         return _static_attr(obj, name)
 
@@ -305,7 +307,9 @@ class _Scanner:
         except AttributeError:
             attrs = {}
         if is_dataclass(obj) and not attrs:
-            attrs = {f: inspect.getattr_static(obj, f, None) for f in getattr(obj, "__dataclass_fields__", {})}
+            attrs = {
+                f: inspect.getattr_static(obj, f, None) for f in getattr(obj, "__dataclass_fields__", {})
+            }
         for value in dict(attrs).values():
             self.push(value, origin, None, depth + 1)
 
@@ -334,9 +338,7 @@ def scan(root: Stage | Pipeline) -> list[Reached]:
     scanner = _Scanner(root)
     name = getattr(target, "__qualname__", repr(target))
     start = (
-        code_origin(name, target.__code__)
-        if isinstance(target, types.FunctionType)
-        else Origin(name, "", 0)
+        code_origin(name, target.__code__) if isinstance(target, types.FunctionType) else Origin(name, "", 0)
     )
     scanner.stack.append((target, start, None, 0))
     return scanner.run()

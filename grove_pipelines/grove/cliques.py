@@ -86,7 +86,9 @@ def _pod_spec(ctx: CliqueContext, node: str, main: Container) -> PodSpec:
     pipeline = ctx.graph.pipeline
     otel = ctr.otel_env(pipeline.otel)
     routers = [
-        ctr.router_container(image=ctx.image, index=i, llm=llm.name, units=ctx.layout.units[llm.name], env=otel)
+        ctr.router_container(
+            image=ctx.image, index=i, llm=llm.name, units=ctx.layout.units[llm.name], env=otel
+        )
         for i, llm in enumerate(_llm_callees(ctx, node))
     ]
     mounts = {m.name for c in (main, *routers) for m in c.volume_mounts or []}

@@ -71,7 +71,10 @@ def plan_names(graph: PipelineGraph) -> tuple[Layout, str, list[str]]:
     pcs = pcs_name(graph.name, layout.slots(), stage_of=layout.stage_of())
     notes = list(layout.notes)
     if pcs != graph.name:
-        notes.insert(0, f"pipeline {graph.name!r} is too long for Grove's name budget: its PodCliqueSet is named {pcs!r}")
+        notes.insert(
+            0,
+            f"pipeline {graph.name!r} is too long for Grove's name budget: its PodCliqueSet is named {pcs!r}",
+        )
     return layout, pcs, notes
 
 

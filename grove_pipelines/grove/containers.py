@@ -190,7 +190,10 @@ def server_auth_env(pcs: str, *, api_keys: bool, stage_token: bool) -> list[EnvV
     wanted = [(API_KEYS_ENV, API_KEYS_SECRET_KEY)] if api_keys else []
     wanted += [(STAGE_TOKEN_ENV, STAGE_TOKEN_SECRET_KEY)] if stage_token else []
     return [
-        EnvVar(name=env, value_from=EnvVarSource(secret_key_ref=SecretKeySelector(name=auth_secret_name(pcs), key=key)))
+        EnvVar(
+            name=env,
+            value_from=EnvVarSource(secret_key_ref=SecretKeySelector(name=auth_secret_name(pcs), key=key)),
+        )
         for env, key in wanted
     ]
 

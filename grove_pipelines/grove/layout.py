@@ -124,7 +124,9 @@ class Layout:
         cliques = [clique for unit in self.all_units() for clique in unit.cliques]
         if len(cliques) != len(owner):
             twice = next(c for c in cliques if cliques.count(c) > 1)
-            raise CompileError(f"two stages share the clique name {twice!r} after shortening; rename one of them")
+            raise CompileError(
+                f"two stages share the clique name {twice!r} after shortening; rename one of them"
+            )
         for name in owner:
             for k in range(1, len(name)):
                 if name[k:] in owner:

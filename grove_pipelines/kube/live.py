@@ -32,7 +32,15 @@ from grove_pipelines.spec.server_metrics import (
     STAGE_FAILED_OUTCOMES,
 )
 
-__all__ = ["METRICS_LIMIT", "LiveNumbers", "PipelineNumbers", "StageNumbers", "bucket_quantile", "entry_numbers", "numbers_of"]
+__all__ = [
+    "METRICS_LIMIT",
+    "LiveNumbers",
+    "PipelineNumbers",
+    "StageNumbers",
+    "bucket_quantile",
+    "entry_numbers",
+    "numbers_of",
+]
 
 METRICS_LIMIT = 4 * 1024 * 1024
 """The most bytes read from one pod's ``/metrics`` (a few hundred series make tens of kilobytes)."""

@@ -27,7 +27,9 @@ def _present(live: dict[str, Any]) -> set[str]:
     return set(live.get("data") or {}) | set(live.get("stringData") or {})
 
 
-def ensure_auth_secret(client: KubeClient, pcs: dict[str, Any], *, dry_run: bool = False) -> tuple[str, str] | None:
+def ensure_auth_secret(
+    client: KubeClient, pcs: dict[str, Any], *, dry_run: bool = False
+) -> tuple[str, str] | None:
     """Create ``<pcs>-auth`` (or add the keys it lacks) with random tokens; ``(name, action)`` or None."""
     keys = referenced_keys(pcs)
     if not keys:

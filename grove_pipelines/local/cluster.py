@@ -109,9 +109,16 @@ class LocalCluster:
         assert self.network is not None
         missing = []
         for pod in self.grove:
-            for container in [*(pod.pod_spec.get("initContainers") or ()), *(pod.pod_spec.get("containers") or ())]:
+            for container in [
+                *(pod.pod_spec.get("initContainers") or ()),
+                *(pod.pod_spec.get("containers") or ()),
+            ]:
                 launch = container_launch(
-                    pod, container, pod_ip=nets[pod.name].ip, host_ip=self.network.gateway, secrets=self.secrets
+                    pod,
+                    container,
+                    pod_ip=nets[pod.name].ip,
+                    host_ip=self.network.gateway,
+                    secrets=self.secrets,
                 )
                 missing += [f"{pod.name}/{launch.name}: $({name})" for name in launch.unresolved]
         for line in missing:
@@ -126,7 +133,9 @@ class LocalCluster:
         assert self.network is not None
         launches = {}
         for container in [*spec["initContainers"], *spec["containers"]]:
-            launch = container_launch(pod, container, pod_ip=ip, host_ip=self.network.gateway, secrets=self.secrets)
+            launch = container_launch(
+                pod, container, pod_ip=ip, host_ip=self.network.gateway, secrets=self.secrets
+            )
             # the image's environment under the container's (the kubelet expands only the latter)
             launches[container["name"]] = dataclasses.replace(launch, env={**self.image_env, **launch.env})
         return launches, spec

@@ -53,7 +53,9 @@ def parse_attach(values: Sequence[str]) -> dict[str, tuple[str, ...]]:
         name, sep, urls = value.partition("=")
         parts = tuple(u.strip().rstrip("/") for u in urls.split(",") if u.strip())
         if not sep or not name or not parts or not all(u.startswith(("http://", "https://")) for u in parts):
-            raise RunError(f"--attach {value!r}: expected NAME=URL (aggregated) or NAME=PREFILL_URL,DECODE_URL")
+            raise RunError(
+                f"--attach {value!r}: expected NAME=URL (aggregated) or NAME=PREFILL_URL,DECODE_URL"
+            )
         found[name.strip()] = parts
     return found
 
@@ -67,13 +69,17 @@ def model_max_len(model_dir: Path) -> int:
         return _FALLBACK_MAX_LEN
 
 
-def plan_llms(graph: PipelineGraph, *, max_len: int, attach: Mapping[str, Sequence[str]] | None = None) -> list[LLMPlan]:
+def plan_llms(
+    graph: PipelineGraph, *, max_len: int, attach: Mapping[str, Sequence[str]] | None = None
+) -> list[LLMPlan]:
     """One plan per LLM stage of the graph; ``--attach`` entries must name LLM stages and fit their roles."""
     attach = dict(attach or {})
     llms = {spec.name: spec for spec in graph.llm_stages()}
     unknown = sorted(set(attach) - set(llms))
     if unknown:
-        raise RunError(f"--attach names {', '.join(unknown)}, not an LLM stage of {graph.name!r} ({', '.join(llms) or 'none'})")
+        raise RunError(
+            f"--attach names {', '.join(unknown)}, not an LLM stage of {graph.name!r} ({', '.join(llms) or 'none'})"
+        )
     plans = []
     for name, spec in llms.items():
         plan = LLMPlan(
@@ -85,7 +91,9 @@ def plan_llms(graph: PipelineGraph, *, max_len: int, attach: Mapping[str, Sequen
         )
         if plan.attach and len(plan.attach) != len(plan.roles):
             want = "PREFILL_URL,DECODE_URL" if plan.disaggregated else "one URL"
-            raise RunError(f"--attach {name}: the stage is {'disaggregated' if plan.disaggregated else 'aggregated'}; give {want}")
+            raise RunError(
+                f"--attach {name}: the stage is {'disaggregated' if plan.disaggregated else 'aggregated'}; give {want}"
+            )
         plans.append(plan)
     return plans
 
@@ -93,8 +101,14 @@ def plan_llms(graph: PipelineGraph, *, max_len: int, attach: Mapping[str, Sequen
 def example_body(schema: Mapping[str, Any]) -> dict[str, object]:
     """A request body for the ``curl`` line: the required fields with example values."""
     properties: Mapping[str, Any] = schema.get("properties") or {}
-    examples: dict[str, object] = {"string": "What is prefill/decode disaggregation?", "integer": 1, "number": 1.0,
-                                   "boolean": True, "array": [], "object": {}}
+    examples: dict[str, object] = {
+        "string": "What is prefill/decode disaggregation?",
+        "integer": 1,
+        "number": 1.0,
+        "boolean": True,
+        "array": [],
+        "object": {},
+    }
     body: dict[str, object] = {}
     for name in schema.get("required") or ():
         kind = (properties.get(name) or {}).get("type", "string")

@@ -40,7 +40,9 @@ def start_ray(*, host: str = "127.0.0.1", port: int = 8000) -> None:
         from ray import serve
     except ImportError as exc:
         raise RunError("--backend ray needs Ray Serve: pip install 'grove-pipelines[local]'") from exc
-    ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=80_000_000, configure_logging=False)
+    ray.init(
+        include_dashboard=False, log_to_driver=False, object_store_memory=80_000_000, configure_logging=False
+    )
     serve.start(http_options={"host": host, "port": port}, logging_config={"enable_access_log": False})
 
 
@@ -77,7 +79,9 @@ def build_ray_app(
         bound[name] = deployment.bind(ref, name, callees, llm_urls)
     entry_callees = {c: bound[c] for c in graph.callees("frontend") if c in python}
     models = {p.stage: served_model(p.attach[-1]) for p in plans if p.attach}
-    models = {k: v for k, v in models.items() if v != next(p for p in plans if p.stage == k).served_model_name}
+    models = {
+        k: v for k, v in models.items() if v != next(p for p in plans if p.stage == k).served_model_name
+    }
     ingress = _deployment(PipelineIngress, name="ingress")
     return ingress.bind(ref, entry_callees, llm_urls, models, llms)
 
@@ -112,7 +116,9 @@ def run_ray(
     from ray import serve
 
     try:
-        progress("starting Ray (about 30 s) and Serve deployments; vLLM workers start inside their deployment")
+        progress(
+            "starting Ray (about 30 s) and Serve deployments; vLLM workers start inside their deployment"
+        )
         start_ray(host=host, port=port)
         for sig in previous:  # ray.init installs its own SIGTERM handler (drain the node, then abort)
             signal.signal(sig, on_signal)

@@ -61,14 +61,20 @@ class StageDeployment:
         for cold in self.executor.cold_class_stages([stage]):  # e.g. load the embedding model now
             cold.instantiate()
 
-    async def call(self, args: list[Any], kwargs: dict[str, Any], caller: str, request_id: str) -> tuple[bool, Any]:
+    async def call(
+        self, args: list[Any], kwargs: dict[str, Any], caller: str, request_id: str
+    ) -> tuple[bool, Any]:
         """Run the stage; ``(True, result)`` or ``(False, (status, error body))``."""
         try:
-            result = await self.executor.serve_stage(self.stage, args, kwargs, caller=caller, request_id=request_id)
+            result = await self.executor.serve_stage(
+                self.stage, args, kwargs, caller=caller, request_id=request_id
+            )
         except PipelineRunError as exc:
             return False, (exc.status, exc.body())
         except Exception as exc:  # noqa: BLE001  (a bug of ours must still name the stage)
-            error = StageFailedError(f"stage {self.stage!r} failed: {type(exc).__name__}: {exc}", stage=self.stage)
+            error = StageFailedError(
+                f"stage {self.stage!r} failed: {type(exc).__name__}: {exc}", stage=self.stage
+            )
             return False, (500, error.body())
         return True, encode(result)
 
@@ -79,7 +85,9 @@ class LLMDeployment:
     def __init__(self, plan: LLMPlan, model: str | None, log_dir: str, router_port: int) -> None:
         from grove_pipelines.local.runner import LocalStack
 
-        self.stack = LocalStack([plan], model=Path(model) if model else None, log_dir=Path(log_dir), progress=print)
+        self.stack = LocalStack(
+            [plan], model=Path(model) if model else None, log_dir=Path(log_dir), progress=print
+        )
         self.router_url = self.stack.start(router_ports={plan.stage: router_port})[plan.stage]
 
     def served_models(self) -> dict[str, str]:
@@ -103,7 +111,11 @@ class PipelineIngress:
     """The pipeline server (same app as in a pod) with Ray handles as its stage transports."""
 
     def __init__(
-        self, ref: str, stage_handles: dict[str, Any], llm_urls: dict[str, str], llm_models: dict[str, str],
+        self,
+        ref: str,
+        stage_handles: dict[str, Any],
+        llm_urls: dict[str, str],
+        llm_models: dict[str, str],
         llm_deployments: list[Any],
     ) -> None:
         self.ref = ref

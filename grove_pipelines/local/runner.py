@@ -40,7 +40,12 @@ class LocalStack:
     """The vLLM workers and routers of a pipeline's LLM stages, started and stopped together."""
 
     def __init__(
-        self, plans: Sequence[LLMPlan], *, model: Path | None, log_dir: Path, progress: Progress,
+        self,
+        plans: Sequence[LLMPlan],
+        *,
+        model: Path | None,
+        log_dir: Path,
+        progress: Progress,
         engine_timeout: float = 600.0,
     ) -> None:
         self.plans = list(plans)
@@ -86,8 +91,11 @@ class LocalStack:
             raise RunError(f"LLM stage {plan.stage!r} needs a model directory (--model DIR)")
         # Field(...) defaults are invisible to mypy without the pydantic plugin.
         config = VLLMConfig(  # type: ignore[call-arg]
-            model=self.model, served_model_name=plan.served_model_name, role=role,  # type: ignore[arg-type]
-            cpu_bind=_CPU_BIND[role], max_model_len=plan.max_model_len,
+            model=self.model,
+            served_model_name=plan.served_model_name,
+            role=role,  # type: ignore[arg-type]
+            cpu_bind=_CPU_BIND[role],
+            max_model_len=plan.max_model_len,
             tracing=otlp_traces_target(os.environ),  # the OTEL_* this run was started with
         )
         worker = VLLMProcess(config, log_dir=self.log_dir, name=f"{plan.stage}-{role}")
@@ -106,11 +114,23 @@ class LocalStack:
         config = self.log_dir / f"{plan.stage}-router.json"
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(json.dumps({"health": {"timeout": 30.0, "interval": 5.0}}))
-        argv = [sys.executable, "-m", "grove_pipelines.cli.main", "router", "--host", "127.0.0.1", "--port", str(port),
-                "--config", str(config)]
+        argv = [
+            sys.executable,
+            "-m",
+            "grove_pipelines.cli.main",
+            "router",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+        ]
         proc = ManagedProcess(
-            argv + plan.router_args(worker_urls), env=dict(os.environ),
-            log_path=self.log_dir / f"{plan.stage}-router.log", name=f"router of {plan.stage}",
+            argv + plan.router_args(worker_urls),
+            env=dict(os.environ),
+            log_path=self.log_dir / f"{plan.stage}-router.log",
+            name=f"router of {plan.stage}",
         )
         self.routers[plan.stage] = proc
         proc.start()
@@ -156,7 +176,9 @@ def _interruptible() -> Iterator[None]:
 def ensure_model(model: Path | None, progress: Progress) -> Path:
     if model is not None:
         if not (model / "config.json").is_file():
-            raise RunError(f"--model {model}: not a model directory (no config.json); make one with `grove-pipelines tiny-model DIR`")
+            raise RunError(
+                f"--model {model}: not a model directory (no config.json); make one with `grove-pipelines tiny-model DIR`"
+            )
         return model
     from grove_pipelines.local.tiny_model import write_tiny_model
 

@@ -59,7 +59,9 @@ class DirectInvoker:
 
 
 _DIRECT = DirectInvoker()
-_INVOKER: contextvars.ContextVar[Invoker | None] = contextvars.ContextVar("grove_pipelines_invoker", default=None)
+_INVOKER: contextvars.ContextVar[Invoker | None] = contextvars.ContextVar(
+    "grove_pipelines_invoker", default=None
+)
 
 
 def current_invoker() -> Invoker:

@@ -44,7 +44,9 @@ class LLM:
 
     def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """POST a raw streaming OpenAI request and yield the parsed chunks."""
-        return current_invoker().stream_llm(self, path, {"model": self.spec.model_name, **body, "stream": True})
+        return current_invoker().stream_llm(
+            self, path, {"model": self.spec.model_name, **body, "stream": True}
+        )
 
     async def complete(self, prompt: str, **sampling: Any) -> str:
         """Text completion: the generated text."""

@@ -23,7 +23,9 @@ class Stage:
     one instance is made on first use (per process, i.e. per replica) and its async ``__call__`` runs.
     """
 
-    def __init__(self, target: Callable[..., Any] | type, spec: PythonStageSpec, depends_on: Sequence[object]) -> None:
+    def __init__(
+        self, target: Callable[..., Any] | type, spec: PythonStageSpec, depends_on: Sequence[object]
+    ) -> None:
         self.target = target
         self.spec = spec
         self.depends_on = tuple(depends_on)
@@ -143,7 +145,9 @@ def stage(
         raise DefinitionError(f"@stage decorates an async function or a class, not {target!r}")
     stage_name = name or default_name(target.__name__)
     if isinstance(target, type) and not any("__call__" in vars(k) for k in target.__mro__[:-1]):
-        raise DefinitionError(f"stage {stage_name!r}: a class stage needs an async __call__ method", stage=stage_name)
+        raise DefinitionError(
+            f"stage {stage_name!r}: a class stage needs an async __call__ method", stage=stage_name
+        )
     options = {k: v for k, v in options.items() if v is not None}
     spec = build_spec(
         PythonStageSpec,

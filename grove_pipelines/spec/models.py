@@ -121,7 +121,9 @@ class _ReplicatedSpec(_Options):
             raise ValueError(f"min_available ({self.min_available}) exceeds replicas ({self.replicas})")
         scale = self.autoscaling
         if scale is not None and scale.max_replicas < self.replicas:
-            raise ValueError(f"autoscaling.max_replicas ({scale.max_replicas}) is below replicas ({self.replicas})")
+            raise ValueError(
+                f"autoscaling.max_replicas ({scale.max_replicas}) is below replicas ({self.replicas})"
+            )
         return self
 
     @property
@@ -152,7 +154,9 @@ class _NamedSpec(_ReplicatedSpec):
             if key.startswith("GROVE_"):
                 raise ValueError(f"env name {key!r}: GROVE_* variables are set by the Grove operator")
             if key.startswith("GP_"):
-                raise ValueError(f"env name {key!r}: GP_* variables are set by the compiler (endpoints, credentials)")
+                raise ValueError(
+                    f"env name {key!r}: GP_* variables are set by the compiler (endpoints, credentials)"
+                )
         return value
 
 

@@ -74,7 +74,10 @@ def otlp_traces_target(environ: Mapping[str, str]) -> OTLPTarget | None:
     protocol is ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``, else ``OTEL_EXPORTER_OTLP_PROTOCOL``, else
     ``http/protobuf``; a general endpoint gets ``/v1/traces`` appended over HTTP.
     """
-    traces, base = environ.get(OTLP_TRACES_ENDPOINT_ENV, "").strip(), environ.get(OTLP_ENDPOINT_ENV, "").strip()
+    traces, base = (
+        environ.get(OTLP_TRACES_ENDPOINT_ENV, "").strip(),
+        environ.get(OTLP_ENDPOINT_ENV, "").strip(),
+    )
     if not (traces or base):
         return None
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
@@ -85,18 +88,25 @@ def otlp_traces_target(environ: Mapping[str, str]) -> OTLPTarget | None:
     protocol: Protocol = "grpc" if named.strip() == "grpc" else "http/protobuf"
     if traces:
         return OTLPTarget(endpoint=traces, protocol=protocol)
-    return OTLPTarget(endpoint=base if protocol == "grpc" else base.rstrip("/") + "/v1/traces", protocol=protocol)
+    return OTLPTarget(
+        endpoint=base if protocol == "grpc" else base.rstrip("/") + "/v1/traces", protocol=protocol
+    )
 
 
 def vllm_tracing_env(target: OTLPTarget, role: str) -> dict[str, str]:
     """What a vLLM worker started with ``--otlp-traces-endpoint target.endpoint`` needs besides: the
     protocol (vLLM assumes ``grpc``) and a service name that says which worker it is."""
-    return {OTLP_TRACES_PROTOCOL_ENV: target.protocol, SERVICE_NAME_ENV: "vllm" if role in ("serve", "aggregated") else f"vllm-{role}"}
+    return {
+        OTLP_TRACES_PROTOCOL_ENV: target.protocol,
+        SERVICE_NAME_ENV: "vllm" if role in ("serve", "aggregated") else f"vllm-{role}",
+    }
 
 
 def check_otel_env(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` if every name is one of :data:`OTEL_PASSTHROUGH`; else ``ValueError`` naming the first that is not."""
     for key in env:
         if key not in OTEL_PASSTHROUGH:
-            raise ValueError(f"{key!r} is not a tracing variable this project passes on (one of {', '.join(OTEL_PASSTHROUGH)})")
+            raise ValueError(
+                f"{key!r} is not a tracing variable this project passes on (one of {', '.join(OTEL_PASSTHROUGH)})"
+            )
     return dict(env)

@@ -68,14 +68,19 @@ class Console:
     """
 
     def __init__(
-        self, graphs: Sequence[tuple[str, PipelineGraph]], metrics: Metrics, waterfalls: Waterfalls | None = None
+        self,
+        graphs: Sequence[tuple[str, PipelineGraph]],
+        metrics: Metrics,
+        waterfalls: Waterfalls | None = None,
     ) -> None:
         self.graphs = [graph_document(name, graph) for name, graph in graphs]
         self.metrics = metrics
         self.recorder = RecentRequests()
         self.waterfalls: Waterfalls = waterfalls or self.recorder
         root = files("runtime.console").joinpath("static")
-        self.files = {path: (root.joinpath(name).read_bytes(), kind) for path, (name, kind) in PAGE_PATHS.items()}
+        self.files = {
+            path: (root.joinpath(name).read_bytes(), kind) for path, (name, kind) in PAGE_PATHS.items()
+        }
 
     def observe_stage_call(self, caller: str, stage: str, outcome: str, seconds: float) -> None:
         request_id = getattr(current_invoker(), "request_id", None)

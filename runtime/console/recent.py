@@ -88,7 +88,9 @@ class RecentRequests:
             entry.dropped += 1
             return
         start = max(0.0, time.perf_counter() - seconds - entry.began)
-        entry.calls.append(StageCallRecord(caller=caller, stage=stage, outcome=outcome, start_s=start, duration_s=seconds))
+        entry.calls.append(
+            StageCallRecord(caller=caller, stage=stage, outcome=outcome, start_s=start, duration_s=seconds)
+        )
 
     def finish(self, request_id: str, status: str) -> None:
         """The request ended with ``status`` (the HTTP status answered, or ``cancelled``)."""

@@ -35,7 +35,15 @@ from grove_pipelines.spec.tracing import OTLPTarget, vllm_tracing_env
 from grove_pipelines.spec.vllm import KV_LOAD_FAILURE_POLICY, EngineRole, VLLMServe
 from runtime.engines.supervisor import ManagedProcess, ProgressCallback, free_port
 
-__all__ = ["OFFLINE_ENV", "VLLM_PROGRAM", "PDPair", "VLLMConfig", "VLLMProcess", "start_pd_pair", "start_together"]
+__all__ = [
+    "OFFLINE_ENV",
+    "VLLM_PROGRAM",
+    "PDPair",
+    "VLLMConfig",
+    "VLLMProcess",
+    "start_pd_pair",
+    "start_together",
+]
 
 VLLM_PROGRAM = (sys.executable, "-m", "vllm.entrypoints.cli.main")
 """The installed vLLM's ``vllm`` command, run with this interpreter."""

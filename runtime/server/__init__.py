@@ -14,5 +14,10 @@ __all__ = ["Executor", "PipelineApp", "build_app"]
 
 # Loaded on first use: the router imports ``runtime.server.openapi`` alone, without the executor.
 __getattr__, __dir__ = _lazy_exports(
-    __name__, {"Executor": "runtime.server.executor", "PipelineApp": "runtime.server.app", "build_app": "runtime.server.app"}
+    __name__,
+    {
+        "Executor": "runtime.server.executor",
+        "PipelineApp": "runtime.server.app",
+        "build_app": "runtime.server.app",
+    },
 )

@@ -75,7 +75,12 @@ _NO_CACHE = (b"cache-control", b"no-cache")
 _KEEP_ALIVE_S = 75.0  # longer than the usual load balancer's idle timeout (60 s): it closes first
 
 
-def _json(content: Any, status: int = 200, request_id: str | None = None, extra: tuple[tuple[bytes, bytes], ...] = ()) -> Response:
+def _json(
+    content: Any,
+    status: int = 200,
+    request_id: str | None = None,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> Response:
     """JSON with non-ASCII escaped: a lone surrogate a client sent (valid JSON, not UTF-8) cannot break it."""
     body = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
     headers = extra if request_id is None else (*extra, (_REQUEST_ID_BYTES, request_id.encode("ascii")))
@@ -89,7 +94,9 @@ def _error(exc: BaseException, request_id: str, where: str) -> Response:
 
 def _refused(error: PipelineRunError, request_id: str) -> Response:
     """The gate's answer: 503 with ``Retry-After`` while draining, 401 with ``WWW-Authenticate``."""
-    extra = ((b"retry-after", b"1"),) if isinstance(error, DrainingError) else ((b"www-authenticate", b"Bearer"),)
+    extra = (
+        ((b"retry-after", b"1"),) if isinstance(error, DrainingError) else ((b"www-authenticate", b"Bearer"),)
+    )
     return _json(error.body(request_id), error.status, request_id, extra)
 
 
@@ -105,8 +112,11 @@ class _Served:
         in_schema, in_defs = request_schema(self.request_model)
         out_schema, out_defs = result_schema(func)
         self.api = PipelineAPI(
-            name=executor.name, description=executor.pipeline.spec.description,
-            input_schema=in_schema, output_schema=out_schema, definitions={**in_defs, **out_defs},
+            name=executor.name,
+            description=executor.pipeline.spec.description,
+            input_schema=in_schema,
+            output_schema=out_schema,
+            definitions={**in_defs, **out_defs},
         )
 
     def listing(self) -> dict[str, Any]:
@@ -168,7 +178,9 @@ class PipelineApp:
             executor.metrics = self.metrics  # one /metrics for every pipeline of this server
         self.on_ready = on_ready
         self.served = {ex.name: _Served(ex) for ex in executors} if pipelines else {}
-        self.console = Console([(ex.name, ex.graph) for ex in executors if ex.name in self.served], self.metrics)
+        self.console = Console(
+            [(ex.name, ex.graph) for ex in executors if ex.name in self.served], self.metrics
+        )
         if self.served:
             self.metrics.on_stage_call = self.console.observe_stage_call
         self.stage_owner: dict[str, Executor] = {}
@@ -176,7 +188,9 @@ class PipelineApp:
             owner = next((ex for ex in executors if name in ex.transports), None)
             if owner is None:
                 known = ", ".join(sorted(n for ex in executors for n in ex.transports)) or "none"
-                raise NotFoundError(f"no Python stage {name!r} in the pipeline (its Python stages: {known})", stage=name)
+                raise NotFoundError(
+                    f"no Python stage {name!r} in the pipeline (its Python stages: {known})", stage=name
+                )
             self.stage_owner[name] = owner
         self.models = {
             spec.model_name: (ex, spec.name)
@@ -185,11 +199,14 @@ class PipelineApp:
         }
         title = ", ".join(self.served) or ", ".join(self.stage_owner) or "grove-pipelines"
         self.document = openapi_document(
-            [p.api for p in self.served.values()], list(self.stage_owner), title=f"grove-pipelines: {title}",
+            [p.api for p in self.served.values()],
+            list(self.stage_owner),
+            title=f"grove-pipelines: {title}",
             bearer=self.settings.api_keys.enabled,
         )
         self.limits = ListenerLimits(
-            max_body_bytes=self.settings.max_body_bytes, keepalive_timeout=_KEEP_ALIVE_S,
+            max_body_bytes=self.settings.max_body_bytes,
+            keepalive_timeout=_KEEP_ALIVE_S,
             drain_timeout=self.settings.drain_s,
         )
         self.routes = self._routes()
@@ -244,7 +261,9 @@ class PipelineApp:
             return await self.routes(request)
         except HttpError as exc:  # no such route or method: the same JSON shape as every other error
             message = f"no route for {request.method[:16]} {request.path[:200]}"
-            body = {"error": {"message": message, "type": exc.type, "code": exc.status, "request_id": request_id}}
+            body = {
+                "error": {"message": message, "type": exc.type, "code": exc.status, "request_id": request_id}
+            }
             return _json(body, exc.status, request_id)
         except Exception as exc:  # noqa: BLE001  (every failure becomes a JSON error; the log has it all)
             return _error(exc, request_id, request.path[:200])
@@ -277,7 +296,13 @@ class PipelineApp:
 
     async def list_models(self, request: Request) -> Answer:
         data = [
-            {"id": model, "object": "model", "owned_by": "grove-pipelines", "pipeline": ex.name, "stage": stage}
+            {
+                "id": model,
+                "object": "model",
+                "owned_by": "grove-pipelines",
+                "pipeline": ex.name,
+                "stage": stage,
+            }
             for model, (ex, stage) in self.models.items()
         ]
         return _json({"object": "list", "data": data})
@@ -287,7 +312,9 @@ class PipelineApp:
         served = self.served.get(name)
         if served is None:
             shown = repr(name[:200])
-            raise NotFoundError(f"no pipeline {shown} on this server (it serves: {', '.join(self.served) or 'none'})")
+            raise NotFoundError(
+                f"no pipeline {shown} on this server (it serves: {', '.join(self.served) or 'none'})"
+            )
         data = parse_json(request.body)
         if not isinstance(data, dict):
             raise InvalidRequestError(f"the body must be a JSON object of {name!r}'s parameters")
@@ -306,7 +333,10 @@ class PipelineApp:
         if getattr(validated, "stream", False):
             events = event_stream(
                 lambda sink: executor.run(inputs, request_id=request_id, on_token=sink, deadline=deadline),
-                request_id=request_id, where=f"pipeline {name!r}", on_start=tracked.start, on_finish=tracked.finish,
+                request_id=request_id,
+                where=f"pipeline {name!r}",
+                on_start=tracked.start,
+                on_finish=tracked.finish,
             )
             return StreamingResponse(events, 200, _SSE, (_NO_CACHE, (_REQUEST_ID_BYTES, request_id.encode())))
         tracked.start()
@@ -344,7 +374,9 @@ class PipelineApp:
         owner = self.stage_owner.get(name)
         if owner is None:
             served = ", ".join(self.stage_owner) or "none"
-            raise NotFoundError(f"this server does not serve stage {name[:200]!r} (it serves: {served})", stage=name[:200])
+            raise NotFoundError(
+                f"this server does not serve stage {name[:200]!r} (it serves: {served})", stage=name[:200]
+            )
         data = parse_json(request.body)
         try:
             call = StageCall.model_validate(data)
@@ -378,7 +410,11 @@ class PipelineApp:
         headers = {REQUEST_ID_HEADER: request_id, DEADLINE_HEADER: deadline.header()}
         url = executor.llm.url(stage, request.path)
         set_current(parse_traceparent(request.headers.get(TRACEPARENT)))  # the client's trace, if it sent one
-        attributes: dict[str, Attribute] = {"grove.llm": stage, "grove.llm.path": request.path, "grove.request_id": request_id}
+        attributes: dict[str, Attribute] = {
+            "grove.llm": stage,
+            "grove.llm.path": request.path,
+            "grove.request_id": request_id,
+        }
         span = start_span(f"llm.proxy {stage}", attributes, kind="server")  # ends with the relayed answer
         token = set_current(span)  # the router continues this span's trace
         try:
@@ -393,7 +429,9 @@ class PipelineApp:
             reset_current(token)
         span.set("http.response.status_code", status)
         return StreamingResponse(
-            traced_stream(span, chunks), status, content_type.encode("latin-1"),
+            traced_stream(span, chunks),
+            status,
+            content_type.encode("latin-1"),
             ((_REQUEST_ID_BYTES, request_id.encode()),),
         )
 

@@ -92,12 +92,18 @@ class AsgiApp:
         except _Gone:
             return
         if body is None:
-            await self._send(self.app.refusal(413, "the request body is too large", "invalid_request_error", headers), send)
+            await self._send(
+                self.app.refusal(413, "the request body is too large", "invalid_request_error", headers), send
+            )
             return
         client = scope.get("client")
         request = Request(
-            method=scope["method"], path=path, query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers, body=body, client=f"{client[0]}:{client[1]}" if client else "",
+            method=scope["method"],
+            path=path,
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            body=body,
+            client=f"{client[0]}:{client[1]}" if client else "",
         )
         answering = asyncio.ensure_future(self._answer(request, send))
         watching = asyncio.ensure_future(self._disconnect(receive))

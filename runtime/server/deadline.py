@@ -22,7 +22,9 @@ from runtime.server.errors import InvalidRequestError
 
 __all__ = ["Deadline", "current_deadline", "deadline_headers", "reset_deadline", "set_deadline"]
 
-_CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("grove_pipelines_deadline", default=None)
+_CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "grove_pipelines_deadline", default=None
+)
 
 
 class Deadline:

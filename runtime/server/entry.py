@@ -55,7 +55,9 @@ def serve(
     """Load, bind, report, then serve until SIGINT/SIGTERM (graceful: running requests finish)."""
     app, executor = load_app(ref, stages=stages)
     if not _loopback(host) and not executor.settings.api_keys.enabled and not stages:
-        log.warning("serving %s on %s without API keys (GP_API_KEYS): anyone who reaches it can run it", ref, host)
+        log.warning(
+            "serving %s on %s without API keys (GP_API_KEYS): anyone who reaches it can run it", ref, host
+        )
     sock: socket.socket = bind_socket(host, port)
     if on_ready is not None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host

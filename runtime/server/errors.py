@@ -198,4 +198,8 @@ def from_body(status: int, body: object, *, stage: str, url: str) -> PipelineRun
         cls = StageFailedError
     elif cls is PipelineRunError and status in (401, 503):  # a wrong stage token, a draining stage server
         return StageUpstreamError(f"stage {stage!r} at {url} answered HTTP {status}", stage=stage)
-    return cls(str(error["message"]), stage=str(error.get("stage") or stage), status=status if status >= 500 else None)
+    return cls(
+        str(error["message"]),
+        stage=str(error.get("stage") or stage),
+        status=status if status >= 500 else None,
+    )

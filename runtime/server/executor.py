@@ -141,7 +141,11 @@ class Executor:
         """
         deadline = deadline or Deadline.within(self.settings.timeout_s)
         invoker = self.invoker(request_id=request_id, on_token=on_token)
-        span = start_span(f"pipeline {self.name}", {"grove.pipeline": self.name, "grove.request_id": invoker.request_id}, kind="server")
+        span = start_span(
+            f"pipeline {self.name}",
+            {"grove.pipeline": self.name, "grove.request_id": invoker.request_id},
+            kind="server",
+        )
         with span, bind_invoker(invoker):
             token, limit = _CALLER.set(ENTRY), set_deadline(deadline)
             scope = asyncio.timeout(deadline.bound(None))
@@ -153,7 +157,9 @@ class Executor:
                 raise
             except Exception as exc:
                 if scope.expired():
-                    raise StageTimeoutError(f"pipeline {self.name!r} did not finish within its deadline") from exc
+                    raise StageTimeoutError(
+                        f"pipeline {self.name!r} did not finish within its deadline"
+                    ) from exc
                 raise PipelineRunError(f"pipeline {self.name!r} failed: {type(exc).__name__}: {exc}") from exc
             finally:
                 _CALLER.reset(token)
@@ -192,7 +198,11 @@ class Executor:
             raise InvalidRequestError(f"stage {name!r}: bad arguments: {exc}", stage=name) from exc
         deadline = deadline or Deadline.within(self.settings.timeout_s)
         invoker = self.invoker(request_id=request_id)
-        attributes: dict[str, Attribute] = {"grove.stage": name, "grove.caller": caller, "grove.request_id": invoker.request_id}
+        attributes: dict[str, Attribute] = {
+            "grove.stage": name,
+            "grove.caller": caller,
+            "grove.request_id": invoker.request_id,
+        }
         with start_span(f"stage.serve {name}", attributes, kind="server"), bind_invoker(invoker):
             token, limit = _CALLER.set(name), set_deadline(deadline)
             scope = asyncio.timeout(deadline.bound(None))
@@ -203,8 +213,12 @@ class Executor:
                 raise
             except Exception as exc:
                 if scope.expired():
-                    raise StageTimeoutError(f"stage {name!r} did not finish within the request's deadline", stage=name) from exc
-                raise StageFailedError(f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name) from exc
+                    raise StageTimeoutError(
+                        f"stage {name!r} did not finish within the request's deadline", stage=name
+                    ) from exc
+                raise StageFailedError(
+                    f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name
+                ) from exc
             finally:
                 _CALLER.reset(token)
                 reset_deadline(limit)
@@ -275,10 +289,16 @@ class RequestInvoker:
             raise NotFoundError(f"stage {stage.name!r} is not part of pipeline {self.executor.name!r}")
         rid = self.request_id
         timeout_s = stage.spec.timeout_s or self.executor.settings.stage_timeout_s
-        with start_span(f"stage {stage.name}", _call_attributes("stage", stage.name, caller, args, kwargs)) as span:
+        with start_span(
+            f"stage {stage.name}", _call_attributes("stage", stage.name, caller, args, kwargs)
+        ) as span:
             return await self._guarded(
-                stage.name, timeout_s, stage.spec.retries, caller,
-                lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid), span,
+                stage.name,
+                timeout_s,
+                stage.spec.retries,
+                caller,
+                lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
+                span,
             )
 
     async def call_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -289,8 +309,12 @@ class RequestInvoker:
         attributes["grove.llm.path"] = path
         with start_span(f"llm {llm.name}", attributes) as span:
             result: dict[str, Any] = await self._guarded(
-                llm.name, timeout_s, llm.spec.retries, caller,
-                lambda: self.executor.llm.call(llm.name, path, body, self.request_id, sink), span,
+                llm.name,
+                timeout_s,
+                llm.spec.retries,
+                caller,
+                lambda: self.executor.llm.call(llm.name, path, body, self.request_id, sink),
+                span,
             )
             _usage_attributes(span, result)
             return result
@@ -305,7 +329,12 @@ class RequestInvoker:
         return traced_stream(span, chunks, lambda chunk: _usage_attributes(span, chunk))
 
     async def _guarded(
-        self, name: str, timeout_s: float, retries: int, caller: str, attempt: Callable[[], Awaitable[Any]],
+        self,
+        name: str,
+        timeout_s: float,
+        retries: int,
+        caller: str,
+        attempt: Callable[[], Awaitable[Any]],
         span: Span,
     ) -> Any:
         metrics = self.executor.metrics
@@ -356,7 +385,9 @@ def _call_attributes(
 ) -> dict[str, Attribute]:
     """A call span's attributes: callee, caller and the inputs' sizes (``len`` where there is one)."""
     attributes: dict[str, Attribute] = {f"grove.{what}": name, "grove.caller": caller}
-    sizes = [len(v) if isinstance(v, (str, bytes, list, tuple, dict)) else -1 for v in (*args, *kwargs.values())]
+    sizes = [
+        len(v) if isinstance(v, (str, bytes, list, tuple, dict)) else -1 for v in (*args, *kwargs.values())
+    ]
     if sizes:
         attributes["grove.inputs"] = len(sizes)
         attributes["grove.input_sizes"] = ",".join(map(str, sizes))[:256]

@@ -18,7 +18,9 @@ __all__ = ["describe_failure"]
 log = logging.getLogger("grove_pipelines.server")
 
 
-def describe_failure(error: BaseException, request_id: str | None, *, where: str) -> tuple[int, dict[str, Any]]:
+def describe_failure(
+    error: BaseException, request_id: str | None, *, where: str
+) -> tuple[int, dict[str, Any]]:
     """``(status, body)`` for ``error``; server-side failures are logged in full, client mistakes briefly."""
     if not isinstance(error, PipelineRunError):
         log.error("request %s: internal error serving %s", request_id, where, exc_info=error)
@@ -32,7 +34,11 @@ def describe_failure(error: BaseException, request_id: str | None, *, where: str
         return 500, {"error": body}
     if error.status >= 500:
         log.error(
-            "request %s: %s failed: %s (%s)", request_id, where, error.message, error.type,
+            "request %s: %s failed: %s (%s)",
+            request_id,
+            where,
+            error.message,
+            error.type,
             exc_info=error if error.__cause__ is not None else None,
         )
     else:

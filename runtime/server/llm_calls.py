@@ -31,7 +31,12 @@ RUN_SESSION: ContextVar[str | None] = ContextVar("grove_run_session", default=No
 
 def llm_headers(request_id: str) -> dict[str, str]:
     """Headers of a call under the run ``request_id``: its id, its session and its deadline (if any)."""
-    return {REQUEST_ID_HEADER: request_id, SESSION_HEADER: RUN_SESSION.get() or request_id, **deadline_headers()}
+    return {
+        REQUEST_ID_HEADER: request_id,
+        SESSION_HEADER: RUN_SESSION.get() or request_id,
+        **deadline_headers(),
+    }
+
 
 TokenSink = Callable[[dict[str, Any]], None]
 """Receives ``{"stage": name, "text": piece}`` for every piece of streamed text."""
@@ -49,7 +54,9 @@ def chunk_text(chunk: Mapping[str, Any]) -> str:
 class LLMCalls:
     """Sends OpenAI requests of the pipeline's LLM stages to their endpoints (the router sidecars)."""
 
-    def __init__(self, client: StageClient, urls: Mapping[str, str], models: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, client: StageClient, urls: Mapping[str, str], models: Mapping[str, str] | None = None
+    ) -> None:
         self.client = client
         self.urls = dict(urls)
         self.models = dict(models or {})
@@ -109,7 +116,9 @@ class LLMCalls:
     ) -> AsyncIterator[dict[str, Any]]:
         """A streaming OpenAI request the pipeline consumes itself; pieces also go to ``sink``."""
         url = self.url(stage, path)
-        async for chunk in self.client.stream_llm(url, stage, self.body(stage, body), llm_headers(request_id)):
+        async for chunk in self.client.stream_llm(
+            url, stage, self.body(stage, body), llm_headers(request_id)
+        ):
             if sink is not None:
                 text = chunk_text(chunk)
                 if text:

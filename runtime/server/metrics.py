@@ -29,20 +29,30 @@ class Metrics:
             PIPELINE_REQUESTS, "Pipeline requests by outcome.", ("pipeline", "status"), registry=self.registry
         )
         self.request_seconds = Histogram(
-            PIPELINE_REQUEST_SECONDS, "Pipeline request latency.", ("pipeline",),
-            buckets=_BUCKETS, registry=self.registry,
+            PIPELINE_REQUEST_SECONDS,
+            "Pipeline request latency.",
+            ("pipeline",),
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
         self.in_flight = Gauge(
-            PIPELINE_IN_FLIGHT, "Pipeline requests being served.", ("pipeline",),
+            PIPELINE_IN_FLIGHT,
+            "Pipeline requests being served.",
+            ("pipeline",),
             registry=self.registry,
         )
         self.stage_calls = Counter(
-            STAGE_CALLS, "Stage calls by caller, stage and outcome (ok, error, timeout, retry, cancelled).",
-            ("caller", "stage", "outcome"), registry=self.registry,
+            STAGE_CALLS,
+            "Stage calls by caller, stage and outcome (ok, error, timeout, retry, cancelled).",
+            ("caller", "stage", "outcome"),
+            registry=self.registry,
         )
         self.stage_seconds = Histogram(
-            STAGE_CALL_SECONDS, "Stage call latency, retries included.", ("stage",),
-            buckets=_BUCKETS, registry=self.registry,
+            STAGE_CALL_SECONDS,
+            "Stage call latency, retries included.",
+            ("stage",),
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
         self.on_stage_call: Callable[[str, str, str, float], None] | None = None
         """Told of every ended stage call (caller, stage, outcome, seconds): the page's waterfalls."""

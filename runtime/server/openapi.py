@@ -86,11 +86,27 @@ def openapi_document(
     ``bearer``: the server requires ``Authorization: Bearer <key>`` on everything but the probes.
     """
     paths: dict[str, Any] = {
-        "/health": {"get": {"summary": "Liveness: the process serves HTTP", "security": [],
-                            "responses": {"200": {"description": "Alive"}}}},
-        "/ready": {"get": {"summary": "Readiness: 503 while draining", "security": [],
-                           "responses": {"200": {"description": "Ready"}, "503": {"description": "Draining"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "Text format"}}}},
+        "/health": {
+            "get": {
+                "summary": "Liveness: the process serves HTTP",
+                "security": [],
+                "responses": {"200": {"description": "Alive"}},
+            }
+        },
+        "/ready": {
+            "get": {
+                "summary": "Readiness: 503 while draining",
+                "security": [],
+                "responses": {"200": {"description": "Ready"}, "503": {"description": "Draining"}},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "security": [],
+                "responses": {"200": {"description": "Text format"}},
+            }
+        },
     }
     if pipelines:
         paths["/v1/pipelines"] = {
@@ -106,28 +122,49 @@ def openapi_document(
                 "post": {
                     "summary": f"OpenAI {what}, routed by `model` to the pipeline's LLM stage",
                     "requestBody": {"required": True, **_JSON_OBJECT},
-                    "responses": {"200": {"description": "The model's answer", **_JSON_OBJECT},
-                                  **_error_responses(["400", "404", "502", "504", *_ALWAYS])},
+                    "responses": {
+                        "200": {"description": "The model's answer", **_JSON_OBJECT},
+                        **_error_responses(["400", "404", "502", "504", *_ALWAYS]),
+                    },
                 }
             }
-        paths["/v1/models"] = {"get": {"summary": "The LLM stages' model names", "responses": {"200": {"description": "OpenAI model list", **_JSON_OBJECT}}}}
+        paths["/v1/models"] = {
+            "get": {
+                "summary": "The LLM stages' model names",
+                "responses": {"200": {"description": "OpenAI model list", **_JSON_OBJECT}},
+            }
+        }
     for name in stages:
         paths[f"/v1/stages/{name}"] = {
             "post": {
                 "summary": f"Call stage {name} (stage-server mode)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "properties": {"args": {"type": "array"}, "kwargs": {"type": "object"}},
-                }}}},
-                "responses": {"200": {"description": "`{\"result\": ...}`", **_JSON_OBJECT},
-                              **_error_responses(["400", "404", "422", "500", "502", "504", *_ALWAYS])},
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"args": {"type": "array"}, "kwargs": {"type": "object"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": '`{"result": ...}`', **_JSON_OBJECT},
+                    **_error_responses(["400", "404", "422", "500", "502", "504", *_ALWAYS]),
+                },
             }
         }
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},
         "paths": paths,
-        "components": {"schemas": {**{k: v for api in pipelines for k, v in api.definitions.items()}, "Error": ERROR_SCHEMA}},
+        "components": {
+            "schemas": {
+                **{k: v for api in pipelines for k, v in api.definitions.items()},
+                "Error": ERROR_SCHEMA,
+            }
+        },
     }
     if bearer:
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

@@ -59,7 +59,11 @@ class AppServer:
     async def drain(self) -> None:
         """What SIGTERM does to a served pod: 503 to new requests, wait for the ones in flight, stop."""
         self.app.gate.start_draining()
-        log.warning("draining: %d connection(s) open, up to %g s", len(self.http.connections), self.app.settings.drain_s)
+        log.warning(
+            "draining: %d connection(s) open, up to %g s",
+            len(self.http.connections),
+            self.app.settings.drain_s,
+        )
         await self._stop(self.app.settings.drain_s, keep_listening=True)
 
     async def stop(self, timeout: float = _STOP_GRACE_S) -> None:

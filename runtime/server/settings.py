@@ -57,7 +57,9 @@ class ServerSettings(BaseModel):
             ServerConfigError: a limit is not a number in its range.
         """
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {field: env[name] for field, name in _ENV.items() if env.get(name, "").strip()}
+        values: dict[str, object] = {
+            field: env[name] for field, name in _ENV.items() if env.get(name, "").strip()
+        }
         values["api_keys"] = ApiKeys.load(env=API_KEYS_ENV, environ=env)
         if STAGE_TOKEN_ENV in env:
             token = env[STAGE_TOKEN_ENV].strip()

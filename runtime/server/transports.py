@@ -53,6 +53,10 @@ class HTTPStageTransport:
     ) -> Any:
         decoder = result_decoder(stage)
         payload = {"args": encode(list(args)), "kwargs": encode(kwargs)}
-        headers = {CALLER_HEADER: caller, **llm_headers(request_id), **self._auth}  # the run's session travels on
+        headers = {
+            CALLER_HEADER: caller,
+            **llm_headers(request_id),
+            **self._auth,
+        }  # the run's session travels on
         url = self.base_url + stage_path(stage.name)
         return decoder.decode(await self.client.call_stage(url, stage.name, payload, headers))

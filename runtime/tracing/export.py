@@ -48,7 +48,9 @@ def _context(trace_id: str, span_id: str) -> trace_api.SpanContext:
     )
 
 
-def otlp_sink(service: str, environ: Mapping[str, str] | None = None) -> tuple[Callable[[Span], None], Callable[[], None]]:
+def otlp_sink(
+    service: str, environ: Mapping[str, str] | None = None
+) -> tuple[Callable[[Span], None], Callable[[], None]]:
     """``(sink, flush)``: the sink hands a finished span to a batch processor; ``flush`` sends what is queued."""
     env = os.environ if environ is None else environ
     resource = Resource.create({"service.name": service})  # merges OTEL_RESOURCE_ATTRIBUTES
@@ -56,17 +58,19 @@ def otlp_sink(service: str, environ: Mapping[str, str] | None = None) -> tuple[C
 
     def sink(span: Span) -> None:
         parent = None if span.parent_id is None else _context(span.trace_id, span.parent_id)
-        processor.on_end(ReadableSpan(
-            name=span.name,
-            context=_context(span.trace_id, span.span_id),
-            parent=parent,
-            resource=resource,
-            attributes=span.attributes,
-            kind=_KINDS[span.kind],
-            status=Status(_STATUS[span.status], span.status_message if span.status == "error" else None),
-            start_time=span.start_ns,
-            end_time=span.end_ns,
-        ))
+        processor.on_end(
+            ReadableSpan(
+                name=span.name,
+                context=_context(span.trace_id, span.span_id),
+                parent=parent,
+                resource=resource,
+                attributes=span.attributes,
+                kind=_KINDS[span.kind],
+                status=Status(_STATUS[span.status], span.status_message if span.status == "error" else None),
+                start_time=span.start_ns,
+                end_time=span.end_ns,
+            )
+        )
 
     def flush() -> None:
         processor.force_flush()

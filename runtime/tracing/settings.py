@@ -22,8 +22,12 @@ from runtime.tracing.store import DEFAULT_TRACES
 __all__ = ["TracingSettings"]
 
 Sampler = Literal[
-    "always_on", "always_off", "traceidratio",
-    "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio",
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
 ]
 _SAMPLERS: tuple[str, ...] = Sampler.__args__  # type: ignore[attr-defined]
 
@@ -76,7 +80,7 @@ class TracingSettings(BaseModel):
         if name.startswith("parentbased_"):
             if parent_sampled is not None:
                 return parent_sampled
-            name = name[len("parentbased_"):]  # type: ignore[assignment]
+            name = name[len("parentbased_") :]  # type: ignore[assignment]
         if name == "always_off":
             return False
         if name == "traceidratio":

@@ -53,7 +53,13 @@ class Span(SpanContext):
     )
 
     def __init__(
-        self, name: str, trace_id: str, parent_id: str | None, sampled: bool, kind: Kind, service: str,
+        self,
+        name: str,
+        trace_id: str,
+        parent_id: str | None,
+        sampled: bool,
+        kind: Kind,
+        service: str,
         attributes: dict[str, Attribute] | None,
     ) -> None:
         super().__init__(trace_id, f"{_bits(64) or 1:016x}", sampled)
@@ -102,7 +108,9 @@ class Span(SpanContext):
             reset_current(self._token)
             self._token = None
         if exc is not None and self.recording and self.status != "error":
-            self.fail("cancelled" if kind is not None and not issubclass(kind, Exception) else type(exc).__name__)
+            self.fail(
+                "cancelled" if kind is not None and not issubclass(kind, Exception) else type(exc).__name__
+            )
         self.end()
 
 

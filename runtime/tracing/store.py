@@ -59,9 +59,17 @@ class TraceSummary(BaseModel):
 
 def _record(span: Span) -> SpanRecord:
     return SpanRecord(
-        trace_id=span.trace_id, span_id=span.span_id, parent_id=span.parent_id, name=span.name, kind=span.kind,
-        start_ns=span.start_ns, end_ns=span.end_ns, attributes=dict(span.attributes), status=span.status,
-        status_message=span.status_message, service=span.service,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_id=span.parent_id,
+        name=span.name,
+        kind=span.kind,
+        start_ns=span.start_ns,
+        end_ns=span.end_ns,
+        attributes=dict(span.attributes),
+        status=span.status,
+        status_message=span.status_message,
+        service=span.service,
     )
 
 
@@ -99,15 +107,23 @@ class TraceStore:
     def recent(self, limit: int = 50) -> list[TraceSummary]:
         """The newest traces first (by when their first span here ended), at most ``limit``."""
         with self._lock:
-            newest = [list(spans) for spans in list(self._traces.values())[-max(0, limit):]] if limit > 0 else []
+            newest = (
+                [list(spans) for spans in list(self._traces.values())[-max(0, limit) :]] if limit > 0 else []
+            )
         out = []
         for spans in reversed(newest):
             root = _root(spans)
-            out.append(TraceSummary(
-                trace_id=root.trace_id, name=root.name, service=root.service,
-                start_ns=min(s.start_ns for s in spans), end_ns=max(s.end_ns for s in spans),
-                spans=len(spans), error=any(s.status == "error" for s in spans),
-            ))
+            out.append(
+                TraceSummary(
+                    trace_id=root.trace_id,
+                    name=root.name,
+                    service=root.service,
+                    start_ns=min(s.start_ns for s in spans),
+                    end_ns=max(s.end_ns for s in spans),
+                    spans=len(spans),
+                    error=any(s.status == "error" for s in spans),
+                )
+            )
         return out
 
     def trace(self, trace_id: str) -> list[SpanRecord] | None:
@@ -145,5 +161,3 @@ def recent(limit: int = 50) -> list[TraceSummary]:
 def trace(trace_id: str) -> list[SpanRecord] | None:
     """The spans this process recorded for ``trace_id`` (None when not kept)."""
     return store().trace(trace_id)
-
-

@@ -46,7 +46,11 @@ async def traced_stream(
         raise
     except BaseException as exc:
         kind = getattr(exc, "type", None)  # the pipeline's errors name their type
-        span.fail(kind if isinstance(kind, str) else ("cancelled" if not isinstance(exc, Exception) else type(exc).__name__))
+        span.fail(
+            kind
+            if isinstance(kind, str)
+            else ("cancelled" if not isinstance(exc, Exception) else type(exc).__name__)
+        )
         raise
     finally:
         aclose = getattr(items, "aclose", None)

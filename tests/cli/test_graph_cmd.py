@@ -31,10 +31,18 @@ async def body() -> None:
 
 @pytest.mark.parametrize(
     ("fmt", "marker"),
-    [("text", "agentic-rag (pipeline server)"), ("mermaid", "flowchart TD"), ("dot", 'digraph "agentic-rag"')],
+    [
+        ("text", "agentic-rag (pipeline server)"),
+        ("mermaid", "flowchart TD"),
+        ("dot", 'digraph "agentic-rag"'),
+    ],
 )
 def test_graph_formats(
-    fmt: str, marker: str, repo_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    fmt: str,
+    marker: str,
+    repo_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(repo_root)
     code, out, err = run_cli(["graph", "pipelines/agentic_rag.py", "--format", fmt], capsys)
@@ -104,7 +112,9 @@ def test_explain_prints_the_origin_of_every_edge(
     assert len(lines) == 19 and all(": " in line and " at tests/graph/toolpkg/" in line for line in lines)
 
 
-def test_explain_marks_declared_edges(write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_marks_declared_edges(
+    write_pipeline: WritePipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_pipeline(
         "from grove_pipelines import pipeline, stage\n\n"
         "@stage\nasync def lookup(q: str) -> str:\n    return q\n\n"

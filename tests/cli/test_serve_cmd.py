@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-PIPELINE = '''
+PIPELINE = """
 from grove_pipelines import pipeline, stage
 
 
@@ -30,11 +30,21 @@ async def split(text: str) -> list[str]:
 @pipeline(name="words")
 async def words(text: str) -> dict[str, int]:
     return {"words": await count(await split(text))}
-'''
+"""
 
 
 def _serve(path: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
-    argv = [sys.executable, "-m", "grove_pipelines.cli.main", "serve", str(path), "--host", "127.0.0.1", "--port", "0"]
+    argv = [
+        sys.executable,
+        "-m",
+        "grove_pipelines.cli.main",
+        "serve",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]
     proc = subprocess.Popen(
         [*argv, *extra], cwd=path.parent, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, text=True
     )
@@ -91,12 +101,24 @@ def test_entry_reports_an_unreachable_stage_pod_as_502(module: Path) -> None:
     ("args", "fragment"),
     [
         (["missing.py"], "error: no such file: missing.py"),
-        (["{module}", "--stage", "nope"], "error: no Python stage 'nope' in the pipeline (its Python stages: count, split)"),
+        (
+            ["{module}", "--stage", "nope"],
+            "error: no Python stage 'nope' in the pipeline (its Python stages: count, split)",
+        ),
     ],
 )
 def test_bad_serve_arguments_are_one_line_errors(module: Path, args: list[str], fragment: str) -> None:
-    argv = [sys.executable, "-m", "grove_pipelines.cli.main", "serve", *[a.format(module=module) for a in args],
-            "--host", "127.0.0.1", "--port", "0"]
+    argv = [
+        sys.executable,
+        "-m",
+        "grove_pipelines.cli.main",
+        "serve",
+        *[a.format(module=module) for a in args],
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]
     started = time.monotonic()
     done = subprocess.run(argv, cwd=module.parent, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and time.monotonic() - started < 60

@@ -48,7 +48,13 @@ def browser() -> Iterator[WebDriver]:
     chromium, driver = _browser_parts()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1100"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1100",
+    ):
         options.add_argument(flag)
     chrome = webdriver.Chrome(options=options, service=Service(executable_path=driver))
     chrome.set_page_load_timeout(WAIT_S)
@@ -64,7 +70,10 @@ def _wait(chrome: WebDriver, what: str, condition: object) -> object:
 
 
 def _stage_nodes(chrome: WebDriver) -> set[str]:
-    return {node.get_attribute("data-stage") or "" for node in chrome.find_elements(By.CSS_SELECTOR, "svg.graph g.node")}
+    return {
+        node.get_attribute("data-stage") or ""
+        for node in chrome.find_elements(By.CSS_SELECTOR, "svg.graph g.node")
+    }
 
 
 def _submit(chrome: WebDriver, query: str, limit: int | None, loud: bool) -> tuple[str, str]:
@@ -98,7 +107,10 @@ def test_the_page_draws_the_graph_runs_the_form_and_opens_the_waterfall(browser:
         browser.find_element(By.ID, "api-key").send_keys(KEY)
         browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
         _wait(browser, "every stage of the graph", lambda c: _stage_nodes(c) == STAGES | {"frontend"})
-        fields = {f.get_attribute("data-field") for f in browser.find_elements(By.CSS_SELECTOR, "#fields [data-field]")}
+        fields = {
+            f.get_attribute("data-field")
+            for f in browser.find_elements(By.CSS_SELECTOR, "#fields [data-field]")
+        }
         assert fields == {"query", "limit", "loud"}
 
         status, request_id = _submit(browser, "grove", 1, loud=True)
@@ -107,9 +119,17 @@ def test_the_page_draws_the_graph_runs_the_form_and_opens_the_waterfall(browser:
         assert answer == expected_answer("grove", 1, True)
 
         waterfall = browser.find_element(By.ID, "waterfall")
-        _wait(browser, "the new request's waterfall", lambda c: waterfall.get_attribute("data-request-id") == request_id)
+        _wait(
+            browser,
+            "the new request's waterfall",
+            lambda c: waterfall.get_attribute("data-request-id") == request_id,
+        )
         rows = browser.find_elements(By.CSS_SELECTOR, "#waterfall .wf-row[data-stage]")
-        assert [r.get_attribute("data-stage") for r in rows] == ["retrieve", "rank", "summarise"]  # in start order
+        assert [r.get_attribute("data-stage") for r in rows] == [
+            "retrieve",
+            "rank",
+            "summarise",
+        ]  # in start order
         assert {r.get_attribute("data-outcome") for r in rows} == {"ok"}
         listed = browser.find_elements(By.CSS_SELECTOR, f'#requests tr[data-request-id="{request_id}"]')
         assert len(listed) == 1
@@ -119,10 +139,21 @@ def test_the_page_draws_the_graph_runs_the_form_and_opens_the_waterfall(browser:
         assert status == "500"
         retrieve = browser.find_element(By.CSS_SELECTOR, 'svg.graph g.node[data-stage="retrieve"]')
         _wait(browser, "retrieve turning red", lambda c: retrieve.get_attribute("data-health") == "failing")
-        assert browser.find_element(By.CSS_SELECTOR, 'svg.graph g.node[data-stage="rank"]').get_attribute("data-health") != "failing"
-        _wait(browser, "the failed request's waterfall", lambda c: waterfall.get_attribute("data-request-id") == failed_id)
+        assert (
+            browser.find_element(By.CSS_SELECTOR, 'svg.graph g.node[data-stage="rank"]').get_attribute(
+                "data-health"
+            )
+            != "failing"
+        )
+        _wait(
+            browser,
+            "the failed request's waterfall",
+            lambda c: waterfall.get_attribute("data-request-id") == failed_id,
+        )
         failed_rows = browser.find_elements(By.CSS_SELECTOR, "#waterfall .wf-row[data-stage]")
-        assert [(r.get_attribute("data-stage"), r.get_attribute("data-outcome")) for r in failed_rows] == [("retrieve", "error")]
+        assert [(r.get_attribute("data-stage"), r.get_attribute("data-outcome")) for r in failed_rows] == [
+            ("retrieve", "error")
+        ]
         browser.save_screenshot(str(ARTIFACTS / "console-page-failing.png"))
     finally:
         served.kill()

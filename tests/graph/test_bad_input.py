@@ -105,8 +105,10 @@ def test_a_cycle_through_helpers_names_both_helpers_and_lines(
     to_b, to_a = _line_of(HELPER_CYCLE, "await b()"), _line_of(HELPER_CYCLE, "await a()")
     assert (code, err) == (
         1,
-        (f"error: the pipeline graph has a cycle: a -> b -> a (a -> b: to_b at user_pipeline.py:{to_b}; "
-        f"b -> a: to_a at user_pipeline.py:{to_a})\n"),
+        (
+            f"error: the pipeline graph has a cycle: a -> b -> a (a -> b: to_b at user_pipeline.py:{to_b}; "
+            f"b -> a: to_a at user_pipeline.py:{to_a})\n"
+        ),
     )
 
 

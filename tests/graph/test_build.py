@@ -38,7 +38,12 @@ def test_edges_come_from_bodies_nested_code_and_depends_on() -> None:
         return values + [await helper()(x)]
 
     graph = build_graph(body, [leaf, middle, model, dynamic])
-    assert set(graph.edges()) == {(ENTRY, "middle"), ("middle", "leaf"), (ENTRY, "dynamic"), ("dynamic", "chat")}
+    assert set(graph.edges()) == {
+        (ENTRY, "middle"),
+        ("middle", "leaf"),
+        (ENTRY, "dynamic"),
+        ("dynamic", "chat"),
+    }
     assert graph.warnings == []
 
 

@@ -39,7 +39,9 @@ def test_self_call_is_a_cycle() -> None:
         ([py("a")], [("a", ENTRY)], "cannot call the pipeline itself"),
     ],
 )
-def test_invalid_graphs_are_rejected(stages: list[PythonStageSpec], edges: list[tuple[str, str]], message: str) -> None:
+def test_invalid_graphs_are_rejected(
+    stages: list[PythonStageSpec], edges: list[tuple[str, str]], message: str
+) -> None:
     with pytest.raises(GraphError, match=message):
         PipelineGraph(PIPE, stages, edges)
 
@@ -82,7 +84,9 @@ def test_unreachable_stages_are_reported() -> None:
 
 def test_renderings_name_every_stage_and_edge() -> None:
     graph = PipelineGraph(
-        PIPE, [py("retrieve"), LLMSpec(name="chat", model="m", disaggregated=PD())], [(ENTRY, "retrieve"), ("retrieve", "chat")]
+        PIPE,
+        [py("retrieve"), LLMSpec(name="chat", model="m", disaggregated=PD())],
+        [(ENTRY, "retrieve"), ("retrieve", "chat")],
     )
     text = render(graph, "text")
     assert "demo (pipeline server)" in text and "-> chat (llm m: prefill x1, decode x1)" in text

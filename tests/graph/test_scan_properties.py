@@ -61,7 +61,8 @@ def _write(root: Path, package: str, s: Structure) -> None:
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     stages = "".join(
-        f"\n@stage(name='{package}-s{i}')\nasync def s{i}(x: int) -> int:\n    return x\n" for i in range(s.stages)
+        f"\n@stage(name='{package}-s{i}')\nasync def s{i}(x: int) -> int:\n    return x\n"
+        for i in range(s.stages)
     )
     (pkg / "st.py").write_text(f"from grove_pipelines import stage\n{stages}")
     for module, parity in (("a", 0), ("b", 1)):
@@ -74,7 +75,9 @@ def _write(root: Path, package: str, s: Structure) -> None:
                 text += f"\nasync def h{i}() -> object:\n    return [{items}]\n"
             else:
                 text += f"\nh{i} = lambda: [{items}]\n"
-        text += f"\nfrom {package} import a, b, reg, st  # noqa: E402  (after the helpers: circular imports)\n"
+        text += (
+            f"\nfrom {package} import a, b, reg, st  # noqa: E402  (after the helpers: circular imports)\n"
+        )
         (pkg / f"{module}.py").write_text(text)
     regs = ""
     for i, (kind, members) in enumerate(s.registries):

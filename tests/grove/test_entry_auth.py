@@ -35,7 +35,9 @@ def test_the_entry_reads_api_keys_and_every_server_the_stage_token_from_the_pipe
 def test_an_entry_outside_the_cluster_without_auth_is_refused_unless_public(kind: str) -> None:
     with pytest.raises(CompileError, match=f"a {kind} entry with auth=False.*public=True"):
         compile_graph(rag_graph(entry=EntrySpec(service_type=kind, auth=False)))
-    open_on_purpose = compile_graph(rag_graph(entry=EntrySpec(service_type=kind, auth=False), public=True)).documents()
+    open_on_purpose = compile_graph(
+        rag_graph(entry=EntrySpec(service_type=kind, auth=False), public=True)
+    ).documents()
     entry = next(d for d in open_on_purpose if d["kind"] == "Service" and d["metadata"]["name"] == "rag")
     assert entry["spec"]["type"] == kind
     with_auth = compile_graph(rag_graph(entry=EntrySpec(service_type=kind))).documents()

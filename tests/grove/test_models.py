@@ -56,11 +56,15 @@ def test_core_objects_round_trip(model: type[KubeModel], raw: dict[str, Any]) ->
 
 def test_core_subset_is_strict() -> None:
     with pytest.raises(ValidationError, match="clusterIP"):
-        kube_objects.Service.model_validate({"metadata": {"name": "s"}, "spec": {"clusterIP": "None", "ports": []}})
+        kube_objects.Service.model_validate(
+            {"metadata": {"name": "s"}, "spec": {"clusterIP": "None", "ports": []}}
+        )
 
 
 def test_aliases_are_camel_case_and_names_are_accepted() -> None:
-    spec = PodCliqueSpec(role_name="a", replicas=1, min_available=1, pod_spec=kube_objects.PodSpec(containers=[]))
+    spec = PodCliqueSpec(
+        role_name="a", replicas=1, min_available=1, pod_spec=kube_objects.PodSpec(containers=[])
+    )
     assert list(to_dict(spec)) == ["roleName", "replicas", "minAvailable", "podSpec"]
     again = PodCliqueSpec.model_validate({"roleName": "a", "replicas": 2, "podSpec": {"containers": []}})
     assert again.replicas == 2 and again.min_available is None

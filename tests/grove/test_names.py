@@ -99,20 +99,30 @@ def _check_consistent(docs: list[dict]) -> None:  # type: ignore[type-arg]
 
 def test_the_issue_long_names_are_shortened_not_refused() -> None:
     name, model = "customer-support-agentic-pipeline-prod", "a-rather-long-language-model-stage-name"
-    llm = LLMSpec(name=model, model="m", gpus=1, disaggregated=PD(prefill=Role(nodes=2), decode=Role(nodes=2)))
+    llm = LLMSpec(
+        name=model, model="m", gpus=1, disaggregated=PD(prefill=Role(nodes=2), decode=Role(nodes=2))
+    )
     compiled = compile_graph(PipelineGraph(PipelineSpec(name=name), [llm], [(ENTRY, model)]))
     docs = compiled.documents()
     base = f"a-rathe-{fnv_suffix(model)}"  # 16 (pcs floor) + 2 * 12 + len("-p") + len("-pl") = 45
     pcs = docs[0]["metadata"]["name"]
     assert pcs == f"customer-su-{fnv_suffix(name)}"
     cliques = docs[0]["spec"]["template"]["cliques"]
-    assert [c["name"] for c in cliques] == ["frontend", f"{base}-pl", f"{base}-pw", f"{base}-dl", f"{base}-dw"]
+    assert [c["name"] for c in cliques] == [
+        "frontend",
+        f"{base}-pl",
+        f"{base}-pw",
+        f"{base}-dl",
+        f"{base}-dw",
+    ]
     assert [c["spec"]["roleName"] for c in cliques[1:]] == [f"{model}-{s}" for s in ("pl", "pw", "dl", "dw")]
     assert {c["labels"]["grove-pipelines.io/stage"] for c in cliques[1:]} == {model}
     assert compiled.notes == [
         f"pipeline {name!r} is too long for Grove's name budget: its PodCliqueSet is named {pcs!r}",
-        (f"stage {model!r} is too long for Grove's name budget: its cliques are named {base}-pl, {base}-pw, "
-        f"{base}-dl, {base}-dw (roleName and the label grove-pipelines.io/stage keep the full names)"),
+        (
+            f"stage {model!r} is too long for Grove's name budget: its cliques are named {base}-pl, {base}-pw, "
+            f"{base}-dl, {base}-dw (roleName and the label grove-pipelines.io/stage keep the full names)"
+        ),
     ]
     _check_consistent(docs)
 
@@ -150,6 +160,8 @@ def test_any_name_lengths_compile_to_valid_consistent_manifests(graph: PipelineG
     assert docs == compile_graph(graph).documents()  # deterministic
     _check_consistent(docs)
     cliques = docs[0]["spec"]["template"]["cliques"]
-    shortened = {c["labels"]["grove-pipelines.io/stage"] for c in cliques if c["name"] != c["spec"]["roleName"]}
+    shortened = {
+        c["labels"]["grove-pipelines.io/stage"] for c in cliques if c["name"] != c["spec"]["roleName"]
+    }
     stage_notes = [n for n in compiled.notes if n.startswith("stage ")]
     assert len(stage_notes) == len(shortened)

@@ -29,7 +29,12 @@ OTEL = {
     "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
     "OTEL_TRACES_SAMPLER_ARG": "0.25",
 }
-VLLM_SERVICE = {"chat-prefill": "vllm-prefill", "chat-dl": "vllm-decode", "chat-dw": "vllm-decode", "embed": "vllm"}
+VLLM_SERVICE = {
+    "chat-prefill": "vllm-prefill",
+    "chat-dl": "vllm-decode",
+    "chat-dw": "vllm-decode",
+    "embed": "vllm",
+}
 
 
 def _containers(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -118,4 +123,9 @@ def test_the_local_run_keeps_vllms_flag() -> None:
             "--otlp-traces-endpoint", COLLECTOR + "/v1/traces"]  # fmt: skip
     serve = VLLMServe.parse(args)
     assert serve.otlp_traces_endpoint == COLLECTOR + "/v1/traces" and serve.extra_args == ()
-    assert serve.model_copy(update={"seed": 0}).args()[-4:] == ["--seed", "0", "--otlp-traces-endpoint", COLLECTOR + "/v1/traces"]
+    assert serve.model_copy(update={"seed": 0}).args()[-4:] == [
+        "--seed",
+        "0",
+        "--otlp-traces-endpoint",
+        COLLECTOR + "/v1/traces",
+    ]

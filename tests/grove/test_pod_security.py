@@ -35,7 +35,9 @@ def test_every_container_runs_unprivileged(documents: list[dict[str, Any]]) -> N
         for container in [*pod.get("initContainers", []), *pod["containers"]]:
             ctx = container["securityContext"]
             assert ctx["runAsNonRoot"] is True and ctx["allowPrivilegeEscalation"] is False
-            assert ctx["capabilities"] == {"drop": ["ALL"]} and ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert ctx["capabilities"] == {"drop": ["ALL"]} and ctx["seccompProfile"] == {
+                "type": "RuntimeDefault"
+            }
             if container["name"] != "vllm":
                 assert ctx["readOnlyRootFilesystem"] is True
                 assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
@@ -54,7 +56,10 @@ def test_routers_are_native_sidecars_that_outlive_the_server(documents: list[dic
     for pod in _pod_specs(documents):
         assert not any(c["name"].startswith("router-") for c in pod["containers"])
         for router in pod.get("initContainers", []):
-            assert router["restartPolicy"] == "Always" and router["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+            assert (
+                router["restartPolicy"] == "Always"
+                and router["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
+            )
             assert "0.0.0.0" in router["command"]
 
 
@@ -70,7 +75,9 @@ def _admits(policies: list[dict[str, Any]], src: GrovePod, dst: GrovePod, port: 
         return True
     for policy in selecting:
         for rule in policy["spec"].get("ingress") or ():
-            peers_ok = "from" not in rule or any(_selects(peer["podSelector"], src.labels) for peer in rule["from"])
+            peers_ok = "from" not in rule or any(
+                _selects(peer["podSelector"], src.labels) for peer in rule["from"]
+            )
             ports_ok = "ports" not in rule or any(p["port"] == port for p in rule["ports"])
             if peers_ok and ports_ok:
                 return True

@@ -147,7 +147,11 @@ def test_a_podcliqueset_grove_pipelines_did_not_deploy_is_never_deleted(
     assert live is not None
     # someone else's set under the same name: same object, without our managed-by label
     foreign = copy.deepcopy(live)
-    foreign["metadata"] = {"name": "chat", "namespace": "demo", "labels": {"app.kubernetes.io/managed-by": "helm"}}
+    foreign["metadata"] = {
+        "name": "chat",
+        "namespace": "demo",
+        "labels": {"app.kubernetes.io/managed-by": "helm"},
+    }
     foreign.pop("status", None)
     assert cli("delete", "chat", "-n", "demo", "--wait").code == 0  # ours goes; then theirs appears
     assert apiserver.get(PCS, "demo", "chat") is None
@@ -155,7 +159,15 @@ def test_a_podcliqueset_grove_pipelines_did_not_deploy_is_never_deleted(
     uid = apiserver.get(PCS, "demo", "chat")["metadata"]["uid"]  # type: ignore[index]
 
     recreate = cli("deploy", pipeline_file(replicas=2, min_available=2), "--recreate", "--yes")
-    assert recreate.code == 1 and "is not managed by grove-pipelines" in recreate.err and "refusing to recreate it" in recreate.err
+    assert (
+        recreate.code == 1
+        and "is not managed by grove-pipelines" in recreate.err
+        and "refusing to recreate it" in recreate.err
+    )
     deleted = cli("delete", "chat", "-n", "demo")
-    assert deleted.code == 1 and "is not managed by grove-pipelines" in deleted.err and "refusing to delete it" in deleted.err
+    assert (
+        deleted.code == 1
+        and "is not managed by grove-pipelines" in deleted.err
+        and "refusing to delete it" in deleted.err
+    )
     assert apiserver.get(PCS, "demo", "chat")["metadata"]["uid"] == uid  # type: ignore[index]

@@ -36,7 +36,10 @@ def test_long_names_compile_deploy_and_show_in_status(
     pcs, base = f"customer-su-{fnv_suffix(NAME)}", f"a-rathe-{fnv_suffix(MODEL)}"
     graph = cli("graph", "support.py")
     assert graph.code == 0, graph.err
-    assert f"note: pipeline {NAME!r} is too long for Grove's name budget: its PodCliqueSet is named {pcs!r}" in graph.err
+    assert (
+        f"note: pipeline {NAME!r} is too long for Grove's name budget: its PodCliqueSet is named {pcs!r}"
+        in graph.err
+    )
     assert graph.err.count("note: ") == 2
 
     deployed = cli("deploy", "support.py")

@@ -66,7 +66,9 @@ def start_run(*args: str, timeout: float = 180) -> RunProcess:
     """Start `grove-pipelines run ARGS --port 0` in the repository and wait for its endpoint line."""
     argv = [sys.executable, "-m", "grove_pipelines.cli.main", "run", *args, "--port", "0"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     run = RunProcess(proc)
     threading.Thread(target=_pump, args=(proc.stdout, run.lines), daemon=True).start()
     try:

@@ -77,7 +77,11 @@ def test_the_pipeline_answers_through_the_entry_service(agentic_cluster: Agentic
     # The first request loads the retriever's embedding model on two shared cores and can outlast the
     # pipeline's deadline (a clean 504); the second must answer.
     for _ in range(2):
-        response = httpx.post(f"{agentic_cluster.base}/v1/pipelines/agentic-rag", json={"question": "What is KV cache?"}, timeout=300)
+        response = httpx.post(
+            f"{agentic_cluster.base}/v1/pipelines/agentic-rag",
+            json={"question": "What is KV cache?"},
+            timeout=300,
+        )
         if response.status_code != 504:
             break
     assert response.status_code == 200, f"{response.text}\n{_logs(agentic_cluster, FRONTEND)}"
@@ -85,7 +89,9 @@ def test_the_pipeline_answers_through_the_entry_service(agentic_cluster: Agentic
     assert isinstance(result["answer"], str) and result["sources"] >= 1
 
 
-def test_a_partitioned_decode_pod_is_ejected_and_taken_back_when_healed(agentic_cluster: AgenticCluster) -> None:
+def test_a_partitioned_decode_pod_is_ejected_and_taken_back_when_healed(
+    agentic_cluster: AgenticCluster,
+) -> None:
     cluster, thread = agentic_cluster.cluster, agentic_cluster.thread
     decode = "agentic-rag-0-chat-decode-0"
     decode_url = f"http://{decode}.agentic-rag-0.default.svc.cluster.local:8000"
@@ -101,7 +107,11 @@ def test_a_partitioned_decode_pod_is_ejected_and_taken_back_when_healed(agentic_
         thread.run(cluster.partition, decode, cut=False)
     _until(lambda: decode_healthy() is True, 120, "the router takes the healed decode pod back")
     _until(lambda: cluster.pods[FRONTEND].ready, 120, "the frontend is Ready again")
-    response = httpx.post(f"{agentic_cluster.base}/v1/completions", json={"model": "chat", "prompt": "def", "max_tokens": 4}, timeout=300)
+    response = httpx.post(
+        f"{agentic_cluster.base}/v1/completions",
+        json={"model": "chat", "prompt": "def", "max_tokens": 4},
+        timeout=300,
+    )
     assert response.status_code == 200, response.text
 
 
@@ -119,7 +129,9 @@ def test_killing_a_prefill_pod_mid_load_fails_no_request(agentic_cluster: Agenti
     assert statuses == [200] * 6
 
 
-def test_a_container_that_stops_answering_is_restarted_by_its_liveness_probe(agentic_cluster: AgenticCluster) -> None:
+def test_a_container_that_stops_answering_is_restarted_by_its_liveness_probe(
+    agentic_cluster: AgenticCluster,
+) -> None:
     cluster = agentic_cluster.cluster
     pod = cluster.pods["agentic-rag-0-keywords-0"]
     server = pod.main[0]

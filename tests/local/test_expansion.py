@@ -56,7 +56,13 @@ def test_env_resolves_in_order_against_earlier_entries_only() -> None:
         ],
         lambda source: "10.0.0.7",
     )
-    assert env == {"LATER_REF": "$(FOO)-x", "FOO": "bar", "ZOO": "bar-1", "IP": "10.0.0.7", "BLU": "bar-1-2@10.0.0.7"}
+    assert env == {
+        "LATER_REF": "$(FOO)-x",
+        "FOO": "bar",
+        "ZOO": "bar-1",
+        "IP": "10.0.0.7",
+        "BLU": "bar-1-2@10.0.0.7",
+    }
 
 
 def test_references_skip_escapes_and_unresolved_names_the_missing() -> None:

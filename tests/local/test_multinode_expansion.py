@@ -34,7 +34,9 @@ def _resolve(hosts: str, name: str) -> list[str]:
     return [line.split("\t")[0] for line in hosts.splitlines() if name in line.split("\t")[1].split()]
 
 
-def test_every_reference_expands_and_workers_find_their_own_leader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_reference_expands_and_workers_find_their_own_leader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(ROOT)
     pcs = compile_ref("pipelines/multinode_disagg.py")[0]
     pods = grove_pods(pcs)
@@ -44,7 +46,9 @@ def test_every_reference_expands_and_workers_find_their_own_leader(tmp_path: Pat
         by_pclq.setdefault(pod.pclq, []).append(pod)
     stand_in = tmp_path / "bin"
     stand_in.mkdir()
-    (stand_in / "vllm").write_text('#!/bin/sh\nexec python3 -c \'import json,sys; print(json.dumps(sys.argv[1:]))\' "$@"\n')
+    (stand_in / "vllm").write_text(
+        "#!/bin/sh\nexec python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' \"$@\"\n"
+    )
     (stand_in / "vllm").chmod(0o755)
     secrets: dict[str, dict[str, str]] = {}  # the pipeline's auth Secret, as deploy would create it
     for secret, key in secret_key_refs(pcs):
@@ -53,7 +57,9 @@ def test_every_reference_expands_and_workers_find_their_own_leader(tmp_path: Pat
     for pod in pods:
         hosts = hosts_file(pod, [(p, ips[p.name]) for p in pods], {})
         for container in pod.pod_spec["containers"]:
-            launch = container_launch(pod, container, pod_ip=ips[pod.name], host_ip="10.99.0.1", secrets=secrets)
+            launch = container_launch(
+                pod, container, pod_ip=ips[pod.name], host_ip="10.99.0.1", secrets=secrets
+            )
             assert launch.unresolved == [], (pod.name, container["name"], launch.unresolved)
             assert not any("$(GROVE" in a or "$(VLLM" in a for a in launch.argv)
             if container["name"] != "vllm" or pod.pcsg is None:
@@ -61,7 +67,9 @@ def test_every_reference_expands_and_workers_find_their_own_leader(tmp_path: Pat
             argv = launch.argv
             if argv[:2] == ["sh", "-c"]:
                 shell_env = {**launch.env, "PATH": f"{stand_in}:{os.environ['PATH']}"}
-                out = subprocess.run(argv, env=shell_env, capture_output=True, text=True, timeout=30, check=True)
+                out = subprocess.run(
+                    argv, env=shell_env, capture_output=True, text=True, timeout=30, check=True
+                )
                 argv = ["vllm", *json.loads(out.stdout)]
                 assert _arg(argv, "--node-rank") == str(pod.index + 1) and "--headless" in argv
                 workers_checked += 1
@@ -73,4 +81,6 @@ def test_every_reference_expands_and_workers_find_their_own_leader(tmp_path: Pat
             assert _arg(argv, "--master-addr") == leader.fqdn
             assert _resolve(hosts, _arg(argv, "--master-addr")) == [ips[leader.name]]
             assert launch.env["VLLM_HOST_IP"] == launch.env["VLLM_NIXL_SIDE_CHANNEL_HOST"] == ips[pod.name]
-    assert workers_checked == sum(p.pod_spec["containers"][0]["command"][:2] == ["sh", "-c"] for p in pods) >= 4
+    assert (
+        workers_checked == sum(p.pod_spec["containers"][0]["command"][:2] == ["sh", "-c"] for p in pods) >= 4
+    )

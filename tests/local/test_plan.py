@@ -49,7 +49,10 @@ def test_model_max_len_reads_the_model_config(tmp_path: Path) -> None:
 
 
 def test_example_body_fills_required_fields() -> None:
-    schema = {"properties": {"question": {"type": "string"}, "k": {"type": "integer"}}, "required": ["question"]}
+    schema = {
+        "properties": {"question": {"type": "string"}, "k": {"type": "integer"}},
+        "required": ["question"],
+    }
     assert example_body(schema) == {"question": "What is prefill/decode disaggregation?"}
 
 
@@ -57,8 +60,14 @@ def test_example_body_fills_required_fields() -> None:
     ("args", "message"),
     [
         (["run", "pipelines/missing.py"], "error: no such file: pipelines/missing.py"),
-        (["run", "pipelines/agentic_rag.py", "--model", "no-such-dir"], "error: --model no-such-dir: not a model directory"),
-        (["run", "pipelines/agentic_rag.py", "--attach", "chat"], "error: --attach 'chat': expected NAME=URL"),
+        (
+            ["run", "pipelines/agentic_rag.py", "--model", "no-such-dir"],
+            "error: --model no-such-dir: not a model directory",
+        ),
+        (
+            ["run", "pipelines/agentic_rag.py", "--attach", "chat"],
+            "error: --attach 'chat': expected NAME=URL",
+        ),
     ],
 )
 def test_run_refuses_bad_options_in_one_line(

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.vllm
 
 @pytest.fixture(scope="module")
 def agentic_run(vllm_pd_pair: PDPair) -> Iterator[RunProcess]:
-    run = start_run("pipelines/agentic_rag.py", "--attach", f"chat={vllm_pd_pair.prefill.url},{vllm_pd_pair.decode.url}")
+    run = start_run(
+        "pipelines/agentic_rag.py", "--attach", f"chat={vllm_pd_pair.prefill.url},{vllm_pd_pair.decode.url}"
+    )
     try:
         yield run
     finally:
@@ -62,7 +64,9 @@ def test_streaming_yields_tokens_then_the_result(agentic_run: RunProcess) -> Non
 
 
 def test_malformed_json_and_bad_input_are_json_errors(agentic_run: RunProcess) -> None:
-    broken = httpx.post(agentic_run.endpoint, content=b'{"question": ', headers={"content-type": "application/json"})
+    broken = httpx.post(
+        agentic_run.endpoint, content=b'{"question": ', headers={"content-type": "application/json"}
+    )
     assert broken.status_code == 400 and broken.json()["error"]["type"] == "invalid_request_error"
     missing = httpx.post(agentic_run.endpoint, json={"query": "wrong field"})
     assert missing.status_code == 422 and "question" in missing.json()["error"]["message"]
@@ -70,7 +74,9 @@ def test_malformed_json_and_bad_input_are_json_errors(agentic_run: RunProcess) -
 
 def test_openai_endpoint_reaches_the_chat_stage(agentic_run: RunProcess) -> None:
     base = agentic_run.endpoint.rsplit("/v1/", 1)[0]
-    response = httpx.post(f"{base}/v1/completions", json={"model": "chat", "prompt": "def", "max_tokens": 4}, timeout=120)
+    response = httpx.post(
+        f"{base}/v1/completions", json={"model": "chat", "prompt": "def", "max_tokens": 4}, timeout=120
+    )
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["text"] is not None
 

@@ -41,7 +41,10 @@ def test_sigint_while_pods_start_leaves_no_process_namespace_or_link(tiny_model:
         run.wait_for("pod agentic-rag-0-chat-decode-0: starting", timeout=60)
         children: list[psutil.Process] = []
         deadline = time.monotonic() + 60
-        while not any("vllm.entrypoints" in " ".join(_cmdline(c)) for c in children) and time.monotonic() < deadline:
+        while (
+            not any("vllm.entrypoints" in " ".join(_cmdline(c)) for c in children)
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.5)
             children = psutil.Process(proc.pid).children(recursive=True)
         assert any("vllm.entrypoints" in " ".join(_cmdline(c)) for c in children), "no vLLM process started"

@@ -23,12 +23,28 @@ def test_a_multi_node_group_is_reported_after_its_references_are_checked(
 ) -> None:
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as info:
-        main(["run", "--manifest", "pipelines/multinode_disagg.yaml", "--port", "0", "--model", str(tiny_model)])
+        main(
+            [
+                "run",
+                "--manifest",
+                "pipelines/multinode_disagg.yaml",
+                "--port",
+                "0",
+                "--model",
+                str(tiny_model),
+            ]
+        )
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert "local profile (the only differences from what deploy applies):" in err
     assert "every $(VAR) of every container of the" in err
-    assert "pod deepseek-r1-0-r1-p-0-r1-pl-0: not run here: a multi-node vLLM group needs one GPU node per pod" in err
+    assert (
+        "pod deepseek-r1-0-r1-p-0-r1-pl-0: not run here: a multi-node vLLM group needs one GPU node per pod"
+        in err
+    )
     assert err.rstrip().splitlines()[-1].startswith("error: ") and "cannot run on this machine" in err
     assert "stopped" in err
-    assert f"gp{os.getpid()}-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert (
+        f"gp{os.getpid()}-"
+        not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    )

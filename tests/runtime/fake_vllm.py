@@ -240,7 +240,9 @@ async def _serve_forever(host: str, port: int, model: str) -> None:
     await asyncio.Event().wait()
 
 
-if __name__ == "__main__":  # a vLLM double in a local-runtime pod: python -m tests.runtime.fake_vllm HOST PORT MODEL
+if (
+    __name__ == "__main__"
+):  # a vLLM double in a local-runtime pod: python -m tests.runtime.fake_vllm HOST PORT MODEL
     import sys
 
     asyncio.run(_serve_forever(sys.argv[1], int(sys.argv[2]), sys.argv[3]))

@@ -138,7 +138,9 @@ def test_pipeline_calls_records_names_and_rejects_other_values() -> None:
 
     assert body.spec.calls == ("lookup", "other")
     assert body.calls == (lookup, "other")
-    with pytest.raises(DefinitionError, match=r"^pipeline 'q': calls: 3 is neither a stage nor a stage name$"):
+    with pytest.raises(
+        DefinitionError, match=r"^pipeline 'q': calls: 3 is neither a stage nor a stage name$"
+    ):
 
         @pipeline(name="q", calls=[3])
         async def other() -> None: ...

@@ -21,7 +21,11 @@ def test_quantities_accepted(value: object) -> None:
         (Autoscaling, {"max_replicas": 2, "target_cpu_utilization": 80, "metrics": [{}]}, "not both"),
         (Topology, {"topology_name": "t"}, "set required or preferred"),
         (Topology, {"topology_name": "t", "required": "Rack"}, "not a topology domain"),
-        (PythonStageSpec, {"name": "s", "replicas": 3, "autoscaling": {"max_replicas": 2}}, "is below replicas"),
+        (
+            PythonStageSpec,
+            {"name": "s", "replicas": 3, "autoscaling": {"max_replicas": 2}},
+            "is below replicas",
+        ),
         (PipelineSpec, {"name": "p", "termination_delay": "soon"}, "not a duration"),
         (PipelineSpec, {"name": "p", "termination_delay": "0s"}, "not a duration greater than 0"),
         (PipelineSpec, {"name": "x" * 64}, "not a DNS label"),
@@ -42,5 +46,20 @@ def test_specs_are_frozen() -> None:
 def test_public_surface_is_complete() -> None:
     assert len(set(grove_pipelines.__all__)) == len(grove_pipelines.__all__)
     public = {name for name in dir(grove_pipelines) if not name.startswith("_")}
-    modules = {"annotations", "errors", "sdk", "spec", "graph", "loader", "cli", "grove", "kube", "local", "compile", "yamlio", "go_duration", "validation_summary"}
+    modules = {
+        "annotations",
+        "errors",
+        "sdk",
+        "spec",
+        "graph",
+        "loader",
+        "cli",
+        "grove",
+        "kube",
+        "local",
+        "compile",
+        "yamlio",
+        "go_duration",
+        "validation_summary",
+    }
     assert set(grove_pipelines.__all__) == public - modules

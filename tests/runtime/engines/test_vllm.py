@@ -61,7 +61,10 @@ def test_local_and_compiled_workers_share_the_engine_settings() -> None:
         pod = next(iter(vllm_containers(spec, unit, image="x").values())).command
         assert pod is not None
         local = VLLMConfig(model=Path("m"), served_model_name="chat", role=role.role).command(8000)  # type: ignore[arg-type]
-        pod_kv, local_kv = json.loads(arg(pod, "--kv-transfer-config")), json.loads(arg(local, "--kv-transfer-config"))
+        pod_kv, local_kv = (
+            json.loads(arg(pod, "--kv-transfer-config")),
+            json.loads(arg(local, "--kv-transfer-config")),
+        )
         assert local_kv.pop("kv_buffer_device") == "cpu"
         assert pod_kv == local_kv and pod_kv["kv_load_failure_policy"] == "recompute"
         assert pod[1:3] == local[3:5] == ["serve", "m"]

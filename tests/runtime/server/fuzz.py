@@ -79,7 +79,9 @@ def _check(response: requests.Response, case: schemathesis.Case, report: FuzzRep
             error = response.json()["error"]
             assert {"message", "type", "code"} <= set(error) and error["code"] == response.status_code
         except (ValueError, KeyError, TypeError, AssertionError):
-            report.failures.append(f"{response.status_code} without a JSON error for {where}: {response.text[:200]}")
+            report.failures.append(
+                f"{response.status_code} without a JSON error for {where}: {response.text[:200]}"
+            )
 
 
 @contextmanager
@@ -92,7 +94,9 @@ def _served_in_thread() -> Iterator[str]:
         fake = FakeVLLM(model="tiny")
         await fake.start()
         settings_ = ServerSettings(api_keys=ApiKeys([KEY]), max_body_bytes=256 * 1024)
-        executor = make_executor(search, llm_urls={"fuzz-llm": fake.url}, llm_models={"fuzz-llm": "tiny"}, settings=settings_)
+        executor = make_executor(
+            search, llm_urls={"fuzz-llm": fake.url}, llm_models={"fuzz-llm": "tiny"}, settings=settings_
+        )
         stop = asyncio.Event()
         state["stop"], state["loop"] = stop, asyncio.get_running_loop()
         async with AppServer(build_app([executor])) as server:
@@ -116,17 +120,26 @@ def fuzz_server(examples: int) -> FuzzReport:
     """Run ``examples`` positive and ``examples`` negative cases per operation; return what happened."""
     report = FuzzReport()
     with _served_in_thread() as url, requests.Session() as session:
-        document = session.get(f"{url}/openapi.json", headers={"Authorization": f"Bearer {KEY}"}, timeout=30).json()
+        document = session.get(
+            f"{url}/openapi.json", headers={"Authorization": f"Bearer {KEY}"}, timeout=30
+        ).json()
         schema = schemathesis.openapi.from_dict(document)
         for result in schema.get_all_operations():
             operation = result.ok()
             inputs = bool(list(operation.body)) or bool(list(operation.iter_parameters()))
             for mode in schemathesis.GenerationMode if inputs else [schemathesis.GenerationMode.POSITIVE]:
 
-                @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+                @settings(
+                    max_examples=examples,
+                    deadline=None,
+                    database=None,
+                    suppress_health_check=list(HealthCheck),
+                )
                 @given(case=operation.as_strategy(generation_mode=mode))
                 def run(case: schemathesis.Case) -> None:
-                    response = case.call(base_url=url, session=session, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+                    response = case.call(
+                        base_url=url, session=session, headers={"Authorization": f"Bearer {KEY}"}, timeout=30
+                    )
                     _check(response, case, report)
 
                 run()

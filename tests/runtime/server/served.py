@@ -16,9 +16,21 @@ __all__ = ["peak_rss_bytes", "start_serve"]
 
 def start_serve(ref: Path | str, *, env: Mapping[str, str] = (), timeout: float = 60) -> RunProcess:  # type: ignore[assignment]
     """Start ``grove-pipelines serve REF`` on 127.0.0.1 and a free port; ``.endpoint`` is its URL."""
-    argv = [sys.executable, "-m", "grove_pipelines.cli.main", "serve", str(ref), "--host", "127.0.0.1", "--port", "0"]
+    argv = [
+        sys.executable,
+        "-m",
+        "grove_pipelines.cli.main",
+        "serve",
+        str(ref),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **dict(env)}
-    proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     served = RunProcess(proc)
     threading.Thread(target=_pump, args=(proc.stdout, served.lines), daemon=True).start()
     try:

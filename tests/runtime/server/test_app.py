@@ -136,18 +136,30 @@ async def test_fan_out_is_concurrent_through_http(client: httpx.AsyncClient) -> 
         (b'{"text": "hi", "\\ud800": 1}', 422, "Input should be a valid string"),
     ],
 )
-async def test_bad_input_is_a_json_error(client: httpx.AsyncClient, body: bytes, status: int, fragment: str) -> None:
-    response = await client.post("/v1/pipelines/shout", content=body, headers={"content-type": "application/json"})
+async def test_bad_input_is_a_json_error(
+    client: httpx.AsyncClient, body: bytes, status: int, fragment: str
+) -> None:
+    response = await client.post(
+        "/v1/pipelines/shout", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == status
     error = response.json()["error"]
-    assert fragment in error["message"] and error["code"] == status and error["type"] == "invalid_request_error"
+    assert (
+        fragment in error["message"] and error["code"] == status and error["type"] == "invalid_request_error"
+    )
 
 
-async def test_what_fuzzing_found_lone_surrogates_and_overflowing_floats_are_answered(client: httpx.AsyncClient) -> None:
-    echoed = await client.post("/v1/pipelines/shout", content=b'{"text": "\\ud800"}', headers={"content-type": "application/json"})
+async def test_what_fuzzing_found_lone_surrogates_and_overflowing_floats_are_answered(
+    client: httpx.AsyncClient,
+) -> None:
+    echoed = await client.post(
+        "/v1/pipelines/shout", content=b'{"text": "\\ud800"}', headers={"content-type": "application/json"}
+    )
     assert echoed.status_code == 200 and echoed.json() == {"text": "\ud800", "length": 1}
     overflow = await client.post("/v1/pipelines/doubles", json={"x": 1e308})
-    assert overflow.status_code == 200 and overflow.json() == {"twice": None}  # inf has no JSON: null, as pydantic writes it
+    assert overflow.status_code == 200 and overflow.json() == {
+        "twice": None
+    }  # inf has no JSON: null, as pydantic writes it
 
 
 async def test_unknown_pipeline_is_404(client: httpx.AsyncClient) -> None:
@@ -159,7 +171,9 @@ async def test_unknown_pipeline_is_404(client: httpx.AsyncClient) -> None:
 async def test_stage_error_is_a_500_naming_the_stage_and_the_server_keeps_serving(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    response = await client.post("/v1/pipelines/fails", json={"text": "x"}, headers={"x-request-id": "req-42"})
+    response = await client.post(
+        "/v1/pipelines/fails", json={"text": "x"}, headers={"x-request-id": "req-42"}
+    )
     assert response.status_code == 500
     error = response.json()["error"]
     assert error["stage"] == "explode" and error["type"] == "stage_error" and error["request_id"] == "req-42"

@@ -24,7 +24,7 @@ from tests.runtime.server.served import start_serve
 pytestmark = pytest.mark.vllm
 
 TOKENS = 500
-PIPELINE = f'''
+PIPELINE = f"""
 import asyncio, os, pathlib
 
 from grove_pipelines import llm, pipeline, stage
@@ -48,12 +48,14 @@ async def long_answer(topic: str) -> int:
     response = await tiny.request("/v1/completions", {{"prompt": await prompt_for(topic), "max_tokens": {TOKENS},
                                                      "ignore_eos": True, "temperature": 0}})
     return int(response["usage"]["completion_tokens"])
-'''
+"""
 
 
 async def _stream(http: httpx.AsyncClient, topic: str) -> list[str]:
     events: list[str] = []
-    async with http.stream("POST", "/v1/pipelines/long-answer", json={"topic": topic, "stream": True}) as response:
+    async with http.stream(
+        "POST", "/v1/pipelines/long-answer", json={"topic": topic, "stream": True}
+    ) as response:
         assert response.status_code == 200
         async for line in response.aiter_lines():
             if line.startswith("event: "):

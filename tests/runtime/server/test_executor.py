@@ -171,7 +171,7 @@ async def test_calling_a_stage_that_is_not_an_edge_names_both_stages() -> None:
     assert "stage 'planner' called stage 'hidden'" in str(info.value)
     line = planner.target.__code__.co_firstlineno
     assert str(info.value).endswith(
-        f'add depends_on=["hidden"] to the @stage decorator of \'planner\' at tests/runtime/server/test_executor.py:{line}'
+        f"add depends_on=[\"hidden\"] to the @stage decorator of 'planner' at tests/runtime/server/test_executor.py:{line}"
     )
 
 

@@ -51,8 +51,12 @@ LOCKED = ServerSettings(api_keys=ApiKeys([KEY]))
 async def test_the_entry_refuses_requests_without_an_accepted_key(authorization: str | None) -> None:
     headers = {} if authorization is None else {"authorization": authorization}
     async with serving(build_app([make_executor(doubles, settings=LOCKED)])) as (_, http):
-        for method, path, body in (("POST", "/v1/pipelines/doubles", {"n": 2}), ("GET", "/v1/pipelines", None),
-                                   ("POST", "/v1/chat/completions", {"model": "x"}), ("GET", "/openapi.json", None)):
+        for method, path, body in (
+            ("POST", "/v1/pipelines/doubles", {"n": 2}),
+            ("GET", "/v1/pipelines", None),
+            ("POST", "/v1/chat/completions", {"model": "x"}),
+            ("GET", "/openapi.json", None),
+        ):
             refused = await http.request(method, path, json=body, headers=headers)
             assert refused.status_code == 401, path
             assert refused.headers["www-authenticate"] == "Bearer"
@@ -61,7 +65,9 @@ async def test_the_entry_refuses_requests_without_an_accepted_key(authorization:
 
 async def test_the_entry_serves_a_request_with_the_key_and_keeps_probes_open() -> None:
     async with serving(build_app([make_executor(doubles, settings=LOCKED)])) as (_, http):
-        ok = await http.post("/v1/pipelines/doubles", json={"n": 21}, headers={"authorization": f"bearer {KEY}"})
+        ok = await http.post(
+            "/v1/pipelines/doubles", json={"n": 21}, headers={"authorization": f"bearer {KEY}"}
+        )
         assert ok.status_code == 200 and ok.json() == 42
         for probe in ("/health", "/ready", "/metrics"):
             assert (await http.get(probe)).status_code == 200, probe
@@ -79,7 +85,9 @@ async def test_a_stage_server_accepts_calls_only_with_the_pipelines_stage_token(
     """``X-GP-Caller`` is trusted only from the pipeline's own pods: the ones holding the stage token."""
     token = "st-77aa"
     stage_settings = ServerSettings(stage_token=token)
-    stage_app = build_app([make_executor(doubles, settings=stage_settings)], stages=["double"], pipelines=False)
+    stage_app = build_app(
+        [make_executor(doubles, settings=stage_settings)], stages=["double"], pipelines=False
+    )
     async with serving(stage_app) as (stage_server, http):
         call = {"args": [4], "kwargs": {}}
         forged = await http.post("/v1/stages/double", json=call, headers={CALLER_HEADER: "frontend"})
@@ -87,7 +95,9 @@ async def test_a_stage_server_accepts_calls_only_with_the_pipelines_stage_token(
         wrong = await http.post("/v1/stages/double", json=call, headers={"authorization": "Bearer st-77ab"})
         assert wrong.status_code == 401
         entry_settings = ServerSettings(stage_token=token)
-        entry = build_app([make_executor(doubles, stage_urls={"double": stage_server.url}, settings=entry_settings)])
+        entry = build_app(
+            [make_executor(doubles, stage_urls={"double": stage_server.url}, settings=entry_settings)]
+        )
         async with serving(entry) as (_, client):
             assert (await client.post("/v1/pipelines/doubles", json={"n": 4})).json() == 8
         stranger = build_app([make_executor(doubles, stage_urls={"double": stage_server.url})])

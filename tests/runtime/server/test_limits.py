@@ -58,11 +58,15 @@ async def test_a_declared_body_over_the_limit_is_413_before_it_is_read() -> None
     settings = ServerSettings(max_body_bytes=LIMIT)
     async with serving(build_app([make_executor(echo, settings=settings)])) as (_, http):
         big = b'{"text": "' + b"a" * (LIMIT + 1) + b'"}'
-        refused = await http.post("/v1/pipelines/echo", content=big, headers={"content-type": "application/json"})
+        refused = await http.post(
+            "/v1/pipelines/echo", content=big, headers={"content-type": "application/json"}
+        )
         assert refused.status_code == 413
         assert refused.json()["error"] == {
             "message": f"the request body is over this server's limit of {LIMIT} bytes",
-            "type": "invalid_request_error", "code": 413, "request_id": refused.headers["x-request-id"],
+            "type": "invalid_request_error",
+            "code": 413,
+            "request_id": refused.headers["x-request-id"],
         }
         fits = await http.post("/v1/pipelines/echo", json={"text": "a" * (LIMIT - 100)})
         assert fits.status_code == 200 and fits.json() == "a" * (LIMIT - 100)
@@ -133,12 +137,18 @@ async def test_the_default_pipeline_timeout_applies_and_a_client_deadline_shorte
         assert slow.status_code == 504 and slow.json()["error"]["type"] == "timeout_error"
         assert (await http.post("/v1/pipelines/naps", json={"seconds": 0.01})).json() == 0.01
         soon = f"{time.time() + 0.2:.3f}"
-        cut = await http.post("/v1/pipelines/naps", json={"seconds": 0.4}, headers={"x-request-deadline": soon})
+        cut = await http.post(
+            "/v1/pipelines/naps", json={"seconds": 0.4}, headers={"x-request-deadline": soon}
+        )
         assert cut.status_code == 504 and "deadline" in cut.json()["error"]["message"]
         later = f"{time.time() + 3600:.3f}"  # asking for more than the server allows gets the server's limit
-        capped = await http.post("/v1/pipelines/naps", json={"seconds": 5}, headers={"x-request-deadline": later})
+        capped = await http.post(
+            "/v1/pipelines/naps", json={"seconds": 5}, headers={"x-request-deadline": later}
+        )
         assert capped.status_code == 504
-        bad = await http.post("/v1/pipelines/naps", json={"seconds": 0}, headers={"x-request-deadline": "soon"})
+        bad = await http.post(
+            "/v1/pipelines/naps", json={"seconds": 0}, headers={"x-request-deadline": "soon"}
+        )
         assert bad.status_code == 400 and "X-Request-Deadline" in bad.json()["error"]["message"]
 
 
@@ -152,9 +162,17 @@ async def test_the_deadline_reaches_stage_servers_and_llm_calls(fakes: MakeFake)
         ])  # fmt: skip
         async with AppServer(entry) as server, httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             at = time.time() + 0.3
-            cut = await http.post("/v1/pipelines/naps", json={"seconds": 2}, headers={"x-request-deadline": f"{at:.3f}"})
+            cut = await http.post(
+                "/v1/pipelines/naps", json={"seconds": 2}, headers={"x-request-deadline": f"{at:.3f}"}
+            )
             assert cut.status_code == 504
-            assert (await http.post("/v1/pipelines/talks", json={"text": "hi"}, headers={"x-request-deadline": f"{at + 60:.3f}"})).status_code == 200
+            assert (
+                await http.post(
+                    "/v1/pipelines/talks",
+                    json={"text": "hi"},
+                    headers={"x-request-deadline": f"{at + 60:.3f}"},
+                )
+            ).status_code == 200
     sent = float(worker.completions()[-1].headers["x-request-deadline"])
     assert abs(sent - (at + 60)) < 1.0  # the client's deadline, carried to the router as Unix time
 

@@ -84,7 +84,10 @@ async def stage_server() -> AsyncIterator[AppServer]:
 async def entry(stage_server: AppServer) -> AsyncIterator[httpx.AsyncClient]:
     urls = dict.fromkeys(STAGES, stage_server.url)
     executors = [make_executor(remote, stage_urls=urls), make_executor(remote_slow, stage_urls=urls)]
-    async with AppServer(build_app(executors)) as running, httpx.AsyncClient(base_url=running.url, timeout=30) as http:
+    async with (
+        AppServer(build_app(executors)) as running,
+        httpx.AsyncClient(base_url=running.url, timeout=30) as http,
+    ):
         yield http
 
 
@@ -113,7 +116,9 @@ async def test_stage_server_serves_only_its_stages(stage_server: AppServer) -> N
         assert bad_args.status_code == 422 and "stage 'score': bad arguments" in bad_args.text
         bad_type = await http.post("/v1/stages/score", json={"args": ["x"], "kwargs": {"weight": "heavy"}})
         assert bad_type.status_code == 422
-        malformed = await http.post("/v1/stages/score", content=b"{", headers={"content-type": "application/json"})
+        malformed = await http.post(
+            "/v1/stages/score", content=b"{", headers={"content-type": "application/json"}
+        )
         assert malformed.status_code == 400
 
 
@@ -123,11 +128,15 @@ async def test_remote_timeout_is_504_and_cancels_the_remote_call(entry: httpx.As
     response = await entry.post("/v1/pipelines/remote-slow", json={"seconds": 30})
     assert response.status_code == 504
     assert response.json()["error"]["stage"] == "sleepy"
-    await asyncio.wait_for(EVENTS["sleepy-cancelled"].wait(), 10)  # the entry hung up: the stage server stopped
+    await asyncio.wait_for(
+        EVENTS["sleepy-cancelled"].wait(), 10
+    )  # the entry hung up: the stage server stopped
 
 
 async def test_unreachable_stage_server_is_a_502() -> None:
-    with bind_socket("127.0.0.1", 0) as sock:  # a port that was free a moment ago; closed again, nobody listens on it
+    with bind_socket(
+        "127.0.0.1", 0
+    ) as sock:  # a port that was free a moment ago; closed again, nobody listens on it
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     executor = make_executor(remote, stage_urls={"score": dead})
     with pytest.raises(StageUpstreamError) as info:

@@ -72,8 +72,14 @@ async def test_a_credential_in_an_exception_never_reaches_the_client(
     caplog.set_level(logging.INFO, logger="grove_pipelines.server")
     app = build_app([make_executor(leaks), make_executor(leaks_itself)])
     async with serving(app) as (_, http):
-        response = await http.post(f"/v1/pipelines/{name}", json={"text": "q", "stream": stream}, headers={"x-request-id": "rid-9"})
-    assert SECRET not in response.text and "db.internal" not in response.text and "Traceback" not in response.text
+        response = await http.post(
+            f"/v1/pipelines/{name}", json={"text": "q", "stream": stream}, headers={"x-request-id": "rid-9"}
+        )
+    assert (
+        SECRET not in response.text
+        and "db.internal" not in response.text
+        and "Traceback" not in response.text
+    )
     error = _events(response.text)[-1][1]["error"] if stream else response.json()["error"]
     assert error["request_id"] == "rid-9" and error["code"] == 500  # type: ignore[index]
     assert error.get("stage") == ("leaky" if name == "leaks" else None)  # type: ignore[union-attr]
@@ -104,7 +110,10 @@ async def test_the_pass_through_strips_kv_transfer_params_and_engine_request_ids
     }  # fmt: skip
     async with serving(app) as (_, http):
         answer = await http.post("/v1/completions", json=hostile)
-        chat = await http.post("/v1/chat/completions", json={**hostile, "prompt": None, "messages": [{"role": "user", "content": "hi"}]})
+        chat = await http.post(
+            "/v1/chat/completions",
+            json={**hostile, "prompt": None, "messages": [{"role": "user", "content": "hi"}]},
+        )
         for bad in ([1], {"model": ["talker"]}, {"model": None}, "x"):
             refused = await http.post("/v1/completions", json=bad)
             assert refused.status_code in (400, 404), bad
@@ -144,7 +153,9 @@ async def truncating() -> AsyncIterator[str]:
 
 
 @pytest.mark.parametrize(("name", "stream"), [("reads-stream", False), ("talks", True)])
-async def test_an_llm_stream_without_done_is_a_failure_not_a_short_answer(truncating: str, name: str, stream: bool) -> None:
+async def test_an_llm_stream_without_done_is_a_failure_not_a_short_answer(
+    truncating: str, name: str, stream: bool
+) -> None:
     executors = [make_executor(p, llm_urls={"talker": truncating}) for p in (talks, reads_stream)]
     async with serving(build_app(executors)) as (_, http):
         response = await http.post(f"/v1/pipelines/{name}", json={"text": "q", "stream": stream})

@@ -30,11 +30,16 @@ async def test_each_leg_carries_its_own_span_under_the_clients_trace(
 ) -> None:
     prefill, decode = await fakes("prefill"), await fakes("decode")
     router = await make_router(prefill=[prefill.url], decode=[decode.url])
-    async with http.post(f"{router.url}/v1/completions", json=COMPLETION, headers={"traceparent": CLIENT}) as r:
+    async with http.post(
+        f"{router.url}/v1/completions", json=COMPLETION, headers={"traceparent": CLIENT}
+    ) as r:
         assert r.status == 200
         await r.read()
     [p_seen], [d_seen] = prefill.completions(), decode.completions()
-    sent = {leg: parse_traceparent(seen.headers.get("traceparent")) for leg, seen in (("prefill", p_seen), ("decode", d_seen))}
+    sent = {
+        leg: parse_traceparent(seen.headers.get("traceparent"))
+        for leg, seen in (("prefill", p_seen), ("decode", d_seen))
+    }
     spans = {s.name: s for s in tracing.trace(TRACE) or []}
     assert set(spans) == {"router completions", "router.leg prefill", "router.leg decode"}
     assert spans["router completions"].parent_id == "00f067aa0ba902b7"
@@ -51,7 +56,9 @@ async def test_a_malformed_traceparent_starts_a_new_trace_and_is_not_forwarded(
     worker = await fakes("aggregated")
     router = await make_router(worker=[worker.url])
     hostile = f"00-{TRACE}-00f067aa0ba902b7-01x"
-    async with http.post(f"{router.url}/v1/completions", json=COMPLETION, headers={"traceparent": hostile}) as r:
+    async with http.post(
+        f"{router.url}/v1/completions", json=COMPLETION, headers={"traceparent": hostile}
+    ) as r:
         assert r.status == 200
         await r.read()
     [seen] = worker.completions()
@@ -67,7 +74,9 @@ async def test_a_failed_leg_is_an_error_span_and_its_retry_another(
     worker = await fakes("aggregated")
     router = await make_router(worker=[worker.url], retry={"backoff_base": 0})
     worker.cues.fail = [503]  # the first attempt fails; with no other worker, the retry comes back here
-    async with http.post(f"{router.url}/v1/completions", json=COMPLETION, headers={"traceparent": CLIENT}) as r:
+    async with http.post(
+        f"{router.url}/v1/completions", json=COMPLETION, headers={"traceparent": CLIENT}
+    ) as r:
         assert r.status == 200
         await r.read()
     legs = [s for s in tracing.trace(TRACE) or [] if s.name == "router.leg worker"]
@@ -88,6 +97,8 @@ async def test_when_nothing_records_the_clients_traceparent_reaches_both_legs_un
             assert r.status == 200
             await r.read()
     (p_traced, p_plain), (d_traced, d_plain) = prefill.completions(), decode.completions()
-    assert p_traced.headers.get("traceparent") == d_traced.headers.get("traceparent") == CLIENT  # vLLM's parent: the client
+    assert (
+        p_traced.headers.get("traceparent") == d_traced.headers.get("traceparent") == CLIENT
+    )  # vLLM's parent: the client
     assert "traceparent" not in p_plain.headers and "traceparent" not in d_plain.headers
     assert tracing.recent() == []

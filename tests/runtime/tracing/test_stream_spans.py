@@ -59,14 +59,18 @@ async def _run(fake: FakeVLLM, pipe: Pipeline, path: str, body: dict[str, object
     assert response.status_code == 200, response.text
 
 
-async def test_a_streamed_llm_call_is_a_span_under_the_run_and_the_router_continues_it(fakes: MakeFake) -> None:
+async def test_a_streamed_llm_call_is_a_span_under_the_run_and_the_router_continues_it(
+    fakes: MakeFake,
+) -> None:
     fake = await fakes("aggregated")
     await _run(fake, reads_stream, "/v1/pipelines/reads-stream", {"text": "hi"})
     spans = _spans()
     run, call = spans["pipeline reads-stream"], spans["llm talker"]
     assert call.parent_id == run.span_id and run.parent_id == "00f067aa0ba902b7"
     assert call.attributes["grove.llm.stream"] is True and call.status == "ok"
-    assert call.start_ns >= run.start_ns and call.end_ns <= run.end_ns  # ended with the stream, inside the run
+    assert (
+        call.start_ns >= run.start_ns and call.end_ns <= run.end_ns
+    )  # ended with the stream, inside the run
     assert float(call.attributes["grove.ttft_ms"]) > 0
     [seen] = fake.completions()
     sent = parse_traceparent(seen.headers.get("traceparent"))
@@ -82,7 +86,12 @@ async def test_leaving_a_stream_early_ends_its_span_without_failing_it(fakes: Ma
 @pytest.mark.parametrize("stream", [False, True])
 async def test_the_openai_pass_through_is_a_span_the_router_continues(fakes: MakeFake, stream: bool) -> None:
     fake = await fakes("aggregated")
-    await _run(fake, reads_stream, "/v1/completions", {"model": "tiny", "prompt": "hi", "max_tokens": 3, "stream": stream})
+    await _run(
+        fake,
+        reads_stream,
+        "/v1/completions",
+        {"model": "tiny", "prompt": "hi", "max_tokens": 3, "stream": stream},
+    )
     proxied = _spans()["llm.proxy talker"]
     assert proxied.parent_id == "00f067aa0ba902b7" and proxied.kind == "server" and proxied.status == "ok"
     assert proxied.attributes["http.response.status_code"] == 200

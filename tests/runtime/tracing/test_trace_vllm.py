@@ -67,9 +67,14 @@ def of_trace(collector: Collector, trace_id: str) -> list[CollectedSpan]:
 
 
 def router_for(pair: PDPair) -> RouterServer:
-    config = load_config(overrides={
-        "port": 0, "drain_timeout": 5, "prefill": [pair.prefill.url], "decode": [pair.decode.url],
-    })
+    config = load_config(
+        overrides={
+            "port": 0,
+            "drain_timeout": 5,
+            "prefill": [pair.prefill.url],
+            "decode": [pair.decode.url],
+        }
+    )
     return RouterServer(config)
 
 
@@ -86,7 +91,8 @@ async def test_one_request_is_one_trace_over_stages_router_and_both_legs(
             )
             async with AppServer(build_app([entry])) as server, httpx.AsyncClient(timeout=120) as client:
                 response = await client.post(
-                    f"{server.url}/v1/pipelines/traced", json={"topic": "grove"},
+                    f"{server.url}/v1/pipelines/traced",
+                    json={"topic": "grove"},
                     headers={"traceparent": f"00-{TRACE_ID}-{CLIENT_SPAN}-01"},
                 )
     finally:
@@ -95,7 +101,8 @@ async def test_one_request_is_one_trace_over_stages_router_and_both_legs(
     tracing.flush()
     await eventually(  # vLLM's batches leave every 0.2 s (the fixture's OTEL_BSP_SCHEDULE_DELAY)
         lambda: len([s for s in of_trace(collector, TRACE_ID) if s.name == "llm_request"]) >= 2,
-        timeout=60, what="vLLM's own spans of both legs",
+        timeout=60,
+        what="vLLM's own spans of both legs",
     )
     everything = of_trace(collector, TRACE_ID)
     vllm_prefill = one(everything, "llm_request", "vllm-prefill")
@@ -126,7 +133,11 @@ async def test_one_request_is_one_trace_over_stages_router_and_both_legs(
     assert decode.attributes["grove.kv_source"] == vllm_pd_pair.prefill.url
     assert routed.attributes["grove.route.mode"] == "disaggregated"
     assert routed.attributes["grove.route.policy"] and "grove.route.reason" in routed.attributes
-    assert prefill.attributes["http.response.status_code"] == decode.attributes["http.response.status_code"] == 200
+    assert (
+        prefill.attributes["http.response.status_code"]
+        == decode.attributes["http.response.status_code"]
+        == 200
+    )
     assert float(decode.attributes["grove.ttft_ms"]) > 0 and float(routed.attributes["grove.ttft_ms"]) > 0
     assert 0 < float(decode.attributes["grove.handoff_ms"]) < float(routed.attributes["grove.ttft_ms"])
     assert "grove.handoff_ms" not in prefill.attributes
@@ -149,7 +160,9 @@ async def test_router_legs_carry_the_prompt_tokens_vllm_found_cached(vllm_pd_pai
             answers = []
             for n in range(2):
                 response = await client.post(
-                    f"{router.url}/v1/completions", json=body, headers={"traceparent": f"00-{TRACE_ID[:-1]}{n}-{CLIENT_SPAN}-01"},
+                    f"{router.url}/v1/completions",
+                    json=body,
+                    headers={"traceparent": f"00-{TRACE_ID[:-1]}{n}-{CLIENT_SPAN}-01"},
                 )
                 assert response.status_code == 200, response.text
                 answers.append(response.json())

@@ -34,10 +34,21 @@ def test_a_well_formed_traceparent_is_the_parent_and_round_trips() -> None:
     assert (span.trace_id, span.parent_id) == (ctx.trace_id, "b7ad6b7169203331")
 
 
-@pytest.mark.parametrize("value", [
-    None, "", TP.upper(), TP + " ", "01" + TP[2:], "00-" + "0" * 32 + TP[35:], TP[:36] + "0" * 16 + "-01",
-    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1", "x" * 55, "00-zz" + TP[5:],
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        TP.upper(),
+        TP + " ",
+        "01" + TP[2:],
+        "00-" + "0" * 32 + TP[35:],
+        TP[:36] + "0" * 16 + "-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1",
+        "x" * 55,
+        "00-zz" + TP[5:],
+    ],
+)
 def test_anything_else_is_ignored_not_an_error(value: str | None) -> None:
     assert parse_traceparent(value) is None
 
@@ -52,7 +63,9 @@ def test_nested_spans_share_the_trace_and_the_store_keeps_them_typed() -> None:
     assert (summary.trace_id, summary.name, summary.spans, summary.error) == (root.trace_id, "root", 2, True)
     spans = tracing.trace(root.trace_id)
     assert spans is not None and [s.name for s in spans] == ["root", "inner"]
-    assert spans[1].parent_id == root.span_id and spans[1].status == "error" and spans[0].attributes == {"a": 1}
+    assert (
+        spans[1].parent_id == root.span_id and spans[1].status == "error" and spans[0].attributes == {"a": 1}
+    )
     assert tracing.trace("f" * 32) is None
 
 
@@ -71,10 +84,14 @@ def test_samplers_follow_the_specification() -> None:
     assert not start_span("x", parent=parent_off).sampled  # parent-based by default
     off = TracingSettings.from_env("s", {"OTEL_TRACES_SAMPLER": "always_off"})
     assert not off.sample("f" * 32, None) and not off.sample("f" * 32, True)
-    ratio = TracingSettings.from_env("s", {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"})
+    ratio = TracingSettings.from_env(
+        "s", {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}
+    )
     assert ratio.sample("f" * 16 + "0" * 16, None) and not ratio.sample("0" * 16 + "f" * 16, None)
     assert not TracingSettings.from_env("s", {"OTEL_SDK_DISABLED": "true"}).sample("a" * 32, True)
-    assert TracingSettings.from_env("s", {"OTEL_TRACES_SAMPLER": "nonsense"}).sampler == "parentbased_always_on"
+    assert (
+        TracingSettings.from_env("s", {"OTEL_TRACES_SAMPLER": "nonsense"}).sampler == "parentbased_always_on"
+    )
 
 
 def test_an_unsampled_span_is_neither_kept_nor_exported_but_still_propagates() -> None:
@@ -95,7 +112,9 @@ def test_by_default_no_span_is_made_and_the_callers_traceparent_passes_through()
         child.fail("boom")
         assert tracing.current_traceparent() == TP and isinstance(child, NonRecordingSpan)
     assert tracing.recent() == [] and tracing.store().max_traces == 0
-    tracing.configure("test", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"})
+    tracing.configure(
+        "test", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"}
+    )
     assert isinstance(start_span("off"), NonRecordingSpan)
 
 
@@ -111,7 +130,10 @@ def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set() -> None:
         tracing.flush()
         got = {s.name: s for s in collector.spans()}
     assert set(got) == {"outer", "leg"}
-    assert got["outer"].trace_id == "0af7651916cd43dd8448eb211c80319c" and got["outer"].parent_id == "b7ad6b7169203331"
+    assert (
+        got["outer"].trace_id == "0af7651916cd43dd8448eb211c80319c"
+        and got["outer"].parent_id == "b7ad6b7169203331"
+    )
     assert got["leg"].parent_id == outer.span_id and got["leg"].status == 2  # STATUS_CODE_ERROR
     assert got["outer"].attributes == {"n": 2, "ok": True} and got["outer"].service == "svc"
     assert leg.trace_id == outer.trace_id
@@ -119,7 +141,9 @@ def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set() -> None:
 
 def test_export_is_off_by_default_and_with_exporter_none() -> None:
     assert not TracingSettings.from_env("s", {}).export
-    assert not TracingSettings.from_env("s", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_TRACES_EXPORTER": "none"}).export
+    assert not TracingSettings.from_env(
+        "s", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_TRACES_EXPORTER": "none"}
+    ).export
 
 
 @pytest.mark.parametrize(("answer", "expected"), [
@@ -128,7 +152,9 @@ def test_export_is_off_by_default_and_with_exporter_none() -> None:
     (b'{"choices":[{"text":"say \\"cached_tokens\\": 7"}],"usage":{"prompt_tokens":3}}', None),  # the model's words
     (b'{"usage":{"prompt_tokens":3,"prompt_tokens_details":null}}', None),
 ])  # fmt: skip
-def test_the_router_reads_cached_tokens_only_from_the_answers_usage(answer: bytes, expected: int | None) -> None:
+def test_the_router_reads_cached_tokens_only_from_the_answers_usage(
+    answer: bytes, expected: int | None
+) -> None:
     span = start_span("leg")
     note_cached_tokens(span, answer)
     assert span.attributes.get(CACHED_TOKENS) == expected

@@ -54,7 +54,10 @@ def test_the_local_profile_gives_compiled_vllm_the_runs_endpoint(
     tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
-    container = {"name": "vllm", "command": ["vllm", "serve", "m", "--served-model-name", "m", "--host", "0.0.0.0", "--port", "8000"]}
+    container = {
+        "name": "vllm",
+        "command": ["vllm", "serve", "m", "--served-model-name", "m", "--host", "0.0.0.0", "--port", "8000"],
+    }
     out = LocalProfile(model=tiny_model, max_model_len=512).apply(container, multi_node=False)
     argv = out["command"]
     assert argv[argv.index("--otlp-traces-endpoint") + 1] == "http://127.0.0.1:4318/v1/traces"
