@@ -42,6 +42,7 @@ import pytest
 
 from grove_pipelines.local.tiny_model import write_tiny_model
 from grove_pipelines.spec.tracing import OTLPTarget
+from grove_pipelines.spec.vllm import EngineRole
 from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess, start_together
 from tests.otlp_collector import Collector, otlp_collector
 
@@ -136,30 +137,19 @@ def vllm_pd_pair(
 ) -> Iterator[PDPair]:
     """A NixlConnector prefill + decode pair on the tiny model (see the module docstring)."""
     spans = OTLPTarget(endpoint=f"{vllm_span_collector.endpoint}/v1/traces")
-    pair = PDPair(
-        prefill=VLLMProcess(
-            VLLMConfig(
-                model=tiny_model,
-                role="prefill",
-                cpu_bind="0",
-                tracing=spans,
-                extra_env=_SPAN_BATCH_ENV,
-                extra_args=_PAIR_ARGS,
-            ),
-            log_dir=vllm_log_dir,
-        ),
-        decode=VLLMProcess(
-            VLLMConfig(
-                model=tiny_model,
-                role="decode",
-                cpu_bind="1",
-                tracing=spans,
-                extra_env=_SPAN_BATCH_ENV,
-                extra_args=_PAIR_ARGS,
-            ),
-            log_dir=vllm_log_dir,
-        ),
-    )
+
+    def worker(role: EngineRole, cpu: str) -> VLLMProcess:
+        config = VLLMConfig(
+            model=tiny_model,
+            role=role,
+            cpu_bind=cpu,
+            tracing=spans,
+            extra_env=_SPAN_BATCH_ENV,
+            extra_args=_PAIR_ARGS,
+        )
+        return VLLMProcess(config, log_dir=vllm_log_dir)
+
+    pair = PDPair(prefill=worker("prefill", "0"), decode=worker("decode", "1"))
     _start(request, [pair.prefill, pair.decode])
     try:
         yield pair
