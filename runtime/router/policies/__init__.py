@@ -1,10 +1,10 @@
 """Routing policies: small filter, scorer and picker classes composed by name through one registry.
 
-``make_policy("prefix", {"block_chars": 128})`` builds a ready :class:`~runtime.router.policies.base.Policy`;
+``make_policy("prefix", {"block_chars": 128})`` builds a ready :class:`~runtime.router.policies.policy.Policy`;
 an unknown name or a bad parameter is a :class:`~runtime.errors.RouterConfigError` at startup.
 """
 
-from runtime.router.policies.base import Choice, Policy, RequestView
+from runtime.router.policies.policy import Choice, Policy, RequestView
 from runtime.router.policies.registry import POLICIES, make_policy
 
 __all__ = ["POLICIES", "Choice", "Policy", "RequestView", "make_policy"]

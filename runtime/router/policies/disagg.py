@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.config import DisaggregationConfig
-from runtime.router.policies.base import RequestView
+from runtime.router.policies.policy import RequestView
 from runtime.router.policies.prefix import PrefixIndex
 from runtime.router.workers import Worker
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from runtime.router.policies.base import Part, Policy, RequestView
+from runtime.router.policies.policy import Part, Policy, RequestView
 from runtime.router.policies.max_score import MaxScorePicker
 from runtime.router.workers import Worker
 

@@ -8,7 +8,7 @@ filter never empties the pool.
 
 from __future__ import annotations
 
-from runtime.router.policies.base import Part, RequestView
+from runtime.router.policies.policy import Part, RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["LoadGuardFilter"]

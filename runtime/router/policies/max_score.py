@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.router.policies.base import Part, RequestView
+from runtime.router.policies.policy import Part, RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["MaxScorePicker"]

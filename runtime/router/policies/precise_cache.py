@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from runtime.router.kv_events import KvEventBatch, KvEventSubscriber
-from runtime.router.policies.base import Part, RequestView
+from runtime.router.policies.policy import Part, RequestView
 from runtime.router.policies.kv_index import KvBlockIndex, chain_keys
 from runtime.router.policies.prompt_tokens import PromptTokenizer
 from runtime.router.workers import Worker

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runtime.router.cache_stats import WorkerCacheStats
-from runtime.router.policies.base import Filter, Part, Policy, RequestView, Scorer
+from runtime.router.policies.policy import Filter, Part, Policy, RequestView, Scorer
 from runtime.router.policies.cache_feedback import CacheFeedback
 from runtime.router.policies.cost_bound import CostBoundFilter
 from runtime.router.policies.fanout import FanoutScorer

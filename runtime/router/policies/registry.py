@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from runtime.errors import RouterConfigError
 from runtime.router.policies import least_loaded, prefix, round_robin
-from runtime.router.policies.base import Policy
+from runtime.router.policies.policy import Policy
 
 __all__ = ["POLICIES", "PolicyEntry", "make_policy"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from runtime.router.policies.base import Part, Policy, RequestView
+from runtime.router.policies.policy import Part, Policy, RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["RoundRobinParams", "RoundRobinPicker", "build"]

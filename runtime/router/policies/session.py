@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from runtime.router.policies.base import Part, RequestView
+from runtime.router.policies.policy import Part, RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["SessionAffinityScorer"]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from runtime.errors import RouterConfigError
 from runtime.router.policies import POLICIES, RequestView, make_policy
-from runtime.router.policies.base import Filter, Picker, Policy, Scorer
+from runtime.router.policies.policy import Filter, Picker, Policy, Scorer
 from runtime.router.policies.load_guard import LoadGuardFilter
 from runtime.router.policies.prefix import PrefixIndex, PrefixParams, PrefixScorer
 from runtime.router.workers import Worker, WorkerPool
