@@ -4,7 +4,8 @@
 an unknown name or a bad parameter is a :class:`~runtime.errors.RouterConfigError` at startup.
 """
 
-from runtime.router.policies.policy import Choice, Policy, RequestView
+from runtime.router.policies.policy import Choice, Policy
 from runtime.router.policies.registry import POLICIES, make_policy
+from runtime.router.policies.request_view import RequestView
 
 __all__ = ["POLICIES", "Choice", "Policy", "RequestView", "make_policy"]
