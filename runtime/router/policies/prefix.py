@@ -55,8 +55,8 @@ from runtime.router.policies.fanout import FanoutScorer
 from runtime.router.policies.filters.cost_bound import CostBoundFilter
 from runtime.router.policies.filters.load_guard import LoadGuardFilter
 from runtime.router.policies.filters.saturation import SaturationFilter
-from runtime.router.policies.max_score import MaxScorePicker
 from runtime.router.policies.parts import Filter, Part, Scorer
+from runtime.router.policies.pickers.max_score import MaxScorePicker
 from runtime.router.policies.policy import Policy
 from runtime.router.policies.precise_cache import CacheView, PreciseCache
 from runtime.router.policies.prompt_tokens import PromptTokenizer

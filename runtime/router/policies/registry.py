@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from runtime.errors import RouterConfigError
-from runtime.router.policies import least_loaded, prefix, round_robin
+from runtime.router.policies import least_loaded, prefix
+from runtime.router.policies.pickers import round_robin
 from runtime.router.policies.policy import Policy
 
 __all__ = ["POLICIES", "PolicyEntry", "make_policy"]
