@@ -14,7 +14,7 @@ from runtime.router.policies import POLICIES, RequestView, make_policy
 from runtime.router.policies.filters.load_guard import LoadGuardFilter
 from runtime.router.policies.parts import Filter, Picker, Scorer
 from runtime.router.policies.policy import Policy
-from runtime.router.policies.prefix import PrefixIndex, PrefixParams, PrefixScorer
+from runtime.router.policies.scorers.prefix import PrefixIndex, PrefixParams, PrefixScorer
 from runtime.router.workers import Worker, WorkerPool
 
 

@@ -51,7 +51,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.policies.cache_feedback import CacheFeedback
-from runtime.router.policies.fanout import FanoutScorer
 from runtime.router.policies.filters.cost_bound import CostBoundFilter
 from runtime.router.policies.filters.load_guard import LoadGuardFilter
 from runtime.router.policies.filters.saturation import SaturationFilter
@@ -61,7 +60,8 @@ from runtime.router.policies.policy import Policy
 from runtime.router.policies.precise_cache import CacheView, PreciseCache
 from runtime.router.policies.prompt_tokens import PromptTokenizer
 from runtime.router.policies.request_view import RequestView
-from runtime.router.policies.session import SessionAffinityScorer
+from runtime.router.policies.scorers.fanout import FanoutScorer
+from runtime.router.policies.scorers.session import SessionAffinityScorer
 from runtime.router.workers import Worker
 
 __all__ = ["PrefixIndex", "PrefixParams", "PrefixScorer", "build"]
