@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from runtime.router.policies.block_hashes import text_block_hashes
+from runtime.router.policies.cache.block_hashes import text_block_hashes
 
 __all__ = ["Endpoint", "RequestView"]
 

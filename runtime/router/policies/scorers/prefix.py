@@ -50,15 +50,15 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runtime.router.cache_stats import WorkerCacheStats
-from runtime.router.policies.cache_feedback import CacheFeedback
+from runtime.router.policies.cache.cache_feedback import CacheFeedback
+from runtime.router.policies.cache.precise_cache import CacheView, PreciseCache
+from runtime.router.policies.cache.prompt_tokens import PromptTokenizer
 from runtime.router.policies.filters.cost_bound import CostBoundFilter
 from runtime.router.policies.filters.load_guard import LoadGuardFilter
 from runtime.router.policies.filters.saturation import SaturationFilter
 from runtime.router.policies.parts import Filter, Part, Scorer
 from runtime.router.policies.pickers.max_score import MaxScorePicker
 from runtime.router.policies.policy import Policy
-from runtime.router.policies.precise_cache import CacheView, PreciseCache
-from runtime.router.policies.prompt_tokens import PromptTokenizer
 from runtime.router.policies.request_view import RequestView
 from runtime.router.policies.scorers.fanout import FanoutScorer
 from runtime.router.policies.scorers.session import SessionAffinityScorer

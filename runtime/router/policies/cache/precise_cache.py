@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from runtime.router.kv_events import KvEventBatch, KvEventSubscriber
-from runtime.router.policies.kv_index import KvBlockIndex, chain_keys
+from runtime.router.policies.cache.kv_index import KvBlockIndex, chain_keys
+from runtime.router.policies.cache.prompt_tokens import PromptTokenizer
 from runtime.router.policies.parts import Part
-from runtime.router.policies.prompt_tokens import PromptTokenizer
 from runtime.router.policies.request_view import RequestView
 from runtime.router.workers import Worker
 
