@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.config import DisaggregationConfig
+from runtime.router.policies.cache.prefix_index import PrefixIndex
 from runtime.router.policies.request_view import RequestView
-from runtime.router.policies.scorers.prefix import PrefixIndex
 from runtime.router.workers import Worker
 
 __all__ = ["DisaggDecider", "DisaggDecision"]
