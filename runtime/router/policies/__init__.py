@@ -2,6 +2,11 @@
 
 ``make_policy("prefix", {"block_chars": 128})`` builds a ready :class:`~runtime.router.policies.policy.Policy`;
 an unknown name or a bad parameter is a :class:`~runtime.errors.RouterConfigError` at startup.
+
+Layout: ``policy`` (the engine), ``parts`` (the Filter, Scorer and Picker protocols), ``request_view``
+(what parts read of a request), ``filters/``, ``scorers/``, ``pickers/``, ``cache/`` (what the parts
+know of workers' caches), ``prefill_split_decider`` (whether prefill runs on a prefill worker) and
+``registry`` (the names users type).
 """
 
 from runtime.router.policies.policy import Choice, Policy

@@ -1,6 +1,6 @@
 """Precise prefix-cache state for a policy: workers' KV events, looked up with the prompt's own tokens.
 
-The ``prefix`` policy estimates each worker's cache from what it routed there (``prefix.py``). When
+The ``prefix`` policy estimates each worker's cache from what it routed there (``scorers/prefix.py``). When
 the workers publish KV events (vLLM's ``--kv-events-config``, ZMQ) and the router has the model's
 tokenizer, this part replaces the estimate for those workers: it subscribes to each one's events
 (``runtime/router/kv_events.py``), keeps what each holds in a :class:`KvBlockIndex`, and answers

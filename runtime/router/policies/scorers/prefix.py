@@ -14,7 +14,7 @@ How the estimate ages out (eviction), per worker: an entry not used for ``ttl`` 
 beyond the capacity (``capacity_blocks``, or less when the worker reports a smaller KV cache in
 ``vllm:cache_config_info``) the least recently used entries go; and when the worker's own prefix-cache
 counters show fewer hits than the index predicted, the oldest entries are dropped, or all of them
-after a restart (``cache_feedback.py``).
+after a restart (``cache/cache_feedback.py``).
 
 Type name: ``prefix``. Parameters (defaults): ``block_chars`` 256, ``overlap_weight`` 1.0,
 ``capacity_blocks`` 65536 per worker, ``ttl`` 120 s, ``chars_per_token`` 4.0, ``balance_abs`` 8,
@@ -23,7 +23,7 @@ Type name: ``prefix``. Parameters (defaults): ``block_chars`` 256, ``overlap_wei
 
     policy: {name: prefix, params: {block_chars: 128, overlap_weight: 2.0, session_weight: 0}}
 
-Precise mode (``precise_cache.py``): with ``tokenizer`` (the model the workers load) and the workers'
+Precise mode (``cache/precise_cache.py``): with ``tokenizer`` (the model the workers load) and the workers'
 KV-event endpoints (``kv_events``: URL → ZMQ address, or ``kv_events_port``), a worker's cost counts
 the prompt tokens its own events say it lacks, instead of the estimate; ``kv_block_size`` is the
 block size assumed before a worker's first event (default: wait for it), ``kv_pending_ttl`` (5 s) how
@@ -34,10 +34,10 @@ long a just-routed prompt counts as held before its events arrive. The explanati
 
 Pipeline awareness: fan-out siblings (``fanout.py``: calls within ``fanout_window`` s sharing a
 prefix) score ``fanout_weight`` (1.5, between session and prefix) on the first one's worker; and
-affinity is sticky only until saturated (``saturation.py``: ``saturate_in_flight`` requests of ours,
+affinity is sticky only until saturated (``filters/saturation.py``: ``saturate_in_flight`` requests of ours,
 off by default, or ``saturate_waiting`` requests waiting in the engine, 5), and, with
 ``affinity_slack`` (blocks, off by default), only while its worker's cost stays within that many
-blocks of the cheapest worker's (``cost_bound.py``: saturation measured in work, not requests).
+blocks of the cheapest worker's (``filters/cost_bound.py``: saturation measured in work, not requests).
 """
 
 from __future__ import annotations
