@@ -132,7 +132,6 @@ class Load:
         self._router, self._worker, self._tokens = router, worker, tokens
         worker.in_flight += 1
         worker.tokens_in_flight += tokens
-        self._publish()
 
     def release(self) -> None:
         """Give the counts back; later calls do nothing (so every exit path may call it)."""
@@ -140,12 +139,7 @@ class Load:
             return
         self._worker.in_flight -= 1
         self._worker.tokens_in_flight -= self._tokens
-        self._publish()
         self._router = None  # type: ignore[assignment]
-
-    def _publish(self) -> None:
-        w = self._worker
-        self._router.metrics.of(self._router.metrics.in_flight, w.role, w.url).set(w.in_flight)
 
 
 @dataclass
