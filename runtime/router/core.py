@@ -68,6 +68,30 @@ class Route:
         )
 
 
+@dataclass(frozen=True)
+class _Catalog:
+    """What the workers serve, as of one model-list and membership version."""
+
+    key: tuple[int, ...]
+    models: set[str] | None
+    cards: list[dict[str, Any]]
+    lengths: dict[str, int]
+
+    @staticmethod
+    def of(key: tuple[int, ...], workers: list[Worker]) -> _Catalog:
+        unknown = not workers or any(w.models is None for w in workers)
+        models = None if unknown else set().union(*(w.models or () for w in workers))
+        seen: dict[str, dict[str, Any]] = {}
+        lengths: dict[str, int] = {}
+        for worker in workers:
+            for card in worker.model_cards:
+                seen.setdefault(card["id"], card)
+                n = card.get("max_model_len")
+                if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                    lengths[card["id"]] = min(n, lengths.get(card["id"], n))
+        return _Catalog(key, models, list(seen.values()), lengths)
+
+
 class Router:
     """Pools, policies, health checks, the upstream client and the metrics of one router process."""
 
@@ -98,6 +122,9 @@ class Router:
             config.health.cache_stats_interval,
             self._on_worker_stats,
         )
+        for worker in self.all_workers():
+            self.metrics.watch_load(worker)
+        self._catalog_cache: _Catalog | None = None
         self.draining = False
         d = config.discovery
         self.pd_enabled = bool(
@@ -149,39 +176,31 @@ class Router:
         for url in after - before:
             worker = pool.get(url)
             if worker is not None:
+                self.metrics.watch_load(worker)
                 asyncio.get_running_loop().create_task(self.health.check(worker, refresh_models=True))
 
     def all_workers(self) -> list[Worker]:
         """Every worker of every pool."""
         return [w for pool in self.pools.values() for w in pool.workers]
 
+    def _catalog(self) -> _Catalog:
+        """The workers' models and context lengths, recomputed only when a model list or a pool changed."""
+        key = (Worker.catalog_version, *(pool.version for pool in self.pools.values()))
+        if self._catalog_cache is None or self._catalog_cache.key != key:
+            self._catalog_cache = _Catalog.of(key, self.all_workers())
+        return self._catalog_cache
+
     def known_models(self) -> set[str] | None:
         """Models some worker serves; None while any worker's list is still unknown (no 404 yet)."""
-        workers = self.all_workers()
-        if not workers or any(w.models is None for w in workers):
-            return None
-        return set().union(*(w.models or () for w in workers))
+        return self._catalog().models
 
     def model_cards(self) -> list[dict[str, Any]]:
         """The union of the workers' ``/v1/models`` entries, one per model id."""
-        seen: dict[str, dict[str, Any]] = {}
-        for worker in self.all_workers():
-            for card in worker.model_cards:
-                seen.setdefault(card["id"], card)
-        return list(seen.values())
+        return self._catalog().cards
 
     def context_length(self, model: str) -> int | None:
         """The smallest ``max_model_len`` the workers report for ``model`` in ``/v1/models``; None if unknown."""
-        lengths = [
-            card["max_model_len"]
-            for worker in self.all_workers()
-            for card in worker.model_cards
-            if card.get("id") == model
-            and isinstance(card.get("max_model_len"), int)
-            and not isinstance(card.get("max_model_len"), bool)
-            and card["max_model_len"] > 0
-        ]
-        return min(lengths) if lengths else None
+        return self._catalog().lengths.get(model)
 
     def choose(self, role: PoolRole, workers: list[Worker], req: RequestView) -> Choice | None:
         """The pool's policy's choice; should the policy fail, round robin's (a bad request never breaks routing)."""
