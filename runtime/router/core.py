@@ -17,6 +17,7 @@ from runtime.router.admission import Admission
 from runtime.router.cache_stats import CacheStatsScraper, WorkerCacheStats
 from runtime.router.config import RouterConfig
 from runtime.router.health import HealthChecker
+from runtime.router.load_board import LoadBoard
 from runtime.router.metrics import RouterMetrics
 from runtime.router.policies import Choice, Policy, RequestView, make_policy
 from runtime.router.policies.disagg import DisaggDecider, DisaggDecision
@@ -95,8 +96,10 @@ class _Catalog:
 class Router:
     """Pools, policies, health checks, the upstream client and the metrics of one router process."""
 
-    def __init__(self, config: RouterConfig) -> None:
+    def __init__(self, config: RouterConfig, *, board: LoadBoard | None = None) -> None:
         self.config = config
+        #: In-flight counts shared with the other router processes (None: this process is the router).
+        self.board = board
         self.metrics = RouterMetrics()
         self.upstream = Upstream(
             connect=config.timeouts.connect, read=config.timeouts.read, keepalive=config.timeouts.keepalive
@@ -202,8 +205,16 @@ class Router:
         """The smallest ``max_model_len`` the workers report for ``model`` in ``/v1/models``; None if unknown."""
         return self._catalog().lengths.get(model)
 
+    def refresh_load(self, workers: list[Worker]) -> None:
+        """With several router processes: set each worker's in-flight counts to those of all processes."""
+        board = self.board
+        if board is not None:
+            for worker in workers:
+                worker.in_flight, worker.tokens_in_flight = board.totals(worker.role, worker.url)
+
     def choose(self, role: PoolRole, workers: list[Worker], req: RequestView) -> Choice | None:
         """The pool's policy's choice; should the policy fail, round robin's (a bad request never breaks routing)."""
+        self.refresh_load(workers)
         try:
             return self.policies[role].choose(workers, req)
         except Exception:
@@ -249,6 +260,7 @@ class Router:
             choice = self.choose("decode", decoders, req) if decoders else None
             if choice is not None:
                 prefillers = self.pools["prefill"].available(model)
+                self.refresh_load(prefillers)
                 verdict = self._decide(choice.worker, req, prefillers)
                 if verdict.remote:
                     pchoice = self.choose("prefill", prefillers, req)

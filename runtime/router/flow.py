@@ -132,6 +132,8 @@ class Load:
         self._router, self._worker, self._tokens = router, worker, tokens
         worker.in_flight += 1
         worker.tokens_in_flight += tokens
+        if router.board is not None:  # several router processes: the others see it too
+            router.board.add(worker.role, worker.url, 1, tokens)
 
     def release(self) -> None:
         """Give the counts back; later calls do nothing (so every exit path may call it)."""
@@ -139,6 +141,8 @@ class Load:
             return
         self._worker.in_flight -= 1
         self._worker.tokens_in_flight -= self._tokens
+        if self._router.board is not None:
+            self._router.board.add(self._worker.role, self._worker.url, -1, -self._tokens)
         self._router = None  # type: ignore[assignment]
 
 

@@ -16,21 +16,27 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import multiprocessing
 import signal
 import socket
+import threading
 from collections.abc import Callable
+from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 from runtime import tracing
 from runtime.http import HttpServer, ListenerLimits
 from runtime.http.listener import bind_socket  # the layer's: TCP_NODELAY on every accepted socket
+from runtime.http.processes import ProcessGroup
 from runtime.router.app import RouterApp
 from runtime.router.config import LimitsConfig, RouterConfig
 from runtime.router.core import Router
 from runtime.router.discovery import Discovery
+from runtime.router.load_board import LoadBoard
 
-__all__ = ["RouterServer", "bind_socket", "run"]
+__all__ = ["RouterServer", "bind_socket", "run", "serve_processes", "share_limits"]
 
 log = logging.getLogger("grove.router")
 
@@ -55,9 +61,15 @@ def listener_limits(limits: LimitsConfig, drain_timeout: float) -> ListenerLimit
 class RouterServer:
     """The router, its discovery and its HTTP server, started and stopped together."""
 
-    def __init__(self, config: RouterConfig, *, discovery_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: RouterConfig,
+        *,
+        discovery_kwargs: dict[str, Any] | None = None,
+        board: LoadBoard | None = None,
+    ) -> None:
         self.config = config
-        self.router = Router(config)
+        self.router = Router(config, board=board)
         self.app = RouterApp(self.router)
         self.discovery = Discovery(config.discovery, self.router.set_members, **(discovery_kwargs or {}))
         self._http: HttpServer | None = None
@@ -114,14 +126,32 @@ class RouterServer:
 
 
 def run(config: RouterConfig, *, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (the CLI entry): uvloop if installed, drain on signal, exit normally."""
+    """Serve until SIGTERM/SIGINT (the CLI entry): uvloop if installed, drain on signal, exit normally.
+
+    With ``config.processes > 1``, that many processes serve one port (:func:`serve_processes`).
+    """
+    _log_setup(config)
+    if config.processes > 1:
+        serve_processes(config, on_ready=on_ready)
+    else:
+        _serve(config, None, None, on_ready)
+
+
+def _log_setup(config: RouterConfig) -> None:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+
+def _serve(
+    config: RouterConfig,
+    sock: socket.socket | None,
+    board: LoadBoard | None,
+    on_ready: Callable[[str], None] | None,
+) -> None:
     async def main() -> None:
-        server = RouterServer(config)
-        await server.start()
+        server = RouterServer(config, board=board)
+        await server.start(sock)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, server.drain)
@@ -141,3 +171,60 @@ def run(config: RouterConfig, *, on_ready: Callable[[str], None] | None = None) 
             runner.run(main())
     finally:
         tracing.flush()
+
+
+def share_limits(config: RouterConfig) -> RouterConfig:
+    """One process's part of the router's limits: connections, concurrency and queue split evenly."""
+    n, limits = config.processes, config.limits
+    part = {
+        "max_connections": max(1, limits.max_connections // n),
+        "queue_size": limits.queue_size // n,
+    }
+    if limits.max_concurrent is not None:
+        part["max_concurrent"] = max(1, limits.max_concurrent // n)
+    return config.model_copy(update={"limits": limits.model_copy(update=part)})
+
+
+def _process(config: RouterConfig, memory: Any, ready: list[Any], sock: socket.socket, index: int) -> None:
+    """One of several router processes: its share of the limits, the shared load board, its own loop."""
+    _log_setup(config)
+    board = LoadBoard(memory, config.processes, index)
+    _serve(share_limits(config), sock, board, lambda url: ready[index].set())
+
+
+def serve_processes(config: RouterConfig, *, on_ready: Callable[[str], None] | None = None) -> None:
+    """Run ``config.processes`` routers on one port until SIGTERM/SIGINT, then drain them all.
+
+    Each process routes on its own; the workers' in-flight counts are shared through a
+    :class:`~runtime.router.load_board.LoadBoard`, and the configuration admits only policies whose
+    state that covers (:data:`~runtime.router.config.MULTI_PROCESS_POLICIES`). Should one process
+    die, the others are stopped and this exits non-zero, so the pod restarts whole.
+    """
+    n = config.processes
+    context = multiprocessing.get_context("spawn")
+    memory = LoadBoard.allocate(n)
+    ready = [context.Event() for _ in range(n)]
+    group = ProcessGroup(
+        functools.partial(_process, config, memory, ready), n, host=config.host, port=config.port, indexed=True
+    )
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    group.start()
+    sentinels = [proc.sentinel for proc in group.processes]
+    announced = died = False
+    try:
+        while not stopping.is_set():
+            if mp_wait(sentinels, timeout=0.2):
+                died = not stopping.is_set()
+                break
+            if not announced and all(event.is_set() for event in ready):
+                announced = True
+                host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
+                if on_ready is not None:
+                    on_ready(f"http://{host}:{group.port}")
+    finally:
+        group.stop(timeout=config.drain_timeout + 5)
+    if died:
+        log.error("a router process exited; stopped the others")
+        raise SystemExit(1)
