@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from runtime.router.metrics_peers import MetricsPeers
 from runtime.router.tallies import Tally, TallyHistogram
 from runtime.router.workers import Worker
 
@@ -105,6 +106,8 @@ class RouterMetrics:
         )
         self.queue_depth = Gauge("grove_router_queue_depth", "Requests waiting for a slot.", registry=r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        #: With several router processes: where their samples meet, so any one's page counts them all.
+        self.peers: MetricsPeers | None = None
 
     def of(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: the client's own lookup costs tens of microseconds."""
@@ -128,5 +131,7 @@ class RouterMetrics:
                 pass
 
     def render(self) -> bytes:
-        """The text exposition format."""
+        """The text exposition format (every process's samples when :attr:`peers` is set)."""
+        if self.peers is not None:
+            return generate_latest(self.peers.merged(self.registry))
         return generate_latest(self.registry)

@@ -1,4 +1,4 @@
-"""Several router processes on one port: the shared load board, and the same decisions as one router.
+"""Several router processes on one port: the shared load board, the same decisions as one router, one page.
 
 The board's sums are checked against counts the test keeps itself; the policies' decisions with
 two routers on one board against what one router (and a plain argmin over the test's own counts)
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.engines.supervisor import free_port
 from runtime.errors import RouterConfigError
@@ -28,14 +29,26 @@ from runtime.router.config import load_config
 from runtime.router.core import Router
 from runtime.router.flow import Load
 from runtime.router.load_board import SLOTS, LoadBoard
+from runtime.router.metrics import RouterMetrics
+from runtime.router.metrics_peers import MetricsPeers
 from runtime.router.policies import RequestView
 from runtime.router.server import share_limits
+from runtime.router.workers import Worker
 from tests.polling import eventually
 from tests.runtime.fake_vllm import FakeVLLM
 
 pytestmark = pytest.mark.timeout(90)
 
 URLS = [f"http://127.0.0.1:{9100 + i}" for i in range(3)]
+
+
+def _decisions(page: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+        if sample.name == "grove_router_decisions_total"
+    )
 
 
 def _req() -> RequestView:
@@ -158,6 +171,33 @@ def test_policies_that_learn_per_process_are_refused_with_several_processes() ->
     assert load_config(overrides={"worker": URLS, "policy": {"name": "prefix"}}).processes == 1
 
 
+def test_each_process_page_counts_every_process(tmp_path: Path) -> None:
+    """Counters and histograms add up; the queue depth adds up; a worker's shared gauges are not doubled."""
+    pages = [RouterMetrics() for _ in range(3)]
+    worker = Worker(URLS[0], "worker", in_flight=4)
+    for i, metrics in enumerate(pages):
+        metrics.peers = MetricsPeers(tmp_path, 3, i)
+        metrics.of(metrics.requests, "chat", "200").inc(i + 1)
+        metrics.of(metrics.latency, "chat").observe(0.003 * (i + 1))
+        metrics.watch_load(worker)
+        metrics.queue_depth.set(i)
+    for metrics in pages[1:]:
+        assert metrics.peers is not None
+        metrics.peers.publish(metrics.registry)
+    pages[0].of(pages[0].requests, "chat", "200").inc(10)  # the scraped process's own numbers are fresh
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(pages[0].render().decode())
+        for s in family.samples
+    }
+    assert samples[("grove_router_requests_total", (("endpoint", "chat"), ("status", "200")))] == 1 + 2 + 3 + 10
+    assert samples[("grove_router_request_duration_seconds_count", (("endpoint", "chat"),))] == 3
+    assert samples[("grove_router_request_duration_seconds_bucket", (("endpoint", "chat"), ("le", "0.005")))] == 1
+    assert samples[("grove_router_request_duration_seconds_sum", (("endpoint", "chat"),))] == pytest.approx(0.018)
+    assert samples[("grove_router_worker_in_flight", (("role", "worker"), ("worker", URLS[0])))] == 4
+    assert samples[("grove_router_queue_depth", ())] == 0 + 1 + 2
+
+
 def test_limits_are_split_between_the_processes() -> None:
     config = load_config(
         overrides={
@@ -217,6 +257,24 @@ async def test_two_router_processes_route_each_request_to_the_least_loaded_worke
                 assert load[chosen] == min(load), f"request {i} went to a busier worker: {load}"
                 load[chosen] += 1
             assert load == [5, 5]
+
+            async def pages_count_every_decision() -> bool:
+                for _ in range(6):  # fresh connections: pages of both processes
+                    connector = aiohttp.TCPConnector(force_close=True)
+                    async with (
+                        aiohttp.ClientSession(connector=connector) as fresh,
+                        fresh.get(f"http://127.0.0.1:{port}/metrics") as r,
+                    ):
+                        if _decisions(await r.text()) != 10:
+                            return False
+                return True
+
+            for _ in range(150):  # another process's numbers are at most a second old on a page
+                if await pages_count_every_decision():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("a /metrics page did not count both processes' decisions")
     finally:
         for task in tasks:
             task.cancel()
