@@ -38,11 +38,11 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from runtime.http.upstream import Abandoned
 from runtime.router.core import Route, Router
 from runtime.router.policies import RequestView
 from runtime.router.upstream import UpstreamReply
@@ -233,9 +233,7 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             span.set("grove.kv_source", source.url)
         token = set_current(span)  # the leg's task (and so its traceparent) is under this span
         try:
-            reply = await _post_unless_lost(
-                router.upstream.post(worker.url + path, json.dumps(body).encode(), leg_headers), source
-            )
+            reply = await _post_unless_lost(router, worker.url + path, json.dumps(body).encode(), leg_headers, source)
             span.set("http.response.status_code", reply.status)
             if reply.status >= 500:
                 detail = (await reply.read())[:200].decode(errors="replace")
@@ -370,21 +368,19 @@ class _KVLost(Exception):
         self.url = url
 
 
-async def _post_unless_lost(post: Awaitable[UpstreamReply], source: Worker | None) -> UpstreamReply:
-    """Await the decode leg's answer headers, unless ``source`` (its KV's prefill worker) is lost first."""
+async def _post_unless_lost(
+    router: Router, url: str, body: bytes, headers: dict[str, str], source: Worker | None
+) -> UpstreamReply:
+    """POST the decode leg until its answer headers are in, unless ``source`` (its KV's prefill worker) is lost first.
+
+    Losing the source closes the leg's connection (vLLM aborts the request and frees its blocks).
+    """
     if source is None:
-        return await post
-    leg = asyncio.ensure_future(post)
-    watched: set[asyncio.Future[Any]] = {leg, source.lost()}
+        return await router.upstream.post(url, body, headers)
     try:
-        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        leg.cancel()
-        raise
-    if leg.done():
-        return leg.result()
-    leg.cancel()  # closes the connection: vLLM aborts the request and frees its blocks
-    raise _KVLost(source.url)
+        return await router.upstream.post(url, body, headers, abandon=source.lost())
+    except Abandoned:
+        raise _KVLost(source.url) from None
 
 
 def _failed(router: Router, worker: Worker, exc: UpstreamError) -> None:
