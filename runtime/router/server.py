@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import tracing
-from runtime.http import HttpServer, ListenerLimits
+from runtime.http import HttpServer, ListenerLimits, gc_tuning
 from runtime.http.listener import bind_socket  # the layer's: TCP_NODELAY on every accepted socket
 from runtime.http.processes import ProcessGroup
 from runtime.router.app import RouterApp
@@ -165,6 +165,7 @@ def _serve(
     async def main() -> None:
         server = RouterServer(config, board=board, peers=peers)
         await server.start(sock)
+        gc_tuning.settle()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, server.drain)
