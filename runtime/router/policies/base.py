@@ -155,7 +155,12 @@ class Choice:
 
     worker: Worker
     reason: str
-    scores: dict[str, float] = field(default_factory=dict)
+    totals: dict[Worker, float] = field(default_factory=dict)
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """The candidates' weighted scores by URL, rounded (made only when asked: nothing on the hot path)."""
+        return {w.url: round(s, 4) for w, s in self.totals.items()}
 
 
 def _decisive(chosen: Worker, totals: dict[Worker, float], part: dict[Worker, float]) -> bool:
@@ -204,7 +209,7 @@ class Policy:
                 text += " (decided)"
             reasons.append(text)
         reason = ", ".join(r for r in [*reasons, pick_reason] if r)
-        return Choice(worker, reason, {w.url: round(s, 4) for w, s in totals.items()})
+        return Choice(worker, reason, totals)
 
     def on_routed(self, worker: Worker, req: RequestView) -> None:
         """Tell every part where the request went."""
