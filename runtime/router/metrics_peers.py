@@ -41,7 +41,8 @@ class MetricsPeers:
         """Collect this process's families and write their samples as its snapshot."""
         families = list(registry.collect())
         data = [
-            [f.name, f.type, f.documentation, [[s.name, s.labels, s.value] for s in f.samples]] for f in families
+            [f.name, f.type, f.documentation, [[s.name, s.labels, s.value] for s in f.samples]]
+            for f in families
         ]
         tmp = self._path(self.index).with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data))
@@ -74,7 +75,12 @@ class MetricsPeers:
                     values[key] = values[key] + value if summed else max(values[key], value)
 
         for family in self.publish(registry):
-            add(family.name, family.type, family.documentation, [(s.name, s.labels, s.value) for s in family.samples])
+            add(
+                family.name,
+                family.type,
+                family.documentation,
+                [(s.name, s.labels, s.value) for s in family.samples],
+            )
         for index in range(self.processes):
             if index == self.index:
                 continue

@@ -41,7 +41,9 @@ class _Observed:
 
 
 class _Series(Collector):
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
+    ) -> None:
         self.name, self.documentation, self._labelnames = name, documentation, list(labelnames)
         self._children: dict[tuple[str, ...], _Count | _Observed] = {}
         registry.register(self)

@@ -76,7 +76,12 @@ def _shebang_runs(script: Path) -> bool:
 
 @contextmanager
 def process(
-    name: str, argv: list[str], health: str, log: Path, timeout: float = 120, env: dict[str, str] | None = None
+    name: str,
+    argv: list[str],
+    health: str,
+    log: Path,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (its own process group, in ``env`` or ours) until the block ends; wait for ``health`` to answer 200."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -240,7 +245,9 @@ def fast_upstream_suite(vr: Path | None, logs: Path) -> tuple[dict[str, dict[str
             ]
             if vr is not None:
                 candidates.append(vllm_router(vr, theirs, free_port()))
-            ports = {"direct": d_port} | {name: int(argv[argv.index("--port") + 1]) for name, argv in candidates}
+            ports = {"direct": d_port} | {
+                name: int(argv[argv.index("--port") + 1]) for name, argv in candidates
+            }
             runs: dict[str, list[dict[str, Result]]] = {name: [] for name in ports}
             with ExitStack() as stack:
                 procs = {}

@@ -179,7 +179,9 @@ async def test_silent_worker_times_out_before_and_during_the_body() -> None:
         reply = await pool.post(f"{w.url}/half", b"{}", {})
         with pytest.raises(UpstreamTimeout, match="timed out"):
             await reply.read()
-        with pytest.raises(UpstreamTimeout, match="timed out"):  # the total deadline, under a long read timeout
+        with pytest.raises(
+            UpstreamTimeout, match="timed out"
+        ):  # the total deadline, under a long read timeout
             await pool.request("POST", f"{w.url}/none", b"{}", total=0.3, read=60)
     await pool.close()
 

@@ -69,7 +69,12 @@ def test_board_sums_every_process_row_and_each_process_writes_only_its_own() -> 
             reference[role, url] -= 1
             tokens[role, url] -= n
         else:
-            p, role, url, n = rng.randrange(3), rng.choice(["prefill", "decode"]), rng.choice(URLS), rng.randrange(100)
+            p, role, url, n = (
+                rng.randrange(3),
+                rng.choice(["prefill", "decode"]),
+                rng.choice(URLS),
+                rng.randrange(100),
+            )
             boards[p].add(role, url, 1, n)
             held.append((p, role, url, n))
             reference[role, url] += 1
@@ -79,7 +84,9 @@ def test_board_sums_every_process_row_and_each_process_writes_only_its_own() -> 
         assert reader.totals(role, url) == (reference[role, url], tokens[role, url])
     # a row is written by its process alone: zero a row and only that process's share disappears
     own = Counter((role, url) for p, role, url, _ in held if p == 1)
-    memoryview(memory).cast("B").cast("q")[SLOTS * 3 : 2 * SLOTS * 3] = memoryview(bytes(SLOTS * 3 * 8)).cast("q")
+    memoryview(memory).cast("B").cast("q")[SLOTS * 3 : 2 * SLOTS * 3] = memoryview(bytes(SLOTS * 3 * 8)).cast(
+        "q"
+    )
     for role in ("prefill", "decode"):
         for url in URLS:
             assert boards[0].totals(role, url)[0] == reference[role, url] - own[role, url]
@@ -147,7 +154,11 @@ async def test_least_loaded_on_two_processes_decides_as_one_router_does() -> Non
         assert load[route.worker.url] == least  # the idlest, counting both processes' requests
         assert load[reference.worker.url] == least  # and so does one router alone
         held.append(
-            (Load(router, route.worker, 8), Load(one, one.pools["worker"].get(route.worker.url), 8), route.worker.url)  # type: ignore[arg-type]
+            (
+                Load(router, route.worker, 8),
+                Load(one, one.pools["worker"].get(route.worker.url), 8),
+                route.worker.url,
+            )  # type: ignore[arg-type]
         )
         load[route.worker.url] += 1
 
@@ -190,10 +201,17 @@ def test_each_process_page_counts_every_process(tmp_path: Path) -> None:
         for family in text_string_to_metric_families(pages[0].render().decode())
         for s in family.samples
     }
-    assert samples[("grove_router_requests_total", (("endpoint", "chat"), ("status", "200")))] == 1 + 2 + 3 + 10
+    assert (
+        samples[("grove_router_requests_total", (("endpoint", "chat"), ("status", "200")))] == 1 + 2 + 3 + 10
+    )
     assert samples[("grove_router_request_duration_seconds_count", (("endpoint", "chat"),))] == 3
-    assert samples[("grove_router_request_duration_seconds_bucket", (("endpoint", "chat"), ("le", "0.005")))] == 1
-    assert samples[("grove_router_request_duration_seconds_sum", (("endpoint", "chat"),))] == pytest.approx(0.018)
+    assert (
+        samples[("grove_router_request_duration_seconds_bucket", (("endpoint", "chat"), ("le", "0.005")))]
+        == 1
+    )
+    assert samples[("grove_router_request_duration_seconds_sum", (("endpoint", "chat"),))] == pytest.approx(
+        0.018
+    )
     assert samples[("grove_router_worker_in_flight", (("role", "worker"), ("worker", URLS[0])))] == 4
     assert samples[("grove_router_queue_depth", ())] == 0 + 1 + 2
 
@@ -219,8 +237,17 @@ async def test_two_router_processes_route_each_request_to_the_least_loaded_worke
     port = free_port()
     cli = str(Path(sys.executable).parent / "grove-pipelines")
     proc = await asyncio.create_subprocess_exec(
-        cli, "router", "--port", str(port), "--processes", "2", "--policy", "least_loaded",
-        "--log-level", "error", *(a for u in urls for a in ("--worker", u)),
+        cli,
+        "router",
+        "--port",
+        str(port),
+        "--processes",
+        "2",
+        "--policy",
+        "least_loaded",
+        "--log-level",
+        "error",
+        *(a for u in urls for a in ("--worker", u)),
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
@@ -242,11 +269,15 @@ async def test_two_router_processes_route_each_request_to_the_least_loaded_worke
                 await asyncio.sleep(0.1)
             load = [0, 0]
             for i in range(10):
-                connector = aiohttp.TCPConnector(force_close=True)  # a new connection: the kernel picks a process
+                connector = aiohttp.TCPConnector(
+                    force_close=True
+                )  # a new connection: the kernel picks a process
                 session = aiohttp.ClientSession(connector=connector)
                 sessions.append(session)
                 body = {"model": "tiny", "prompt": f"request {i}", "max_tokens": 4}
-                tasks.append(asyncio.create_task(session.post(f"http://127.0.0.1:{port}/v1/completions", json=body)))
+                tasks.append(
+                    asyncio.create_task(session.post(f"http://127.0.0.1:{port}/v1/completions", json=body))
+                )
                 before = [len(f.completions()) for f in fakes]
                 await eventually(
                     lambda b=before: sum(len(f.completions()) for f in fakes) > sum(b),  # type: ignore[misc]
