@@ -116,6 +116,7 @@ class Router:
         self._fallback: dict[PoolRole, Policy] = {role: make_policy("round_robin", {}) for role in self.pools}
         self.decider = DisaggDecider(config.disaggregation, self.policies["decode"].uncached_tokens)
         self.admission = Admission(config.limits)
+        self.metrics.queue_depth.set_function(lambda: self.admission.waiting)  # read when scraped
         self.health = HealthChecker(
             lambda: list(self.pools.values()), self.upstream, config.health, self.metrics
         )
