@@ -76,6 +76,10 @@ def router(
     ] = None,
     namespace: Annotated[str | None, typer.Option(help="Namespace of discovered pods.")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(help="Router processes on the one port (round_robin or least_loaded). [default: 1]"),
+    ] = None,
 ) -> None:
     """Route OpenAI requests over vLLM prefill/decode (or aggregated) workers until SIGTERM."""
     from runtime.router.config import load_config
@@ -92,7 +96,7 @@ def router(
 def _overrides(v: dict[str, Any]) -> dict[str, Any]:
     """Only the flags that were given, shaped like the config file."""
     top = {k: v[k] for k in ("port", "host", "prefill", "decode", "worker", "log_level") if v[k]}
-    top |= {k: v[k] for k in ("port",) if v[k] is not None}
+    top |= {k: v[k] for k in ("port", "processes") if v[k] is not None}
     top |= {k: {"name": v[k]} for k in ("policy", "prefill_policy", "decode_policy") if v[k]}
     if v["api_key"]:
         top["api_keys"] = v["api_key"]

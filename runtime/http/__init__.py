@@ -2,7 +2,8 @@
 
 ``listener`` (the server side: limits, deadlines, streaming with back-pressure, graceful drain),
 ``upstream`` (the keep-alive client pool to workers: timeouts, chunked decoding, abort by close),
-``message`` (request and response objects), ``routes`` (one handler per endpoint), ``processes`` (several on one port), ``limits`` and ``errors`` (the JSON error shape).
+``message`` (request and response objects), ``routes`` (one handler per endpoint), ``processes`` (several on one port), ``limits`` and ``errors`` (the JSON error shape), ``gc_tuning`` (collection
+settings for a server once started).
 """
 
 from runtime.http.errors import HttpError, StreamBroken, error_body

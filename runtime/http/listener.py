@@ -41,6 +41,7 @@ Refusal = Callable[[int, str, str, dict[str, str]], Response]
 def _plain_refusal(status: int, message: str, type_: str, headers: dict[str, str]) -> Response:
     return Response(status, error_body(message, type_, status))
 
+
 _STATUS_LINES: dict[int, bytes] = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 _CLOSE = b"connection: close\r\n"
 _CHUNKED = b"transfer-encoding: chunked\r\n"

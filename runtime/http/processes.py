@@ -2,8 +2,9 @@
 
 One Python process tops out at one core. :class:`ProcessGroup` reserves a port in the parent (bound
 with ``SO_REUSEPORT`` but never listening, so the kernel sends it no connections), then starts
-``count`` processes that each bind and listen on that port and run ``target(sock)``. Whatever state
-the processes must agree on is the caller's to share or to make unnecessary.
+``count`` processes that each bind and listen on that port and run ``target(sock)`` (or
+``target(sock, index)``, ``index`` from 0, with ``indexed``). Whatever state the processes must
+agree on is the caller's to share or to make unnecessary.
 """
 
 from __future__ import annotations
@@ -18,23 +19,34 @@ from runtime.http.listener import bind_socket
 
 __all__ = ["ProcessGroup"]
 
-Target = Callable[[socket.socket], None]
+Target = Callable[..., None]
 
 
-def _child(target: Target, host: str, port: int, backlog: int) -> None:
+def _child(target: Target, host: str, port: int, backlog: int, index: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (SIGTERM)
-    target(bind_socket(host, port, reuse_port=True, backlog=backlog))
+    sock = bind_socket(host, port, reuse_port=True, backlog=backlog)
+    if index is None:
+        target(sock)
+    else:
+        target(sock, index)
 
 
 class ProcessGroup:
     """``count`` processes serving one ``host:port``; :meth:`stop` sends SIGTERM and waits (bounded)."""
 
     def __init__(
-        self, target: Target, count: int, *, host: str = "127.0.0.1", port: int = 0, backlog: int = 2048
+        self,
+        target: Target,
+        count: int,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        backlog: int = 2048,
+        indexed: bool = False,
     ):
         if count < 1:
             raise ValueError("count must be at least 1")
-        self._target, self._count, self._backlog = target, count, backlog
+        self._target, self._count, self._backlog, self._indexed = target, count, backlog, indexed
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._reserved = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -46,10 +58,9 @@ class ProcessGroup:
     def start(self) -> None:
         """Start the processes (``spawn``: no event loop or lock is inherited from the parent)."""
         context = multiprocessing.get_context("spawn")
-        for _ in range(self._count):
-            proc = context.Process(
-                target=_child, args=(self._target, self.host, self.port, self._backlog), daemon=True
-            )
+        for index in range(self._count):
+            args = (self._target, self.host, self.port, self._backlog, index if self._indexed else None)
+            proc = context.Process(target=_child, args=args, daemon=True)
             proc.start()
             self.processes.append(proc)
 

@@ -28,7 +28,7 @@ import httptools
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from runtime.tracing.context import current, format_traceparent
 
-__all__ = ["UpstreamPool", "UpstreamReply"]
+__all__ = ["Abandoned", "UpstreamPool", "UpstreamReply"]
 
 _HIGH_WATER = 256 * 1024
 _MAX_IDLE_PER_WORKER = 256
@@ -43,6 +43,10 @@ def _target(url: str) -> tuple[str, int, bytes, bytes]:
     port = parts.port or 80
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.hostname, port, target.encode(), parts.netloc.encode()
+
+
+class Abandoned(Exception):
+    """The caller's ``abandon`` future resolved before the answer's headers came in; the socket is closed."""
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -124,16 +128,23 @@ class _Exchange(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def wait(self, timeout: float) -> None:
-        """Wait for more data (or the end, or an error) for at most ``timeout`` seconds."""
+    async def wait(self, timeout: float, wake_on: asyncio.Future[Any] | None = None) -> None:
+        """Wait for more data (or the end, or an error, or ``wake_on`` resolving) for at most ``timeout`` s."""
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(timeout, _expire, waiter)  # cheaper than asyncio.wait_for per wait
+        if wake_on is not None:
+            wake_on.add_done_callback(self._woken)
         try:
             await waiter
         finally:
             timer.cancel()
             self._waiter = None
+            if wake_on is not None:
+                wake_on.remove_done_callback(self._woken)
+
+    def _woken(self, _: asyncio.Future[Any]) -> None:
+        self._wake()
 
     def take(self) -> bytes:
         """Everything buffered so far; resumes reading if it had been paused."""
@@ -295,8 +306,13 @@ class UpstreamPool:
         *,
         total: float | None = None,
         read: float | None = None,
+        abandon: asyncio.Future[Any] | None = None,
     ) -> UpstreamReply:
-        """Send a request; return once the status line and headers are in (the body is not read yet)."""
+        """Send a request; return once the status line and headers are in (the body is not read yet).
+
+        Should ``abandon`` resolve first, the socket is closed (the worker aborts the request) and
+        :class:`Abandoned` raised: one task races the answer against an event, without a second task.
+        """
         host, port, target, host_header = _target(url)
         read = self.read if read is None else read
         deadline = None if total is None else time.monotonic() + total
@@ -319,7 +335,9 @@ class UpstreamPool:
                 while not conn.headers_done:
                     if conn.error is not None:
                         raise UpstreamError(f"{url}: {conn.error}", url=url)
-                    await conn.wait(self.budget(read, deadline))
+                    if abandon is not None and abandon.done():
+                        raise Abandoned(url)
+                    await conn.wait(self.budget(read, deadline), abandon)
             except TimeoutError as exc:
                 self.discard(conn)
                 raise UpstreamTimeout(f"{url}: timed out", url=url) from exc
@@ -336,10 +354,16 @@ class UpstreamPool:
         raise AssertionError("unreachable")
 
     async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], *, total: float | None = None
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        total: float | None = None,
+        abandon: asyncio.Future[Any] | None = None,
     ) -> UpstreamReply:
-        """POST ``body``; return once the answer's status and headers are in."""
-        return await self.request("POST", url, body, headers, total=total)
+        """POST ``body``; return once the answer's status and headers are in (see :meth:`request`)."""
+        return await self.request("POST", url, body, headers, total=total, abandon=abandon)
 
     async def get_text(self, url: str, *, timeout: float) -> tuple[int, str]:
         """GET ``url``; its status and body as text (e.g. a worker's Prometheus ``/metrics``)."""

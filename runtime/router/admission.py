@@ -55,4 +55,3 @@ class Admission:
         self.active -= 1
         if self._sem is not None:
             self._sem.release()
-

@@ -20,7 +20,6 @@ import json
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
@@ -43,6 +42,7 @@ from runtime.router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from runtime.router.openapi import openapi_document
 from runtime.router.policies import RequestView
 from runtime.router.request import InvalidRequest, parse_request
+from runtime.router.request_ids import new_nonce, new_request_id
 from runtime.router.session_headers import SESSION_HEADER, session_from
 from runtime.tracing import TRACEPARENT, Span, parse_traceparent, start_span
 from runtime.tracing.context import reset_current, set_current
@@ -164,9 +164,9 @@ class RouterApp:
         session = session_from(given)  # x-session-id or an agent's own session header
         if session is not None:
             headers[SESSION_HEADER] = session
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or new_request_id()
         # vLLM uses X-Request-Id as its own request id: a nonce keeps two clients' ids apart.
-        headers["X-Request-Id"] = f"{request_id}.{uuid.uuid4().hex[:8]}"
+        headers["X-Request-Id"] = f"{request_id}.{new_nonce()}"
         return headers, request_id
 
     async def _completion(self, request: Request, endpoint: str) -> Response | StreamingResponse:

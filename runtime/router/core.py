@@ -17,6 +17,7 @@ from runtime.router.admission import Admission
 from runtime.router.cache_stats import CacheStatsScraper, WorkerCacheStats
 from runtime.router.config import RouterConfig
 from runtime.router.health import HealthChecker
+from runtime.router.load_board import LoadBoard
 from runtime.router.metrics import RouterMetrics
 from runtime.router.policies import Choice, Policy, RequestView, make_policy
 from runtime.router.policies.prefill_split_decider import DisaggDecider, DisaggDecision
@@ -68,11 +69,37 @@ class Route:
         )
 
 
+@dataclass(frozen=True)
+class _Catalog:
+    """What the workers serve, as of one model-list and membership version."""
+
+    key: tuple[int, ...]
+    models: set[str] | None
+    cards: list[dict[str, Any]]
+    lengths: dict[str, int]
+
+    @staticmethod
+    def of(key: tuple[int, ...], workers: list[Worker]) -> _Catalog:
+        unknown = not workers or any(w.models is None for w in workers)
+        models = None if unknown else set().union(*(w.models or () for w in workers))
+        seen: dict[str, dict[str, Any]] = {}
+        lengths: dict[str, int] = {}
+        for worker in workers:
+            for card in worker.model_cards:
+                seen.setdefault(card["id"], card)
+                n = card.get("max_model_len")
+                if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                    lengths[card["id"]] = min(n, lengths.get(card["id"], n))
+        return _Catalog(key, models, list(seen.values()), lengths)
+
+
 class Router:
     """Pools, policies, health checks, the upstream client and the metrics of one router process."""
 
-    def __init__(self, config: RouterConfig) -> None:
+    def __init__(self, config: RouterConfig, *, board: LoadBoard | None = None) -> None:
         self.config = config
+        #: In-flight counts shared with the other router processes (None: this process is the router).
+        self.board = board
         self.metrics = RouterMetrics()
         self.upstream = Upstream(
             connect=config.timeouts.connect, read=config.timeouts.read, keepalive=config.timeouts.keepalive
@@ -89,6 +116,7 @@ class Router:
         self._fallback: dict[PoolRole, Policy] = {role: make_policy("round_robin", {}) for role in self.pools}
         self.decider = DisaggDecider(config.disaggregation, self.policies["decode"].uncached_tokens)
         self.admission = Admission(config.limits)
+        self.metrics.queue_depth.set_function(lambda: self.admission.waiting)  # read when scraped
         self.health = HealthChecker(
             lambda: list(self.pools.values()), self.upstream, config.health, self.metrics
         )
@@ -98,6 +126,9 @@ class Router:
             config.health.cache_stats_interval,
             self._on_worker_stats,
         )
+        for worker in self.all_workers():
+            self.metrics.watch_load(worker)
+        self._catalog_cache: _Catalog | None = None
         self.draining = False
         d = config.discovery
         self.pd_enabled = bool(
@@ -149,42 +180,42 @@ class Router:
         for url in after - before:
             worker = pool.get(url)
             if worker is not None:
+                self.metrics.watch_load(worker)
                 asyncio.get_running_loop().create_task(self.health.check(worker, refresh_models=True))
 
     def all_workers(self) -> list[Worker]:
         """Every worker of every pool."""
         return [w for pool in self.pools.values() for w in pool.workers]
 
+    def _catalog(self) -> _Catalog:
+        """The workers' models and context lengths, recomputed only when a model list or a pool changed."""
+        key = (Worker.catalog_version, *(pool.version for pool in self.pools.values()))
+        if self._catalog_cache is None or self._catalog_cache.key != key:
+            self._catalog_cache = _Catalog.of(key, self.all_workers())
+        return self._catalog_cache
+
     def known_models(self) -> set[str] | None:
         """Models some worker serves; None while any worker's list is still unknown (no 404 yet)."""
-        workers = self.all_workers()
-        if not workers or any(w.models is None for w in workers):
-            return None
-        return set().union(*(w.models or () for w in workers))
+        return self._catalog().models
 
     def model_cards(self) -> list[dict[str, Any]]:
         """The union of the workers' ``/v1/models`` entries, one per model id."""
-        seen: dict[str, dict[str, Any]] = {}
-        for worker in self.all_workers():
-            for card in worker.model_cards:
-                seen.setdefault(card["id"], card)
-        return list(seen.values())
+        return self._catalog().cards
 
     def context_length(self, model: str) -> int | None:
         """The smallest ``max_model_len`` the workers report for ``model`` in ``/v1/models``; None if unknown."""
-        lengths = [
-            card["max_model_len"]
-            for worker in self.all_workers()
-            for card in worker.model_cards
-            if card.get("id") == model
-            and isinstance(card.get("max_model_len"), int)
-            and not isinstance(card.get("max_model_len"), bool)
-            and card["max_model_len"] > 0
-        ]
-        return min(lengths) if lengths else None
+        return self._catalog().lengths.get(model)
+
+    def refresh_load(self, workers: list[Worker]) -> None:
+        """With several router processes: set each worker's in-flight counts to those of all processes."""
+        board = self.board
+        if board is not None:
+            for worker in workers:
+                worker.in_flight, worker.tokens_in_flight = board.totals(worker.role, worker.url)
 
     def choose(self, role: PoolRole, workers: list[Worker], req: RequestView) -> Choice | None:
         """The pool's policy's choice; should the policy fail, round robin's (a bad request never breaks routing)."""
+        self.refresh_load(workers)
         try:
             return self.policies[role].choose(workers, req)
         except Exception:
@@ -230,6 +261,7 @@ class Router:
             choice = self.choose("decode", decoders, req) if decoders else None
             if choice is not None:
                 prefillers = self.pools["prefill"].available(model)
+                self.refresh_load(prefillers)
                 verdict = self._decide(choice.worker, req, prefillers)
                 if verdict.remote:
                     pchoice = self.choose("prefill", prefillers, req)

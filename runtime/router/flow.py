@@ -39,11 +39,11 @@ import json
 import random
 import re
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from runtime.http.upstream import Abandoned
 from runtime.router.core import Route, Router
 from runtime.router.policies import RequestView
 from runtime.router.upstream import UpstreamReply
@@ -143,7 +143,8 @@ class Load:
         self._router, self._worker, self._tokens = router, worker, tokens
         worker.in_flight += 1
         worker.tokens_in_flight += tokens
-        self._publish()
+        if router.board is not None:  # several router processes: the others see it too
+            router.board.add(worker.role, worker.url, 1, tokens)
 
     def release(self) -> None:
         """Give the counts back; later calls do nothing (so every exit path may call it)."""
@@ -151,12 +152,9 @@ class Load:
             return
         self._worker.in_flight -= 1
         self._worker.tokens_in_flight -= self._tokens
-        self._publish()
+        if self._router.board is not None:
+            self._router.board.add(self._worker.role, self._worker.url, -1, -self._tokens)
         self._router = None  # type: ignore[assignment]
-
-    def _publish(self) -> None:
-        w = self._worker
-        self._router.metrics.of(self._router.metrics.in_flight, w.role, w.url).set(w.in_flight)
 
 
 @dataclass
@@ -252,9 +250,7 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             span.set("grove.kv_source", source.url)
         token = set_current(span)  # the leg's task (and so its traceparent) is under this span
         try:
-            reply = await _post_unless_lost(
-                router.upstream.post(worker.url + path, json.dumps(body).encode(), leg_headers), source
-            )
+            reply = await _post_unless_lost(router, worker.url + path, json.dumps(body).encode(), leg_headers, source)
             span.set("http.response.status_code", reply.status)
             if reply.status >= 500:
                 detail = (await reply.read())[:200].decode(errors="replace")
@@ -411,21 +407,19 @@ class _KVLost(Exception):
         self.url = url
 
 
-async def _post_unless_lost(post: Awaitable[UpstreamReply], source: Worker | None) -> UpstreamReply:
-    """Await the decode leg's answer headers, unless ``source`` (its KV's prefill worker) is lost first."""
+async def _post_unless_lost(
+    router: Router, url: str, body: bytes, headers: dict[str, str], source: Worker | None
+) -> UpstreamReply:
+    """POST the decode leg until its answer headers are in, unless ``source`` (its KV's prefill worker) is lost first.
+
+    Losing the source closes the leg's connection (vLLM aborts the request and frees its blocks).
+    """
     if source is None:
-        return await post
-    leg = asyncio.ensure_future(post)
-    watched: set[asyncio.Future[Any]] = {leg, source.lost()}
+        return await router.upstream.post(url, body, headers)
     try:
-        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        leg.cancel()
-        raise
-    if leg.done():
-        return leg.result()
-    leg.cancel()  # closes the connection: vLLM aborts the request and frees its blocks
-    raise _KVLost(source.url)
+        return await router.upstream.post(url, body, headers, abandon=source.lost())
+    except Abandoned:
+        raise _KVLost(source.url) from None
 
 
 def _failed(router: Router, worker: Worker, exc: UpstreamError) -> None:

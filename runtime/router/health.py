@@ -75,8 +75,7 @@ class HealthChecker:
             return
         if status == 200 and isinstance(body, dict) and isinstance(body.get("data"), list):
             cards = [m for m in body["data"] if isinstance(m, dict) and isinstance(m.get("id"), str)]
-            worker.model_cards = cards
-            worker.models = frozenset(m["id"] for m in cards)
+            worker.set_models(cards)
 
     def start(self) -> None:
         """Start the periodic checks in the background."""

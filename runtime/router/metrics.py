@@ -1,5 +1,8 @@
 """Prometheus metrics of the router, in a registry of their own (several routers may share a process).
 
+Counters and histograms are :mod:`~runtime.router.tallies` (plain numbers, read when scraped); the
+gauges are ``prometheus_client``'s, the in-flight ones read from the workers when scraped.
+
 Names start with ``grove_router_``. Buckets cover a CPU test run (milliseconds) up to long GPU
 generations (minutes).
 """
@@ -8,7 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from runtime.router.metrics_peers import MetricsPeers
+from runtime.router.tallies import Tally, TallyHistogram
+from runtime.router.workers import Worker
 
 __all__ = ["CONTENT_TYPE", "RouterMetrics"]
 
@@ -23,27 +30,27 @@ class RouterMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
+        self.requests = Tally(
             "grove_router_requests",
             "Requests answered, by endpoint and HTTP status.",
             ["endpoint", "status"],
             registry=r,
         )
-        self.latency = Histogram(
+        self.latency = TallyHistogram(
             "grove_router_request_duration_seconds",
             "End-to-end latency of proxied requests.",
             ["endpoint"],
             buckets=_BUCKETS,
             registry=r,
         )
-        self.ttft = Histogram(
+        self.ttft = TallyHistogram(
             "grove_router_time_to_first_token_seconds",
             "From request arrival to the first byte of the answer's body sent to the client.",
             ["endpoint"],
             buckets=_BUCKETS,
             registry=r,
         )
-        self.leg_latency = Histogram(
+        self.leg_latency = TallyHistogram(
             "grove_router_leg_duration_seconds",
             "Duration of one upstream leg (prefill: whole leg; decode/worker: until the answer headers).",
             ["leg"],
@@ -56,16 +63,16 @@ class RouterMetrics:
             ["role", "worker"],
             registry=r,
         )
-        self.retries = Counter(
+        self.retries = Tally(
             "grove_router_retries", "Legs retried on another worker, by leg.", ["leg"], registry=r
         )
-        self.ejections = Counter(
+        self.ejections = Tally(
             "grove_router_ejections",
             "Workers ejected after failing requests.",
             ["role", "worker"],
             registry=r,
         )
-        self.decisions = Counter(
+        self.decisions = Tally(
             "grove_router_decisions",
             "Routing decisions, by mode and kind of reason.",
             ["mode", "reason"],
@@ -77,7 +84,7 @@ class RouterMetrics:
             ["role", "worker"],
             registry=r,
         )
-        self.kv_abandoned = Counter(
+        self.kv_abandoned = Tally(
             "grove_router_prefilled_kv_abandoned",
             "Prefilled KV no decode leg took. released: the decode worker refused the request and "
             "vLLM freed the prefill worker's blocks; expiring: held until the prefill worker's "
@@ -85,13 +92,13 @@ class RouterMetrics:
             ["outcome"],
             registry=r,
         )
-        self.policy_errors = Counter(
+        self.policy_errors = Tally(
             "grove_router_policy_errors",
             "Policy failures that fell back to round robin, by pool.",
             ["role"],
             registry=r,
         )
-        self.client_aborts = Counter(
+        self.client_aborts = Tally(
             "grove_router_client_aborts",
             "Requests ended by the client: disconnect, or stopped reading (write timeout).",
             ["reason"],
@@ -99,6 +106,8 @@ class RouterMetrics:
         )
         self.queue_depth = Gauge("grove_router_queue_depth", "Requests waiting for a slot.", registry=r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        #: With several router processes: where their samples meet, so any one's page counts them all.
+        self.peers: MetricsPeers | None = None
 
     def of(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: the client's own lookup costs tens of microseconds."""
@@ -107,6 +116,10 @@ class RouterMetrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+    def watch_load(self, worker: Worker) -> None:
+        """Export the worker's in-flight count, read when scraped (not set on every request)."""
+        self.of(self.in_flight, worker.role, worker.url).set_function(lambda: worker.in_flight)
 
     def forget_worker(self, role: str, url: str) -> None:
         """Drop the per-worker series of a worker that left its pool."""
@@ -118,5 +131,7 @@ class RouterMetrics:
                 pass
 
     def render(self) -> bytes:
-        """The text exposition format."""
+        """The text exposition format (every process's samples when :attr:`peers` is set)."""
+        if self.peers is not None:
+            return generate_latest(self.peers.merged(self.registry))
         return generate_latest(self.registry)

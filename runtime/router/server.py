@@ -16,21 +16,32 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import multiprocessing
+import shutil
 import signal
 import socket
+import tempfile
+import threading
 from collections.abc import Callable
+from multiprocessing.connection import wait as mp_wait
+from pathlib import Path
 from typing import Any
 
 from runtime import tracing
-from runtime.http import HttpServer, ListenerLimits
+from runtime.http import HttpServer, ListenerLimits, gc_tuning
 from runtime.http.listener import bind_socket  # the layer's: TCP_NODELAY on every accepted socket
+from runtime.http.processes import ProcessGroup
 from runtime.router.app import RouterApp
+from runtime.router.background import Background
 from runtime.router.config import LimitsConfig, RouterConfig
 from runtime.router.core import Router
 from runtime.router.discovery import Discovery
+from runtime.router.load_board import LoadBoard
+from runtime.router.metrics_peers import MetricsPeers
 
-__all__ = ["RouterServer", "bind_socket", "run"]
+__all__ = ["RouterServer", "bind_socket", "run", "serve_processes", "share_limits"]
 
 log = logging.getLogger("grove.router")
 
@@ -55,9 +66,18 @@ def listener_limits(limits: LimitsConfig, drain_timeout: float) -> ListenerLimit
 class RouterServer:
     """The router, its discovery and its HTTP server, started and stopped together."""
 
-    def __init__(self, config: RouterConfig, *, discovery_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: RouterConfig,
+        *,
+        discovery_kwargs: dict[str, Any] | None = None,
+        board: LoadBoard | None = None,
+        peers: MetricsPeers | None = None,
+    ) -> None:
         self.config = config
-        self.router = Router(config)
+        self.router = Router(config, board=board)
+        self.router.metrics.peers = peers
+        self._publisher = Background("router-metrics-snapshots")
         self.app = RouterApp(self.router)
         self.discovery = Discovery(config.discovery, self.router.set_members, **(discovery_kwargs or {}))
         self._http: HttpServer | None = None
@@ -85,6 +105,9 @@ class RouterServer:
         self.port = sock.getsockname()[1]
         self._http = HttpServer(self.app, listener_limits(self.config.limits, self.config.drain_timeout))
         await self._http.start(sock)
+        peers = self.router.metrics.peers
+        if peers is not None:
+            self._publisher.start(lambda: peers.run(self.router.metrics.registry))
 
     def drain(self) -> None:
         """Begin the graceful stop: refuse new connections, finish in-flight requests."""
@@ -104,6 +127,7 @@ class RouterServer:
         await self._drained.wait()
         if not self._closed:
             self._closed = True
+            await self._publisher.stop()
             await self.discovery.stop()
             await self.router.close()
 
@@ -114,14 +138,34 @@ class RouterServer:
 
 
 def run(config: RouterConfig, *, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (the CLI entry): uvloop if installed, drain on signal, exit normally."""
+    """Serve until SIGTERM/SIGINT (the CLI entry): uvloop if installed, drain on signal, exit normally.
+
+    With ``config.processes > 1``, that many processes serve one port (:func:`serve_processes`).
+    """
+    _log_setup(config)
+    if config.processes > 1:
+        serve_processes(config, on_ready=on_ready)
+    else:
+        _serve(config, None, on_ready)
+
+
+def _log_setup(config: RouterConfig) -> None:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
+
+def _serve(
+    config: RouterConfig,
+    sock: socket.socket | None,
+    on_ready: Callable[[str], None] | None,
+    board: LoadBoard | None = None,
+    peers: MetricsPeers | None = None,
+) -> None:
     async def main() -> None:
-        server = RouterServer(config)
-        await server.start()
+        server = RouterServer(config, board=board, peers=peers)
+        await server.start(sock)
+        gc_tuning.settle()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, server.drain)
@@ -141,3 +185,70 @@ def run(config: RouterConfig, *, on_ready: Callable[[str], None] | None = None) 
             runner.run(main())
     finally:
         tracing.flush()
+
+
+def share_limits(config: RouterConfig) -> RouterConfig:
+    """One process's part of the router's limits: connections, concurrency and queue split evenly."""
+    n, limits = config.processes, config.limits
+    part = {
+        "max_connections": max(1, limits.max_connections // n),
+        "queue_size": limits.queue_size // n,
+    }
+    if limits.max_concurrent is not None:
+        part["max_concurrent"] = max(1, limits.max_concurrent // n)
+    return config.model_copy(update={"limits": limits.model_copy(update=part)})
+
+
+def _process(
+    config: RouterConfig, memory: Any, snapshots: Path, ready: list[Any], sock: socket.socket, index: int
+) -> None:
+    """One of several router processes: its share of the limits, the shared load board and metrics, its loop."""
+    _log_setup(config)
+    n = config.processes
+    board, peers = LoadBoard(memory, n, index), MetricsPeers(snapshots, n, index)
+    _serve(share_limits(config), sock, lambda url: ready[index].set(), board, peers)
+
+
+def serve_processes(config: RouterConfig, *, on_ready: Callable[[str], None] | None = None) -> None:
+    """Run ``config.processes`` routers on one port until SIGTERM/SIGINT, then drain them all.
+
+    Each process routes on its own; the workers' in-flight counts are shared through a
+    :class:`~runtime.router.load_board.LoadBoard`, each ``/metrics`` page counts every process
+    (:class:`~runtime.router.metrics_peers.MetricsPeers`), and the configuration admits only policies whose
+    state that covers (:data:`~runtime.router.config.MULTI_PROCESS_POLICIES`). Should one process
+    die, the others are stopped and this exits non-zero, so the pod restarts whole.
+    """
+    n = config.processes
+    context = multiprocessing.get_context("spawn")
+    memory = LoadBoard.allocate(n)
+    ready = [context.Event() for _ in range(n)]
+    snapshots = Path(tempfile.mkdtemp(prefix="grove-router-metrics-"))
+    group = ProcessGroup(
+        functools.partial(_process, config, memory, snapshots, ready),
+        n,
+        host=config.host,
+        port=config.port,
+        indexed=True,
+    )
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    group.start()
+    sentinels = [proc.sentinel for proc in group.processes]
+    announced = died = False
+    try:
+        while not stopping.is_set():
+            if mp_wait(sentinels, timeout=0.2):
+                died = not stopping.is_set()
+                break
+            if not announced and all(event.is_set() for event in ready):
+                announced = True
+                host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
+                if on_ready is not None:
+                    on_ready(f"http://{host}:{group.port}")
+    finally:
+        group.stop(timeout=config.drain_timeout + 5)
+        shutil.rmtree(snapshots, ignore_errors=True)
+    if died:
+        log.error("a router process exited; stopped the others")
+        raise SystemExit(1)

@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 __all__ = ["PoolRole", "Worker", "WorkerPool"]
 
@@ -35,6 +35,14 @@ class Worker:
     model_cards: list[dict[str, Any]] = field(default_factory=list)
     served: int = 0
     _lost: asyncio.Future[None] | None = field(default=None, repr=False)
+    #: Bumped whenever any worker's model list changes, so the router's view of it can be cached.
+    catalog_version: ClassVar[int] = 0
+
+    def set_models(self, cards: list[dict[str, Any]]) -> None:
+        """The worker's ``/v1/models`` entries (each with a string ``id``)."""
+        self.model_cards = cards
+        self.models = frozenset(m["id"] for m in cards)
+        Worker.catalog_version += 1
 
     def lost(self) -> asyncio.Future[None]:
         """Resolves when the worker is next seen gone (:meth:`mark_lost`): KV it holds is gone with it."""

@@ -19,9 +19,74 @@ from collections.abc import Sequence
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["RequestResult", "Session", "Summary", "Trace", "TraceRequest", "generate_trace", "replay", "summarize"]
+__all__ = [
+    "RequestResult",
+    "Session",
+    "Summary",
+    "Trace",
+    "TraceRequest",
+    "generate_trace",
+    "replay",
+    "summarize",
+]
 
-WORDS = ["grove", "clique", "gang", "prefill", "decode", "router", "cache", "prefix", "worker", "schedule", "replica", "token", "stream", "pipeline", "stage", "model", "retrieve", "index", "vector", "search", "answer", "question", "agent", "tool", "call", "result", "context", "memory", "budget", "latency", "throughput", "queue", "policy", "affinity", "session", "history", "turn", "reply", "check", "ground", "source", "document", "summary", "plan", "step", "observe", "act", "reflect", "retry", "limit", "timeout", "health", "metric", "label", "selector"]
+WORDS = [
+    "grove",
+    "clique",
+    "gang",
+    "prefill",
+    "decode",
+    "router",
+    "cache",
+    "prefix",
+    "worker",
+    "schedule",
+    "replica",
+    "token",
+    "stream",
+    "pipeline",
+    "stage",
+    "model",
+    "retrieve",
+    "index",
+    "vector",
+    "search",
+    "answer",
+    "question",
+    "agent",
+    "tool",
+    "call",
+    "result",
+    "context",
+    "memory",
+    "budget",
+    "latency",
+    "throughput",
+    "queue",
+    "policy",
+    "affinity",
+    "session",
+    "history",
+    "turn",
+    "reply",
+    "check",
+    "ground",
+    "source",
+    "document",
+    "summary",
+    "plan",
+    "step",
+    "observe",
+    "act",
+    "reflect",
+    "retry",
+    "limit",
+    "timeout",
+    "health",
+    "metric",
+    "label",
+    "selector",
+]
 
 
 class TraceRequest(BaseModel):
@@ -75,8 +140,12 @@ class Trace(BaseModel):
             for turn in session.turns:
                 first, *rest = turn.messages
                 messages = [{**first, "content": f"[{tag}] {first['content']}"}, *rest]
-                turns.append(turn.model_copy(update={"messages": messages, "session_id": f"{tag}-{turn.session_id}"}))
-            sessions.append(session.model_copy(update={"session_id": f"{tag}-{session.session_id}", "turns": turns}))
+                turns.append(
+                    turn.model_copy(update={"messages": messages, "session_id": f"{tag}-{turn.session_id}"})
+                )
+            sessions.append(
+                session.model_copy(update={"session_id": f"{tag}-{session.session_id}", "turns": turns})
+            )
         return Trace(seed=self.seed, sessions=sessions)
 
 
@@ -125,7 +194,9 @@ def generate_trace(
             while sum(len(m["content"]) for m in messages) > max_prompt_chars and len(messages) > 2:
                 del messages[1]
             requests.append(
-                TraceRequest(session_id=f"s{s}", turn=t, agent=agent, messages=messages, max_tokens=max_tokens)
+                TraceRequest(
+                    session_id=f"s{s}", turn=t, agent=agent, messages=messages, max_tokens=max_tokens
+                )
             )
             history.append({"role": "assistant", "content": _text(rng, reply_words)})
         out.append(Session(session_id=f"s{s}", agent=agent, arrival_s=clock, think_s=think_s, turns=requests))
@@ -180,26 +251,40 @@ async def _send(
             if response.status != 200:
                 text = (await response.text())[:200]
                 return RequestResult(
-                    session_id=request.session_id, turn=request.turn, status=response.status,
-                    e2e_s=time.perf_counter() - start, error=text, routing=routing,
+                    session_id=request.session_id,
+                    turn=request.turn,
+                    status=response.status,
+                    e2e_s=time.perf_counter() - start,
+                    error=text,
+                    routing=routing,
                 )
             async for raw in response.content:
                 line = raw.decode().strip()
                 if not line.startswith("data:") or line == "data: [DONE]":
                     continue
                 chunk = json.loads(line[5:])
-                if ttft is None and any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
+                if ttft is None and any(
+                    (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()
+                ):
                     ttft = time.perf_counter() - start
                 if chunk.get("usage"):
                     tokens = int(chunk["usage"].get("completion_tokens") or 0)
             return RequestResult(
-                session_id=request.session_id, turn=request.turn, status=200, ttft_s=ttft,
-                e2e_s=time.perf_counter() - start, completion_tokens=tokens, routing=routing,
+                session_id=request.session_id,
+                turn=request.turn,
+                status=200,
+                ttft_s=ttft,
+                e2e_s=time.perf_counter() - start,
+                completion_tokens=tokens,
+                routing=routing,
             )
     except (TimeoutError, aiohttp.ClientError) as exc:
         return RequestResult(
-            session_id=request.session_id, turn=request.turn, status=0,
-            e2e_s=time.perf_counter() - start, error=f"{type(exc).__name__}: {exc}",
+            session_id=request.session_id,
+            turn=request.turn,
+            status=0,
+            e2e_s=time.perf_counter() - start,
+            error=f"{type(exc).__name__}: {exc}",
         )
 
 

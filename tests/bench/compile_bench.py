@@ -61,7 +61,12 @@ def registry_source(tools: int = STAGES) -> str:
     """A pipeline module: ``tools`` stages in a dict registry, reached from the body through 3 helpers."""
     lines = ["from grove_pipelines import pipeline, stage", ""]
     for i in range(tools):
-        lines += [f"@stage(name='tool-{i:04d}')", f"async def tool_{i:04d}(x: str) -> str:", "    return x", ""]
+        lines += [
+            f"@stage(name='tool-{i:04d}')",
+            f"async def tool_{i:04d}(x: str) -> str:",
+            "    return x",
+            "",
+        ]
     lines.append("TOOLS = {" + ", ".join(f"'t{i}': tool_{i:04d}" for i in range(tools)) + "}")
     lines += [
         "",

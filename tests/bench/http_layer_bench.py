@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
 from runtime.engines.supervisor import free_port
 from tests.bench.loadgen import Result
@@ -24,9 +23,11 @@ from tests.bench.router_bench import (
     HOST,
     added,
     measure,
+    merged,
     our_router,
     process,
     row,
+    rss_mib,
     vllm_router,
     vllm_router_binary,
 )
@@ -34,37 +35,7 @@ from tests.bench.router_bench import (
 __all__ = ["main"]
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` and its children, MiB (from /proc)."""
-    total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
-
-
 ROUNDS = 3
-
-
-def merged(runs: list[dict[str, Result]]) -> dict[str, Result]:
-    """One result per measure from interleaved rounds: samples pooled, req/s over the summed time."""
-    return {
-        key: Result(
-            latencies=[x for r in runs for x in r[key].latencies],
-            first_chunk=[x for r in runs for x in r[key].first_chunk],
-            errors=sum(r[key].errors for r in runs),
-            elapsed=sum(r[key].elapsed for r in runs),
-        )
-        for key in runs[0]
-    }
 
 
 def main() -> None:

@@ -3,7 +3,10 @@
 (a) Against an upstream that answers instantly (``fast_upstream``), which isolates what the proxy
     costs: requests/s at saturation, p50/p99 latency at concurrency 1 (added to direct), and the
     time to the first chunk of a streamed answer. Aggregated mode (one worker) and prefill/decode
-    mode (two legs; "direct" there is the decode worker alone).
+    mode (two legs; "direct" there is the decode worker alone). Every candidate (direct, our
+    router, our router with ``--processes 2``, vllm-router) is up at once and measured in rotated
+    rounds, samples pooled, errors counted; then each sidecar's start time (spawn to the first
+    ``/health`` 200) and resident memory after the load.
 (b) Against the real vLLM prefill/decode pair on the tiny model: latency and throughput.
 (c) Streamed TTFT through two real aggregated vLLM workers, both routers with ``round_robin``, in
     rotated rounds with the workers alone as the floor (``router_ttft.py``).
@@ -11,7 +14,8 @@
 vllm-router is installed once into its own venv under ``.cache/bench/`` (PyPI, ``pip``). Everything
 listens on 127.0.0.1 ephemeral ports and stops at the end. Ends with the line
 ``router_vs_vllm_router_rps=<r> router_pd_vs_vllm_router_pd_rps=<r> router_added_p50_ms=<ms>
-router_added_p99_ms=<ms>`` (fast upstream; the added latency in aggregated mode), followed by (c)'s
+router_added_p99_ms=<ms> router_2proc_vs_vllm_router_rps=<r> router_2proc_pd_vs_vllm_router_pd_rps=<r>``
+(fast upstream; the added latency in aggregated mode, one process), followed by (c)'s
 ``router_ttft_p50_ms=<ms> vllm_router_ttft_p50_ms=<ms> router_ttft_p50_added_ms=<ms>`` (and p99,
 the floor, the added p50 at concurrency 4 and the errors). ``GROVE_BENCH_SKIP_VLLM=1`` skips (b) and (c).
 """
@@ -25,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from runtime.engines.supervisor import free_port, http_ok
@@ -72,7 +76,12 @@ def _shebang_runs(script: Path) -> bool:
 
 @contextmanager
 def process(
-    name: str, argv: list[str], health: str, log: Path, timeout: float = 120, env: dict[str, str] | None = None
+    name: str,
+    argv: list[str],
+    health: str,
+    log: Path,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` (its own process group, in ``env`` or ours) until the block ends; wait for ``health`` to answer 200."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -169,11 +178,47 @@ HEADER = (
 )
 
 
+ROUNDS = 3  # rotated rounds per mode: the load others put on the machine shifts while we measure
+PROCESSES = 2  # the multi-process router's line (one per core here)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` and its children, MiB (from /proc)."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def merged(runs: list[dict[str, Result]]) -> dict[str, Result]:
+    """One result per measure from interleaved rounds: samples pooled, req/s over the summed time."""
+    return {
+        key: Result(
+            latencies=[x for r in runs for x in r[key].latencies],
+            first_chunk=[x for r in runs for x in r[key].first_chunk],
+            errors=sum(r[key].errors for r in runs),
+            elapsed=sum(r[key].elapsed for r in runs),
+        )
+        for key in runs[0]
+    }
+
+
 def fast_upstream_suite(vr: Path | None, logs: Path) -> tuple[dict[str, dict[str, Result]], list[str]]:
+    """Per mode, every candidate up at once, measured in ``ROUNDS`` rounds whose order rotates."""
     p_port, d_port = free_port(), free_port()
     upstream = [sys.executable, "-m", "tests.bench.fast_upstream", str(p_port), str(d_port)]
     results: dict[str, dict[str, Result]] = {}
     lines = []
+    footprint: dict[str, str] = {}
     with process("fast upstream", upstream, f"http://{HOST}:{d_port}/health", logs / "fast-upstream.log"):
         d_url, p_url = f"http://{HOST}:{d_port}", f"http://{HOST}:{p_port}"
         modes = {
@@ -192,18 +237,40 @@ def fast_upstream_suite(vr: Path | None, logs: Path) -> tuple[dict[str, dict[str
             ),
         }
         for mode, (ours, theirs) in modes.items():
-            lines += [f"\n(a) fast upstream, {mode} mode", HEADER]
-            opts = {"saturate": 4.0, "latency_n": 400, "stream_n": 300}
-            results[f"{mode}/direct"] = base = measure(d_port, BODY, **opts)
-            lines.append(row("direct (one worker)", base, None))
-            candidates = [our_router(ours, free_port())]
+            lines += [f"\n(a) fast upstream, {mode} mode ({ROUNDS} rotated rounds, samples pooled)", HEADER]
+            opts = {"saturate": 2.0, "latency_n": 150, "stream_n": 100}
+            candidates = [
+                our_router(ours, free_port()),
+                (f"router x{PROCESSES}", our_router([*ours, "--processes", str(PROCESSES)], free_port())[1]),
+            ]
             if vr is not None:
                 candidates.append(vllm_router(vr, theirs, free_port()))
-            for name, argv in candidates:
-                port = int(argv[argv.index("--port") + 1])
-                with process(name, argv, f"http://{HOST}:{port}/health", logs / f"{name}-{mode}.log"):
-                    results[f"{mode}/{name}"] = measure(port, BODY, **opts)
+            ports = {"direct": d_port} | {
+                name: int(argv[argv.index("--port") + 1]) for name, argv in candidates
+            }
+            runs: dict[str, list[dict[str, Result]]] = {name: [] for name in ports}
+            with ExitStack() as stack:
+                procs = {}
+                for name, argv in candidates:
+                    began = time.perf_counter()
+                    log = logs / f"{name.replace(' ', '-')}-{mode}.log"
+                    procs[name] = stack.enter_context(
+                        process(name, argv, f"http://{HOST}:{ports[name]}/health", log)
+                    )
+                    footprint.setdefault(name, f"start {time.perf_counter() - began:.2f} s")
+                names = list(ports)
+                for i in range(ROUNDS):
+                    for name in names[i % len(names) :] + names[: i % len(names)]:
+                        runs[name].append(measure(ports[name], BODY, **opts))
+                if mode == "aggregated":
+                    for name, proc in procs.items():
+                        footprint[name] += f", RSS after the load {rss_mib(proc.pid):.0f} MiB"
+            base = results[f"{mode}/direct"] = merged(runs["direct"])
+            lines.append(row("direct (one worker)", base, None))
+            for name, _ in candidates:
+                results[f"{mode}/{name}"] = merged(runs[name])
                 lines.append(row(name, results[f"{mode}/{name}"], base))
+    lines.append("\nsidecars: " + "; ".join(f"{name}: {text}" for name, text in footprint.items()))
     return results, lines
 
 
@@ -265,14 +332,18 @@ def summary(results: dict[str, dict[str, Result]]) -> str:
     """The acceptance line: req/s ratios against vllm-router (aggregated, P/D) and the added latency."""
     ours, direct = results["aggregated/router"], results["aggregated/direct"]
 
-    def ratio(mode: str) -> float:
+    def ratio_of(name: str, mode: str) -> float:
         theirs = results.get(f"{mode}/vllm-router")
-        return results[f"{mode}/router"]["sat"].rps / theirs["sat"].rps if theirs else float("nan")
+        return results[f"{mode}/{name}"]["sat"].rps / theirs["sat"].rps if theirs else float("nan")
 
     add50, add99 = added(ours, direct)
+    many = f"router x{PROCESSES}"
     return (
-        f"router_vs_vllm_router_rps={ratio('aggregated'):.2f} router_pd_vs_vllm_router_pd_rps={ratio('pd'):.2f} "
-        f"router_added_p50_ms={add50:.3f} router_added_p99_ms={add99:.3f}"
+        f"router_vs_vllm_router_rps={ratio_of('router', 'aggregated'):.2f} "
+        f"router_pd_vs_vllm_router_pd_rps={ratio_of('router', 'pd'):.2f} "
+        f"router_added_p50_ms={add50:.3f} router_added_p99_ms={add99:.3f} "
+        f"router_{PROCESSES}proc_vs_vllm_router_rps={ratio_of(many, 'aggregated'):.2f} "
+        f"router_{PROCESSES}proc_pd_vs_vllm_router_pd_rps={ratio_of(many, 'pd'):.2f}"
     )
 
 

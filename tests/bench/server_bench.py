@@ -116,7 +116,9 @@ async def _cpu_per_http_call(n: int = 2000) -> float:
 
     stage_side = Executor.from_loaded(load_pipeline(f"{PIPELINES}:three-hops"), environ={})
     async with AppServer(PipelineApp([stage_side], stages=["hop-a"], pipelines=False)) as server:
-        remote = Executor.from_loaded(load_pipeline(f"{PIPELINES}:one-hop"), environ={"GP_STAGE_URL_HOP_A": server.url})
+        remote = Executor.from_loaded(
+            load_pipeline(f"{PIPELINES}:one-hop"), environ={"GP_STAGE_URL_HOP_A": server.url}
+        )
         local = Executor.from_loaded(load_pipeline(f"{PIPELINES}:one-hop"), environ={})
         per_run = []
         for executor in (remote, local):
@@ -132,8 +134,20 @@ async def _cpu_per_http_call(n: int = 2000) -> float:
 
 @contextmanager
 def _serve(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    argv = [sys.executable, "-m", "grove_pipelines.cli.main", "serve", *args, "--host", "127.0.0.1", "--port", "0"]
-    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, text=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "grove_pipelines.cli.main",
+        "serve",
+        *args,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
@@ -177,11 +191,19 @@ def _served() -> dict[str, dict[str, float]]:
         local = [running.enter_context(_serve(f"{PIPELINES}:{name}")) for name in ("one-hop", "three-hops")]
         stage_url = running.enter_context(_serve(f"{PIPELINES}:three-hops", *stages))
         env = {f"GP_STAGE_URL_HOP_{s}": stage_url for s in "ABC"}
-        remote = [running.enter_context(_serve(f"{PIPELINES}:{name}", env=env)) for name in ("one-hop", "three-hops")]
-        return _measure({
-            "in-process": (f"{local[0]}/v1/pipelines/one-hop", f"{local[1]}/v1/pipelines/three-hops"),
-            "HTTP stage server": (f"{remote[0]}/v1/pipelines/one-hop", f"{remote[1]}/v1/pipelines/three-hops"),
-        })
+        remote = [
+            running.enter_context(_serve(f"{PIPELINES}:{name}", env=env))
+            for name in ("one-hop", "three-hops")
+        ]
+        return _measure(
+            {
+                "in-process": (f"{local[0]}/v1/pipelines/one-hop", f"{local[1]}/v1/pipelines/three-hops"),
+                "HTTP stage server": (
+                    f"{remote[0]}/v1/pipelines/one-hop",
+                    f"{remote[1]}/v1/pipelines/three-hops",
+                ),
+            }
+        )
 
 
 def _ray() -> dict[str, float] | str:
@@ -202,7 +224,9 @@ def _ray() -> dict[str, float] | str:
         for name in ("one-hop", "three-hops"):
             loaded = load_pipeline(f"{PIPELINES}:{name}")
             graph = build_graph(loaded.pipeline, loaded.stages())
-            app = build_ray_app(f"{PIPELINES}:{name}", graph, [], model=None, log_dir=ROOT / ".cache" / "logs")
+            app = build_ray_app(
+                f"{PIPELINES}:{name}", graph, [], model=None, log_dir=ROOT / ".cache" / "logs"
+            )
             serve.run(app, name=name, route_prefix=f"/{name}")
         base = f"http://127.0.0.1:{port}"
         urls = (f"{base}/one-hop/v1/pipelines/one-hop", f"{base}/three-hops/v1/pipelines/three-hops")
@@ -219,25 +243,33 @@ def main() -> str:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # the loop `serve` runs on
         cpu_us = runner.run(_cpu_per_http_call())
     print(f"one HTTP stage call costs {cpu_us:.0f} us of CPU (caller's client + stage server)")
-    print(f"executor alone (no HTTP): {invoker_us:.1f} us per hop through the runtime invoker "
-          f"(a plain await: {plain_us:.1f} us); aim <= 50 us")
+    print(
+        f"executor alone (no HTTP): {invoker_us:.1f} us per hop through the runtime invoker "
+        f"(a plain await: {plain_us:.1f} us); aim <= 50 us"
+    )
     rows: list[tuple[str, dict[str, float] | str]] = list(_served().items())
     rows.append(("Ray Serve handles", _ray()))
-    print(f"{'stages':<20}{'hop p50':>10}{'3-hop p50':>11}{'3-hop p99':>11}{'req/s @32':>11}{'p50 @32':>10}{'p99 @32':>10}")
+    print(
+        f"{'stages':<20}{'hop p50':>10}{'3-hop p50':>11}{'3-hop p99':>11}{'req/s @32':>11}{'p50 @32':>10}{'p99 @32':>10}"
+    )
     for label, row in rows:
         if isinstance(row, str):
             print(f"{label:<20}{row}")
             continue
-        print(f"{label:<20}{row['hop_ms']:>8.2f}ms{row['p50_ms']:>9.2f}ms{row['p99_ms']:>9.2f}ms"
-              f"{row['rps']:>11.0f}{row['load_p50_ms']:>8.1f}ms{row['load_p99_ms']:>8.1f}ms"
-              + (f"  errors={row['errors']:.0f}" if row["errors"] else ""))
+        print(
+            f"{label:<20}{row['hop_ms']:>8.2f}ms{row['p50_ms']:>9.2f}ms{row['p99_ms']:>9.2f}ms"
+            f"{row['rps']:>11.0f}{row['load_p50_ms']:>8.1f}ms{row['load_p99_ms']:>8.1f}ms"
+            + (f"  errors={row['errors']:.0f}" if row["errors"] else "")
+        )
     base = rows[0][1]
     http = rows[1][1]
     assert isinstance(base, dict) and isinstance(http, dict)
     added = http["hop_ms"] - base["hop_ms"]
     print(f"HTTP hop adds {added:.2f} ms over an in-process hop (aim <= 0.1 ms)")
-    line = (f"server_http_hop_added_ms={added:.3f} server_http_hop_cpu_us={cpu_us:.0f} "
-            f"server_in_process_hop_us={invoker_us:.1f}")
+    line = (
+        f"server_http_hop_added_ms={added:.3f} server_http_hop_cpu_us={cpu_us:.0f} "
+        f"server_in_process_hop_us={invoker_us:.1f}"
+    )
     print(line)
     return line
 

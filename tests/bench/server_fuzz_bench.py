@@ -19,7 +19,9 @@ def main() -> None:
     report = fuzz_server(examples=EXAMPLES)
     elapsed = time.perf_counter() - started
     statuses = ", ".join(f"{code}: {count}" for code, count in sorted(report.statuses.items()))
-    print(f"pipeline server fuzz: {report.cases} requests in {elapsed:.0f} s ({report.cases / elapsed:.0f}/s); {statuses}")
+    print(
+        f"pipeline server fuzz: {report.cases} requests in {elapsed:.0f} s ({report.cases / elapsed:.0f}/s); {statuses}"
+    )
     for failure in report.failures[:20]:
         print(f"  FAIL {failure}")
     if report.failures:

@@ -47,14 +47,20 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "GROVE_TRACE_STORE_TRACES"}
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k != "GROVE_TRACE_STORE_TRACES"
+    }
     return {**clean, **extra}
 
 
 async def _measure(port: int) -> tuple[Result, Result]:
     path = "/v1/completions"
-    sat = await run_load(HOST, port, path, BODY, concurrency=32, duration=SATURATE_S, headers={"traceparent": TRACEPARENT})
-    lat = await run_load(HOST, port, path, BODY, concurrency=1, count=300, warmup=0, headers={"traceparent": TRACEPARENT})
+    sat = await run_load(
+        HOST, port, path, BODY, concurrency=32, duration=SATURATE_S, headers={"traceparent": TRACEPARENT}
+    )
+    lat = await run_load(
+        HOST, port, path, BODY, concurrency=1, count=300, warmup=0, headers={"traceparent": TRACEPARENT}
+    )
     return sat, lat
 
 
@@ -75,8 +81,14 @@ def main() -> str:
     p50: dict[str, list[float]] = {name: [] for name in configs}
     errors = 0
     with ExitStack() as stack:
-        stack.enter_context(process("fast upstream", upstream, f"http://{HOST}:{d_port}/health", logs / "tracing-upstream.log"))
-        stack.enter_context(process("otlp sink", sink, f"http://{HOST}:{sink_port}/", logs / "tracing-sink.log"))
+        stack.enter_context(
+            process(
+                "fast upstream", upstream, f"http://{HOST}:{d_port}/health", logs / "tracing-upstream.log"
+            )
+        )
+        stack.enter_context(
+            process("otlp sink", sink, f"http://{HOST}:{sink_port}/", logs / "tracing-sink.log")
+        )
         ports = {}
         cli = str(Path(sys.executable).parent / "grove-pipelines")
         legs = ["--prefill", f"http://{HOST}:{p_port}", "--decode", f"http://{HOST}:{d_port}"]
@@ -84,26 +96,33 @@ def main() -> str:
             port = ports[name] = free_port()
             argv = [cli, "router", "--port", str(port), "--log-level", "error", *legs]
             health = f"http://{HOST}:{port}/health"
-            stack.enter_context(process(f"router ({name})", argv, health, logs / f"tracing-{name}.log", env=_env(extra)))
+            stack.enter_context(
+                process(f"router ({name})", argv, health, logs / f"tracing-{name}.log", env=_env(extra))
+            )
         names = list(configs)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             for port in ports.values():  # warm every pool once
                 runner.run(run_load(HOST, port, "/v1/completions", BODY, concurrency=4, count=100, warmup=0))
             for r in range(ROUNDS):
-                for name in names[r % len(names):] + names[: r % len(names)]:
+                for name in names[r % len(names) :] + names[: r % len(names)]:
                     sat, lat = runner.run(_measure(ports[name]))
                     rps[name].append(sat.rps)
                     p50[name].append(lat.pct(50))
                     errors += sat.errors + lat.errors
     med = {name: statistics.median(v) for name, v in rps.items()}
-    lines = ["\ntracing on the router's hot path (P/D, instant upstream; medians of rotated rounds; noisy shared machine)",
-             "| tracing | req/s (32 clients) | p50 ms (1 client) | rounds req/s |", "|---|---|---|---|"]
+    lines = [
+        "\ntracing on the router's hot path (P/D, instant upstream; medians of rotated rounds; noisy shared machine)",
+        "| tracing | req/s (32 clients) | p50 ms (1 client) | rounds req/s |",
+        "|---|---|---|---|",
+    ]
     for name in names:
         rounds = " ".join(f"{v:.0f}" for v in rps[name])
         lines.append(f"| {name} | {med[name]:.0f} | {statistics.median(p50[name]):.3f} | {rounds} |")
     print("\n".join(lines), flush=True)
-    line = (f"tracing_store_vs_off_rps={med['store'] / med['off']:.2f} tracing_export_vs_off_rps={med['export'] / med['off']:.2f} "
-            f"tracing_off_rps={med['off']:.0f} tracing_errors={errors}")
+    line = (
+        f"tracing_store_vs_off_rps={med['store'] / med['off']:.2f} tracing_export_vs_off_rps={med['export'] / med['off']:.2f} "
+        f"tracing_off_rps={med['off']:.0f} tracing_errors={errors}"
+    )
     print(line, flush=True)
     return line
 

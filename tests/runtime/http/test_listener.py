@@ -187,7 +187,7 @@ async def test_a_stream_that_breaks_midway_ends_short_not_as_a_success() -> None
 async def test_a_stream_that_reports_its_own_break_ends_short_and_is_no_crash(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    report = b"data: {\"error\": \"the worker broke off\"}\n\n"
+    report = b'data: {"error": "the worker broke off"}\n\n'
 
     async def reporting() -> AsyncIterator[bytes]:
         yield b"data: 1\n\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import pytest
@@ -106,6 +107,7 @@ async def test_concurrency_limit_queues_then_answers_429_and_503_with_retry_afte
     await eventually(lambda: router.router.admission.active >= 1)
     queued = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=COMPLETION))
     await eventually(lambda: router.router.admission.waiting >= 1)
+    assert await queue_depth(router, http) == 1  # the one queued request, on the router's own page
     async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
         assert r.status == 429 and r.headers["Retry-After"] == "1"
         assert (await error_of(r))["type"] == "rate_limit_error"
@@ -113,6 +115,13 @@ async def test_concurrency_limit_queues_then_answers_429_and_503_with_retry_afte
     assert over_time.status == 503 and over_time.headers["Retry-After"] == "1"
     assert (await error_of(over_time))["type"] == "service_unavailable"
     assert (await running).status == 200
+    assert await queue_depth(router, http) == 0
+
+
+async def queue_depth(router: Any, http: aiohttp.ClientSession) -> float:
+    """``grove_router_queue_depth`` as the router's ``/metrics`` page shows it."""
+    async with http.get(f"{router.url}/metrics") as r:
+        return metric(await r.text(), "grove_router_queue_depth")
 
 
 async def test_models_are_merged_from_every_worker_and_route_requests_by_model(
