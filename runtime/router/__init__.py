@@ -1,7 +1,7 @@
 """The prefill/decode router sidecar: an OpenAI-compatible proxy in front of vLLM workers.
 
 Layout: ``config`` (the settings), ``workers`` (pool state), ``policies/`` (filter → score → pick,
-one registry), ``core`` (the routing decision and its explanation header), ``flow`` (the two legs
+one registry; the prefill/decode split decided in ``policies/prefill_split_decider``), ``core`` (the routing decision and its explanation header), ``flow`` (the two legs
 and the failure policy), ``upstream`` (the runtime's keep-alive pool to the workers), ``health``,
 ``admission``, ``metrics``, ``discovery/`` (static, Grove, Kubernetes), ``request`` (what a client
 may send), ``openapi`` (the document built from it), ``app`` (the handler: one request from

@@ -6,7 +6,7 @@ looked up in / found in the prefix cache, counters), ``vllm:kv_cache_usage_perc`
 blocks held by running requests) and ``vllm:cache_config_info`` (labels ``num_gpu_blocks`` and
 ``block_size``: the cache's size). :class:`CacheStatsScraper` reads these every ``interval`` seconds
 from every worker and hands a :class:`WorkerCacheStats` to a sink (the router gives it to the
-pool's policy, which corrects its index: see ``policies/cache_feedback.py``). A worker that does
+pool's policy, which corrects its index: see ``policies/cache/cache_feedback.py``). A worker that does
 not export them (not vLLM, or metrics off) is skipped silently.
 """
 

@@ -20,7 +20,7 @@ from runtime.router.health import HealthChecker
 from runtime.router.load_board import LoadBoard
 from runtime.router.metrics import RouterMetrics
 from runtime.router.policies import Choice, Policy, RequestView, make_policy
-from runtime.router.policies.disagg import DisaggDecider, DisaggDecision
+from runtime.router.policies.prefill_split_decider import DisaggDecider, DisaggDecision
 from runtime.router.upstream import Upstream
 from runtime.router.workers import PoolRole, Worker, WorkerPool
 

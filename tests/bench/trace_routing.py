@@ -34,7 +34,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from runtime.router.cache_stats import WorkerCacheStats, parse_vllm_metrics
-from runtime.router.policies.kv_index import chain_keys
+from runtime.router.policies.cache.kv_index import chain_keys
 from tests.bench.agentic_trace import RequestResult, Summary, Trace, replay, summarize
 from tests.bench.router_bench import HOST, process
 

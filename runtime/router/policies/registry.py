@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from runtime.errors import RouterConfigError
-from runtime.router.policies import least_loaded, prefix, round_robin
-from runtime.router.policies.base import Policy
+from runtime.router.policies.pickers import round_robin
+from runtime.router.policies.policy import Policy
+from runtime.router.policies.scorers import least_loaded, prefix
 
 __all__ = ["POLICIES", "PolicyEntry", "make_policy"]
 

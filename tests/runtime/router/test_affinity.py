@@ -14,9 +14,10 @@ import pytest
 
 from runtime.router.cache_stats import WorkerCacheStats, parse_vllm_metrics
 from runtime.router.policies import Policy, RequestView, make_policy
-from runtime.router.policies.cache_feedback import CacheFeedback
-from runtime.router.policies.prefix import PrefixIndex, PrefixParams, PrefixScorer
-from runtime.router.policies.session import SessionAffinityScorer
+from runtime.router.policies.cache.cache_feedback import CacheFeedback
+from runtime.router.policies.cache.prefix_index import PrefixIndex
+from runtime.router.policies.scorers.prefix import PrefixParams, PrefixScorer
+from runtime.router.policies.scorers.session import SessionAffinityScorer
 from runtime.router.workers import Worker
 from tests.runtime.conftest import MakeFake, MakeRouter
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runtime.router.config import DisaggregationConfig
 from runtime.router.policies import RequestView
-from runtime.router.policies.disagg import DisaggDecider
+from runtime.router.policies.prefill_split_decider import DisaggDecider
 from runtime.router.workers import Worker
 
 DECODE = Worker("http://127.0.0.1:9100", "decode")

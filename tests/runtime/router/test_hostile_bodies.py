@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from runtime.router.policies import RequestView
-from runtime.router.policies.session import SessionAffinityScorer
+from runtime.router.policies.scorers.session import SessionAffinityScorer
 from runtime.router.workers import Worker
 from tests.runtime.conftest import MakeFake, MakeRouter
 from tests.runtime.router.test_app import error_of

@@ -13,7 +13,7 @@ import pytest
 import zmq
 
 from runtime.router.kv_events import BlockRemoved, BlockStored, KvEventBatch, KvEventSubscriber, decode_batch
-from runtime.router.policies.kv_index import KvBlockIndex, chain_keys
+from runtime.router.policies.cache.kv_index import KvBlockIndex, chain_keys
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -21,7 +21,7 @@ import pytest_asyncio
 
 from runtime.router.config import load_config
 from runtime.router.policies import RequestView
-from runtime.router.policies.prefix import PrefixScorer
+from runtime.router.policies.scorers.prefix import PrefixScorer
 from runtime.router.server import RouterServer
 from tests.bench.mooncake_trace import block_text
 from tests.vllm_fixtures import KVEventsWorker

@@ -7,9 +7,9 @@ import pytest
 from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.config import DisaggregationConfig
 from runtime.router.policies import RequestView, make_policy
-from runtime.router.policies.cost_bound import CostBoundFilter
-from runtime.router.policies.disagg import DisaggDecider
-from runtime.router.policies.fanout import FanoutScorer
+from runtime.router.policies.filters.cost_bound import CostBoundFilter
+from runtime.router.policies.prefill_split_decider import DisaggDecider
+from runtime.router.policies.scorers.fanout import FanoutScorer
 from runtime.router.session_headers import session_from
 from runtime.router.workers import Worker
 from runtime.server.llm_calls import RUN_SESSION, llm_headers

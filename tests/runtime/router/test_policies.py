@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from runtime.errors import RouterConfigError
 from runtime.router.policies import POLICIES, RequestView, make_policy
-from runtime.router.policies.base import Filter, Picker, Policy, Scorer
-from runtime.router.policies.load_guard import LoadGuardFilter
-from runtime.router.policies.prefix import PrefixIndex, PrefixParams, PrefixScorer
+from runtime.router.policies.cache.prefix_index import PrefixIndex
+from runtime.router.policies.filters.load_guard import LoadGuardFilter
+from runtime.router.policies.parts import Filter, Picker, Scorer
+from runtime.router.policies.policy import Policy
+from runtime.router.policies.scorers.prefix import PrefixParams, PrefixScorer
 from runtime.router.workers import Worker, WorkerPool
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from runtime.router.cache_stats import WorkerCacheStats
-from runtime.router.policies.base import Part, RequestView
+from runtime.router.policies.parts import Part
+from runtime.router.policies.request_view import RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["SaturationFilter"]

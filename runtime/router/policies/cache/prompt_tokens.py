@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from runtime.errors import RouterConfigError
-from runtime.router.policies.base import RequestView
+from runtime.router.policies.request_view import RequestView
 
 __all__ = ["PromptTokenizer"]
 

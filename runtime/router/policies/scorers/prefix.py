@@ -1,7 +1,7 @@
 """``prefix``: send a prompt where its prefix is still in the KV cache, unless that worker is busy.
 
 The router cannot see the engines' caches block by block, so it remembers what it sent where: each
-worker gets an LRU of the prompt-block hashes routed to it (Dynamo's ApproxKvIndexer and llm-d's
+worker gets an LRU of the prompt-block hashes routed to it (``cache/prefix_index.py``; Dynamo's ApproxKvIndexer and llm-d's
 prefix-cache-scorer do the same). A worker's cost is Dynamo's ``overlap_weight x blocks still to
 prefill + active blocks``, where active blocks are the tokens this router has in flight on it; the
 cheapest wins. A session key (``x-session-id`` header or the ``user`` field) is a strong hint on
@@ -14,7 +14,7 @@ How the estimate ages out (eviction), per worker: an entry not used for ``ttl`` 
 beyond the capacity (``capacity_blocks``, or less when the worker reports a smaller KV cache in
 ``vllm:cache_config_info``) the least recently used entries go; and when the worker's own prefix-cache
 counters show fewer hits than the index predicted, the oldest entries are dropped, or all of them
-after a restart (``cache_feedback.py``).
+after a restart (``cache/cache_feedback.py``).
 
 Type name: ``prefix``. Parameters (defaults): ``block_chars`` 256, ``overlap_weight`` 1.0,
 ``capacity_blocks`` 65536 per worker, ``ttl`` 120 s, ``chars_per_token`` 4.0, ``balance_abs`` 8,
@@ -23,7 +23,7 @@ Type name: ``prefix``. Parameters (defaults): ``block_chars`` 256, ``overlap_wei
 
     policy: {name: prefix, params: {block_chars: 128, overlap_weight: 2.0, session_weight: 0}}
 
-Precise mode (``precise_cache.py``): with ``tokenizer`` (the model the workers load) and the workers'
+Precise mode (``cache/precise_cache.py``): with ``tokenizer`` (the model the workers load) and the workers'
 KV-event endpoints (``kv_events``: URL → ZMQ address, or ``kv_events_port``), a worker's cost counts
 the prompt tokens its own events say it lacks, instead of the estimate; ``kv_block_size`` is the
 block size assumed before a worker's first event (default: wait for it), ``kv_pending_ttl`` (5 s) how
@@ -34,35 +34,37 @@ long a just-routed prompt counts as held before its events arrive. The explanati
 
 Pipeline awareness: fan-out siblings (``fanout.py``: calls within ``fanout_window`` s sharing a
 prefix) score ``fanout_weight`` (1.5, between session and prefix) on the first one's worker; and
-affinity is sticky only until saturated (``saturation.py``: ``saturate_in_flight`` requests of ours,
+affinity is sticky only until saturated (``filters/saturation.py``: ``saturate_in_flight`` requests of ours,
 off by default, or ``saturate_waiting`` requests waiting in the engine, 5), and, with
 ``affinity_slack`` (blocks, off by default), only while its worker's cost stays within that many
-blocks of the cheapest worker's (``cost_bound.py``: saturation measured in work, not requests).
+blocks of the cheapest worker's (``filters/cost_bound.py``: saturation measured in work, not requests).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from runtime.router.cache_stats import WorkerCacheStats
-from runtime.router.policies.base import Filter, Part, Policy, RequestView, Scorer
-from runtime.router.policies.cache_feedback import CacheFeedback
-from runtime.router.policies.cost_bound import CostBoundFilter
-from runtime.router.policies.fanout import FanoutScorer
-from runtime.router.policies.load_guard import LoadGuardFilter
-from runtime.router.policies.max_score import MaxScorePicker
-from runtime.router.policies.precise_cache import CacheView, PreciseCache
-from runtime.router.policies.prompt_tokens import PromptTokenizer
-from runtime.router.policies.saturation import SaturationFilter
-from runtime.router.policies.session import SessionAffinityScorer
+from runtime.router.policies.cache.cache_feedback import CacheFeedback
+from runtime.router.policies.cache.precise_cache import CacheView, PreciseCache
+from runtime.router.policies.cache.prefix_index import PrefixIndex
+from runtime.router.policies.cache.prompt_tokens import PromptTokenizer
+from runtime.router.policies.filters.cost_bound import CostBoundFilter
+from runtime.router.policies.filters.load_guard import LoadGuardFilter
+from runtime.router.policies.filters.saturation import SaturationFilter
+from runtime.router.policies.parts import Filter, Part, Scorer
+from runtime.router.policies.pickers.max_score import MaxScorePicker
+from runtime.router.policies.policy import Policy
+from runtime.router.policies.request_view import RequestView
+from runtime.router.policies.scorers.fanout import FanoutScorer
+from runtime.router.policies.scorers.session import SessionAffinityScorer
 from runtime.router.workers import Worker
 
-__all__ = ["PrefixIndex", "PrefixParams", "PrefixScorer", "build"]
+__all__ = ["PrefixParams", "PrefixScorer", "build"]
 
 log = logging.getLogger("grove.router.prefix")
 
@@ -99,76 +101,6 @@ class PrefixParams(BaseModel):
         if (self.kv_events or self.kv_events_port) and not self.tokenizer:
             raise ValueError("kv_events needs tokenizer (the model the workers load)")
         return self
-
-
-class PrefixIndex:
-    """Per worker URL, an LRU of block hashes with the time each was last routed there."""
-
-    def __init__(self, capacity: int = 65536, ttl: float = 120.0) -> None:
-        self.capacity = capacity
-        self.ttl = ttl
-        self._lru: dict[str, OrderedDict[int, float]] = {}
-        self._capacity: dict[str, int] = {}
-
-    def capacity_of(self, url: str) -> int:
-        """Entries kept for ``url``: the default, or the worker's own cache size if smaller."""
-        return self._capacity.get(url, self.capacity)
-
-    def set_capacity(self, url: str, blocks: int) -> None:
-        """Cap ``url``'s entries at ``blocks`` (never above the default); evict the oldest beyond it."""
-        self._capacity[url] = max(1, min(self.capacity, blocks))
-        lru = self._lru.get(url)
-        while lru and len(lru) > self._capacity[url]:
-            lru.popitem(last=False)
-
-    def size(self, url: str) -> int:
-        """How many entries ``url`` has."""
-        return len(self._lru.get(url) or ())
-
-    def drop_oldest(self, url: str, share: float) -> int:
-        """Forget the least recently used ``share`` (0..1) of ``url``'s entries; returns how many went."""
-        lru = self._lru.get(url)
-        if not lru:
-            return 0
-        count = min(len(lru), round(len(lru) * max(0.0, min(1.0, share))))
-        for _ in range(count):
-            lru.popitem(last=False)
-        return count
-
-    def overlap(self, url: str, blocks: Sequence[int], now: float | None = None) -> int:
-        """How many leading ``blocks`` the worker probably still holds."""
-        lru = self._lru.get(url)
-        if not lru:
-            return 0
-        oldest = (now if now is not None else time.monotonic()) - self.ttl
-        count = 0
-        for block in blocks:
-            seen = lru.get(block)
-            if seen is None or seen < oldest:
-                break
-            count += 1
-        return count
-
-    def insert(self, url: str, blocks: Sequence[int], now: float | None = None) -> None:
-        """Record that the worker now holds ``blocks`` (most recent use); evict the oldest beyond capacity."""
-        if not blocks:
-            return
-        lru = self._lru.setdefault(url, OrderedDict())
-        stamp = now if now is not None else time.monotonic()
-        for block in blocks:
-            lru[block] = stamp
-            lru.move_to_end(block)
-        limit = self.capacity_of(url)
-        while len(lru) > limit:
-            lru.popitem(last=False)
-
-    def retain(self, urls: Sequence[str]) -> None:
-        """Forget workers that left the pool."""
-        keep = set(urls)
-        for url in [u for u in self._lru if u not in keep]:
-            del self._lru[url]
-        for url in [u for u in self._capacity if u not in keep]:
-            del self._capacity[url]
 
 
 class PrefixScorer(Part):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from runtime.router.policies.base import Part, Policy, RequestView
+from runtime.router.policies.parts import Part
+from runtime.router.policies.policy import Policy
+from runtime.router.policies.request_view import RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["RoundRobinParams", "RoundRobinPicker", "build"]

@@ -8,7 +8,7 @@ that worker probably has *not* cached is short, or when every prefill worker is 
 
 The decision reads the workers' real state where the router has it: the decode worker's uncached
 prompt tokens from its own KV events (``precise``: the decode policy's precise cache, see
-``precise_cache.py``; else the decider's estimate of what it routed there), and each prefill worker's
+``cache/precise_cache.py``; else the decider's estimate of what it routed there), and each prefill worker's
 queue as this router's requests in flight plus the requests its engine reports waiting
 (``vllm:num_requests_waiting``, scraped with the cache counters). Every decision carries a ``kind``
 (``always``, ``no-prefill-worker``, ``prefill-saturated``, ``short-uncached``, ``long-uncached``) that
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.config import DisaggregationConfig
-from runtime.router.policies.base import RequestView
-from runtime.router.policies.prefix import PrefixIndex
+from runtime.router.policies.cache.prefix_index import PrefixIndex
+from runtime.router.policies.request_view import RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["DisaggDecider", "DisaggDecision"]

@@ -1,6 +1,6 @@
 """Precise prefix-cache state for a policy: workers' KV events, looked up with the prompt's own tokens.
 
-The ``prefix`` policy estimates each worker's cache from what it routed there (``prefix.py``). When
+The ``prefix`` policy estimates each worker's cache from what it routed there (``scorers/prefix.py``). When
 the workers publish KV events (vLLM's ``--kv-events-config``, ZMQ) and the router has the model's
 tokenizer, this part replaces the estimate for those workers: it subscribes to each one's events
 (``runtime/router/kv_events.py``), keeps what each holds in a :class:`KvBlockIndex`, and answers
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from runtime.router.kv_events import KvEventBatch, KvEventSubscriber
-from runtime.router.policies.base import Part, RequestView
-from runtime.router.policies.kv_index import KvBlockIndex, chain_keys
-from runtime.router.policies.prompt_tokens import PromptTokenizer
+from runtime.router.policies.cache.kv_index import KvBlockIndex, chain_keys
+from runtime.router.policies.cache.prompt_tokens import PromptTokenizer
+from runtime.router.policies.parts import Part
+from runtime.router.policies.request_view import RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["CacheView", "PreciseCache"]

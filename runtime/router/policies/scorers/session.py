@@ -17,7 +17,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from runtime.router.policies.base import Part, RequestView
+from runtime.router.policies.parts import Part
+from runtime.router.policies.request_view import RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["SessionAffinityScorer"]

@@ -21,7 +21,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from runtime.router.policies.base import Part, RequestView
+from runtime.router.policies.parts import Part
+from runtime.router.policies.request_view import RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["CostBoundFilter"]

@@ -12,8 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from runtime.router.policies.base import Part, Policy, RequestView
-from runtime.router.policies.max_score import MaxScorePicker
+from runtime.router.policies.parts import Part
+from runtime.router.policies.pickers.max_score import MaxScorePicker
+from runtime.router.policies.policy import Policy
+from runtime.router.policies.request_view import RequestView
 from runtime.router.workers import Worker
 
 __all__ = ["LeastLoadedParams", "LeastLoadedScorer", "build"]

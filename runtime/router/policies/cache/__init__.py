@@ -1,0 +1,5 @@
+"""What the policies know of each worker's prefix cache, shared by the prefix scorer and the
+prefill/decode decider: the prompt's chained block hashes (``block_hashes``), the estimate of what was
+routed where (``prefix_index``) corrected by the workers' own counters (``cache_feedback``), and the
+precise state from their KV-cache events (``precise_cache`` over ``kv_index``, looked up with the
+prompt's own tokens from ``prompt_tokens``)."""
