@@ -1,13 +1,14 @@
 """The prefill/decode router sidecar: an OpenAI-compatible proxy in front of vLLM workers.
 
 Layout: ``config`` (the settings), ``workers`` (pool state), ``policies/`` (filter → score → pick,
-one registry; the prefill/decode split decided in ``policies/prefill_split_decider``), ``core`` (the routing decision and its explanation header), ``flow`` (the two legs
-and the failure policy), ``upstream`` (the runtime's keep-alive pool to the workers), ``health``,
-``admission``, ``metrics``, ``discovery/`` (static, Grove, Kubernetes), ``request`` (what a client
-may send), ``openapi`` (the document built from it), ``app`` (the handler: one request from
-admission to its last byte) and ``server`` (the runtime's listener with the router's client limits,
-signals, drain). Bearer
-keys are :mod:`runtime.auth`, shared with the pipeline server. Start one with ``grove-pipelines router`` or :class:`RouterServer`.
+one registry; the prefill/decode split decided in ``policies/prefill_split_decider``), ``router``
+(the Router: its pools, policies and checks, and the routing decision with its explanation header),
+``legs`` (the two legs of a request and the failure policy, over :mod:`runtime.http`'s keep-alive
+pool), ``health``, ``admission``, ``metrics``, ``discovery/`` (static, Grove, Kubernetes),
+``request`` (what a client may send), ``openapi`` (the document built from it), ``app`` (the
+handler: one request from admission to its last byte) and ``server`` (the runtime's listener with
+the router's client limits, signals, drain). Bearer keys are :mod:`runtime.auth`, shared with the
+pipeline server. Start one with ``grove-pipelines router`` or :class:`RouterServer`.
 """
 
 from runtime.router.config import RouterConfig, load_config

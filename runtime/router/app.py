@@ -28,8 +28,7 @@ from runtime.auth import ApiKeys
 from runtime.errors import UpstreamError, UpstreamTimeout
 from runtime.http import Request, Response, StreamBroken, StreamingResponse
 from runtime.router.admission import Rejected
-from runtime.router.core import ROUTE_HEADER, Router
-from runtime.router.flow import (
+from runtime.router.legs import (
     HANDOFF_MS,
     NoWorker,
     PassThrough,
@@ -43,6 +42,7 @@ from runtime.router.openapi import openapi_document
 from runtime.router.policies import RequestView
 from runtime.router.request import InvalidRequest, parse_request
 from runtime.router.request_ids import new_nonce, new_request_id
+from runtime.router.router import ROUTE_HEADER, Router
 from runtime.router.session_headers import SESSION_HEADER, session_from
 from runtime.tracing import TRACEPARENT, Span, parse_traceparent, start_span
 from runtime.tracing.context import reset_current, set_current
@@ -215,7 +215,7 @@ class _Exchange:
     """One client request from admission to its last byte: everything it holds is given back once.
 
     It holds an admission slot and, once a worker answers, that worker's in-flight count (the
-    :class:`~runtime.router.flow.Load` in :class:`~runtime.router.flow.Proxied`) and the upstream
+    :class:`~runtime.router.legs.Load` in :class:`~runtime.router.legs.Proxied`) and the upstream
     reply. A whole answer ends in :meth:`run`; a stream is this object itself, and ends when the
     listener closes it (:meth:`aclose`, called even when the stream never started), so no path
     leaks a slot or a count, and :meth:`end` counts the request once.
@@ -256,8 +256,14 @@ class _Exchange:
         self.proxied = proxied
         if self.span is not None and self.span.recording:
             route = proxied.route
-            for key, value in (("mode", route.mode), ("policy", route.policy), ("reason", route.reason[:512]),
-                               ("kind", route.kind), ("worker", route.worker.url), ("retries", len(route.notes))):
+            for key, value in (
+                ("mode", route.mode),
+                ("policy", route.policy),
+                ("reason", route.reason[:512]),
+                ("kind", route.kind),
+                ("worker", route.worker.url),
+                ("retries", len(route.notes)),
+            ):
                 self.span.set(f"grove.route.{key}", value)
             self.span.set("grove.route.prefill", route.prefill.url if route.prefill is not None else None)
         headers_out: list[Header] = [(b"x-request-id", rid)]
@@ -316,7 +322,9 @@ class _Exchange:
         proxied = self.proxied
         if proxied is not None:
             proxied.span.set("grove.ttft_ms", ms)
-            if proxied.prefilled_at is not None:  # the KV transfer, plus the decode worker's queue and first step
+            if (
+                proxied.prefilled_at is not None
+            ):  # the KV transfer, plus the decode worker's queue and first step
                 proxied.span.set(HANDOFF_MS, round((time.monotonic() - proxied.prefilled_at) * 1000, 3))
 
     async def aclose(self) -> None:
@@ -329,7 +337,8 @@ class _Exchange:
         if reason == "stopped-reading":
             log.warning("a client stopped reading its stream; cancelled")
         self.router.metrics.of(
-            self.router.metrics.client_aborts, "stopped-reading" if reason == "stopped-reading" else "disconnect"
+            self.router.metrics.client_aborts,
+            "stopped-reading" if reason == "stopped-reading" else "disconnect",
         ).inc()
         self.status = 499
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runtime.errors import UpstreamError
+from runtime.http.upstream import UpstreamPool
 from runtime.router.background import Background
-from runtime.router.upstream import Upstream
 from runtime.router.workers import Worker, WorkerPool
 
 __all__ = ["CacheStatsScraper", "WorkerCacheStats", "parse_vllm_metrics"]
@@ -82,7 +82,7 @@ class CacheStatsScraper:
     """Every ``interval`` seconds, ``GET /metrics`` on each healthy worker and pass its figures to ``sink``."""
 
     def __init__(
-        self, pools: Callable[[], list[WorkerPool]], upstream: Upstream, interval: float, sink: Sink
+        self, pools: Callable[[], list[WorkerPool]], upstream: UpstreamPool, interval: float, sink: Sink
     ) -> None:
         self._pools = pools
         self._upstream = upstream

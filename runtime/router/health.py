@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable
 
 from runtime.errors import UpstreamError
+from runtime.http.upstream import UpstreamPool
 from runtime.router.background import Background
 from runtime.router.config import HealthConfig
 from runtime.router.metrics import RouterMetrics
-from runtime.router.upstream import Upstream
 from runtime.router.workers import Worker, WorkerPool
 
 __all__ = ["HealthChecker"]
@@ -30,7 +30,7 @@ class HealthChecker:
     def __init__(
         self,
         pools: Callable[[], list[WorkerPool]],
-        upstream: Upstream,
+        upstream: UpstreamPool,
         config: HealthConfig,
         metrics: RouterMetrics,
     ) -> None:

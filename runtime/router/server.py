@@ -36,10 +36,10 @@ from runtime.http.processes import ProcessGroup
 from runtime.router.app import RouterApp
 from runtime.router.background import Background
 from runtime.router.config import LimitsConfig, RouterConfig
-from runtime.router.core import Router
 from runtime.router.discovery import Discovery
 from runtime.router.load_board import LoadBoard
 from runtime.router.metrics_peers import MetricsPeers
+from runtime.router.router import Router
 
 __all__ = ["RouterServer", "bind_socket", "run", "serve_processes", "share_limits"]
 

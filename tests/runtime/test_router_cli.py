@@ -13,7 +13,7 @@ import pytest
 
 from grove_pipelines.cli.main import main
 from tests.runtime.conftest import MakeFake
-from tests.runtime.router.test_flow import COMPLETION
+from tests.runtime.router.test_legs import COMPLETION
 
 CLI = str(Path(sys.executable).parent / "grove-pipelines")
 

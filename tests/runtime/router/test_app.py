@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from tests.runtime.conftest import MakeFake, MakeRouter, eventually
-from tests.runtime.router.test_flow import COMPLETION, metric
+from tests.runtime.router.test_legs import COMPLETION, metric
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

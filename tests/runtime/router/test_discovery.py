@@ -17,7 +17,7 @@ from runtime.router.discovery.grove import CliqueTarget, GroveEnv
 from runtime.router.server import RouterServer
 from tests.runtime.conftest import MakeFake
 from tests.runtime.kube_pods_fake import FakePodsAPI
-from tests.runtime.router.test_flow import COMPLETION
+from tests.runtime.router.test_legs import COMPLETION
 
 GROVE = {
     "GROVE_PCS_NAME": "rag",

@@ -18,7 +18,7 @@ import pytest
 
 from runtime.router.server import RouterServer
 from tests.runtime.conftest import MakeFake, MakeRouter
-from tests.runtime.router.test_flow import metric
+from tests.runtime.router.test_legs import metric
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session")]
 

@@ -16,7 +16,7 @@ from runtime.router.policies.scorers.session import SessionAffinityScorer
 from runtime.router.workers import Worker
 from tests.runtime.conftest import MakeFake, MakeRouter
 from tests.runtime.router.test_app import error_of
-from tests.runtime.router.test_flow import COMPLETION, metric
+from tests.runtime.router.test_legs import COMPLETION, metric
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
 

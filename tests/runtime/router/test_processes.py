@@ -26,12 +26,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from runtime.engines.supervisor import free_port
 from runtime.errors import RouterConfigError
 from runtime.router.config import load_config
-from runtime.router.core import Router
-from runtime.router.flow import Load
+from runtime.router.legs import Load
 from runtime.router.load_board import SLOTS, LoadBoard
 from runtime.router.metrics import RouterMetrics
 from runtime.router.metrics_peers import MetricsPeers
 from runtime.router.policies import RequestView
+from runtime.router.router import Router
 from runtime.router.server import share_limits
 from runtime.router.workers import Worker
 from tests.polling import eventually

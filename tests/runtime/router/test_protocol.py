@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.router.flow import decode_body, prefill_body
+from runtime.router.legs import decode_body, prefill_body
 
 
 def test_prefill_body_follows_the_nixl_protocol() -> None:

@@ -152,7 +152,7 @@ async def test_streaming_chat_yields_chunks_that_add_up_to_the_plain_answer(
                 chunks.append(json.loads(line[6:]))
     # How many chunks vLLM sends is its own timing: its output loop merges the deltas of a request that
     # got ahead of the reader. So the test checks the stream's shape, not a count (the chunk-for-chunk
-    # relay is test_flow.py's, against a worker that sends one event per token): the role first, then
+    # relay is test_legs.py's, against a worker that sends one event per token): the role first, then
     # content deltas that add up to the plain answer, one finish reason, and the usage chunk last.
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     choices = [c["choices"][0] for c in chunks if c["choices"]]

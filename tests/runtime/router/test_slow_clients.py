@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.runtime.conftest import MakeFake, MakeRouter
-from tests.runtime.router.test_flow import metric
+from tests.runtime.router.test_legs import metric
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
 

@@ -15,7 +15,7 @@ from runtime.router.server import RouterServer
 from tests.runtime.conftest import MakeFake, MakeRouter, eventually
 from tests.runtime.fake_vllm import FakeVLLM
 from tests.runtime.router.test_app import error_of
-from tests.runtime.router.test_flow import COMPLETION, metric
+from tests.runtime.router.test_legs import COMPLETION, metric
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from runtime import tracing
-from runtime.router.flow import CACHED_TOKENS, note_cached_tokens
+from runtime.router.legs import CACHED_TOKENS, note_cached_tokens
 from runtime.tracing import NonRecordingSpan, TracingSettings, parse_traceparent, start_span
 from runtime.tracing.context import format_traceparent
 from tests.otlp_collector import otlp_collector

@@ -43,10 +43,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from runtime.http.upstream import Abandoned
-from runtime.router.core import Route, Router
+from runtime.http.upstream import Abandoned, UpstreamReply
 from runtime.router.policies import RequestView
-from runtime.router.upstream import UpstreamReply
+from runtime.router.router import Route, Router
 from runtime.router.workers import Worker
 from runtime.tracing import Span, start_span
 from runtime.tracing.context import reset_current, set_current
@@ -173,15 +172,17 @@ def leg_span(leg: str, worker: Worker, route: Route, leg_id: str) -> Span:
     """The span of one leg (under the router's request span): its worker and the route's decision."""
     span = start_span(f"router.leg {leg}", kind="client")
     if span.recording:  # by default nothing records: the attributes are not even built
-        span.attributes.update({
-            "grove.leg": leg,
-            "grove.worker": worker.url,
-            "grove.route.mode": route.mode,
-            "grove.route.policy": route.policy,
-            "grove.route.reason": route.reason[:512],
-            "grove.route.kind": route.kind,
-            "grove.leg.request_id": leg_id,
-        })
+        span.attributes.update(
+            {
+                "grove.leg": leg,
+                "grove.worker": worker.url,
+                "grove.route.mode": route.mode,
+                "grove.route.policy": route.policy,
+                "grove.route.reason": route.reason[:512],
+                "grove.route.kind": route.kind,
+                "grove.leg.request_id": leg_id,
+            }
+        )
     return span
 
 
@@ -250,7 +251,9 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             span.set("grove.kv_source", source.url)
         token = set_current(span)  # the leg's task (and so its traceparent) is under this span
         try:
-            reply = await _post_unless_lost(router, worker.url + path, json.dumps(body).encode(), leg_headers, source)
+            reply = await _post_unless_lost(
+                router, worker.url + path, json.dumps(body).encode(), leg_headers, source
+            )
             span.set("http.response.status_code", reply.status)
             if reply.status >= 500:
                 detail = (await reply.read())[:200].decode(errors="replace")
@@ -359,7 +362,9 @@ async def _prefill(
                     raise UpstreamError(f"HTTP {reply.status}", url=worker.url, status=reply.status)
                 kv = _kv_params(data, span)
                 if kv is None:
-                    raise UpstreamError("answer has no kv_transfer_params (is it a kv_producer?)", url=worker.url)
+                    raise UpstreamError(
+                        "answer has no kv_transfer_params (is it a kv_producer?)", url=worker.url
+                    )
             worker.record_success()
             router.metrics.of(router.metrics.leg_latency, "prefill").observe(time.perf_counter() - started)
             return kv

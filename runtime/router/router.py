@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runtime.http.upstream import UpstreamPool
 from runtime.router.admission import Admission
 from runtime.router.cache_stats import CacheStatsScraper, WorkerCacheStats
 from runtime.router.config import RouterConfig
@@ -21,7 +22,6 @@ from runtime.router.load_board import LoadBoard
 from runtime.router.metrics import RouterMetrics
 from runtime.router.policies import Choice, Policy, RequestView, make_policy
 from runtime.router.policies.prefill_split_decider import DisaggDecider, DisaggDecision
-from runtime.router.upstream import Upstream
 from runtime.router.workers import PoolRole, Worker, WorkerPool
 
 __all__ = ["ROUTE_HEADER", "Route", "Router"]
@@ -101,7 +101,7 @@ class Router:
         #: In-flight counts shared with the other router processes (None: this process is the router).
         self.board = board
         self.metrics = RouterMetrics()
-        self.upstream = Upstream(
+        self.upstream = UpstreamPool(
             connect=config.timeouts.connect, read=config.timeouts.read, keepalive=config.timeouts.keepalive
         )
         self.pools: dict[PoolRole, WorkerPool] = {
@@ -143,8 +143,7 @@ class Router:
         )
 
     async def start(self) -> None:
-        """Open the connection pools and learn the workers' health and models before taking traffic."""
-        await self.upstream.start()
+        """Learn the workers' health and models before taking traffic (connections open on first use)."""
         await self.health.check_all(refresh_models=True)
         for role, policy in self.policies.items():
             await policy.start([w.url for w in self.pools[role].workers])

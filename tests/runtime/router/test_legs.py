@@ -9,7 +9,7 @@ import re
 import aiohttp
 import pytest
 
-from runtime.router.flow import prefill_body
+from runtime.router.legs import prefill_body
 from tests.runtime.conftest import MakeFake, MakeRouter, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
