@@ -20,7 +20,8 @@ tiny-model: $(STAMP)
 run: $(STAMP) tiny-model
 	$(BIN)/grove-pipelines run pipelines/agentic_rag.py --port $(PORT) --model $(TINY_MODEL)
 
-test: $(STAMP)
+# lint first: a tree that is not formatted or not typed fails before the long tests start
+test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -32,6 +33,7 @@ bench-routing: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check grove_pipelines runtime tests pipelines
+	$(BIN)/ruff format --check grove_pipelines runtime tests pipelines
 	$(BIN)/mypy grove_pipelines runtime
 
 clean:
