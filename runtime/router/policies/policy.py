@@ -10,7 +10,7 @@ has several scorers, the explanation of one without whose share another worker w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.router.cache_stats import WorkerCacheStats
@@ -23,16 +23,10 @@ __all__ = ["Choice", "Policy"]
 
 @dataclass
 class Choice:
-    """A policy's decision for one pool: the worker, why, and the weighted score of every candidate."""
+    """A policy's decision for one pool: the worker, and why (the ``x-grove-route`` header's words)."""
 
     worker: Worker
     reason: str
-    totals: dict[Worker, float] = field(default_factory=dict)
-
-    @property
-    def scores(self) -> dict[str, float]:
-        """The candidates' weighted scores by URL, rounded (made only when asked: nothing on the hot path)."""
-        return {w.url: round(s, 4) for w, s in self.totals.items()}
 
 
 def _decisive(chosen: Worker, totals: dict[Worker, float], part: dict[Worker, float]) -> bool:
@@ -81,7 +75,7 @@ class Policy:
                 text += " (decided)"
             reasons.append(text)
         reason = ", ".join(r for r in [*reasons, pick_reason] if r)
-        return Choice(worker, reason, totals)
+        return Choice(worker, reason)
 
     def on_routed(self, worker: Worker, req: RequestView) -> None:
         """Tell every part where the request went."""
