@@ -266,21 +266,17 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
                 _abandon(router, held, "released")  # vLLM frees a rejected decode request's remote KV
                 raise PassThrough(reply.status, data, reply.content_type)
         except _KVLost as exc:
-            load.release()
-            span.fail("KV source lost")
-            span.end()
+            _end_leg(load, span, "KV source lost")
             held = None
             notes.append(f"planned again: prefill {exc.url} was lost holding the KV")
             router.metrics.of(router.metrics.kv_abandoned, "lost").inc()
             attempt += 1
-            if attempt > cfg.retry.max_retries:
+            if not _may_retry(router, attempt, leg):
                 raise UpstreamError(f"prefill {exc.url} was lost holding the KV", url=exc.url) from None
-            router.metrics.of(router.metrics.retries, leg).inc()
             continue
         except UpstreamError as exc:
-            load.release()
-            span.fail(f"{type(exc).__name__}: HTTP {exc.status}" if exc.status else type(exc).__name__)
-            span.end()
+            why = f"{type(exc).__name__}: HTTP {exc.status}" if exc.status else type(exc).__name__
+            _end_leg(load, span, why)
             if held is not None and not isinstance(exc, UpstreamUnreachable):
                 _abandon(router, held, "expiring")  # the decode worker may have started pulling it
                 held = None
@@ -288,17 +284,16 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             exclude.add(worker.url)
             notes.append(f"retry after {leg} {worker.url} failed ({_short(exc)})")
             attempt += 1
-            if attempt > cfg.retry.max_retries:
+            if not _may_retry(router, attempt, leg):
                 _abandon(router, held, "expiring")
                 raise
-            router.metrics.of(router.metrics.retries, leg).inc()
             await _backoff(cfg.retry.backoff_base, cfg.retry.backoff_max, attempt)
             continue
         except BaseException as exc:
-            load.release()
-            if not isinstance(exc, PassThrough):
-                span.fail("cancelled" if not isinstance(exc, Exception) else type(exc).__name__)
-            span.end()
+            if isinstance(exc, PassThrough):
+                _end_leg(load, span, None)  # a worker's 4xx, passed on: the leg itself did not fail
+            else:
+                _end_leg(load, span, type(exc).__name__ if isinstance(exc, Exception) else "cancelled")
             raise
         finally:
             reset_current(token)
@@ -327,6 +322,22 @@ def note_cached_tokens(span: Span, data: bytes) -> None:
         found = _CACHED.findall(data)
         if found:
             span.set(CACHED_TOKENS, int(found[-1]))
+
+
+def _end_leg(load: Load, span: Span, failure: str | None) -> None:
+    """A leg that will not answer the client: its worker's counts go back, its span ends (failed, unless None)."""
+    load.release()
+    if failure is not None:
+        span.fail(failure)
+    span.end()
+
+
+def _may_retry(router: Router, attempt: int, leg: str) -> bool:
+    """Whether attempt number ``attempt`` is within ``retry.max_retries``; a retry that is, is counted."""
+    if attempt > router.config.retry.max_retries:
+        return False
+    router.metrics.of(router.metrics.retries, leg).inc()
+    return True
 
 
 def _abandon(router: Router, held: _Prefilled | None, outcome: str) -> None:
