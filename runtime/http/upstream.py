@@ -65,6 +65,8 @@ class _Exchange(asyncio.Protocol):
         self.reused = False
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -85,6 +87,7 @@ class _Exchange(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._cancel_timer()
         unframed = "content-length" not in self.headers and "transfer-encoding" not in self.headers
         if self.headers_done and unframed and self.error is None:
             self.done = True  # an answer without framing ends when the worker closes
@@ -132,16 +135,42 @@ class _Exchange(asyncio.Protocol):
         """Wait for more data (or the end, or an error, or ``wake_on`` resolving) for at most ``timeout`` s."""
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout, _expire, waiter)  # cheaper than asyncio.wait_for per wait
+        self._arm(loop, loop.time() + timeout)
         if wake_on is not None:
             wake_on.add_done_callback(self._woken)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
             if wake_on is not None:
                 wake_on.remove_done_callback(self._woken)
+
+    # One lazy timer per connection: a wait whose deadline is later than the pending timer's moves an
+    # attribute, not a timer (each wait arming and cancelling its own timer was a tenth of a request).
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self._deadline = deadline
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self.closed:
+            return  # not waiting now: the next wait arms a timer of its own
+        loop = waiter.get_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+            return
+        _expire(waiter)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _woken(self, _: asyncio.Future[Any]) -> None:
         self._wake()
@@ -167,6 +196,7 @@ class _Exchange(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.abort()
         self.closed = True
+        self._cancel_timer()
 
 
 class UpstreamReply:
@@ -224,6 +254,11 @@ class UpstreamReply:
 
     async def read(self) -> bytes:
         """The whole body; the connection goes back to the pool."""
+        conn = self._conn
+        if conn.done and conn.error is None:  # the usual answer: it came whole, with its head
+            data = conn.take()
+            self._finish()
+            return data
         parts = [piece async for piece in self.chunks()]
         return b"".join(parts)
 

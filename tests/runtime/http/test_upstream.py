@@ -186,6 +186,38 @@ async def test_silent_worker_times_out_before_and_during_the_body() -> None:
     await pool.close()
 
 
+async def test_the_read_timeout_bounds_each_silence_not_the_whole_answer() -> None:
+    """A body trickling in faster than the read timeout completes, however long it takes in all;
+    then one silence longer than the read timeout on a reused connection still times out."""
+    pieces = [b"x" * 10] * 8  # 8 pieces, 0.12 s apart: 0.96 s in all, under a read timeout of 0.3 s
+
+    async def trickle(w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await w.read_request(reader)
+            if not request:
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % sum(map(len, pieces)))
+            await writer.drain()
+            if b"/stall" in request:
+                await reader.read()  # then silence until the client gives up
+                return
+            for piece in pieces:
+                await asyncio.sleep(0.12)
+                writer.write(piece)
+                await writer.drain()
+
+    pool = UpstreamPool(read=0.3)
+    async with worker(trickle) as w:
+        for _ in range(2):  # the second answer reuses the connection (and its timer)
+            reply = await pool.post(f"{w.url}/trickle", b"{}", {})
+            assert await reply.read() == b"".join(pieces)
+        assert w.connections == 1
+        reply = await pool.post(f"{w.url}/stall", b"{}", {})
+        with pytest.raises(UpstreamTimeout, match="timed out"):
+            await reply.read()
+    await pool.close()
+
+
 async def test_refused_connection_is_an_upstream_error() -> None:
     server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
