@@ -115,6 +115,7 @@ class Router:
         }
         self._fallback: dict[PoolRole, Policy] = {role: make_policy("round_robin", {}) for role in self.pools}
         self.decider = DisaggDecider(config.disaggregation, self.policies["decode"].uncached_tokens)
+        self._labels: dict[tuple[PoolRole, ...], str] = {}
         self.admission = Admission(config.limits)
         self.metrics.queue_depth.set_function(lambda: self.admission.waiting)  # read when scraped
         self.health = HealthChecker(
@@ -247,10 +248,15 @@ class Router:
 
     def policy_label(self, *roles: PoolRole) -> str:
         """The policy name(s) for the header: one name, or ``prefill=a,decode=b`` when they differ."""
-        names = {role: self.policies[role].name for role in roles}
-        if len(set(names.values())) == 1:
-            return next(iter(names.values()))
-        return ",".join(f"{role}={name}" for role, name in names.items())
+        label = self._labels.get(roles)
+        if label is None:  # the policies are set for the router's life: one label per roles, made once
+            names = {role: self.policies[role].name for role in roles}
+            if len(set(names.values())) == 1:
+                label = next(iter(names.values()))
+            else:
+                label = ",".join(f"{role}={name}" for role, name in names.items())
+            self._labels[roles] = label
+        return label
 
     def plan(self, req: RequestView, exclude: set[str] | frozenset[str] = frozenset()) -> Route | None:
         """The route of one attempt, avoiding workers in ``exclude``; None when no worker can take it."""

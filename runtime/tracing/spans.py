@@ -140,6 +140,25 @@ class NonRecordingSpan(Span):
         pass
 
 
+class _NoTrace(NonRecordingSpan):
+    """The span of no trace while nothing records. Under it, as under its caller, :func:`current` is
+    None, so entering it changes nothing and keeps no token: one instance serves every task at once."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pass
+
+
+_NO_TRACE = _NoTrace(None)
+"""What :func:`start_span` returns with no parent while nothing records (no object per request)."""
+
+
 def start_span(
     name: str,
     attributes: dict[str, Attribute] | None = None,
@@ -154,7 +173,7 @@ def start_span(
     parent = parent or current()
     config = _SETTINGS[0]
     if not config.records:
-        return NonRecordingSpan(parent)
+        return NonRecordingSpan(parent) if parent is not None else _NO_TRACE
     if parent is None:
         trace_id = f"{_bits(128) or 1:032x}"
         return Span(name, trace_id, None, config.sample(trace_id, None), kind, config.service, attributes)
