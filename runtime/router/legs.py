@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from runtime.http.json_wire import JsonError, decode_json, encode_json
 from runtime.http.upstream import Abandoned, UpstreamReply
 from runtime.router.policies import RequestView
 from runtime.router.router import Route, Router
@@ -251,9 +252,7 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
             span.set("grove.kv_source", source.url)
         token = set_current(span)  # the leg's task (and so its traceparent) is under this span
         try:
-            reply = await _post_unless_lost(
-                router, worker.url + path, json.dumps(body).encode(), leg_headers, source
-            )
+            reply = await _post_unless_lost(router, worker.url + path, encode_json(body), leg_headers, source)
             span.set("http.response.status_code", reply.status)
             if reply.status >= 500:
                 detail = (await reply.read())[:200].decode(errors="replace")
@@ -350,7 +349,7 @@ async def _prefill(
 ) -> dict[str, Any] | None:
     """Run the prefill leg, retrying on other prefill workers; on giving up, switch to local prefill."""
     cfg = router.config
-    body = json.dumps(prefill_body(req.body)).encode()
+    body = encode_json(prefill_body(req.body))
     tried: set[str] = set()
     worker = route.prefill
     while worker is not None:
@@ -401,9 +400,12 @@ async def _prefill(
 def _kv_params(data: bytes, span: Span) -> dict[str, Any] | None:
     """The prefill answer's ``kv_transfer_params``; its prompt tokens vLLM found cached go on ``span``."""
     try:
-        parsed = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
+        parsed = decode_json(data)
+    except (JsonError, RecursionError):
+        try:  # the worker's own JSON may hold what strict JSON refuses (vLLM writes -Infinity logprobs)
+            parsed = json.loads(data)
+        except (ValueError, RecursionError):
+            return None
     if not isinstance(parsed, dict):
         return None
     usage = parsed.get("usage")

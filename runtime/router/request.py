@@ -10,11 +10,12 @@ bytes never reach a worker. Fields the router does not know pass through for vLL
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+
+from runtime.http.json_wire import JsonError, decode_json
 
 __all__ = [
     "MAX_DEPTH",
@@ -139,8 +140,8 @@ def parse_request(
             bounds, or an output budget beyond ``context_length(model)`` (None: not known).
     """
     try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):  # ValueError covers bad UTF-8 and over-long integers too
+        body = decode_json(raw)
+    except (JsonError, RecursionError):  # strict RFC 8259: bad UTF-8, NaN, lone surrogates are refused too
         raise InvalidRequest("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")

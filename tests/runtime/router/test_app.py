@@ -25,6 +25,31 @@ async def error_of(resp: aiohttp.ClientResponse) -> dict[str, object]:
     ("path", "data", "status", "message"),
     [
         ("/v1/completions", b"{not json", 400, "the request body is not valid JSON"),
+        # not RFC 8259 JSON, though Python's json module would take each: refused, never half-understood
+        (
+            "/v1/completions",
+            b'{"model": "tiny", "prompt": "hi", "temperature": NaN}',
+            400,
+            "the request body is not valid JSON",
+        ),
+        (
+            "/v1/completions",
+            b'{"model": "tiny", "prompt": "hi", "top_p": 1e999}',
+            400,
+            "the request body is not valid JSON",
+        ),
+        (
+            "/v1/completions",
+            b'{"model": "tiny", "prompt": "\\ud800"}',
+            400,
+            "the request body is not valid JSON",
+        ),
+        (
+            "/v1/completions",
+            b'\xef\xbb\xbf{"model": "tiny", "prompt": "hi"}',
+            400,
+            "the request body is not valid JSON",
+        ),
         ("/v1/completions", b"[1, 2]", 400, "the request body must be a JSON object"),
         ("/v1/completions", b'{"prompt": "hi"}', 400, "missing required field 'model'"),
         ("/v1/completions", b'{"model": "tiny"}', 400, "missing required field 'prompt'"),
