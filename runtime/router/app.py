@@ -159,8 +159,8 @@ class RouterApp:
             value = given.get(name)
             if value is not None and not (name == "authorization" and self.keys.enabled):
                 headers[name] = value
-        client_id = given.get("x-request-id", "")
-        request_id = client_id if _CLIENT_ID.fullmatch(client_id) else ""
+        client_id = given.get("x-request-id")
+        request_id = client_id if client_id and _CLIENT_ID.fullmatch(client_id) else ""
         session = session_from(given)  # x-session-id or an agent's own session header
         if session is not None:
             headers[SESSION_HEADER] = session
@@ -309,17 +309,21 @@ class _Exchange:
             self._first_token()
         if chunk:
             note_cached_tokens(self.proxied.span, chunk)  # vLLM writes each event, its usage too, whole
-            self._tail = (self._tail + chunk)[-2:]
+            self._tail = chunk[-2:] if len(chunk) > 1 else (self._tail + chunk)[-2:]
         return chunk
 
     def _first_token(self) -> None:
         """The answer's first bytes are in: time to first token, to the metrics and to the spans."""
         ttft = time.perf_counter() - self.started
         self.router.metrics.of(self.router.metrics.ttft, self.endpoint).observe(ttft)
+        proxied = self.proxied
+        if not (self.span is not None and self.span.recording) and not (
+            proxied is not None and proxied.span.recording
+        ):
+            return  # nothing records: no attributes to make
         ms = round(ttft * 1000, 3)
         if self.span is not None:
             self.span.set("grove.ttft_ms", ms)
-        proxied = self.proxied
         if proxied is not None:
             proxied.span.set("grove.ttft_ms", ms)
             if (
