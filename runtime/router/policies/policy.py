@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.router.cache_stats import WorkerCacheStats
-from runtime.router.policies.parts import Filter, Picker, Scorer
+from runtime.router.policies.parts import Filter, Part, Picker, Scorer
 from runtime.router.policies.request_view import RequestView
 from runtime.router.workers import Worker
 
@@ -51,6 +51,13 @@ class Policy:
         self.scorers = list(scorers)
         self.picker = picker
         self._parts: list[Any] = [*self.filters, *(s for s, _ in self.scorers), self.picker]
+        # looked up once, and the base class's no-op left out: on_routed runs on every request
+        self._on_routed = [
+            hook
+            for part in self._parts
+            if (hook := getattr(part, "on_routed", None)) is not None
+            and getattr(hook, "__func__", None) is not Part.on_routed
+        ]
 
     def choose(self, workers: list[Worker], req: RequestView) -> Choice | None:
         """Run the policy over ``workers`` (already healthy and serving the model); None if nobody is left."""
@@ -79,10 +86,8 @@ class Policy:
 
     def on_routed(self, worker: Worker, req: RequestView) -> None:
         """Tell every part where the request went."""
-        for part in self._parts:
-            hook = getattr(part, "on_routed", None)
-            if hook is not None:
-                hook(worker, req)
+        for hook in self._on_routed:
+            hook(worker, req)
 
     def on_membership(self, urls: Sequence[str]) -> None:
         """Tell every part the pool's current members."""
