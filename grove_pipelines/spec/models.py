@@ -12,6 +12,7 @@ from grove_pipelines.spec.tracing import check_otel_env
 from grove_pipelines.spec.vllm import DEFAULT_VLLM_IMAGE
 
 __all__ = [
+    "COMPILER_LABEL_PREFIX",
     "DEFAULT_PYTHON_IMAGE",
     "DEFAULT_VLLM_IMAGE",
     "DNS_LABEL",
@@ -31,6 +32,8 @@ __all__ = [
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$")
 DEFAULT_PYTHON_IMAGE = "ghcr.io/grove-pipelines/runtime:0.1.0"
+COMPILER_LABEL_PREFIX = "grove-pipelines.io/"
+"""Label keys under it are the compiler's (``grove_pipelines.grove.labels``): Services select pods by them."""
 
 
 class _Options(BaseModel):
@@ -156,6 +159,16 @@ class _NamedSpec(_ReplicatedSpec):
             if key.startswith("GP_"):
                 raise ValueError(
                     f"env name {key!r}: GP_* variables are set by the compiler (endpoints, credentials)"
+                )
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key.startswith(COMPILER_LABEL_PREFIX):
+                raise ValueError(
+                    f"label {key!r}: {COMPILER_LABEL_PREFIX}* labels are set by the compiler (Services select by them)"
                 )
         return value
 
