@@ -1,7 +1,8 @@
 """An LLM call the pipeline iterates (``stream_complete``) is counted as an awaited one is: in
 ``grove_stage_calls_total`` and ``grove_stage_call_seconds``, and on the console page.
 
-The LLM stage's endpoint is the vLLM double (``tests/runtime/fake_vllm.py``). The reference is one
+The pipelines are the span tests' (one reads the stream to its end, one leaves it after the first
+piece); the LLM stage's endpoint is the vLLM double (``tests/runtime/fake_vllm.py``). The reference is one
 count per call, with the outcome the client saw; the awaited call beside it is counted by the path
 that has always counted (``RequestInvoker._guarded``).
 """
@@ -11,29 +12,17 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from grove_pipelines import llm, pipeline
+from grove_pipelines import pipeline
 from runtime.auth import ApiKeys
 from runtime.server.app import PipelineApp
 from runtime.server.settings import ServerSettings
 from tests.runtime.conftest import MakeFake
 from tests.runtime.server.helpers import make_executor, serving
+from tests.runtime.tracing.test_stream_spans import reads_one, reads_stream, talker
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
 
 KEY = "stream-metrics-key"
-talker = llm("talker", model="tiny", served_model_name="tiny")
-
-
-@pipeline(name="reads-stream")
-async def reads_stream(text: str) -> str:
-    return "".join([piece async for piece in talker.stream_complete(text, max_tokens=3)])
-
-
-@pipeline(name="reads-one")
-async def reads_one(text: str) -> str:
-    async for piece in talker.stream_complete(text, max_tokens=3):
-        return piece  # leaves the stream early
-    return ""
 
 
 @pipeline(name="awaits")
