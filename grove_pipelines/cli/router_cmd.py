@@ -7,24 +7,36 @@ from typing import Annotated, Any
 
 import typer
 
+from grove_pipelines.spec import router_flags as rf
+
 __all__ = ["register"]
 
 _URLS = "URL of {} worker (repeat the flag for more)."
-_CLIQUE = "Grove clique of the {} workers (leader clique with --{}-group)."
+_CLIQUE = "Grove clique of the {} workers (leader clique with {})."
 
 
 def router(
     port: Annotated[
-        int | None, typer.Option(help="Port to listen on (0: any free port). [default: 8080]")
+        int | None, typer.Option(rf.PORT, help="Port to listen on (0: any free port). [default: 8080]")
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on. [default: 127.0.0.1]")] = None,
-    prefill: Annotated[list[str] | None, typer.Option(help=_URLS.format("a prefill"))] = None,
-    decode: Annotated[list[str] | None, typer.Option(help=_URLS.format("a decode"))] = None,
-    worker: Annotated[list[str] | None, typer.Option(help=_URLS.format("an aggregated"))] = None,
+    host: Annotated[
+        str | None, typer.Option(rf.HOST, help="Address to listen on. [default: 127.0.0.1]")
+    ] = None,
+    prefill: Annotated[
+        list[str] | None, typer.Option(rf.urls_flag("prefill"), help=_URLS.format("a prefill"))
+    ] = None,
+    decode: Annotated[
+        list[str] | None, typer.Option(rf.urls_flag("decode"), help=_URLS.format("a decode"))
+    ] = None,
+    worker: Annotated[
+        list[str] | None, typer.Option(rf.urls_flag("worker"), help=_URLS.format("an aggregated"))
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="round_robin, least_loaded or prefix.")] = None,
     prefill_policy: Annotated[str | None, typer.Option(help="Policy of the prefill pool.")] = None,
     decode_policy: Annotated[str | None, typer.Option(help="Policy of the decode pool.")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML/JSON file with any router setting.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(rf.CONFIG, help="YAML/JSON file with any router setting.")
+    ] = None,
     conditional_disagg: Annotated[
         bool,
         typer.Option(
@@ -55,24 +67,39 @@ def router(
     ] = None,
     queue_size: Annotated[int | None, typer.Option(help="Requests that may wait; beyond: 429.")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body; beyond: 413.")] = None,
-    discovery: Annotated[str | None, typer.Option(help="static, grove or kubernetes.")] = None,
-    prefill_clique: Annotated[str | None, typer.Option(help=_CLIQUE.format("prefill", "prefill"))] = None,
-    decode_clique: Annotated[str | None, typer.Option(help=_CLIQUE.format("decode", "decode"))] = None,
-    worker_clique: Annotated[str | None, typer.Option(help=_CLIQUE.format("aggregated", "worker"))] = None,
+    discovery: Annotated[str | None, typer.Option(rf.DISCOVERY, help="static, grove or kubernetes.")] = None,
+    prefill_clique: Annotated[
+        str | None,
+        typer.Option(rf.clique_flag("prefill"), help=_CLIQUE.format("prefill", rf.group_flag("prefill"))),
+    ] = None,
+    decode_clique: Annotated[
+        str | None,
+        typer.Option(rf.clique_flag("decode"), help=_CLIQUE.format("decode", rf.group_flag("decode"))),
+    ] = None,
+    worker_clique: Annotated[
+        str | None,
+        typer.Option(rf.clique_flag("worker"), help=_CLIQUE.format("aggregated", rf.group_flag("worker"))),
+    ] = None,
     prefill_group: Annotated[
-        str | None, typer.Option(help="Grove scaling group of multi-node prefill.")
+        str | None, typer.Option(rf.group_flag("prefill"), help="Grove scaling group of multi-node prefill.")
     ] = None,
     decode_group: Annotated[
-        str | None, typer.Option(help="Grove scaling group of multi-node decode.")
+        str | None, typer.Option(rf.group_flag("decode"), help="Grove scaling group of multi-node decode.")
     ] = None,
     worker_group: Annotated[
-        str | None, typer.Option(help="Grove scaling group of multi-node workers.")
+        str | None, typer.Option(rf.group_flag("worker"), help="Grove scaling group of multi-node workers.")
     ] = None,
-    prefill_selector: Annotated[str | None, typer.Option(help="Label selector of prefill pods.")] = None,
-    decode_selector: Annotated[str | None, typer.Option(help="Label selector of decode pods.")] = None,
-    worker_selector: Annotated[str | None, typer.Option(help="Label selector of aggregated pods.")] = None,
+    prefill_selector: Annotated[
+        str | None, typer.Option(rf.selector_flag("prefill"), help="Label selector of prefill pods.")
+    ] = None,
+    decode_selector: Annotated[
+        str | None, typer.Option(rf.selector_flag("decode"), help="Label selector of decode pods.")
+    ] = None,
+    worker_selector: Annotated[
+        str | None, typer.Option(rf.selector_flag("worker"), help="Label selector of aggregated pods.")
+    ] = None,
     worker_port: Annotated[
-        int | None, typer.Option(help="Port of discovered workers. [default: 8000]")
+        int | None, typer.Option(rf.WORKER_PORT, help="Port of discovered workers. [default: 8000]")
     ] = None,
     namespace: Annotated[str | None, typer.Option(help="Namespace of discovered pods.")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
@@ -121,4 +148,4 @@ def _overrides(v: dict[str, Any]) -> dict[str, Any]:
 
 def register(app: typer.Typer) -> None:
     """Add the command to the app."""
-    app.command("router")(router)
+    app.command(rf.SUBCOMMAND)(router)

@@ -15,6 +15,7 @@ from functools import cached_property
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove import containers as ctr
 from grove_pipelines.grove.kube_objects import Container, EmptyDirVolumeSource, EnvVar, PodSpec, Volume
+from grove_pipelines.grove.labels import ROLE_LABEL, STAGE_LABEL
 from grove_pipelines.grove.layout import Layout, Unit
 from grove_pipelines.grove.podcliqueset import (
     AutoScalingConfig,
@@ -27,8 +28,6 @@ from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX, en
 
 __all__ = ["CliqueContext", "autoscaling_config", "build_cliques", "build_scaling_groups", "has_router"]
 
-STAGE_LABEL = "grove-pipelines.io/stage"
-ROLE_LABEL = "grove-pipelines.io/role"
 KAI_QUEUE_LABEL = "kai.scheduler/queue"
 
 
@@ -110,7 +109,7 @@ def _pod_spec(ctx: CliqueContext, node: str, main: Container) -> PodSpec:
 
 
 def _labels(ctx: CliqueContext, unit: Unit, extra: dict[str, str]) -> dict[str, str]:
-    labels = {STAGE_LABEL: unit.stage, ROLE_LABEL: unit.role, **extra}
+    labels = {**extra, STAGE_LABEL: unit.stage, ROLE_LABEL: unit.role}
     if ctx.graph.pipeline.queue is not None and ctx.graph.pipeline.scheduler == "kai-scheduler":
         labels[KAI_QUEUE_LABEL] = ctx.graph.pipeline.queue
     return labels

@@ -39,6 +39,7 @@ from grove_pipelines.grove.kube_objects import (
 from grove_pipelines.grove.layout import Unit
 from grove_pipelines.grove.names import CONTAINER_NAME_LIMIT, short_name
 from grove_pipelines.spec import LLMSpec, Resources, RoleSpec
+from grove_pipelines.spec import router_flags as rf
 from grove_pipelines.spec.endpoints import (
     LIVENESS_PATH,
     ROUTER_BIND_HOST,
@@ -198,6 +199,10 @@ def server_auth_env(pcs: str, *, api_keys: bool, stage_token: bool) -> list[EnvV
     ]
 
 
+_ROUTER_POOL: dict[str, rf.Pool] = {"serve": "worker", "prefill": "prefill", "decode": "decode"}
+"""The router pool that serves an LLM unit of each role."""
+
+
 def router_container(
     *, image: str, index: int, llm: str, units: list[Unit], env: list[EnvVar] | None = None
 ) -> Container:
@@ -208,22 +213,13 @@ def router_container(
     the server and stops it after the server has exited, so requests the server drains still route.
     """
     port = ROUTER_BASE_PORT + index
-    command = [
-        "grove-pipelines",
-        "router",
-        "--host",
-        ROUTER_BIND_HOST,
-        "--port",
-        str(port),
-        "--discovery",
-        "grove",
-    ]
+    command = [*rf.COMMAND, rf.HOST, ROUTER_BIND_HOST, rf.PORT, str(port), rf.DISCOVERY, "grove"]
     for unit in units:
-        flag = "worker" if unit.role == "serve" else unit.role
-        command += [f"--{flag}-clique", unit.clique]
+        pool = _ROUTER_POOL[unit.role]
+        command += [rf.clique_flag(pool), unit.clique]
         if unit.group is not None:
-            command += [f"--{flag}-group", unit.group]
-    command += ["--worker-port", str(WORKER_PORT)]
+            command += [rf.group_flag(pool), unit.group]
+    command += [rf.WORKER_PORT, str(WORKER_PORT)]
     return Container(
         name=short_name(f"router-{llm}", CONTAINER_NAME_LIMIT),
         image=image,

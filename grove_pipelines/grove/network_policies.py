@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove import containers as ctr
-from grove_pipelines.grove.cliques import STAGE_LABEL
 from grove_pipelines.grove.kube_objects import (
     LabelSelector,
     LabelSelectorRequirement,
@@ -28,17 +27,15 @@ from grove_pipelines.grove.kube_objects import (
     NetworkPolicySpec,
     ObjectMeta,
 )
+from grove_pipelines.grove.labels import PART_OF, STAGE_LABEL, stage_pods
 from grove_pipelines.spec import LLMSpec
 
 __all__ = ["build_network_policies"]
 
-PART_OF = "app.kubernetes.io/part-of"
-"""Grove puts it on every pod of the PodCliqueSet, valued with the PodCliqueSet's name."""
-
 
 def _pods(pcs: str, stages: list[str]) -> LabelSelector:
     if len(stages) == 1:
-        return LabelSelector(match_labels={PART_OF: pcs, STAGE_LABEL: stages[0]})
+        return LabelSelector(match_labels=stage_pods(pcs, stages[0]))
     return LabelSelector(
         match_labels={PART_OF: pcs},
         match_expressions=[LabelSelectorRequirement(key=STAGE_LABEL, operator="In", values=sorted(stages))],

@@ -6,8 +6,9 @@
 * ``<pcs>-router``: ServiceAccount + Role (get/list/watch pods in the namespace, nothing else) +
   RoleBinding, only when some pod carries a router sidecar (routers discover workers by label).
 
-Selectors use Grove's ``grove.io/podclique`` label, whose value is the PodClique FQN
-``<pcs>-0-<clique>`` (the PodCliqueSet has one replica).
+A Service selects its stage's pods in every replica of the PodCliqueSet (``labels.stage_pods``: Grove's
+``part-of`` and the compiler's stage label), not one replica's PodClique (``grove.io/podclique`` is
+``<pcs>-<i>-<clique>``), so scaling the PodCliqueSet out puts the new replicas behind the Services too.
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ from grove_pipelines.grove.kube_objects import (
     ServiceSpec,
     Subject,
 )
+from grove_pipelines.grove.labels import stage_pods
 from grove_pipelines.grove.layout import Layout
-from grove_pipelines.grove.names import clique_fqn
 
 __all__ = ["build_rbac", "build_services"]
-
-_PODCLIQUE_LABEL = "grove.io/podclique"
 
 
 def _meta(name: str, namespace: str, labels: dict[str, str]) -> ObjectMeta:
@@ -40,13 +39,13 @@ def _meta(name: str, namespace: str, labels: dict[str, str]) -> ObjectMeta:
 
 
 def _service(
-    name: str, *, pcs: str, clique: str, port: int, kind: str, namespace: str, labels: dict[str, str]
+    name: str, *, pcs: str, stage: str, port: int, kind: str, namespace: str, labels: dict[str, str]
 ) -> Service:
     return Service(
         metadata=_meta(name, namespace, labels),
         spec=ServiceSpec(
             type=kind,  # type: ignore[arg-type]
-            selector={_PODCLIQUE_LABEL: clique_fqn(pcs, clique)},
+            selector=stage_pods(pcs, stage),
             ports=[ServicePort(name="http", port=port, target_port="http", protocol="TCP")],
         ),
     )
@@ -63,13 +62,13 @@ def build_services(
             "reaches the cluster run it; keep auth (the default) or say @pipeline(..., public=True)"
         )
     services = [
-        _service(pcs, pcs=pcs, clique=ENTRY, port=entry.port, kind=entry.service_type, namespace=namespace,
+        _service(pcs, pcs=pcs, stage=ENTRY, port=entry.port, kind=entry.service_type, namespace=namespace,
                  labels=labels)
     ]  # fmt: skip
     for stage in graph.python_stages():
         clique = layout.targets(stage.name)[0]
         services.append(
-            _service(f"{pcs}-{clique}", pcs=pcs, clique=clique, port=8000, kind="ClusterIP",
+            _service(f"{pcs}-{clique}", pcs=pcs, stage=stage.name, port=8000, kind="ClusterIP",
                      namespace=namespace, labels=labels)
         )  # fmt: skip
     return services

@@ -34,8 +34,10 @@ from grove_pipelines.local.pods import LocalPod
 from grove_pipelines.local.profile import CannotRunHere
 from grove_pipelines.local.services import Endpoint, ServiceForwarder
 from grove_pipelines.spec.server_auth import new_secret_value, secret_key_refs
+from grove_pipelines.spec.tracing import TRACE_STORE_ENV
+from runtime.engines.nixl_progress import DELAY_ENV as NIXL_DELAY_ENV
 
-__all__ = ["ContainerRewrite", "LocalCluster", "image_env"]
+__all__ = ["RUNTIME_SETTINGS", "ContainerRewrite", "LocalCluster", "image_env"]
 
 ContainerRewrite = Callable[[GrovePod, Mapping[str, Any]], Mapping[str, Any]]
 """The local profile's rewrite of one container (raises CannotRunHere for a pod that cannot run)."""
@@ -233,11 +235,17 @@ class LocalCluster:
         ] + [{"pod": name, "skipped": why} for name, why in self.skipped.items()]  # fmt: skip
 
 
+RUNTIME_SETTINGS = (TRACE_STORE_ENV, NIXL_DELAY_ENV)
+"""The ``GROVE_*`` variables the runtime reads as its own settings (``GROVE_TRACE_STORE_TRACES=50
+grove-pipelines run ...`` keeps traces for the console page). Every other ``GROVE_*`` name is Grove's
+pod identity or a credential (``GROVE_ROUTER_API_KEY``), which a pod gets from its own spec only."""
+
+
 def image_env() -> dict[str, str]:
     """The "image" environment: this machine's, without anything that would make a pod see a cluster or
-    another run (``GROVE_*``, ``GP_*``, ``KUBERNETES_*``)."""
+    another run (``GROVE_*`` but the runtime's settings, ``GP_*``, ``KUBERNETES_*``)."""
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("GROVE_", "GP_", "KUBERNETES_", "KUBECONFIG"))
+        if k in RUNTIME_SETTINGS or not k.startswith(("GROVE_", "GP_", "KUBERNETES_", "KUBECONFIG"))
     }

@@ -23,7 +23,9 @@ from typing import Any
 import httpx
 
 from grove_pipelines.errors import RunError
+from grove_pipelines.grove.labels import ROLE_LABEL
 from grove_pipelines.local.cluster import LocalCluster
+from grove_pipelines.local.identity import grove_pods
 from grove_pipelines.local.netns import sweep
 from grove_pipelines.local.plan import example_body, model_max_len
 from grove_pipelines.local.profile import LocalProfile
@@ -35,24 +37,15 @@ _READY_TIMEOUT = 1800.0
 
 
 def entry_service(documents: Sequence[Mapping[str, Any]]) -> str:
-    """The Service in front of the entry clique (the one labelled ``grove-pipelines.io/role: entry``)."""
+    """The Service in front of the entry clique (the one labelled ``grove-pipelines.io/role: entry``):
+    the one whose selector matches the labels Grove gives its pods, in every replica of the PodCliqueSet."""
     pcs = next(d for d in documents if d["kind"] == "PodCliqueSet")
-    name, template = pcs["metadata"]["name"], pcs["spec"]["template"]
-    entry = next(
-        (
-            c["name"]
-            for c in template["cliques"]
-            if (c.get("labels") or {}).get("grove-pipelines.io/role") == "entry"
-        ),
-        None,
-    )
+    entry = [pod.labels for pod in grove_pods(pcs) if pod.labels.get(ROLE_LABEL) == "entry"]
     for doc in documents:
         selector = doc.get("spec", {}).get("selector") or {} if doc["kind"] == "Service" else {}
-        if entry is not None and selector.get("grove.io/podclique") == f"{name}-0-{entry}":
+        if entry and selector and all(selector.items() <= labels.items() for labels in entry):
             return str(doc["metadata"]["name"])
-    raise RunError(
-        "the documents have no Service in front of an entry clique (label grove-pipelines.io/role: entry)"
-    )
+    raise RunError(f"the documents have no Service in front of an entry clique (label {ROLE_LABEL}: entry)")
 
 
 def run_documents(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from grove_pipelines.errors import RunError
 from grove_pipelines.graph import PipelineGraph
+from grove_pipelines.spec import router_flags as rf
 
 __all__ = ["LLMPlan", "example_body", "model_max_len", "parse_attach", "plan_llms"]
 
@@ -42,8 +43,8 @@ class LLMPlan(BaseModel):
     def router_args(self, worker_urls: Sequence[str]) -> list[str]:
         """The router's worker flags for these workers (in the order of :attr:`roles`)."""
         if self.disaggregated:
-            return ["--prefill", worker_urls[0], "--decode", worker_urls[1]]
-        return ["--worker", worker_urls[0]]
+            return [rf.urls_flag("prefill"), worker_urls[0], rf.urls_flag("decode"), worker_urls[1]]
+        return [rf.urls_flag("worker"), worker_urls[0]]
 
 
 def parse_attach(values: Sequence[str]) -> dict[str, tuple[str, ...]]:

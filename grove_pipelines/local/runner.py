@@ -25,6 +25,7 @@ from grove_pipelines.errors import RunError
 from grove_pipelines.graph.build import build_graph
 from grove_pipelines.loader import LoadedPipeline, load_pipeline
 from grove_pipelines.local.plan import LLMPlan, example_body, model_max_len, plan_llms
+from grove_pipelines.spec import router_flags as rf
 from grove_pipelines.spec.tracing import otlp_traces_target
 from runtime.engines.supervisor import ManagedProcess, free_port
 from runtime.engines.vllm import VLLMConfig, VLLMProcess
@@ -118,12 +119,12 @@ class LocalStack:
             sys.executable,
             "-m",
             "grove_pipelines.cli.main",
-            "router",
-            "--host",
+            rf.SUBCOMMAND,
+            rf.HOST,
             "127.0.0.1",
-            "--port",
+            rf.PORT,
             str(port),
-            "--config",
+            rf.CONFIG,
             str(config),
         ]
         proc = ManagedProcess(

@@ -8,13 +8,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from grove_pipelines.go_duration import parse_go_duration
+from grove_pipelines.spec.dns_label import is_dns_label
 from grove_pipelines.spec.tracing import check_otel_env
 from grove_pipelines.spec.vllm import DEFAULT_VLLM_IMAGE
 
 __all__ = [
+    "COMPILER_LABEL_PREFIX",
     "DEFAULT_PYTHON_IMAGE",
     "DEFAULT_VLLM_IMAGE",
-    "DNS_LABEL",
     "PD",
     "Autoscaling",
     "EntrySpec",
@@ -28,9 +29,10 @@ __all__ = [
     "Topology",
 ]
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$")
 DEFAULT_PYTHON_IMAGE = "ghcr.io/grove-pipelines/runtime:0.1.0"
+COMPILER_LABEL_PREFIX = "grove-pipelines.io/"
+"""Label keys under it are the compiler's (``grove_pipelines.grove.labels``): Services select pods by them."""
 
 
 class _Options(BaseModel):
@@ -50,7 +52,7 @@ def _quantity(value: str | float | None) -> str | None:
 
 def _dns_label(value: str) -> str:
     """Stage and pipeline names become clique, Service and DNS names."""
-    if not DNS_LABEL.match(value):
+    if not is_dns_label(value):
         raise ValueError(
             f"{value!r} is not a DNS label: lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters"
@@ -156,6 +158,16 @@ class _NamedSpec(_ReplicatedSpec):
             if key.startswith("GP_"):
                 raise ValueError(
                     f"env name {key!r}: GP_* variables are set by the compiler (endpoints, credentials)"
+                )
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key.startswith(COMPILER_LABEL_PREFIX):
+                raise ValueError(
+                    f"label {key!r}: {COMPILER_LABEL_PREFIX}* labels are set by the compiler (Services select by them)"
                 )
         return value
 

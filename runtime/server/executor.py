@@ -19,7 +19,7 @@ import contextvars
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from grove_pipelines.graph import ENTRY, PipelineGraph
@@ -325,8 +325,33 @@ class RequestInvoker:
         attributes = _call_attributes("llm", llm.name, caller, (), {})
         attributes["grove.llm.path"], attributes["grove.llm.stream"] = path, True
         span = start_span(f"llm {llm.name}", attributes)  # ends with the stream (usage: from its last chunk)
-        chunks = self.executor.llm.stream(llm.name, path, body, self.request_id, sink)
+        chunks = self._counted(
+            caller, llm.name, self.executor.llm.stream(llm.name, path, body, self.request_id, sink)
+        )
         return traced_stream(span, chunks, lambda chunk: _usage_attributes(span, chunk))
+
+    async def _counted(
+        self, caller: str, name: str, chunks: AsyncIterator[dict[str, Any]]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A streamed call's chunks, counted when the stream ends as ``_guarded`` counts an awaited call (the
+        metrics and the console page); a body that stops reading early ended a call that did not fail."""
+        metrics = self.executor.metrics
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception as exc:
+            outcome = "timeout" if isinstance(exc, StageTimeoutError) else "error"
+            raise
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            metrics.stage_call(caller, name, outcome, time.perf_counter() - started)
 
     async def _guarded(
         self,

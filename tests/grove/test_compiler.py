@@ -56,8 +56,12 @@ def test_callers_reach_stages_through_services_and_llms_through_routers(
     assert env["GP_LLM_URL_CHAT"] == "http://127.0.0.1:9000"
     assert not any(name.startswith("GROVE_") for name in env)
     services = {d["metadata"]["name"]: d for d in rag_docs if d["kind"] == "Service"}
-    assert services["rag-retrieve"]["spec"]["selector"] == {"grove.io/podclique": "rag-0-retrieve"}
-    assert services["rag"]["spec"]["selector"] == {"grove.io/podclique": "rag-0-frontend"}
+    assert services["rag-retrieve"]["spec"]["selector"] == {
+        "app.kubernetes.io/part-of": "rag", "grove-pipelines.io/stage": "retrieve",
+    }  # fmt: skip
+    assert services["rag"]["spec"]["selector"] == {
+        "app.kubernetes.io/part-of": "rag", "grove-pipelines.io/stage": "frontend",
+    }  # fmt: skip
     assert services["rag"]["spec"]["ports"] == [
         {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
     ]

@@ -9,18 +9,14 @@ from typing import Any
 
 from grove_pipelines.grove.webhook.fields import as_dict
 from grove_pipelines.grove.webhook.problems import Problems
+from grove_pipelines.spec.dns_label import is_dns_label
 
 __all__ = ["check_labels", "is_dns_label", "is_dns_subdomain", "is_env_name"]
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _QUALIFIED = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _ANNOTATIONS_BYTES = 256 * 1024
-
-
-def is_dns_label(name: Any) -> bool:
-    return isinstance(name, str) and bool(_DNS_LABEL.match(name))
 
 
 def is_env_name(name: Any) -> bool:

@@ -198,13 +198,13 @@ class GroveSim(PodSim):
         if self.store.get((PCLQ, pcs["metadata"]["namespace"], fqn)) is not None:
             return False  # template changes never reach an existing PodClique's replicas
         meta = self._meta(pcs, fqn, index, owner)
-        meta["labels"].update(
-            {
-                "app.kubernetes.io/component": "pcsg-podclique" if group else "pcs-podclique",
-                "grove.io/podgang": gang,
-                **(clique.get("labels") or {}),
-            }
-        )
+        # the template's labels first: Grove's keys win over same-named user keys (grove-runtime.md §3.2)
+        meta["labels"] = {
+            **(clique.get("labels") or {}),
+            **meta["labels"],
+            "app.kubernetes.io/component": "pcsg-podclique" if group else "pcs-podclique",
+            "grove.io/podgang": gang,
+        }
         if group:
             meta["labels"].update(
                 {

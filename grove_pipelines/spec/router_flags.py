@@ -1,0 +1,54 @@
+"""The flags of ``grove-pipelines router``: one spelling for the CLI that parses them
+(``grove_pipelines.cli.router_cmd``) and for those that write router command lines (the compiler's
+sidecars in ``grove_pipelines.grove.containers``, the local runner's routers)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "COMMAND",
+    "CONFIG",
+    "DISCOVERY",
+    "HOST",
+    "PORT",
+    "SUBCOMMAND",
+    "WORKER_PORT",
+    "Pool",
+    "clique_flag",
+    "group_flag",
+    "selector_flag",
+    "urls_flag",
+]
+
+Pool = Literal["prefill", "decode", "worker"]
+"""The router's worker pools: prefill and decode workers, or aggregated ones (``worker``)."""
+
+SUBCOMMAND = "router"
+COMMAND = ("grove-pipelines", SUBCOMMAND)
+HOST = "--host"
+PORT = "--port"
+CONFIG = "--config"
+DISCOVERY = "--discovery"
+WORKER_PORT = "--worker-port"
+"""The port of discovered workers."""
+
+
+def urls_flag(pool: Pool) -> str:
+    """``--prefill URL``: a static worker of the pool (repeated for more)."""
+    return f"--{pool}"
+
+
+def clique_flag(pool: Pool) -> str:
+    """``--prefill-clique NAME``: the Grove clique (a group's leader clique) of the pool's workers."""
+    return f"--{pool}-clique"
+
+
+def group_flag(pool: Pool) -> str:
+    """``--decode-group NAME``: the Grove scaling group of a multi-node pool."""
+    return f"--{pool}-group"
+
+
+def selector_flag(pool: Pool) -> str:
+    """``--worker-selector SELECTOR``: a label selector of the pool's pods (``kubernetes`` discovery)."""
+    return f"--{pool}-selector"
