@@ -45,6 +45,7 @@ from runtime.server.stage_client import StageClient
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
 from runtime.server.value_codec import ArgBinder
 from runtime.tracing import Attribute, Span, start_span, traced_stream
+from runtime.tracing import settings as tracing_settings
 
 __all__ = ["Executor", "RequestInvoker", "TokenSink", "current_caller"]
 
@@ -198,11 +199,9 @@ class Executor:
             raise InvalidRequestError(f"stage {name!r}: bad arguments: {exc}", stage=name) from exc
         deadline = deadline or Deadline.within(self.settings.timeout_s)
         invoker = self.invoker(request_id=request_id)
-        attributes: dict[str, Attribute] = {
-            "grove.stage": name,
-            "grove.caller": caller,
-            "grove.request_id": invoker.request_id,
-        }
+        attributes: dict[str, Attribute] | None = None
+        if tracing_settings().records:
+            attributes = {"grove.stage": name, "grove.caller": caller, "grove.request_id": invoker.request_id}
         with start_span(f"stage.serve {name}", attributes, kind="server"), bind_invoker(invoker):
             token, limit = _CALLER.set(name), set_deadline(deadline)
             scope = asyncio.timeout(deadline.bound(None))
@@ -289,9 +288,10 @@ class RequestInvoker:
             raise NotFoundError(f"stage {stage.name!r} is not part of pipeline {self.executor.name!r}")
         rid = self.request_id
         timeout_s = stage.spec.timeout_s or self.executor.settings.stage_timeout_s
-        with start_span(
-            f"stage {stage.name}", _call_attributes("stage", stage.name, caller, args, kwargs)
-        ) as span:
+        # the inputs' sizes are measured only for a span that goes somewhere
+        recorded = tracing_settings().records
+        attributes = _call_attributes("stage", stage.name, caller, args, kwargs) if recorded else None
+        with start_span(f"stage {stage.name}", attributes) as span:
             return await self._guarded(
                 stage.name,
                 timeout_s,
