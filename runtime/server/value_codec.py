@@ -61,9 +61,23 @@ class ArgBinder:
         self.signature = sig.replace(parameters=params)
         hints = type_hints(func)
         self._adapters = {p.name: TypeAdapter(hints[p.name]) for p in params if p.name in hints}
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._every_positional: list[TypeAdapter[Any] | None] | None = (
+            [self._adapters.get(p.name) for p in params]
+            if all(p.kind in positional for p in params)
+            else None
+        )
+        """One adapter (or None) per parameter, when a call may name them all by position."""
 
     def bind(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Validated ``(args, kwargs)``; raises ``TypeError`` or ``ValidationError`` on a mismatch."""
+        every = self._every_positional
+        if (
+            every is not None and not kwargs and len(args) == len(every)
+        ):  # what the signature's bind would give
+            return tuple(
+                v if a is None else a.validate_python(v) for a, v in zip(every, args, strict=True)
+            ), {}
         bound = self.signature.bind(*args, **kwargs)
         for name, value in bound.arguments.items():
             adapter = self._adapters.get(name)
