@@ -18,7 +18,6 @@ import asyncio
 import contextvars
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -259,7 +258,8 @@ class RequestInvoker:
         self.executor = executor
         self.request_id = request_id
         self.on_token = on_token
-        self._calls: Counter[str] = Counter()
+        # a plain dict: a Counter costs more to make (about 3 us) than the rest of the bookkeeping
+        self._calls: dict[str, int] = {}
         self._streamed = 0
 
     def _sink(self, caller: str) -> TokenSink | None:
@@ -276,8 +276,8 @@ class RequestInvoker:
         graph = self.executor.graph
         if not graph.has_edge(caller, callee):
             raise UndeclaredCallError(caller, callee, declare=graph.how_to_declare(caller, callee))
-        self._calls[callee] += 1
-        if self._calls[callee] > self.executor.max_iterations:
+        calls = self._calls[callee] = self._calls.get(callee, 0) + 1
+        if calls > self.executor.max_iterations:
             raise LoopLimitError(callee, self.executor.max_iterations)
         return caller
 
