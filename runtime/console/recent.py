@@ -58,7 +58,8 @@ class _Entry:
     def __init__(self, summary: RequestSummary, began: float) -> None:
         self.summary = summary
         self.began = began
-        self.calls: list[StageCallRecord] = []
+        self.calls: list[tuple[str, str, str, float, float]] = []
+        """(caller, stage, outcome, start_s, duration_s): a model is made when the page reads them, not per call."""
         self.dropped = 0
 
 
@@ -88,9 +89,7 @@ class RecentRequests:
             entry.dropped += 1
             return
         start = max(0.0, time.perf_counter() - seconds - entry.began)
-        entry.calls.append(
-            StageCallRecord(caller=caller, stage=stage, outcome=outcome, start_s=start, duration_s=seconds)
-        )
+        entry.calls.append((caller, stage, outcome, start, seconds))
 
     def finish(self, request_id: str, status: str) -> None:
         """The request ended with ``status`` (the HTTP status answered, or ``cancelled``)."""
@@ -107,4 +106,8 @@ class RecentRequests:
         entry = self._entries.get(request_id)
         if entry is None:
             return None
-        return Waterfall(request=entry.summary.model_copy(), calls=list(entry.calls), dropped=entry.dropped)
+        calls = [
+            StageCallRecord(caller=caller, stage=stage, outcome=outcome, start_s=start, duration_s=seconds)
+            for caller, stage, outcome, start, seconds in entry.calls
+        ]
+        return Waterfall(request=entry.summary.model_copy(), calls=calls, dropped=entry.dropped)

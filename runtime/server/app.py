@@ -56,7 +56,7 @@ from runtime.server.openapi import PipelineAPI, openapi_document
 from runtime.server.pipeline_schema import input_model, request_schema, result_schema
 from runtime.server.settings import ServerSettings
 from runtime.server.sse import event_stream
-from runtime.server.value_codec import encode
+from runtime.server.value_codec import encode, encode_json
 from runtime.tracing import TRACEPARENT, Attribute, parse_traceparent, start_span, traced_stream
 from runtime.tracing.context import reset_current, set_current
 
@@ -70,6 +70,7 @@ _REQUEST_ID = REQUEST_ID_HEADER.lower()
 _REQUEST_ID_BYTES = _REQUEST_ID.encode()
 _DEADLINE = DEADLINE_HEADER.lower()
 _CALLER = CALLER_HEADER.lower()
+_JSON = b"application/json"
 _SSE = b"text/event-stream; charset=utf-8"
 _NO_CACHE = (b"cache-control", b"no-cache")
 _KEEP_ALIVE_S = 75.0  # longer than the usual load balancer's idle timeout (60 s): it closes first
@@ -84,7 +85,7 @@ def _json(
     """JSON with non-ASCII escaped: a lone surrogate a client sent (valid JSON, not UTF-8) cannot break it."""
     body = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
     headers = extra if request_id is None else (*extra, (_REQUEST_ID_BYTES, request_id.encode("ascii")))
-    return Response(status, body, b"application/json", headers)
+    return Response(status, body, _JSON, headers)
 
 
 def _error(exc: BaseException, request_id: str, where: str) -> Response:
@@ -379,7 +380,7 @@ class PipelineApp:
             )
         data = parse_json(request.body)
         try:
-            call = StageCall.model_validate(data)
+            args, kwargs = StageCall.arguments(data)
         except ValidationError as exc:
             problems = validation_summary(exc, whole="body")
             raise InvalidRequestError(f"invalid call of stage {name!r}: {problems}", stage=name) from exc
@@ -389,9 +390,12 @@ class PipelineApp:
         RUN_SESSION.set(session_from(request.headers))
         set_current(parse_traceparent(request.headers.get(TRACEPARENT)))  # the calling stage's span
         result = await owner.serve_stage(
-            name, call.args, call.kwargs, caller=caller, request_id=request_id, deadline=deadline
+            name, args, kwargs, caller=caller, request_id=request_id, deadline=deadline
         )
-        return _json({"result": encode(result)}, request_id=request_id)
+        # the caller's client reads it (UTF-8 JSON); built in one pass, as the call's body was
+        return Response(
+            200, encode_json({"result": result}), _JSON, ((_REQUEST_ID_BYTES, request_id.encode()),)
+        )
 
     async def openai(self, request: Request) -> Answer:
         data = parse_json(request.body)

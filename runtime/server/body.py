@@ -20,10 +20,15 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_STRICT = json.JSONDecoder(parse_constant=_no_constant)
+"""Made once: ``json.loads`` with ``parse_constant`` would build a decoder for every body."""
+
+
 def parse_json(raw: bytes) -> Any:
     """The body parsed as strict JSON (400 when it is not, has NaN/Infinity, or is nested too deeply)."""
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        # what json.loads does with bytes: UTF-8, -16 or -32 as detected, lone surrogates kept
+        return _STRICT.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else f"not valid JSON: {exc}"
         raise InvalidRequestError(f"the body is {reason}", status=400) from None

@@ -55,6 +55,23 @@ class StageCall(BaseModel):
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
+    @classmethod
+    def arguments(cls, data: Any) -> tuple[list[Any], dict[str, Any]]:
+        """``(args, kwargs)`` of a parsed body; raises pydantic's ``ValidationError`` when it is not a call.
+
+        A body of the right shape (what every caller's client sends) needs no model built for it;
+        any other goes through the model, so its error says what is wrong.
+        """
+        if type(data) is dict and data.keys() <= _CALL_FIELDS:
+            args, kwargs = data.get("args", []), data.get("kwargs", {})
+            if type(args) is list and type(kwargs) is dict:  # parsed JSON: the keys are strings
+                return args, kwargs
+        call = cls.model_validate(data)
+        return call.args, call.kwargs
+
+
+_CALL_FIELDS = frozenset(StageCall.model_fields)
+
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 

@@ -30,10 +30,11 @@ _CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
 class Deadline:
     """An instant on the monotonic clock; :meth:`header` gives it as Unix time for the next hop."""
 
-    __slots__ = ("at",)
+    __slots__ = ("_header", "at")
 
     def __init__(self, at: float) -> None:
         self.at = at
+        self._header: str | None = None
 
     @classmethod
     def within(cls, seconds: float) -> Deadline:
@@ -69,8 +70,10 @@ class Deadline:
         return left if timeout_s is None else min(timeout_s, left)
 
     def header(self) -> str:
-        """The deadline as Unix time, for ``X-Request-Deadline`` on the next hop."""
-        return f"{time.time() + self.remaining():.3f}"
+        """The deadline as Unix time, for ``X-Request-Deadline`` on the next hop (made once: every call under it carries the same)."""
+        if self._header is None:
+            self._header = f"{time.time() + self.remaining():.3f}"
+        return self._header
 
 
 def current_deadline() -> Deadline | None:

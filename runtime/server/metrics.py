@@ -1,10 +1,15 @@
-"""Prometheus metrics of the pipeline server, in a registry of its own (one per app, so tests can make many)."""
+"""Prometheus metrics of the pipeline server, in a registry of its own (one per app, so tests can make many).
+
+Counters and histograms are the router's :mod:`~runtime.router.tallies` (plain numbers, turned into
+the exposition when scraped): every stage call updates two of them, and ``prometheus_client``'s own
+series take a lock and look their labels up on each update.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from grove_pipelines.spec.server_metrics import (
     PIPELINE_IN_FLIGHT,
@@ -13,6 +18,7 @@ from grove_pipelines.spec.server_metrics import (
     STAGE_CALL_SECONDS,
     STAGE_CALLS,
 )
+from runtime.router.tallies import Tally, TallyHistogram
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -25,10 +31,10 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
+        self.requests = Tally(
             PIPELINE_REQUESTS, "Pipeline requests by outcome.", ("pipeline", "status"), registry=self.registry
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = TallyHistogram(
             PIPELINE_REQUEST_SECONDS,
             "Pipeline request latency.",
             ("pipeline",),
@@ -41,13 +47,13 @@ class Metrics:
             ("pipeline",),
             registry=self.registry,
         )
-        self.stage_calls = Counter(
+        self.stage_calls = Tally(
             STAGE_CALLS,
             "Stage calls by caller, stage and outcome (ok, error, timeout, retry, cancelled).",
             ("caller", "stage", "outcome"),
             registry=self.registry,
         )
-        self.stage_seconds = Histogram(
+        self.stage_seconds = TallyHistogram(
             STAGE_CALL_SECONDS,
             "Stage call latency, retries included.",
             ("stage",),

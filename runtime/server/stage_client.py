@@ -90,10 +90,10 @@ class StageClient:
             ) from exc
 
     async def _post_json(
-        self, url: str, body: dict[str, Any], headers: dict[str, str], *, what: str, stage: str
+        self, url: str, body: bytes, headers: dict[str, str], *, what: str, stage: str
     ) -> tuple[int, Any]:
-        """POST JSON and parse the JSON answer; unreachable or non-JSON becomes a ``StageUpstreamError``."""
-        reply = await self._post(url, json.dumps(body).encode(), headers, what=what, stage=stage)
+        """POST a JSON ``body`` and parse the JSON answer; unreachable or non-JSON becomes a ``StageUpstreamError``."""
+        reply = await self._post(url, body, headers, what=what, stage=stage)
         try:
             raw = await reply.read()
         except UpstreamError as exc:
@@ -103,8 +103,8 @@ class StageClient:
         except ValueError as exc:
             raise StageUpstreamError(f"{what} at {url} answered with invalid JSON", stage=stage) from exc
 
-    async def call_stage(self, url: str, stage: str, payload: dict[str, Any], headers: dict[str, str]) -> Any:
-        """POST a stage call and return its ``result``; the callee's error is re-raised as it was."""
+    async def call_stage(self, url: str, stage: str, payload: bytes, headers: dict[str, str]) -> Any:
+        """POST a stage call (its JSON body) and return its ``result``; the callee's error is re-raised as it was."""
         status, body = await self._post_json(url, payload, headers, what=f"stage {stage!r}", stage=stage)
         if status != 200:
             raise from_body(status, body, stage=stage, url=url)
@@ -116,7 +116,8 @@ class StageClient:
         self, url: str, stage: str, body: dict[str, Any], headers: dict[str, str]
     ) -> dict[str, Any]:
         """POST an OpenAI request to the LLM stage's router and return the parsed response."""
-        status, payload = await self._post_json(url, body, headers, what=f"LLM stage {stage!r}", stage=stage)
+        raw = json.dumps(body).encode()
+        status, payload = await self._post_json(url, raw, headers, what=f"LLM stage {stage!r}", stage=stage)
         if status != 200 or not isinstance(payload, dict):
             raise StageUpstreamError(
                 f"LLM stage {stage!r} at {url} answered HTTP {status}: {_error_message(payload)}",

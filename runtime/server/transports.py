@@ -12,7 +12,7 @@ from grove_pipelines.sdk import Stage
 from runtime.server.call_protocol import CALLER_HEADER, stage_path
 from runtime.server.llm_calls import llm_headers
 from runtime.server.stage_client import StageClient
-from runtime.server.value_codec import encode, result_decoder
+from runtime.server.value_codec import encode_json, result_decoder
 
 __all__ = ["HTTPStageTransport", "InProcessTransport", "StageTransport"]
 
@@ -52,11 +52,11 @@ class HTTPStageTransport:
         self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
     ) -> Any:
         decoder = result_decoder(stage)
-        payload = {"args": encode(list(args)), "kwargs": encode(kwargs)}
+        body = encode_json({"args": args, "kwargs": kwargs})  # the tuple goes as a JSON array
         headers = {
             CALLER_HEADER: caller,
             **llm_headers(request_id),
             **self._auth,
         }  # the run's session travels on
         url = self.base_url + stage_path(stage.name)
-        return decoder.decode(await self.client.call_stage(url, stage.name, payload, headers))
+        return decoder.decode(await self.client.call_stage(url, stage.name, body, headers))

@@ -1,6 +1,7 @@
 """Typed values across a hop: Python values to JSON, and JSON back into a stage's parameter and return types.
 
-A value crosses pods (or Ray handles) as JSON (:func:`encode`); the callee validates the arguments
+A value crosses pods (or Ray handles) as JSON (:func:`encode`, or :func:`encode_json` straight to
+the bytes of a stage call or its answer); the callee validates the arguments
 against the stage's signature (:class:`ArgBinder`), the caller the result against its return
 annotation (:class:`ResultDecoder`), so models and dataclasses arrive as themselves.
 """
@@ -9,16 +10,17 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import typing
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from grove_pipelines.sdk import Stage
 
-__all__ = ["ArgBinder", "ResultDecoder", "encode", "result_decoder", "type_hints"]
+__all__ = ["ArgBinder", "ResultDecoder", "encode", "encode_json", "result_decoder", "type_hints"]
 
 
 def encode(value: Any) -> Any:
@@ -27,6 +29,19 @@ def encode(value: Any) -> Any:
     Infinite and NaN floats become ``null``, as pydantic writes them: JSON has no such numbers.
     """
     return to_jsonable_python(value, serialize_unknown=True, inf_nan_mode="null")
+
+
+def encode_json(value: Any) -> bytes:
+    """``encode(value)`` as JSON bytes (UTF-8), in one pass instead of a copy and then ``json.dumps``.
+
+    What one pass refuses takes the two-pass way, which answers as :func:`encode` always did: an
+    object pydantic does not know (its ``str``), a lone surrogate (escaped as ``\\udXXX``: UTF-8
+    cannot hold it), a value that contains itself (``ValueError``).
+    """
+    try:
+        return to_json(value, inf_nan_mode="null")
+    except PydanticSerializationError:
+        return json.dumps(encode(value)).encode()
 
 
 def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
@@ -46,9 +61,23 @@ class ArgBinder:
         self.signature = sig.replace(parameters=params)
         hints = type_hints(func)
         self._adapters = {p.name: TypeAdapter(hints[p.name]) for p in params if p.name in hints}
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._every_positional: list[TypeAdapter[Any] | None] | None = (
+            [self._adapters.get(p.name) for p in params]
+            if all(p.kind in positional for p in params)
+            else None
+        )
+        """One adapter (or None) per parameter, when a call may name them all by position."""
 
     def bind(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Validated ``(args, kwargs)``; raises ``TypeError`` or ``ValidationError`` on a mismatch."""
+        every = self._every_positional
+        if (
+            every is not None and not kwargs and len(args) == len(every)
+        ):  # what the signature's bind would give
+            return tuple(
+                v if a is None else a.validate_python(v) for a, v in zip(every, args, strict=True)
+            ), {}
         bound = self.signature.bind(*args, **kwargs)
         for name, value in bound.arguments.items():
             adapter = self._adapters.get(name)
