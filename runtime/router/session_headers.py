@@ -29,7 +29,8 @@ def clean_session(value: str | bytes | None) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     value = value.strip()
-    if not value or len(value) > MAX_SESSION_CHARS or not all(" " <= c <= "~" for c in value):
+    # printable ASCII (space to tilde): isascii + isprintable says it without a loop over the characters
+    if not value or len(value) > MAX_SESSION_CHARS or not (value.isascii() and value.isprintable()):
         return None
     return value
 
@@ -38,7 +39,10 @@ def session_from(headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]) -> 
     """The session a request names in its headers (a mapping, or ASGI's raw ``(name, value)`` pairs)."""
     found: dict[str, str] = {}
     if isinstance(headers, Mapping):
-        found = {k.lower(): v for k, v in headers.items() if k.lower() in SESSION_HEADERS}
+        for name, value in headers.items():
+            key = name.lower()
+            if key in SESSION_HEADERS:
+                found[key] = value
     else:
         for raw, value in headers:
             key = raw.decode("latin-1").lower()

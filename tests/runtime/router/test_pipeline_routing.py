@@ -38,6 +38,14 @@ def test_session_headers_in_order_of_precedence_and_hostile_values_ignored() -> 
     assert session_from({"authorization": "Bearer k"}) is None
 
 
+def test_a_session_key_is_printable_ascii_from_space_to_tilde() -> None:
+    for code in range(0x300):  # every ASCII code, then some of Latin-1 and beyond
+        char = chr(code)
+        expected = f"a{char}b" if 0x20 <= code <= 0x7E else None
+        assert session_from({"x-session-id": f"a{char}b"}) == expected, hex(code)
+    assert session_from({"x-session-id": "\u2028"}) is None and session_from({"x-session-id": "é"}) is None
+
+
 def test_every_llm_call_of_a_run_carries_its_session_the_client_one_first() -> None:
     assert llm_headers("run-1")["x-session-id"] == "run-1"
     token = RUN_SESSION.set("agent-7")
