@@ -53,8 +53,20 @@ def _status_line(status: int) -> bytes:
     return line if line is not None else f"HTTP/1.1 {status} Status\r\n".encode()
 
 
+_FIRST_LINES: dict[tuple[int, bytes], bytes] = {}  # (status, content type) -> both lines, encoded once
+
+
+def _first_lines(status: int, content_type: bytes) -> bytes:
+    lines = _FIRST_LINES.get((status, content_type))
+    if lines is None:
+        lines = _status_line(status) + b"content-type: " + content_type + b"\r\n"
+        if len(_FIRST_LINES) < 256:  # content types come from workers: keep the cache bounded
+            _FIRST_LINES[(status, content_type)] = lines
+    return lines
+
+
 def _head(status: int, content_type: bytes, headers: object, keep_alive: bool, length: int | None) -> bytes:
-    parts = [_status_line(status), b"content-type: ", content_type, b"\r\n"]
+    parts = [_first_lines(status, content_type)]
     if length is None:
         parts.append(_CHUNKED)
     else:
