@@ -45,7 +45,7 @@ from typing import Any
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from runtime.http.json_wire import JsonError, decode_json, encode_json
 from runtime.http.upstream import Abandoned, UpstreamReply
-from runtime.router.policies import RequestView
+from runtime.router.policies import RequestView, work_tokens
 from runtime.router.router import Route, Router
 from runtime.router.workers import Worker
 from runtime.tracing import Span, start_span
@@ -211,7 +211,6 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
     ids = LegIds(headers["X-Request-Id"])
     exclude: set[str] = set()
     notes: list[str] = []
-    tokens = req.est_prompt_tokens() + req.max_tokens
     attempt = 0
     held: _Prefilled | None = None  # prefilled KV no decode leg has taken yet
     while True:
@@ -245,7 +244,7 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
         worker = route.worker
         leg = "worker" if route.mode == "aggregated" else "decode"
         leg_headers = {**headers, "X-Request-Id": ids.next(leg)}
-        load = Load(router, worker, tokens)
+        load = Load(router, worker, work_tokens(req, worker))  # its uncached prompt + output
         started = time.perf_counter()
         span = leg_span(leg, worker, route, leg_headers["X-Request-Id"])
         if source is not None:
@@ -355,7 +354,7 @@ async def _prefill(
     while worker is not None:
         tried.add(worker.url)
         leg_headers = {**headers, "X-Request-Id": ids.next("prefill")}
-        load = Load(router, worker, req.est_prompt_tokens())
+        load = Load(router, worker, work_tokens(req, worker, decode=False))
         started = time.perf_counter()
         span = leg_span("prefill", worker, route, leg_headers["X-Request-Id"])
         try:

@@ -19,9 +19,10 @@ spread, errors counted, reuse against an oracle with the same cache size):
 
 Targets: our router with ``round_robin``, with ``prefix`` (precise: the workers' KV events and
 the model's tokenizer; sticky until saturated) and with ``prefix`` on its routing estimate alone
-(``router prefix estimate``: no tokenizing, no events; what precise state is worth over it) and
-with affinity bounded by cost (``router prefix bounded``: ``affinity_slack`` 2 blocks), these two
-only when ``GROVE_BENCH_ROUTING_TARGETS`` names them, and vllm-router 0.1.17 with ``round_robin``,
+(``router prefix estimate``: no tokenizing, no events; what precise state is worth over it), with
+affinity bounded by cost (``router prefix bounded``: ``affinity_slack`` 2 blocks) and with whole
+prompts counted as load (``router prefix prompt-load``: ``load_counts: prompt``, the accounting
+before uncached tokens), these three only when ``GROVE_BENCH_ROUTING_TARGETS`` names them, and vllm-router 0.1.17 with ``round_robin``,
 ``cache_aware``, ``consistent_hash`` (keyed by the ``x-session-id`` header the replay sends: the
 Mooncake request's root block, or the agentic session) and ``power_of_two``. (Its ``kv_aware`` mode
 takes events only from ``tcp://HOST:PORT`` endpoints, which vLLM binds only on every interface;
@@ -128,8 +129,9 @@ SMALL = FULL.model_copy(
 )
 SCALES = {"small": SMALL, "full": FULL}
 
-DIAGNOSTIC = {"router prefix estimate", "router prefix bounded"}
-"""Targets that answer a question about ``router prefix`` (what precise state, what a cost bound is worth): run when named."""
+DIAGNOSTIC = {"router prefix estimate", "router prefix bounded", "router prefix prompt-load"}
+"""Targets that answer a question about ``router prefix`` (what precise state, a cost bound, counting
+only uncached prompt tokens as load are worth): run when named."""
 
 BENCH_MODEL = {"hidden_size": 512, "num_layers": 4, "num_heads": 8}
 
@@ -169,6 +171,7 @@ def targets(
         "router prefix": precise,
         "router prefix bounded": {**precise, "affinity_slack": 2},
         "router prefix estimate": {"saturate_in_flight": 4},
+        "router prefix prompt-load": {**precise, "load_counts": "prompt"},
     }
     out = [
         Target(

@@ -4,13 +4,15 @@
 an unknown name or a bad parameter is a :class:`~runtime.errors.RouterConfigError` at startup.
 
 Layout: ``policy`` (the engine), ``parts`` (the Filter, Scorer and Picker protocols), ``request_view``
-(what parts read of a request), ``filters/``, ``scorers/``, ``pickers/``, ``cache/`` (what the parts
-know of workers' caches), ``prefill_split_decider`` (whether prefill runs on a prefill worker) and
-``registry`` (the names users type).
+(what parts read of a request), ``request_work`` (the work a request brings to a worker, which its
+load counts), ``filters/``, ``scorers/``, ``pickers/``, ``cache/`` (what the parts know of workers'
+caches), ``prefill_split_decider`` (whether prefill runs on a prefill worker) and ``registry`` (the
+names users type).
 """
 
 from runtime.router.policies.policy import Choice, Policy
 from runtime.router.policies.registry import POLICIES, make_policy
 from runtime.router.policies.request_view import RequestView
+from runtime.router.policies.request_work import note_uncached, work_tokens
 
-__all__ = ["POLICIES", "Choice", "Policy", "RequestView", "make_policy"]
+__all__ = ["POLICIES", "Choice", "Policy", "RequestView", "make_policy", "note_uncached", "work_tokens"]

@@ -3,9 +3,12 @@
 The router cannot see the engines' caches block by block, so it remembers what it sent where: each
 worker gets an LRU of the prompt-block hashes routed to it (``cache/prefix_index.py``; Dynamo's ApproxKvIndexer and llm-d's
 prefix-cache-scorer do the same). A worker's cost is Dynamo's ``overlap_weight x blocks still to
-prefill + active blocks``, where active blocks are the tokens this router has in flight on it; the
-cheapest wins. A session key (``x-session-id`` header or the ``user`` field) is a strong hint on
-top: with ``session_weight`` above 1 (the prefix score's range), a session's turns stay on its
+prefill + active blocks``, where active blocks are the work this router has in flight on it: for
+each request, the prompt tokens the worker lacked when it was routed there plus its output budget
+(``request_work.py``; ``load_counts: prompt`` counts whole prompts instead, as before); the
+cheapest wins. So a cold request goes to the worker with the least uncached work in flight, and
+cache hits in flight weigh only what they compute. A session key (``x-session-id`` header or the
+``user`` field) is a strong hint on top: with ``session_weight`` above 1 (the prefix score's range), a session's turns stay on its
 worker. A load guard drops workers far busier than the idlest one first, so neither affinity can
 overload a worker; the decision header says ``session-affinity`` / ``cache-hit`` and marks the
 signal that decided with ``(decided)``.
@@ -19,7 +22,8 @@ after a restart (``cache/cache_feedback.py``).
 Type name: ``prefix``. Parameters (defaults): ``block_chars`` 256, ``overlap_weight`` 1.0,
 ``capacity_blocks`` 65536 per worker, ``ttl`` 120 s, ``chars_per_token`` 4.0, ``balance_abs`` 8,
 ``balance_rel`` 1.5, ``session_weight`` 2.0 (0: no session affinity), ``session_ttl`` 600 s,
-``feedback`` true, ``feedback_min_ratio`` 0.5. Config example::
+``feedback`` true, ``feedback_min_ratio`` 0.5, ``load_counts`` ``uncached`` (or ``prompt``).
+Config example::
 
     policy: {name: prefix, params: {block_chars: 128, overlap_weight: 2.0, session_weight: 0}}
 
@@ -45,6 +49,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,6 +65,7 @@ from runtime.router.policies.parts import Filter, Part, Scorer
 from runtime.router.policies.pickers.max_score import MaxScorePicker
 from runtime.router.policies.policy import Policy
 from runtime.router.policies.request_view import RequestView
+from runtime.router.policies.request_work import note_uncached
 from runtime.router.policies.scorers.fanout import FanoutScorer
 from runtime.router.policies.scorers.session import SessionAffinityScorer
 from runtime.router.workers import Worker
@@ -95,6 +101,7 @@ class PrefixParams(BaseModel):
     saturate_in_flight: int | None = Field(default=None, ge=1)
     saturate_waiting: float | None = Field(default=5, ge=0)
     affinity_slack: float | None = Field(default=None, ge=0)
+    load_counts: Literal["uncached", "prompt"] = "uncached"
 
     @model_validator(mode="after")
     def _precise_needs_both(self) -> PrefixParams:
@@ -135,6 +142,10 @@ class PrefixScorer(Part):
     def cost(self, worker: Worker, req: RequestView, now: float) -> float:
         """Dynamo's cost: ``overlap_weight x blocks to prefill + active blocks`` on this worker.
 
+        Active blocks are the worker's ``tokens_in_flight``: the prompt tokens it still lacked when each
+        request in flight was routed there, plus their output budgets (``request_work.py``), so a
+        request that hit the cache weighs only what it computes.
+
         Blocks to prefill come from the worker's KV events when it publishes them (tokens it lacks,
         in blocks of ``block_chars / chars_per_token`` tokens), else from the routing estimate.
         """
@@ -168,9 +179,16 @@ class PrefixScorer(Part):
 
     def on_routed(self, worker: Worker, req: RequestView) -> None:
         blocks = req.blocks(self.params.block_chars)
+        cached = self.index.overlap(worker.url, blocks) * self.params.block_chars
         if self.feedback is not None:
-            cached = self.index.overlap(worker.url, blocks) * self.params.block_chars
             self.feedback.expect(worker.url, len(req.prompt_text), cached)
+        if self.params.load_counts == "uncached":  # before this request's own blocks count as held
+            view = self.view(worker, req)
+            cpt = self.params.chars_per_token
+            lacking = (
+                view.uncached_tokens if view is not None else req.est_prompt_tokens(cpt) - int(cached / cpt)
+            )
+            note_uncached(req, worker, lacking)
         self.index.insert(worker.url, blocks)
         if self.precise is not None:
             self.precise.on_routed(worker, req)

@@ -1,0 +1,34 @@
+"""The work a request brings to the worker it is sent to: the prompt tokens that worker must compute, plus its output budget.
+
+A worker's ``tokens_in_flight`` is the sum of this over the legs in flight on it (``legs.Load`` takes
+it when a leg starts and gives it back when the leg ends), and it is the load term of the ``prefix``
+policy's cost and of its cost bound. Counting whole prompts would make a worker that serves cache
+hits look as busy as one computing cold prompts, and fan-out siblings over one cached context would
+count each other's shared part as load; so a policy that knows what the chosen worker holds notes,
+when the request is routed there, how many prompt tokens that worker still lacks (Dynamo's KV
+router counts a worker's load the same way: prefill tokens after overlap plus active decode). A
+policy that knows nothing of caches notes nothing, and the whole prompt counts.
+"""
+
+from __future__ import annotations
+
+from runtime.router.policies.request_view import RequestView
+from runtime.router.workers import Worker
+
+__all__ = ["note_uncached", "work_tokens"]
+
+_UNCACHED = "uncached_tokens"  # RequestView.memo key: {worker URL: prompt tokens it lacks}
+
+
+def note_uncached(req: RequestView, worker: Worker, tokens: int) -> None:
+    """Record that ``worker`` must compute ``tokens`` of ``req``'s prompt (the rest it holds)."""
+    req.memo.setdefault(_UNCACHED, {})[worker.url] = max(0, int(tokens))
+
+
+def work_tokens(req: RequestView, worker: Worker, *, decode: bool = True) -> int:
+    """Tokens of work ``req`` brings to ``worker``: its uncached prompt tokens, plus ``max_tokens`` when it decodes there."""
+    noted: dict[str, int] = req.memo.get(_UNCACHED, {})
+    prompt = noted.get(worker.url)
+    if prompt is None:
+        prompt = req.est_prompt_tokens()
+    return prompt + (req.max_tokens if decode else 0)
