@@ -26,6 +26,7 @@ from typing import cast
 import httptools
 
 from runtime.http.errors import HttpError, StreamBroken, error_body
+from runtime.http.lazy_timer import LazyTimer
 from runtime.http.limits import ListenerLimits
 from runtime.http.message import Request, Response, StreamingResponse
 
@@ -119,8 +120,7 @@ class _Connection(asyncio.Protocol):
         self._client = ""
         self._queue: deque[tuple[Request, bool]] = deque()
         self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
+        self._timer = LazyTimer(self._loop, self._on_deadline)
         self._deadline_status: int | None = None
         self._writable: asyncio.Future[None] | None = None
         self._paused_reading = False
@@ -189,34 +189,20 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
     # -- deadlines -------------------------------------------------------------------------------
-    # One lazy timer per connection: moving a deadline later is an attribute write, not a new timer
-    # (a keep-alive request sets three deadlines; re-arming each would cost three timer handles).
+    # One lazy timer per connection (a keep-alive request sets three deadlines): see LazyTimer.
     def _arm(self, seconds: float, status: int | None) -> None:
-        self._deadline = self._loop.time() + seconds
         self._deadline_status = status
-        if self._timer is not None and self._timer.when() <= self._deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_at(self._deadline, self._on_timer)
+        self._timer.arm(self._loop.time() + seconds)
 
     def _disarm(self) -> None:
-        self._deadline = None
+        self._timer.disarm()
 
     def _cancel_timer(self) -> None:
-        self._deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._deadline is None or self.closed:
+    def _on_deadline(self) -> None:
+        if self.closed:
             return
-        if self._loop.time() < self._deadline:
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
-            return
-        self._deadline = None
         if self._deadline_status is None or self._task is not None:
             self.close()  # no (complete) head in time, idle keep-alive expired: closed without an answer
         else:
@@ -269,9 +255,7 @@ class _Connection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._limits.max_header_bytes:
-            raise self._refuse(431, "request line and headers are too large")
+        self._count_header_bytes(len(name) + len(value) + 4)
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         old = self._headers.get(key)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from runtime.http.lazy_timer import LazyTimer
 from runtime.tracing.context import current, format_traceparent
 
 __all__ = ["Abandoned", "UpstreamPool", "UpstreamReply"]
@@ -49,11 +50,6 @@ class Abandoned(Exception):
     """The caller's ``abandon`` future resolved before the answer's headers came in; the socket is closed."""
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 class _Exchange(asyncio.Protocol):
     """One upstream connection and the answer it is currently receiving."""
 
@@ -65,8 +61,7 @@ class _Exchange(asyncio.Protocol):
         self.reused = False
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline = 0.0
+        self._timer: LazyTimer | None = None  # made by the first wait, on the running loop
         self._reset()
 
     def _reset(self) -> None:
@@ -135,42 +130,27 @@ class _Exchange(asyncio.Protocol):
         """Wait for more data (or the end, or an error, or ``wake_on`` resolving) for at most ``timeout`` s."""
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        self._arm(loop, loop.time() + timeout)
+        if self._timer is None:
+            self._timer = LazyTimer(loop, self._expired)
+        self._timer.arm(loop.time() + timeout)
         if wake_on is not None:
             wake_on.add_done_callback(self._woken)
         try:
             await waiter
         finally:
+            self._timer.disarm()
             self._waiter = None
             if wake_on is not None:
                 wake_on.remove_done_callback(self._woken)
 
-    # One lazy timer per connection: a wait whose deadline is later than the pending timer's moves an
-    # attribute, not a timer (each wait arming and cancelling its own timer was a tenth of a request).
-    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        self._deadline = deadline
-        timer = self._timer
-        if timer is not None:
-            if timer.when() <= deadline:
-                return
-            timer.cancel()
-        self._timer = loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        waiter = self._waiter
-        if waiter is None or waiter.done() or self.closed:
-            return  # not waiting now: the next wait arms a timer of its own
-        loop = waiter.get_loop()
-        if loop.time() < self._deadline:
-            self._timer = loop.call_at(self._deadline, self._on_timer)
-            return
-        _expire(waiter)
+    def _expired(self) -> None:
+        """The read deadline passed while waiting: the wait raises ``TimeoutError``."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(TimeoutError())
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
 
     def _woken(self, _: asyncio.Future[Any]) -> None:
         self._wake()
