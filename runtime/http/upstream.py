@@ -165,11 +165,19 @@ class _Exchange(asyncio.Protocol):
             self._paused = False
         return data
 
-    def send(self, data: bytes) -> None:
-        """Start a new exchange on this connection with the encoded request ``data``."""
+    def send(self, data: bytes) -> bool:
+        """Start a new exchange on this connection with the encoded request ``data``; whether it went.
+
+        A worker that dies between the connect and the send (its socket closed while the connect's
+        task waited to resume) gets nothing: the error stays set, or the wait would last until the
+        read timeout.
+        """
         self._reset()  # the parser carries on: a keep-alive connection's answers follow one another
-        assert self.transport is not None
+        if self.closed or self.transport is None:
+            self.error = "connection closed before the request was sent"
+            return False
         self.transport.write(data)
+        return True
 
     def abort(self) -> None:
         """Close the socket now (the worker sees the disconnect and aborts the request)."""
@@ -345,8 +353,9 @@ class UpstreamPool:
         data = b"".join(parts)
         for attempt in (0, 1):
             conn = await self._checkout(host, port, url, deadline)
+            sent = False
             try:
-                conn.send(data)
+                sent = conn.send(data)
                 while not conn.headers_done:
                     if conn.error is not None:
                         raise UpstreamError(f"{url}: {conn.error}", url=url)
@@ -358,6 +367,8 @@ class UpstreamPool:
                 raise UpstreamTimeout(f"{url}: timed out", url=url) from exc
             except UpstreamError:
                 self.discard(conn)
+                if attempt == 0 and not sent:
+                    continue  # nothing went out: any request is safe to send on a new connection
                 if attempt == 0 and method == "GET" and conn.reused and conn.received == 0:
                     continue  # a pooled connection closed as it was reused: GET is safe to send again
                 # (a POST is not: the worker may have started it; retrying is the caller's policy)

@@ -351,3 +351,52 @@ async def test_only_a_get_is_sent_again_when_a_reused_connection_closes_under_it
                 assert info.value.status is None and w.connections == 1
             assert w.requests[1] == b"dropped"
         await pool.close()
+
+
+async def test_a_connection_lost_before_the_request_went_out_fails_or_retries_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker that dies between the connect and the send: a fresh connection, then an error, never a wait."""
+    checkout = UpstreamPool._checkout
+
+    async def checkout_after_the_worker_closed(self: UpstreamPool, *args: object) -> object:
+        conn = await checkout(self, *args)  # type: ignore[arg-type]
+        for _ in range(2000):  # the window the connect's task waits in, widened until the close is in
+            if conn.closed:
+                break
+            await asyncio.sleep(0.001)
+        assert conn.closed
+        return conn
+
+    async def drop(w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        return None  # closed on accept, as by a worker killed as the connection came in
+
+    async def drop_the_first(w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if w.connections > 1:
+            await answer_ok(w, reader, writer)
+
+    monkeypatch.setattr(UpstreamPool, "_checkout", checkout_after_the_worker_closed)
+    pool = UpstreamPool(read=30)
+    async with worker(drop) as w:
+        with pytest.raises(UpstreamError, match="closed before the request was sent") as info:
+            await asyncio.wait_for(pool.post(w.url, b"{}", {}), 5)  # not the 30 s read timeout
+        assert not isinstance(info.value, UpstreamTimeout) and w.connections == 2 and w.requests == []
+    monkeypatch.setattr(UpstreamPool, "_checkout", _first_only(checkout_after_the_worker_closed, checkout))
+    async with worker(drop_the_first) as w:
+        assert await (await pool.post(w.url, b"{}", {})).read() == OK_BODY  # a POST too: nothing had gone out
+        assert w.connections == 2 and len(w.requests) == 1
+    await pool.close()
+
+
+def _first_only(
+    first: Callable[..., Awaitable[object]], then: Callable[..., Awaitable[object]]
+) -> Callable[..., Awaitable[object]]:
+    """``first`` for the first call, ``then`` for the rest."""
+    calls = 0
+
+    async def call(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await (first if calls == 1 else then)(*args)
+
+    return call

@@ -255,17 +255,22 @@ async def test_killing_the_prefill_worker_mid_prefill_fails_no_request(
                 return r.status, r.headers.get("x-grove-route", ""), answer["choices"][0]["text"]
 
         tasks = [asyncio.create_task(client(body)) for body in bodies]
-        caught = await wait_for(lambda: _prefill_in_flight(http, prefill_worker, p_url), 60.0, step=0.002)
+        caught = await wait_for(lambda: _leg_open(prefill_worker), 60.0, step=0.001)
+        for _ in range(20):  # loop turns (the router shares this loop) for the leg to connect and send
+            await asyncio.sleep(0.001)
         vllm_pd_pair.prefill.kill()
-        assert caught, "no request was in its prefill leg"
-        results = await asyncio.wait_for(asyncio.gather(*tasks), 300)
+        assert caught, "no request reached its prefill leg"
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 120)
     assert [status for status, _, _ in results] == [200] * len(bodies)  # no request failed
-    assert any(
-        "fallback local-prefill after prefill" in route for _, route, _ in results
-    )  # one was mid-prefill
+    # A leg the worker had taken when it died: mid-prefill, not merely refused. (vLLM's running
+    # gauge is no witness: it is sampled after each engine step, when a one-token prefill is done.)
+    mid_prefill = (
+        f"fallback local-prefill after prefill {p_url} failed (connection closed before the answer ended)"
+    )
+    assert any(mid_prefill in route for _, route, _ in results), [route for _, route, _ in results]
     assert [text for _, _, text in results] == alone
 
 
-async def _prefill_in_flight(http: aiohttp.ClientSession, worker: Any, url: str) -> bool:
-    """The router has a prefill leg open and the prefill engine is running it."""
-    return worker.in_flight >= 1 and await running(http, url) >= 1
+async def _leg_open(worker: Any) -> bool:
+    """The router has a prefill leg open on ``worker`` (twelve prompts of ~600 tokens keep it busy)."""
+    return bool(worker.in_flight >= 1)
