@@ -60,6 +60,16 @@ def _dns_label(value: str) -> str:
     return value
 
 
+def _user_labels(value: dict[str, str]) -> dict[str, str]:
+    """Labels under the compiler's prefix would be overwritten (or mislead the Services that select by them)."""
+    for key in value:
+        if key.startswith(COMPILER_LABEL_PREFIX):
+            raise ValueError(
+                f"label {key!r}: {COMPILER_LABEL_PREFIX}* labels are set by the compiler (Services select by them)"
+            )
+    return value
+
+
 class Resources(_Options):
     """Per-pod requests (limits are set equal for memory and GPUs, as GPUs require)."""
 
@@ -161,15 +171,7 @@ class _NamedSpec(_ReplicatedSpec):
                 )
         return value
 
-    @field_validator("labels")
-    @classmethod
-    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key in value:
-            if key.startswith(COMPILER_LABEL_PREFIX):
-                raise ValueError(
-                    f"label {key!r}: {COMPILER_LABEL_PREFIX}* labels are set by the compiler (Services select by them)"
-                )
-        return value
+    _check_labels = field_validator("labels")(_user_labels)
 
 
 class PythonStageSpec(_NamedSpec):
@@ -321,6 +323,8 @@ class PipelineSpec(_Options):
     """Stages the body calls in ways the reference scan cannot see (``getattr``, names from a file)."""
 
     _check_name = field_validator("name")(_dns_label)
+
+    _check_labels = field_validator("labels")(_user_labels)
 
     _check_otel = field_validator("otel")(check_otel_env)
 
