@@ -213,7 +213,7 @@ def router_container(
     the server and stops it after the server has exited, so requests the server drains still route.
     """
     port = ROUTER_BASE_PORT + index
-    command = [*rf.COMMAND, rf.HOST, ROUTER_BIND_HOST, rf.PORT, str(port), rf.DISCOVERY, "grove"]
+    command = [*rf.COMMAND, rf.HOST, ROUTER_BIND_HOST, rf.PORT, str(port), rf.DISCOVERY, rf.GROVE_DISCOVERY]
     for unit in units:
         pool = _ROUTER_POOL[unit.role]
         command += [rf.clique_flag(pool), unit.clique]

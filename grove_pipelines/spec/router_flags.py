@@ -10,10 +10,12 @@ __all__ = [
     "COMMAND",
     "CONFIG",
     "DISCOVERY",
+    "GROVE_DISCOVERY",
     "HOST",
     "PORT",
     "SUBCOMMAND",
     "WORKER_PORT",
+    "DiscoveryMode",
     "Pool",
     "clique_flag",
     "group_flag",
@@ -30,6 +32,10 @@ HOST = "--host"
 PORT = "--port"
 CONFIG = "--config"
 DISCOVERY = "--discovery"
+DiscoveryMode = Literal["static", "grove", "kubernetes"]
+"""Where the router learns its workers: the flags' URLs, Grove's pod variables and DNS, or the API's pods."""
+GROVE_DISCOVERY: DiscoveryMode = "grove"
+"""What the compiler's sidecars run: the workers of the cliques named by ``clique_flag``."""
 WORKER_PORT = "--worker-port"
 """The port of discovered workers."""
 

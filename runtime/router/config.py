@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from grove_pipelines.spec.router_flags import DiscoveryMode
 from runtime.errors import RouterConfigError
 
 __all__ = [
@@ -149,7 +150,7 @@ class TimeoutConfig(_Section):
 class DiscoveryConfig(_Section):
     """Where the workers come from: fixed URLs, Grove (GROVE_* variables) or a Kubernetes label selector."""
 
-    mode: Literal["static", "grove", "kubernetes"] = "static"
+    mode: DiscoveryMode = "static"
     worker_port: int = Field(default=8000, ge=1, le=65535)
     scheme: Literal["http", "https"] = "http"
     namespace: str | None = None

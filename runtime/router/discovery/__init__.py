@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from grove_pipelines.spec.router_flags import DISCOVERY, Pool, clique_flag, group_flag, selector_flag
 from runtime.errors import DiscoveryError, RouterConfigError
 from runtime.router.config import DiscoveryConfig
 from runtime.router.discovery.dns import DnsProber, Resolver
@@ -31,7 +32,7 @@ __all__ = ["Discovery", "grove_targets"]
 
 log = logging.getLogger("grove.router.discovery")
 
-_ROLES = ("prefill", "decode", "worker")
+_ROLES: tuple[Pool, ...] = ("prefill", "decode", "worker")
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -45,12 +46,14 @@ def grove_targets(config: DiscoveryConfig) -> list[CliqueTarget]:
     for role in _ROLES:
         clique, group = getattr(config, f"{role}_clique"), getattr(config, f"{role}_group")
         if group and not clique:
-            raise RouterConfigError(f"--{role}-group needs --{role}-clique (the group's leader clique)")
+            raise RouterConfigError(
+                f"{group_flag(role)} needs {clique_flag(role)} (the group's leader clique)"
+            )
         if clique:
             targets.append(CliqueTarget(role, clique, group))
     if not targets:
         raise RouterConfigError(
-            "--discovery grove needs --prefill-clique and --decode-clique, or --worker-clique"
+            f"{DISCOVERY} grove needs {clique_flag('prefill')} and {clique_flag('decode')}, or {clique_flag('worker')}"
         )
     return targets
 
@@ -87,7 +90,8 @@ class Discovery:
             selectors = {r: getattr(cfg, f"{r}_selector") for r in _ROLES if getattr(cfg, f"{r}_selector")}
             if not selectors:
                 raise RouterConfigError(
-                    "--discovery kubernetes needs --prefill-selector/--decode-selector or --worker-selector"
+                    f"{DISCOVERY} kubernetes needs {selector_flag('prefill')}/{selector_flag('decode')}"
+                    f" or {selector_flag('worker')}"
                 )
             api = api_client(cfg.api_server)
             namespace = cfg.namespace or _own_namespace(self._env)
