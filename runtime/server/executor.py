@@ -322,35 +322,75 @@ class RequestInvoker:
     def stream_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> Any:
         caller = self._admit(llm.name)
         sink = self._sink(caller)
+        timeout_s = llm.spec.timeout_s or self.executor.settings.llm_timeout_s
         attributes = _call_attributes("llm", llm.name, caller, (), {})
         attributes["grove.llm.path"], attributes["grove.llm.stream"] = path, True
         span = start_span(f"llm {llm.name}", attributes)  # ends with the stream (usage: from its last chunk)
-        chunks = self._counted(
-            caller, llm.name, self.executor.llm.stream(llm.name, path, body, self.request_id, sink)
+        chunks = self._guarded_stream(
+            llm.name,
+            timeout_s,
+            llm.spec.retries,
+            caller,
+            lambda: self.executor.llm.stream(llm.name, path, body, self.request_id, sink),
+            span,
         )
         return traced_stream(span, chunks, lambda chunk: _usage_attributes(span, chunk))
 
-    async def _counted(
-        self, caller: str, name: str, chunks: AsyncIterator[dict[str, Any]]
+    async def _guarded_stream(
+        self,
+        name: str,
+        timeout_s: float,
+        retries: int,
+        caller: str,
+        attempt: Callable[[], AsyncIterator[dict[str, Any]]],
+        span: Span,
     ) -> AsyncIterator[dict[str, Any]]:
-        """A streamed call's chunks, counted when the stream ends as ``_guarded`` counts an awaited call (the
-        metrics and the console page); a body that stops reading early ended a call that did not fail."""
+        """``_guarded`` for a call the body iterates: each attempt's whole stream within ``timeout_s`` (and the
+        request's deadline), counted when it ends. A failure before the first chunk is retried as an awaited
+        call's is; one after it is not (the body has acted on part of the answer). A body that stops reading
+        early ended a call that did not fail."""
         metrics = self.executor.metrics
         started = time.perf_counter()
+        deadline = current_deadline() or Deadline.within(self.executor.settings.timeout_s)
+        loop = asyncio.get_running_loop()
         outcome = "ok"
         try:
-            async for chunk in chunks:
-                yield chunk
+            for number in range(retries + 1):
+                bound = deadline.bound(timeout_s)
+                scope = asyncio.timeout_at(loop.time() + bound)  # one deadline for the whole stream
+                chunks, delivered = attempt(), False
+                try:
+                    while True:
+                        try:
+                            async with scope:  # the body's own time between chunks counts too
+                                chunk = await anext(chunks)
+                        except StopAsyncIteration:
+                            return
+                        delivered = True
+                        yield chunk
+                        scope = asyncio.timeout_at(scope.when())
+                except Exception as exc:
+                    error = _as_stage_error(
+                        exc, name, timeout_s if bound >= timeout_s else None, scope.expired()
+                    )
+                    retry = not delivered and number < retries and deadline.remaining() > 0
+                    if isinstance(error, _RETRYABLE) and error.stage == name and retry:
+                        metrics.stage_call(caller, name, "retry")
+                        span.set("grove.retries", number + 1)
+                        span.set("grove.last_retry_error", error.type)
+                        continue
+                    outcome = "timeout" if isinstance(error, StageTimeoutError) else "error"
+                    if error is exc:
+                        raise
+                    raise error from exc
+                finally:
+                    aclose = getattr(chunks, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise
-        except Exception as exc:
-            outcome = "timeout" if isinstance(exc, StageTimeoutError) else "error"
-            raise
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
             metrics.stage_call(caller, name, outcome, time.perf_counter() - started)
 
     async def _guarded(
