@@ -299,6 +299,11 @@ class _Exchange:
             self.ok, self.status = True, self.proxied.reply.status
             raise
         except UpstreamError as exc:  # the worker broke off mid-stream: say so, and do not end cleanly
+            if self._tail.endswith(
+                _DONE
+            ):  # ...unless the answer was whole: only the framing's end is missing
+                self.ok, self.status = True, self.proxied.reply.status
+                raise StopAsyncIteration from None
             log.warning("stream from %s broke off: %s", self.proxied.worker.url, exc)
             error = self.app.upstream_error(exc)
             self.status, self._broken = error.status, True
@@ -309,7 +314,7 @@ class _Exchange:
             self._first_token()
         if chunk:
             note_cached_tokens(self.proxied.span, chunk)  # vLLM writes each event, its usage too, whole
-            self._tail = chunk[-2:] if len(chunk) > 1 else (self._tail + chunk)[-2:]
+            self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
         return chunk
 
     def _first_token(self) -> None:
@@ -367,6 +372,12 @@ class _Exchange:
                 if status >= 500 or status == 499:
                     span.fail("client closed the request" if status == 499 else f"HTTP {status}")
                 span.end()
+
+
+_DONE = b"data: [DONE]\n\n"
+"""vLLM's last event of a stream."""
+_TAIL = len(_DONE)
+"""Bytes of the stream kept: enough to tell whether it ended with ``_DONE``, or how its last event ended."""
 
 
 def _ends(tail: bytes) -> int:
