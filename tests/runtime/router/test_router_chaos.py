@@ -5,7 +5,8 @@ stream ending in ``data: [DONE]``) serve each completion by a behaviour drawn fr
 generator: a proper answer (kept alive or closed after), a close or a reset at accept or after
 reading the request, a body cut short, a stream cut after its first event, or a stall that outlasts
 the router's read timeout. Their ``/health`` and ``/v1/models`` always answer, and ejection is off,
-so every request meets the chaos. Sequential and concurrent requests, streamed and not.
+so every request meets the chaos. Sequential and concurrent requests, streamed and not; aggregated
+workers, and prefill/decode pairs (the prefill answer names its KV, as vLLM's kv_producer does).
 
 The reference is what each request asked for (its number is in its prompt): a 200 must carry exactly
 that request's answer (streamed: its pieces in order, then ``[DONE]``); a stream that broke after its
@@ -72,8 +73,9 @@ def _whole(number: int) -> dict[str, Any]:
 class ChaosVLLM:
     """A worker that serves each completion by the next drawn behaviour."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, role: str = "worker") -> None:
         self.rng = random.Random(seed)
+        self.role = role
         self.url = ""
         self.served: list[tuple[int, str]] = []
         self._server: asyncio.Server | None = None
@@ -127,7 +129,13 @@ class ChaosVLLM:
         if behaviour == "stall":
             await asyncio.sleep(READ_TIMEOUT * 3)
             return False
-        if streamed:
+        if self.role == "prefill":  # vLLM's kv_producer: a one-token answer naming the KV it holds
+            whole = {
+                **_whole(number),
+                "kv_transfer_params": {"remote_engine_id": "e", "remote_block_ids": [1]},
+            }
+            answer = _http("200 OK", b"application/json", json.dumps(whole).encode())
+        elif streamed:
             events = _events(number)
             if behaviour == "cut_stream":
                 events = events[:1]
@@ -139,7 +147,8 @@ class ChaosVLLM:
             writer.write(head_out + (chunked if cut else chunked + b"0\r\n\r\n"))
             await writer.drain()
             return not cut and behaviour != "ok_then_close"
-        answer = _http("200 OK", b"application/json", json.dumps(_whole(number)).encode())
+        else:
+            answer = _http("200 OK", b"application/json", json.dumps(_whole(number)).encode())
         if behaviour in ("cut_body", "cut_stream"):
             writer.write(answer[: answer.index(b"\r\n\r\n") + 10])
             await writer.drain()
@@ -179,15 +188,17 @@ async def _client(http: aiohttp.ClientSession, url: str, number: int, streamed: 
     assert f"answer {number}".startswith(pieces), (number, events)
 
 
-@pytest.mark.parametrize("seed", [7, 8])
+@pytest.mark.parametrize(("mode", "seed"), [("aggregated", 7), ("aggregated", 8), ("pd", 9)])
 async def test_workers_failing_at_random_points_give_every_client_a_whole_answer_or_a_clean_error(
-    make_router: MakeRouter, seed: int
+    make_router: MakeRouter, mode: str, seed: int
 ) -> None:
-    workers = [ChaosVLLM(seed), ChaosVLLM(seed + 100)]
+    roles = ["worker", "worker"] if mode == "aggregated" else ["prefill", "prefill", "decode", "decode"]
+    workers = [ChaosVLLM(seed + 100 * i, role) for i, role in enumerate(roles)]
     for w in workers:
         await w.start()
+    pools = {role: [w.url for w in workers if w.role == role] for role in set(roles)}
     router = await make_router(
-        worker=[w.url for w in workers],
+        **pools,
         policy="round_robin",
         retry={"backoff_base": 0},
         health={"eject_after": 1_000_000},
