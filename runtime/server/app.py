@@ -194,7 +194,7 @@ class PipelineApp:
                 )
             self.stage_owner[name] = owner
         self.models = {
-            spec.model_name: (ex, spec.name)
+            spec.model_name: (ex, spec)
             for ex in (executors if pipelines else ())
             for spec in ex.graph.llm_stages()
         }
@@ -302,9 +302,9 @@ class PipelineApp:
                 "object": "model",
                 "owned_by": "grove-pipelines",
                 "pipeline": ex.name,
-                "stage": stage,
+                "stage": spec.name,
             }
-            for model, (ex, stage) in self.models.items()
+            for model, (ex, spec) in self.models.items()
         ]
         return _json({"object": "list", "data": data})
 
@@ -406,11 +406,15 @@ class PipelineApp:
             listed = ", ".join(self.models) or "none"
             shown = repr(model)[:80] if isinstance(model, str) else "missing"
             raise NotFoundError(f"no LLM stage serves model {shown} (models: {listed})")
-        executor, stage = self.models[model]
+        executor, spec = self.models[model]
+        stage = spec.name
         # Re-serialized, never the client's bytes; the KV connector's fields belong to the router.
         raw = json.dumps(strip_private(executor.llm.body(stage, data))).encode()
         request_id = request.headers[_REQUEST_ID]
-        deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.llm_timeout_s)
+        limit_s = (
+            spec.timeout_s or self.settings.llm_timeout_s
+        )  # one LLM call's bound, as for the body's calls
+        deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=limit_s)
         headers = {REQUEST_ID_HEADER: request_id, DEADLINE_HEADER: deadline.header()}
         url = executor.llm.url(stage, request.path)
         set_current(parse_traceparent(request.headers.get(TRACEPARENT)))  # the client's trace, if it sent one
@@ -432,12 +436,11 @@ class PipelineApp:
         finally:
             reset_current(token)
         span.set("http.response.status_code", status)
-        return StreamingResponse(
-            traced_stream(span, chunks),
-            status,
-            content_type.encode("latin-1"),
-            ((_REQUEST_ID_BYTES, request_id.encode()),),
-        )
+        relayed, answer_headers = traced_stream(span, chunks), ((_REQUEST_ID_BYTES, request_id.encode()),)
+        if not data.get("stream"):  # read whole first: one cut short is then a clean error, not a short body
+            whole = b"".join([chunk async for chunk in relayed])
+            return Response(status, whole, content_type.encode("latin-1"), answer_headers)
+        return StreamingResponse(relayed, status, content_type.encode("latin-1"), answer_headers)
 
 
 def build_app(executors: Sequence[Executor], **options: Any) -> PipelineApp:

@@ -44,6 +44,20 @@ def _status_of(exc: UpstreamError) -> int:
     return 504 if isinstance(exc.__cause__, TimeoutError) else 502
 
 
+async def _relayed(reply: UpstreamReply, what: str, stage: str) -> AsyncIterator[bytes]:
+    """An answer's bytes as they arrive; one cut short is a ``StageUpstreamError`` (504 when too slow)."""
+    chunks = reply.chunks()
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except UpstreamError as exc:
+        raise StageUpstreamError(
+            f"{what} failed mid-answer: {exc}", stage=stage, status=_status_of(exc)
+        ) from None
+    finally:
+        await chunks.aclose()
+
+
 async def _head_of(reply: UpstreamReply, limit: int = _ERROR_BODY_LIMIT) -> bytes:
     """At most ``limit`` bytes of an answer's body (for the log); the rest is not read."""
     kept = b""
@@ -192,4 +206,4 @@ class StageClient:
                 stage=stage,
                 status=504 if reply.status == 504 else 502,
             )
-        return reply.status, reply.content_type, reply.chunks()
+        return reply.status, reply.content_type, _relayed(reply, f"{what} at {url}", stage)

@@ -65,3 +65,45 @@ async def test_llm_calls_to_a_worker_failing_at_random_points_end_in_their_answe
     finally:
         await worker.stop()
     assert 200 in statuses and len({b for _, b in worker.served}) > 5  # answers, and the chaos happened
+
+
+async def _pass_through(http: httpx.AsyncClient, n: int, streamed: bool) -> None:
+    """One OpenAI request through the server's pass-through, checked against what request ``n`` must get."""
+    body = {"model": "tiny", "prompt": f"request {n}", "max_tokens": 2, "stream": streamed}
+    try:
+        async with http.stream("POST", "/v1/completions", json=body) as answer:
+            raw = b"".join([piece async for piece in answer.aiter_bytes()])
+    except httpx.RemoteProtocolError:  # a stream the worker broke is ended short, after its error event
+        assert streamed and answer.status_code == 200, n
+        return
+    if answer.status_code != 200:
+        assert answer.status_code >= 500 and httpx.Response(200, content=raw).json()["error"]["type"], (
+            n,
+            raw,
+        )
+    elif not streamed:
+        assert httpx.Response(200, content=raw).json()["choices"][0]["text"] == f"answer {n}", (n, raw)
+    else:
+        events = [e.removeprefix("data: ") for e in raw.decode().split("\n\n") if e]
+        if events[-1] == "[DONE]":
+            assert "".join(
+                httpx.Response(200, content=e).json()["choices"][0]["text"] for e in events[:-1]
+            ) == (f"answer {n}"), (n, events)
+        else:  # broke: the client is told, never handed a short answer as a whole one
+            assert httpx.Response(200, content=events[-1]).json()["error"]["type"], (n, events)
+
+
+async def test_the_openai_pass_through_to_a_worker_failing_at_random_points_ends_every_request() -> None:
+    worker = ChaosVLLM(12, stall_s=60)
+    await worker.start()
+    app = PipelineApp([make_executor(awaits_chaos, chaotic, llm_urls={"chaotic": worker.url})])
+    rng = random.Random(12)
+    try:
+        async with serving(app) as (_, http):
+            for batch in range(60):
+                numbers = range(batch * 4, batch * 4 + (1 if batch % 3 else 4))
+                requests = (_pass_through(http, n, rng.random() < 0.5) for n in numbers)
+                await asyncio.wait_for(asyncio.gather(*requests), BOUND)
+    finally:
+        await worker.stop()
+    assert len({b for _, b in worker.served}) > 5  # the chaos happened
