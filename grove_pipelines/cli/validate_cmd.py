@@ -46,7 +46,7 @@ def validate(
         Path | None, typer.Option("--old", help="The live objects: check TARGET as an update of them.")
     ] = None,
 ) -> None:
-    """Print ``ok: KIND/NAME`` per accepted object, or one ``error:`` line per problem (exit code 1)."""
+    """Print 'ok: KIND/NAME' per accepted object, or one 'error: ...' line per problem (exit code 1)."""
     from grove_pipelines import yamlio
     from grove_pipelines.compile import validate_target
     from grove_pipelines.grove.cluster import GroveCluster
