@@ -373,11 +373,7 @@ class RequestInvoker:
                     error = _as_stage_error(
                         exc, name, timeout_s if bound >= timeout_s else None, scope.expired()
                     )
-                    retry = not delivered and number < retries and deadline.remaining() > 0
-                    if isinstance(error, _RETRYABLE) and error.stage == name and retry:
-                        metrics.stage_call(caller, name, "retry")
-                        span.set("grove.retries", number + 1)
-                        span.set("grove.last_retry_error", error.type)
+                    if not delivered and self._retries(error, name, caller, number, retries, deadline, span):
                         continue
                     outcome = "timeout" if isinstance(error, StageTimeoutError) else "error"
                     if error is exc:
@@ -417,11 +413,7 @@ class RequestInvoker:
                 raise
             except Exception as exc:
                 error = _as_stage_error(exc, name, timeout_s if bound >= timeout_s else None, scope.expired())
-                retry = number < retries and deadline.remaining() > 0
-                if isinstance(error, _RETRYABLE) and error.stage == name and retry:
-                    metrics.stage_call(caller, name, "retry")
-                    span.set("grove.retries", number + 1)
-                    span.set("grove.last_retry_error", error.type)
+                if self._retries(error, name, caller, number, retries, deadline, span):
                     continue
                 outcome = "timeout" if isinstance(error, StageTimeoutError) else "error"
                 metrics.stage_call(caller, name, outcome, time.perf_counter() - started)
@@ -434,6 +426,29 @@ class RequestInvoker:
             metrics.stage_call(caller, name, "ok", time.perf_counter() - started)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retries(
+        self,
+        error: PipelineRunError,
+        name: str,
+        caller: str,
+        number: int,
+        retries: int,
+        deadline: Deadline,
+        span: Span,
+    ) -> bool:
+        """Whether attempt ``number``'s ``error`` is tried again (the callee's own failure, retries and time left)."""
+        if not (
+            isinstance(error, _RETRYABLE)
+            and error.stage == name
+            and number < retries
+            and deadline.remaining() > 0
+        ):
+            return False
+        self.executor.metrics.stage_call(caller, name, "retry")
+        span.set("grove.retries", number + 1)
+        span.set("grove.last_retry_error", error.type)
+        return True
 
 
 def _usage_attributes(span: Span, answer: Any) -> None:

@@ -18,12 +18,15 @@ import socket
 import struct
 from typing import Any
 
-__all__ = ["ChaosVLLM"]
+__all__ = ["PROPER", "ChaosVLLM", "answer_of", "events_of"]
 
 BEHAVIOURS = (
-    "ok", "ok", "ok", "ok", "ok_then_close", "close_at_accept", "reset_at_accept",
+    "ok", "ok", "ok", "ok", "ok_then_close", "ok_then_idle_close", "close_at_accept", "reset_at_accept",
     "close_after_request", "reset_after_request", "cut_body", "cut_stream", "stall",
 )  # fmt: skip
+PROPER = frozenset({"ok", "ok_then_close", "ok_then_idle_close"})
+"""The behaviours that send a whole answer (``ok_then_idle_close``: then close the kept-alive
+connection a moment later, as a worker whose keep-alive ran out; the race a pool's reuse meets)."""
 MODELS = b'{"object": "list", "data": [{"id": "tiny", "object": "model", "max_model_len": 2048}]}'
 
 
@@ -36,7 +39,8 @@ def _http(status: str, content_type: bytes, body: bytes, *, close: bool = False)
     return head + (b"connection: close\r\n" if close else b"") + b"\r\n" + body
 
 
-def _events(number: int) -> list[bytes]:
+def events_of(number: int) -> list[bytes]:
+    """The SSE events of request ``number``'s streamed answer, ``data: [DONE]`` last."""
     pieces = [b"answer ", b"%d" % number]
     chunks = [
         b"data: " + json.dumps({"id": f"c{number}", "choices": [{"index": 0, "text": p.decode()}]}).encode()
@@ -45,7 +49,8 @@ def _events(number: int) -> list[bytes]:
     return [c + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
 
 
-def _whole(number: int) -> dict[str, Any]:
+def answer_of(number: int) -> dict[str, Any]:
+    """Request ``number``'s whole (not streamed) answer."""
     return {
         "id": f"c{number}",
         "object": "text_completion",
@@ -124,30 +129,33 @@ class ChaosVLLM:
         if behaviour == "stall":
             await asyncio.sleep(self.stall_s)
             return False
-        if self.role == "prefill":  # vLLM's kv_producer: a one-token answer naming the KV it holds
-            whole = {
-                **_whole(number),
-                "kv_transfer_params": {"remote_engine_id": "e", "remote_block_ids": [1]},
-            }
-            answer = _http("200 OK", b"application/json", json.dumps(whole).encode())
-        elif streamed:
-            events = _events(number)
+        if streamed and self.role != "prefill":  # (a prefill leg is never streamed)
+            events = events_of(number)
             if behaviour == "cut_stream":
                 events = events[:1]
             chunked = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
             cut = behaviour in ("cut_stream", "cut_body")
-            head_out = (
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-            )
-            writer.write(head_out + (chunked if cut else chunked + b"0\r\n\r\n"))
+            head_out = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+            if behaviour == "ok_then_close":
+                head_out += b"connection: close\r\n"
+            writer.write(head_out + b"\r\n" + (chunked if cut else chunked + b"0\r\n\r\n"))
             await writer.drain()
-            return not cut and behaviour != "ok_then_close"
+            if cut:
+                return False
         else:
-            answer = _http("200 OK", b"application/json", json.dumps(_whole(number)).encode())
-        if behaviour in ("cut_body", "cut_stream"):
-            writer.write(answer[: answer.index(b"\r\n\r\n") + 10])
+            whole = answer_of(number)
+            if self.role == "prefill":  # vLLM's kv_producer: a one-token answer naming the KV it holds
+                whole = {**whole, "kv_transfer_params": {"remote_engine_id": "e", "remote_block_ids": [1]}}
+            answer = _http(
+                "200 OK", b"application/json", json.dumps(whole).encode(), close=behaviour == "ok_then_close"
+            )
+            if behaviour in ("cut_body", "cut_stream"):
+                writer.write(answer[: answer.index(b"\r\n\r\n") + 10])
+                await writer.drain()
+                return False
+            writer.write(answer)
             await writer.drain()
+        if behaviour == "ok_then_idle_close":
+            await asyncio.sleep(self.rng.choice((0, 0.0005, 0.002)))
             return False
-        writer.write(answer)
-        await writer.drain()
         return behaviour != "ok_then_close"
