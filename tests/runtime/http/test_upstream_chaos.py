@@ -25,9 +25,11 @@ from tests.runtime.chaos_vllm import PROPER, ChaosVLLM, answer_of, events_of
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(120)]
 
-READ_TIMEOUT = 0.2
-"""The pool's read timeout: a stall (``stall_s`` 0.6) ends in it."""
-BOUND = 3.0
+READ_TIMEOUT = 1.0
+"""The pool's read timeout: a stall (``STALL_S``) ends in it; a proper answer never comes near it, even on
+a loaded machine, so a timeout there is a wake-up lost."""
+STALL_S = 1.5
+BOUND = 5.0
 """Every request ends within this (the worker never waits longer than a stall)."""
 
 
@@ -43,15 +45,15 @@ async def _request(pool: UpstreamPool, url: str, number: int, streamed: bool) ->
         return exc
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 async def test_a_worker_failing_at_random_points_never_hangs_a_request_nor_cuts_an_answer(seed: int) -> None:
-    worker = ChaosVLLM(seed)
+    worker = ChaosVLLM(seed, stall_s=STALL_S)
     await worker.start()
     pool = UpstreamPool(connect=2, read=READ_TIMEOUT, keepalive=30)
     rng = random.Random(seed * 1000)
     outcomes: dict[int, tuple[bool, bytes | UpstreamError]] = {}
     try:
-        for batch in range(100):
+        for batch in range(60):
             numbers = range(len(outcomes), len(outcomes) + (1 if batch % 3 else 4))
             streamed = {n: rng.random() < 0.5 for n in numbers}
             results = await asyncio.wait_for(
