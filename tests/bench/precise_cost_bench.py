@@ -5,8 +5,8 @@ KV-event index by its own tokens, so before routing it renders the chat template
 chains the tokens into block keys. This bench times each step on its own, on the bench model's
 tokenizer, for chat prompts of about 1k, 4k and 8k tokens, then the whole decision (``choose`` +
 ``on_routed`` over two workers, one of which holds the prompt's first half) in precise mode against
-the estimate alone. ``agent turn`` is the next turn of a conversation (the previous prompt plus a
-short new message): the case a prefix-keyed cache of earlier work could shorten.
+the estimate alone. ``next turn`` is the conversation's next turn (two more short messages) right
+after the prompt, which the router tokenizes from the earlier turn's tokens (``token_prefix_cache.py``).
 
 Run: ``python -m tests.bench precise`` (part of ``make bench``, about a minute). Timings are CPU time of one
 process, best of several repeats; on a shared machine they are noisy, so compare rows side by side.
@@ -76,17 +76,35 @@ def _held_batch(tokens: list[int]) -> KvEventBatch:
 
 
 def _row(label: str, text: str, tok: Any, precise: Policy, estimate: Policy, workers: list[Worker]) -> None:
-    """Time each step of precise mode, and both whole decisions, on one chat prompt."""
+    """Time each step of precise mode, and both whole decisions, on one chat prompt and on its next turn."""
     scorer = next(s for s, _ in precise.scorers if isinstance(s, PrefixScorer))
     assert scorer.precise is not None
     cache = scorer.precise
     body = _chat(text)
     messages = body["messages"]
+    turn = _chat(text)
+    turn["messages"] = [
+        *messages,
+        {"role": "assistant", "content": "ok."},
+        {"role": "user", "content": block_text(99, 300)},
+    ]
     rendered = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     tokens = cache.tokenizer.tokens(RequestView("chat", body)) or []
+    prefixes = cache.tokenizer.prefixes
+
+    def cold(view_body: dict[str, Any]) -> None:
+        if prefixes is not None:
+            prefixes.clear()  # a prompt the router has not seen
+        cache.tokenizer.tokens(RequestView("chat", view_body))
+
+    def both() -> None:
+        cold(body)
+        cache.tokenizer.tokens(RequestView("chat", turn))
+
     render = _time(lambda: tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
     tokenize = _time(lambda: tok(rendered, add_special_tokens=False)["input_ids"])
-    chat_path = _time(lambda: cache.tokenizer.tokens(RequestView("chat", body)))
+    first = _time(lambda: cold(body))
+    next_turn = _time(both) - first
     keys = _time(lambda: chain_keys(tokens, BLOCK))
     for url, held in zip(URLS, (tokens[: len(tokens) // 2], tokens[::-1][:BLOCK]), strict=True):
         cache.index.clear(url)
@@ -103,6 +121,8 @@ def _row(label: str, text: str, tok: Any, precise: Policy, estimate: Policy, wor
 
     def decide(policy: Policy) -> Callable[[], None]:
         def run() -> None:
+            if prefixes is not None:
+                prefixes.clear()
             req = RequestView("chat", body)
             choice = policy.choose(workers, req)
             assert choice is not None
@@ -114,7 +134,7 @@ def _row(label: str, text: str, tok: Any, precise: Policy, estimate: Policy, wor
     full, est = _time(decide(precise)), _time(decide(estimate))
     us = 1e6
     print(
-        f"{label:>14} {render * us:7.0f} {tokenize * us:9.0f} {chat_path * us:9.0f} {keys * us:6.0f} "
+        f"{label:>12} {render * us:7.0f} {tokenize * us:9.0f} {first * us:8.0f} {next_turn * us:9.0f} {keys * us:6.0f} "
         f"{look * us:8.0f} {full * us:8.0f} {est * us:8.0f}   ({len(tokens)} tokens, {len(text)} chars)"
     )
 
@@ -132,18 +152,18 @@ async def _run() -> None:
     await precise.start(URLS)
     workers = [Worker(u, "worker") for u in URLS]
     print(f"tokenizer {Path(model).name}; CPU µs per request, best of 7 (noisy machine)")
-    head = f"{'prompt':>14} {'render':>7} {'tokenize':>9} {'chat path':>9} {'keys':>6} {'lookups':>8} {'precise':>8} {'estimate':>8}"
+    head = f"{'prompt':>12} {'render':>7} {'tokenize':>9} {'router':>8} {'next turn':>9} {'keys':>6} {'lookups':>8} {'precise':>8} {'estimate':>8}"
     print(head)
     try:
         for size in (1024, 4096, 8192):
             _row(f"{size} tokens", _prompt(size, tok), tok, precise, estimate, workers)
-        _row("4k + new turn", _prompt(4096, tok) + " " + block_text(99, 300), tok, precise, estimate, workers)
     finally:
         await precise.close()
     print(
-        "render/tokenize: the chat template alone, then the rendered text alone; chat path: both as the "
-        "router does it; keys: chain keys of the tokens; lookups: the index for both workers; "
-        "precise/estimate: the whole decision (choose + on_routed)"
+        "render/tokenize: the chat template alone, then the rendered text alone (the tokenizer's own call); "
+        "router: the router's tokens of a prompt it has not seen; next turn: of the next turn (two more "
+        "messages, about 100 tokens) after it; keys: chain keys of the tokens; lookups: the index for both "
+        "workers; precise/estimate: the whole decision (choose + on_routed) on an unseen prompt"
     )
 
 

@@ -126,3 +126,20 @@ def test_the_precise_view_of_a_prompt_counts_the_blocks_a_worker_reported_for_it
             await cache.close()
 
     asyncio.run(run())
+
+
+def test_an_agents_next_turns_reuse_the_last_turns_tokens_and_equal_the_chat_templates_own(
+    tiny_model: Path, tok: Any
+) -> None:
+    tokens = PromptTokenizer(str(tiny_model))
+    assert tokens.prefixes is not None  # a byte-level BPE tokenizer: seams are used
+    messages: list[dict[str, Any]] = [{"role": "system", "content": block_text(7, 2000)}]
+    for turn in range(6):
+        messages = [
+            *messages,
+            {"role": "user", "content": block_text(100 + turn, 300 + 97 * turn) + f"\n\nturn {turn}?"},
+        ]
+        got = tokens.tokens(RequestView("chat", {"model": "m", "messages": messages}))
+        assert got == _chat_reference(tok, messages), turn
+        messages.append({"role": "assistant", "content": block_text(200 + turn, 180) + "  ok.\n"})
+    assert tokens.prefixes.hits >= 5 and tokens.prefixes.mismatches == 0
