@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any
 
+from runtime.router.policies.cache.block_hashes import text_block_hashes
+
 __all__ = ["TokenPrefixCache", "byte_lengths"]
 
 Encode = Callable[[str], list[int]]
@@ -96,7 +98,7 @@ class TokenPrefixCache:
         data = text.encode()
         if len(data) < self.min_bytes:
             return self.encode(text)
-        anchors = self._anchors(data)
+        anchors = text_block_hashes(data, self.block)
         entry = self._extend(data, anchors)
         if entry is None:
             self.misses += 1
@@ -107,13 +109,6 @@ class TokenPrefixCache:
                 return entry.ids
         self._store(entry)
         return entry.ids
-
-    def _anchors(self, data: bytes) -> list[int]:
-        out, prev, size = [], 0, self.block
-        for start in range(0, len(data) - size + 1, size):
-            prev = hash((prev, data[start : start + size]))
-            out.append(prev)
-        return out
 
     def _extend(self, data: bytes, anchors: list[int]) -> _Entry | None:
         """``data``'s entry built on the best earlier one (that one itself for a repeat), or None.
