@@ -6,6 +6,14 @@ request through its chat template with the generation prompt (vLLM renders, then
 adding special tokens again), a text prompt with the tokenizer's special tokens (as vLLM's
 completions do), a token-id prompt as it is. Anything the tokenizer cannot take gives None, and
 the caller falls back to its estimate. Results are kept on the request, so a retry pays nothing.
+
+Tokenizing is most of precise mode's cost on the request path (``tests/bench/precise_cost_bench.py``:
+about 0.6 µs a token), so a fast tokenizer's Rust backend is called directly with
+``encode_batch_fast``: the same ids as the tokenizer's ``__call__`` (which calls the same backend
+with the same flags), without computing offsets or building a ``BatchEncoding`` (about 30% less).
+And a prompt that extends a recent one (an agent's next turn, a fan-out sibling) reuses that one's
+tokens up to a safe seam and tokenizes only the rest (``token_prefix_cache.py``), for byte-level BPE
+tokenizers that pass a check on probe texts at startup; others tokenize every prompt whole.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import logging
 from typing import Any
 
 from runtime.errors import RouterConfigError
+from runtime.router.policies.cache.token_prefix_cache import TokenPrefixCache, byte_lengths
 from runtime.router.policies.request_view import RequestView
 
 __all__ = ["PromptTokenizer"]
@@ -21,6 +30,30 @@ __all__ = ["PromptTokenizer"]
 log = logging.getLogger("grove.router.tokens")
 
 _MEMO = "prompt-tokens"
+
+_PROBE_PARTS = (
+    "The router reads the prompt once.",
+    " Numbers 12345 and 3.14159, a URL https://example.com/a?b=c&d=e,",
+    "\n\n## A heading\n- a list item\n\t- indented\ttabs",
+    "   runs   of    spaces  ",
+    " naïve café, 東京の天気, emoji 🚀✨, ligature ﬁ",
+    "'quoted' \"double\" (parens) [brackets] {braces} <angle>",
+    "\r\nwindows line\r\n",
+    " camelCaseWords snake_case_words kebab-case-words",
+)
+
+
+def _probe_texts(specials: list[str]) -> list[str]:
+    """Mixed texts (words, digits, whitespace runs, unicode, the tokenizer's own special tokens) to check seams on."""
+    texts = []
+    for shift in range(3):
+        parts = []
+        for i in range(160):
+            parts.append(_PROBE_PARTS[(i * (shift + 2) + shift) % len(_PROBE_PARTS)])
+            if specials and i % 11 == shift:
+                parts.append(specials[i % len(specials)] + "\n")
+        texts.append("".join(parts))
+    return texts
 
 
 class PromptTokenizer:
@@ -34,6 +67,44 @@ class PromptTokenizer:
         except Exception as exc:  # noqa: BLE001 - any load failure is a configuration error
             raise RouterConfigError(f"cannot load the tokenizer {source!r}: {type(exc).__name__}") from None
         self.max_chars = max_chars
+        backend = getattr(self._tok, "_tokenizer", None)
+        self._backend: Any = backend if hasattr(backend, "encode_batch_fast") else None
+        if self._backend is not None:  # as the tokenizer's __call__ sets them: whole prompts, no padding
+            self._backend.no_truncation()
+            self._backend.no_padding()
+        #: Recent prompts' tokens by text prefix (None: this tokenizer's prompts are tokenized whole).
+        self.prefixes: TokenPrefixCache | None = None
+        self._adds_none = (
+            False  # the prefix cache tokenizes plain text: prompts with added special tokens use
+        )
+        if self._backend is not None:  # it when the tokenizer adds none
+            with_specials = self._backend.encode_batch_fast(["a"], add_special_tokens=True)[0].ids
+            self._adds_none = with_specials == self._plain("a")
+            self.prefixes = self._prefix_cache()
+
+    def _plain(self, text: str) -> list[int]:
+        ids: list[int] = self._backend.encode_batch_fast([text], add_special_tokens=False)[0].ids
+        return ids
+
+    def _prefix_cache(self) -> TokenPrefixCache | None:
+        """A prefix cache, if seams are exact for this tokenizer on the probe texts (else None: whole prompts)."""
+        table = byte_lengths(self._backend)
+        if table is None:
+            return None
+        specials = [str(t.content) for t in self._backend.get_added_tokens_decoder().values()]
+        cache = TokenPrefixCache(self._plain, table)
+        for text in _probe_texts(specials):
+            ids = self._plain(text)
+            if sum(table[t] for t in ids) != len(text.encode()):
+                log.info("tokenizer is not byte-level exact: every prompt is tokenized whole")
+                return None
+            for end in range(len(text) // 4, len(text) + 1, len(text) // 9):
+                if cache.tokens(text[:end]) != self._plain(text[:end]):
+                    log.info("tokenizer seams are not exact on a probe: every prompt is tokenized whole")
+                    return None
+        if not cache.hits:
+            return None
+        return TokenPrefixCache(self._plain, table)
 
     def tokens(self, req: RequestView) -> list[int] | None:
         """The prompt's token ids, or None when they cannot be known."""
@@ -50,10 +121,9 @@ class PromptTokenizer:
                 messages = body.get("messages")
                 if not isinstance(messages, list) or len(req.prompt_text) > self.max_chars:
                     return None
-                ids = self._tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-                if isinstance(ids, dict) or hasattr(ids, "keys"):
-                    ids = ids["input_ids"]
-                return [int(t) for t in ids]
+                # rendered, then tokenized without special tokens: what apply_chat_template(tokenize=True) does
+                text = self._tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                return self._encode(text, add_special_tokens=False) if isinstance(text, str) else None
             prompt = body.get("prompt")
             if isinstance(prompt, list) and prompt and isinstance(prompt[0], list):
                 prompt = prompt[0]  # batched token prompts: route by the first
@@ -63,7 +133,17 @@ class PromptTokenizer:
                 prompt = prompt[0]
             if not isinstance(prompt, str) or len(prompt) > self.max_chars:
                 return None
-            return [int(t) for t in self._tok(prompt)["input_ids"]]
+            return self._encode(prompt, add_special_tokens=True)
         except Exception as exc:  # noqa: BLE001 - a prompt the tokenizer rejects is routed by estimate
             log.debug("tokenizer gave up on a prompt: %s", type(exc).__name__)
             return None
+
+    def _encode(self, text: str, *, add_special_tokens: bool) -> list[int]:
+        """``text``'s token ids, as the tokenizer's ``__call__`` gives them."""
+        if self.prefixes is not None and (not add_special_tokens or self._adds_none):
+            return self.prefixes.tokens(text)
+        if self._backend is not None:
+            encoded = self._backend.encode_batch_fast([text], add_special_tokens=add_special_tokens)
+            ids: list[int] = encoded[0].ids
+            return ids
+        return [int(t) for t in self._tok(text, add_special_tokens=add_special_tokens)["input_ids"]]
