@@ -30,7 +30,11 @@ def test_quantities_accepted(value: object) -> None:
         (PipelineSpec, {"name": "p", "termination_delay": "0s"}, "not a duration greater than 0"),
         (PipelineSpec, {"name": "x" * 64}, "not a DNS label"),
         (PipelineSpec, {"name": "p", "labels": {"grove-pipelines.io/stage": "x"}}, "set by the compiler"),
-        (PythonStageSpec, {"name": "s", "labels": {"grove-pipelines.io/part-of": "x"}}, "set by the compiler"),
+        (
+            PythonStageSpec,
+            {"name": "s", "labels": {"grove-pipelines.io/part-of": "x"}},
+            "set by the compiler",
+        ),
         (LLMSpec, {"name": "m", "model": "m", "gpus": 1, "tensor_parallel": 2}, "exceeds the role's GPUs"),
     ],
 )
