@@ -24,7 +24,7 @@ from runtime.router.policies import Choice, Policy, RequestView, make_policy
 from runtime.router.policies.prefill_split_decider import DisaggDecider, DisaggDecision
 from runtime.router.workers import PoolRole, Worker, WorkerPool
 
-__all__ = ["ROUTE_HEADER", "Route", "Router"]
+__all__ = ["ROUTE_HEADER", "Catalog", "Route", "Router"]
 
 log = logging.getLogger("grove.router")
 
@@ -70,8 +70,8 @@ class Route:
 
 
 @dataclass(frozen=True)
-class _Catalog:
-    """What the workers serve, as of one model-list and membership version."""
+class Catalog:
+    """What the workers serve, as of one model-list and membership version (a request reads it once)."""
 
     key: tuple[int, ...]
     models: set[str] | None
@@ -79,7 +79,7 @@ class _Catalog:
     lengths: dict[str, int]
 
     @staticmethod
-    def of(key: tuple[int, ...], workers: list[Worker]) -> _Catalog:
+    def of(key: tuple[int, ...], workers: list[Worker]) -> Catalog:
         unknown = not workers or any(w.models is None for w in workers)
         models = None if unknown else set().union(*(w.models or () for w in workers))
         seen: dict[str, dict[str, Any]] = {}
@@ -90,7 +90,7 @@ class _Catalog:
                 n = card.get("max_model_len")
                 if isinstance(n, int) and not isinstance(n, bool) and n > 0:
                     lengths[card["id"]] = min(n, lengths.get(card["id"], n))
-        return _Catalog(key, models, list(seen.values()), lengths)
+        return Catalog(key, models, list(seen.values()), lengths)
 
 
 class Router:
@@ -129,7 +129,7 @@ class Router:
         )
         for worker in self.all_workers():
             self.metrics.watch_load(worker)
-        self._catalog_cache: _Catalog | None = None
+        self._catalog_cache: Catalog | None = None
         self.draining = False
         d = config.discovery
         self.pd_enabled = bool(
@@ -187,24 +187,31 @@ class Router:
         """Every worker of every pool."""
         return [w for pool in self.pools.values() for w in pool.workers]
 
-    def _catalog(self) -> _Catalog:
+    def catalog(self) -> Catalog:
         """The workers' models and context lengths, recomputed only when a model list or a pool changed."""
-        key = (Worker.catalog_version, *(pool.version for pool in self.pools.values()))
-        if self._catalog_cache is None or self._catalog_cache.key != key:
-            self._catalog_cache = _Catalog.of(key, self.all_workers())
-        return self._catalog_cache
+        pools = self.pools
+        key = (
+            Worker.catalog_version,
+            pools["prefill"].version,
+            pools["decode"].version,
+            pools["worker"].version,
+        )
+        cached = self._catalog_cache
+        if cached is None or cached.key != key:
+            cached = self._catalog_cache = Catalog.of(key, self.all_workers())
+        return cached
 
     def known_models(self) -> set[str] | None:
         """Models some worker serves; None while any worker's list is still unknown (no 404 yet)."""
-        return self._catalog().models
+        return self.catalog().models
 
     def model_cards(self) -> list[dict[str, Any]]:
         """The union of the workers' ``/v1/models`` entries, one per model id."""
-        return self._catalog().cards
+        return self.catalog().cards
 
     def context_length(self, model: str) -> int | None:
         """The smallest ``max_model_len`` the workers report for ``model`` in ``/v1/models``; None if unknown."""
-        return self._catalog().lengths.get(model)
+        return self.catalog().lengths.get(model)
 
     def refresh_load(self, workers: list[Worker]) -> None:
         """With several router processes: set each worker's in-flight counts to those of all processes."""
