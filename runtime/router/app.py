@@ -57,6 +57,7 @@ _JSON = b"application/json"
 _FORWARDED = ("authorization", "tracestate")  # traceparent: the router's own span is the legs' parent
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ENDPOINTS = {"/v1/completions": "completions", "/v1/chat/completions": "chat"}
+_SPAN_NAMES = {endpoint: f"router {endpoint}" for endpoint in _ENDPOINTS.values()}
 _PLAIN = (LIVENESS_PATH, ROUTER_READINESS_PATH, "/metrics", "/openapi.json")
 
 
@@ -175,7 +176,7 @@ class RouterApp:
         router = self.router
         exchange = _Exchange(self, endpoint)
         span = exchange.span = start_span(
-            f"router {endpoint}", parent=parse_traceparent(request.headers.get(TRACEPARENT)), kind="server"
+            _SPAN_NAMES[endpoint], parent=parse_traceparent(request.headers.get(TRACEPARENT)), kind="server"
         )
         token = set_current(span)  # the legs' spans (and their traceparent to vLLM) are under it
         try:
@@ -221,6 +222,24 @@ class _Exchange:
     listener closes it (:meth:`aclose`, called even when the stream never started), so no path
     leaks a slot or a count, and :meth:`end` counts the request once.
     """
+
+    __slots__ = (
+        "_broken",
+        "_chunks",
+        "_counted",
+        "_first",
+        "_tail",
+        "admitted",
+        "app",
+        "endpoint",
+        "ok",
+        "proxied",
+        "router",
+        "series",
+        "span",
+        "started",
+        "status",
+    )
 
     def __init__(self, app: RouterApp, endpoint: str) -> None:
         self.app, self.router, self.endpoint = app, app.router, endpoint
