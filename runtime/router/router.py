@@ -116,6 +116,7 @@ class Router:
         self._fallback: dict[PoolRole, Policy] = {role: make_policy("round_robin", {}) for role in self.pools}
         self.decider = DisaggDecider(config.disaggregation, self.policies["decode"].uncached_tokens)
         self._labels: dict[tuple[PoolRole, ...], str] = {}
+        self._decided: dict[tuple[str, str], Any] = {}  # grove_router_decisions children
         self.admission = Admission(config.limits)
         self.metrics.queue_depth.set_function(lambda: self.admission.waiting)  # read when scraped
         self.health = HealthChecker(
@@ -269,7 +270,9 @@ class Router:
         """The route of one attempt, avoiding workers in ``exclude``; None when no worker can take it."""
         model = req.model
         if self.pd_enabled:
-            decoders = [w for w in self.pools["decode"].available(model, panic=True) if w.url not in exclude]
+            decoders = self.pools["decode"].available(model, panic=True)
+            if exclude:
+                decoders = [w for w in decoders if w.url not in exclude]
             choice = self.choose("decode", decoders, req) if decoders else None
             if choice is not None:
                 prefillers = self.pools["prefill"].available(model)
@@ -310,7 +313,9 @@ class Router:
         return self._aggregated(req, exclude)
 
     def _aggregated(self, req: RequestView, exclude: set[str] | frozenset[str]) -> Route | None:
-        workers = [w for w in self.pools["worker"].available(req.model, panic=True) if w.url not in exclude]
+        workers = self.pools["worker"].available(req.model, panic=True)
+        if exclude:
+            workers = [w for w in workers if w.url not in exclude]
         choice = self.choose("worker", workers, req) if workers else None
         if choice is None:
             return None
@@ -328,6 +333,11 @@ class Router:
         except Exception:  # learning is best effort: the request still goes where it was routed
             log.exception("%s policy failed to record a routed request", role)
             self.metrics.of(self.metrics.policy_errors, role).inc()
-        self.metrics.of(self.metrics.decisions, route.mode, route.kind).inc()
+        decided = self._decided.get((route.mode, route.kind))
+        if decided is None:  # (mode, kind of reason): a few pairs, each looked up once
+            decided = self._decided[route.mode, route.kind] = self.metrics.of(
+                self.metrics.decisions, route.mode, route.kind
+            )
+        decided.inc()
         if log.isEnabledFor(logging.DEBUG):  # the header is built only for a debug log
             log.debug("route %s", route.header())
