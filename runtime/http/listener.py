@@ -318,8 +318,7 @@ class _Connection(asyncio.Protocol):
                 self._transport.resume_reading()
                 self._paused_reading = False
             if queue:
-                request, keep_alive = queue.popleft()
-                await self._answer(request, keep_alive)
+                await self._answer(*queue.popleft())  # no local keeps the request (its body) while idle
                 continue
             self._busy = False
             if not self._in_message:
