@@ -1,4 +1,4 @@
-"""The runtime's HTTP/1.1 listener: raw asyncio protocol + httptools, one task per request, no framework.
+"""The runtime's HTTP/1.1 listener: raw asyncio protocol + httptools, one task per connection, no framework.
 
 Each connection is a :class:`_Connection` protocol. It bounds what a client can cost (see
 :class:`~runtime.http.limits.ListenerLimits`): header size (431), body size (413, refused from
@@ -7,6 +7,12 @@ expiry, a connection cap (503), and a write-stall deadline on streamed answers (
 reading is cut, and the stream's iterator is closed so the upstream socket closes with it). A client
 that disconnects cancels its handler task, which is how a proxy learns to abort: there is no
 watcher task per request. Answers are written in one ``write`` with pre-encoded status lines.
+
+A connection's requests come one after another (HTTP/1.1), so one task answers them all, made when
+the first request is complete: a task per request would cost its creation and its registration
+each time. The requests of one connection therefore share one :mod:`contextvars` context: a
+handler that sets a context variable must set it on every request (or reset it), never rely on a
+fresh context.
 
 :meth:`HttpServer.stop` drains: it stops accepting, closes idle connections, lets in-flight
 requests finish (their answers carry ``connection: close``) for up to ``drain_timeout``, then cuts
@@ -119,7 +125,9 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._client = ""
         self._queue: deque[tuple[Request, bool]] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # answers this connection's requests, in order
+        self._busy = False  # a request is being answered
+        self._waiter: asyncio.Future[None] | None = None  # the idle task waits on it for the next request
         self._timer = LazyTimer(self._loop, self._on_deadline)
         self._deadline_status: int | None = None
         self._writable: asyncio.Future[None] | None = None
@@ -176,7 +184,7 @@ class _Connection(asyncio.Protocol):
     @property
     def idle(self) -> bool:
         """No request is being read or answered (safe to close on drain)."""
-        return self._task is None and not self._in_message and not self._queue
+        return not self._busy and not self._in_message and not self._queue
 
     def close(self) -> None:
         """Close the connection (after what has been written is flushed)."""
@@ -203,7 +211,7 @@ class _Connection(asyncio.Protocol):
     def _on_deadline(self) -> None:
         if self.closed:
             return
-        if self._deadline_status is None or self._task is not None:
+        if self._deadline_status is None or self._busy:
             self.close()  # no (complete) head in time, idle keep-alive expired: closed without an answer
         else:
             self._fail(
@@ -242,7 +250,7 @@ class _Connection(asyncio.Protocol):
         self._header_bytes = 0
         self._body = []
         self._body_bytes = 0
-        if self._task is None:
+        if not self._busy:
             self._arm(self._limits.header_timeout, None)
 
     def _count_header_bytes(self, size: int) -> None:
@@ -268,7 +276,7 @@ class _Connection(asyncio.Protocol):
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
             raise self._refuse(413, "the request body is too large")
-        if self._task is None:
+        if not self._busy:
             self._arm(self._limits.body_timeout, 408)
 
     def on_body(self, body: bytes) -> None:
@@ -293,26 +301,37 @@ class _Connection(asyncio.Protocol):
         if len(self._queue) >= _PIPELINE_DEPTH and self._transport is not None:
             self._transport.pause_reading()
             self._paused_reading = True
-        if self._task is None:
-            self._next()
+        if not self._busy:
+            self._busy = True
+            self._disarm()
+            if self._task is None:
+                self._task = self._loop.create_task(self._serve())
+            elif self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
 
     # -- answering -------------------------------------------------------------------------------
-    def _next(self) -> None:
-        if self._paused_reading and self._transport is not None and not self.closed:
-            self._transport.resume_reading()
-            self._paused_reading = False
-        if not self._queue:
-            self._task = None
+    async def _serve(self) -> None:
+        """The connection's task: answer queued requests in order; idle, wait for the next one."""
+        queue = self._queue
+        while not self.closed:
+            if self._paused_reading and self._transport is not None:
+                self._transport.resume_reading()
+                self._paused_reading = False
+            if queue:
+                await self._answer(*queue.popleft())  # no local keeps the request (its body) while idle
+                continue
+            self._busy = False
             if not self._in_message:
                 self._arm(self._limits.keepalive_timeout, None)
             elif self._in_head:  # the next request began while this one was answered: bound it too
                 self._arm(self._limits.header_timeout, None)
             else:
                 self._arm(self._limits.body_timeout, 408)
-            return
-        self._disarm()
-        request, keep_alive = self._queue.popleft()
-        self._task = self._loop.create_task(self._answer(request, keep_alive))
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter  # on_message_complete wakes it; connection_lost cancels the task
+            except asyncio.CancelledError:
+                return
 
     async def _answer(self, request: Request, keep_alive: bool) -> None:
         try:
@@ -344,8 +363,6 @@ class _Connection(asyncio.Protocol):
             if not keep_alive:
                 self._queue.clear()
                 self.close()
-        if not self.closed:
-            self._next()
 
     async def _stream(self, reply: StreamingResponse, keep_alive: bool) -> None:
         chunks = reply.chunks
@@ -381,7 +398,7 @@ class _Connection(asyncio.Protocol):
         """Answer an error the client caused before any handler ran, then close."""
         self._cancel_timer()
         if self._transport is not None and not self.closed and not self._transport.is_closing():
-            if self._task is None:
+            if not self._busy:
                 reply = self._server.refusal(status, message, type_, self._headers)
                 head = _head(reply.status, reply.content_type, reply.headers, False, len(reply.body))
                 self._transport.write(head + reply.body)

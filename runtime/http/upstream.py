@@ -18,7 +18,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Mapping
 from functools import lru_cache
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -379,7 +379,7 @@ class UpstreamPool:
             return UpstreamReply(conn, self, url, read, deadline)
         raise AssertionError("unreachable")
 
-    async def post(
+    def post(
         self,
         url: str,
         body: bytes,
@@ -387,9 +387,12 @@ class UpstreamPool:
         *,
         total: float | None = None,
         abandon: asyncio.Future[Any] | None = None,
-    ) -> UpstreamReply:
-        """POST ``body``; return once the answer's status and headers are in (see :meth:`request`)."""
-        return await self.request("POST", url, body, headers, total=total, abandon=abandon)
+    ) -> Coroutine[Any, Any, UpstreamReply]:
+        """POST ``body``; its awaitable answer, once status and headers are in (see :meth:`request`).
+
+        :meth:`request`'s own coroutine, not one wrapping it: a coroutine less per leg.
+        """
+        return self.request("POST", url, body, headers, total=total, abandon=abandon)
 
     async def get_text(self, url: str, *, timeout: float) -> tuple[int, str]:
         """GET ``url``; its status and body as text (e.g. a worker's Prometheus ``/metrics``)."""

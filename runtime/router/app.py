@@ -57,6 +57,7 @@ _JSON = b"application/json"
 _FORWARDED = ("authorization", "tracestate")  # traceparent: the router's own span is the legs' parent
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ENDPOINTS = {"/v1/completions": "completions", "/v1/chat/completions": "chat"}
+_SPAN_NAMES = {endpoint: f"router {endpoint}" for endpoint in _ENDPOINTS.values()}
 _PLAIN = (LIVENESS_PATH, ROUTER_READINESS_PATH, "/metrics", "/openapi.json")
 
 
@@ -141,11 +142,12 @@ class RouterApp:
             )
 
     def _parse(self, raw: bytes, endpoint: str) -> dict[str, Any]:
+        catalog = self.router.catalog()  # once: models and context lengths of the same moment
         try:
-            body = parse_request(raw, endpoint, context_length=self.router.context_length)  # type: ignore[arg-type]
+            body = parse_request(raw, endpoint, context_length=catalog.lengths.get)  # type: ignore[arg-type]
         except InvalidRequest as exc:
             raise HTTPError(400, exc.message, "invalid_request_error") from None
-        known = self.router.known_models()
+        known = catalog.models
         if known is not None and body["model"] not in known:
             served = ", ".join(sorted(known)) or "none"
             raise HTTPError(404, f"model {body['model']!r} not found; served: {served}", "not_found_error")
@@ -174,7 +176,7 @@ class RouterApp:
         router = self.router
         exchange = _Exchange(self, endpoint)
         span = exchange.span = start_span(
-            f"router {endpoint}", parent=parse_traceparent(request.headers.get(TRACEPARENT)), kind="server"
+            _SPAN_NAMES[endpoint], parent=parse_traceparent(request.headers.get(TRACEPARENT)), kind="server"
         )
         token = set_current(span)  # the legs' spans (and their traceparent to vLLM) are under it
         try:
@@ -221,8 +223,27 @@ class _Exchange:
     leaks a slot or a count, and :meth:`end` counts the request once.
     """
 
+    __slots__ = (
+        "_broken",
+        "_chunks",
+        "_counted",
+        "_first",
+        "_tail",
+        "admitted",
+        "app",
+        "endpoint",
+        "ok",
+        "proxied",
+        "router",
+        "series",
+        "span",
+        "started",
+        "status",
+    )
+
     def __init__(self, app: RouterApp, endpoint: str) -> None:
         self.app, self.router, self.endpoint = app, app.router, endpoint
+        self.series = app.router.metrics.endpoint(endpoint)
         self.started = time.perf_counter()
         self.admitted = False
         self.proxied: Proxied | None = None
@@ -320,7 +341,7 @@ class _Exchange:
     def _first_token(self) -> None:
         """The answer's first bytes are in: time to first token, to the metrics and to the spans."""
         ttft = time.perf_counter() - self.started
-        self.router.metrics.of(self.router.metrics.ttft, self.endpoint).observe(ttft)
+        self.series.ttft.observe(ttft)
         proxied = self.proxied
         if not (self.span is not None and self.span.recording) and not (
             proxied is not None and proxied.span.recording
@@ -363,9 +384,9 @@ class _Exchange:
             self.router.admission.release()
         if not self._counted:
             self._counted = True
-            metrics = self.router.metrics
-            metrics.of(metrics.requests, self.endpoint, str(status)).inc()
-            metrics.of(metrics.latency, self.endpoint).observe(time.perf_counter() - self.started)
+            series = self.series
+            series.answered(status).inc()
+            series.latency.observe(time.perf_counter() - self.started)
             span, self.span = self.span, None
             if span is not None:
                 span.set("http.response.status_code", status)

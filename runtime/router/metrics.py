@@ -17,11 +17,32 @@ from runtime.router.metrics_peers import MetricsPeers
 from runtime.router.tallies import Tally, TallyHistogram
 from runtime.router.workers import Worker
 
-__all__ = ["CONTENT_TYPE", "RouterMetrics"]
+__all__ = ["CONTENT_TYPE", "EndpointSeries", "RouterMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class EndpointSeries:
+    """One endpoint's per-request series, looked up once: a labelled lookup per request costs more than the update."""
+
+    __slots__ = ("_metrics", "_requests", "endpoint", "latency", "ttft")
+
+    def __init__(self, metrics: RouterMetrics, endpoint: str) -> None:
+        self._metrics, self.endpoint = metrics, endpoint
+        self.latency = metrics.of(metrics.latency, endpoint)
+        self.ttft = metrics.of(metrics.ttft, endpoint)
+        self._requests: dict[int, Any] = {}
+
+    def answered(self, status: int) -> Any:
+        """The ``grove_router_requests`` child of this endpoint and ``status``."""
+        child = self._requests.get(status)
+        if child is None:
+            child = self._requests[status] = self._metrics.of(
+                self._metrics.requests, self.endpoint, str(status)
+            )
+        return child
 
 
 class RouterMetrics:
@@ -106,6 +127,7 @@ class RouterMetrics:
         )
         self.queue_depth = Gauge("grove_router_queue_depth", "Requests waiting for a slot.", registry=r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._endpoints: dict[str, EndpointSeries] = {}
         #: With several router processes: where their samples meet, so any one's page counts them all.
         self.peers: MetricsPeers | None = None
 
@@ -116,6 +138,13 @@ class RouterMetrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+    def endpoint(self, endpoint: str) -> EndpointSeries:
+        """The per-request series of ``endpoint`` (``completions`` or ``chat``)."""
+        series = self._endpoints.get(endpoint)
+        if series is None:
+            series = self._endpoints[endpoint] = EndpointSeries(self, endpoint)
+        return series
 
     def watch_load(self, worker: Worker) -> None:
         """Export the worker's in-flight count, read when scraped (not set on every request)."""

@@ -24,7 +24,7 @@ from runtime.router.policies import Choice, Policy, RequestView, make_policy
 from runtime.router.policies.prefill_split_decider import DisaggDecider, DisaggDecision
 from runtime.router.workers import PoolRole, Worker, WorkerPool
 
-__all__ = ["ROUTE_HEADER", "Route", "Router"]
+__all__ = ["ROUTE_HEADER", "Catalog", "Route", "Router"]
 
 log = logging.getLogger("grove.router")
 
@@ -70,8 +70,8 @@ class Route:
 
 
 @dataclass(frozen=True)
-class _Catalog:
-    """What the workers serve, as of one model-list and membership version."""
+class Catalog:
+    """What the workers serve, as of one model-list and membership version (a request reads it once)."""
 
     key: tuple[int, ...]
     models: set[str] | None
@@ -79,7 +79,7 @@ class _Catalog:
     lengths: dict[str, int]
 
     @staticmethod
-    def of(key: tuple[int, ...], workers: list[Worker]) -> _Catalog:
+    def of(key: tuple[int, ...], workers: list[Worker]) -> Catalog:
         unknown = not workers or any(w.models is None for w in workers)
         models = None if unknown else set().union(*(w.models or () for w in workers))
         seen: dict[str, dict[str, Any]] = {}
@@ -90,7 +90,7 @@ class _Catalog:
                 n = card.get("max_model_len")
                 if isinstance(n, int) and not isinstance(n, bool) and n > 0:
                     lengths[card["id"]] = min(n, lengths.get(card["id"], n))
-        return _Catalog(key, models, list(seen.values()), lengths)
+        return Catalog(key, models, list(seen.values()), lengths)
 
 
 class Router:
@@ -116,6 +116,7 @@ class Router:
         self._fallback: dict[PoolRole, Policy] = {role: make_policy("round_robin", {}) for role in self.pools}
         self.decider = DisaggDecider(config.disaggregation, self.policies["decode"].uncached_tokens)
         self._labels: dict[tuple[PoolRole, ...], str] = {}
+        self._decided: dict[tuple[str, str], Any] = {}  # grove_router_decisions children
         self.admission = Admission(config.limits)
         self.metrics.queue_depth.set_function(lambda: self.admission.waiting)  # read when scraped
         self.health = HealthChecker(
@@ -129,7 +130,7 @@ class Router:
         )
         for worker in self.all_workers():
             self.metrics.watch_load(worker)
-        self._catalog_cache: _Catalog | None = None
+        self._catalog_cache: Catalog | None = None
         self.draining = False
         d = config.discovery
         self.pd_enabled = bool(
@@ -187,24 +188,31 @@ class Router:
         """Every worker of every pool."""
         return [w for pool in self.pools.values() for w in pool.workers]
 
-    def _catalog(self) -> _Catalog:
+    def catalog(self) -> Catalog:
         """The workers' models and context lengths, recomputed only when a model list or a pool changed."""
-        key = (Worker.catalog_version, *(pool.version for pool in self.pools.values()))
-        if self._catalog_cache is None or self._catalog_cache.key != key:
-            self._catalog_cache = _Catalog.of(key, self.all_workers())
-        return self._catalog_cache
+        pools = self.pools
+        key = (
+            Worker.catalog_version,
+            pools["prefill"].version,
+            pools["decode"].version,
+            pools["worker"].version,
+        )
+        cached = self._catalog_cache
+        if cached is None or cached.key != key:
+            cached = self._catalog_cache = Catalog.of(key, self.all_workers())
+        return cached
 
     def known_models(self) -> set[str] | None:
         """Models some worker serves; None while any worker's list is still unknown (no 404 yet)."""
-        return self._catalog().models
+        return self.catalog().models
 
     def model_cards(self) -> list[dict[str, Any]]:
         """The union of the workers' ``/v1/models`` entries, one per model id."""
-        return self._catalog().cards
+        return self.catalog().cards
 
     def context_length(self, model: str) -> int | None:
         """The smallest ``max_model_len`` the workers report for ``model`` in ``/v1/models``; None if unknown."""
-        return self._catalog().lengths.get(model)
+        return self.catalog().lengths.get(model)
 
     def refresh_load(self, workers: list[Worker]) -> None:
         """With several router processes: set each worker's in-flight counts to those of all processes."""
@@ -262,7 +270,9 @@ class Router:
         """The route of one attempt, avoiding workers in ``exclude``; None when no worker can take it."""
         model = req.model
         if self.pd_enabled:
-            decoders = [w for w in self.pools["decode"].available(model, panic=True) if w.url not in exclude]
+            decoders = self.pools["decode"].available(model, panic=True)
+            if exclude:
+                decoders = [w for w in decoders if w.url not in exclude]
             choice = self.choose("decode", decoders, req) if decoders else None
             if choice is not None:
                 prefillers = self.pools["prefill"].available(model)
@@ -303,7 +313,9 @@ class Router:
         return self._aggregated(req, exclude)
 
     def _aggregated(self, req: RequestView, exclude: set[str] | frozenset[str]) -> Route | None:
-        workers = [w for w in self.pools["worker"].available(req.model, panic=True) if w.url not in exclude]
+        workers = self.pools["worker"].available(req.model, panic=True)
+        if exclude:
+            workers = [w for w in workers if w.url not in exclude]
         choice = self.choose("worker", workers, req) if workers else None
         if choice is None:
             return None
@@ -321,6 +333,11 @@ class Router:
         except Exception:  # learning is best effort: the request still goes where it was routed
             log.exception("%s policy failed to record a routed request", role)
             self.metrics.of(self.metrics.policy_errors, role).inc()
-        self.metrics.of(self.metrics.decisions, route.mode, route.kind).inc()
+        decided = self._decided.get((route.mode, route.kind))
+        if decided is None:  # (mode, kind of reason): a few pairs, each looked up once
+            decided = self._decided[route.mode, route.kind] = self.metrics.of(
+                self.metrics.decisions, route.mode, route.kind
+            )
+        decided.inc()
         if log.isEnabledFor(logging.DEBUG):  # the header is built only for a debug log
             log.debug("route %s", route.header())

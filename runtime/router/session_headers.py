@@ -38,7 +38,7 @@ def clean_session(value: str | bytes | None) -> str | None:
 def session_from(headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]) -> str | None:
     """The session a request names in its headers (a mapping, or ASGI's raw ``(name, value)`` pairs)."""
     found: dict[str, str] = {}
-    if isinstance(headers, Mapping):
+    if isinstance(headers, (dict, Mapping)):  # dict first: a dict skips the ABC's slower check
         for name, value in headers.items():
             key = name.lower()
             if key in SESSION_HEADERS:

@@ -258,6 +258,11 @@ class PipelineApp:
         refused = self.gate.refusal(request.path, request.headers)
         if refused is not None:
             return _refused(refused, request_id)
+        # Every request sets its own trace and session from its own headers (None when absent): a
+        # connection's requests share one task and so one context, and nothing of an earlier request
+        # may remain. Not reset on return: a streamed answer still runs under them.
+        set_current(parse_traceparent(request.headers.get(TRACEPARENT)))
+        RUN_SESSION.set(session_from(request.headers))
         try:
             return await self.routes(request)
         except HttpError as exc:  # no such route or method: the same JSON shape as every other error
@@ -327,8 +332,6 @@ class PipelineApp:
         inputs = {field: getattr(validated, field) for field in served.fields}
         request_id = request.headers[_REQUEST_ID]
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.timeout_s)
-        RUN_SESSION.set(session_from(request.headers))  # the client's session for all the run's LLM calls
-        set_current(parse_traceparent(request.headers.get(TRACEPARENT)))  # the caller's trace, if it sent one
         executor = served.executor
         tracked = _Tracked(self.metrics, name, self.console, request_id)
         if getattr(validated, "stream", False):
@@ -387,8 +390,6 @@ class PipelineApp:
         caller = request.headers.get(_CALLER, ENTRY)
         request_id = request.headers[_REQUEST_ID]
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=self.settings.timeout_s)
-        RUN_SESSION.set(session_from(request.headers))
-        set_current(parse_traceparent(request.headers.get(TRACEPARENT)))  # the calling stage's span
         result = await owner.serve_stage(
             name, args, kwargs, caller=caller, request_id=request_id, deadline=deadline
         )
@@ -417,7 +418,6 @@ class PipelineApp:
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=limit_s)
         headers = {REQUEST_ID_HEADER: request_id, DEADLINE_HEADER: deadline.header()}
         url = executor.llm.url(stage, request.path)
-        set_current(parse_traceparent(request.headers.get(TRACEPARENT)))  # the client's trace, if it sent one
         attributes: dict[str, Attribute] = {
             "grove.llm": stage,
             "grove.llm.path": request.path,

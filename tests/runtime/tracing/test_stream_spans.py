@@ -6,6 +6,8 @@ The LLM stage's endpoint is the vLLM double (``tests/runtime/fake_vllm.py``), wh
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -98,3 +100,45 @@ async def test_the_openai_pass_through_is_a_span_the_router_continues(fakes: Mak
     [seen] = fake.completions()
     sent = parse_traceparent(seen.headers.get("traceparent"))
     assert sent is not None and (sent.trace_id, sent.span_id) == (TRACE, proxied.span_id)
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: str) -> bytes:
+    """One keep-alive POST of the ``reads-stream`` pipeline on an open connection; its status line."""
+    body = json.dumps({"text": "hi"}).encode()
+    writer.write(
+        b"POST /v1/pipelines/reads-stream HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+        + headers.encode()
+        + b"content-length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return head.split(b"\r\n", 1)[0]
+
+
+async def test_two_requests_on_one_connection_share_neither_trace_nor_session(fakes: MakeFake) -> None:
+    """The listener answers a connection's requests in one task: the second must not run under the first's trace."""
+    fake = await fakes("aggregated")
+    app = build_app([make_executor(reads_stream, talker, llm_urls={"talker": fake.url})])
+    async with serving(app) as (server, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            first = await _exchange(
+                reader, writer, f"traceparent: {CLIENT}\r\nx-session-id: first-session\r\n"
+            )
+            second = await _exchange(reader, writer, "")
+        finally:
+            writer.close()
+    assert first == second == b"HTTP/1.1 200 OK"
+    calls = fake.completions()
+    assert len(calls) == 2
+    traces = [parse_traceparent(seen.headers.get("traceparent")) for seen in calls]
+    assert traces[0] is not None and traces[0].trace_id == TRACE
+    assert traces[1] is not None and traces[1].trace_id != TRACE  # a trace of its own, not the first's
+    assert calls[0].headers.get("x-session-id") == "first-session"
+    assert calls[1].headers.get("x-session-id") not in (None, "first-session")  # its own request id
