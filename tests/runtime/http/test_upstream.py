@@ -189,7 +189,9 @@ async def test_silent_worker_times_out_before_and_during_the_body() -> None:
 async def test_the_read_timeout_bounds_each_silence_not_the_whole_answer() -> None:
     """A body trickling in faster than the read timeout completes, however long it takes in all;
     then one silence longer than the read timeout on a reused connection still times out."""
-    pieces = [b"x" * 10] * 8  # 8 pieces, 0.12 s apart: 0.96 s in all, under a read timeout of 0.3 s
+    # 4 pieces, 0.35 s apart: 1.4 s in all, each silence well under a read timeout of 1 s (a loaded
+    # machine may stretch a silence by a few tenths of a second without failing the test)
+    pieces = [b"x" * 10] * 4
 
     async def trickle(w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -202,11 +204,11 @@ async def test_the_read_timeout_bounds_each_silence_not_the_whole_answer() -> No
                 await reader.read()  # then silence until the client gives up
                 return
             for piece in pieces:
-                await asyncio.sleep(0.12)
+                await asyncio.sleep(0.35)
                 writer.write(piece)
                 await writer.drain()
 
-    pool = UpstreamPool(read=0.3)
+    pool = UpstreamPool(read=1.0)
     async with worker(trickle) as w:
         for _ in range(2):  # the second answer reuses the connection (and its timer)
             reply = await pool.post(f"{w.url}/trickle", b"{}", {})
