@@ -18,7 +18,7 @@ from tests.runtime.server.helpers import make_executor, serving
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
 
 retried = llm("retried", model="tiny", served_model_name="tiny", retries=1)
-hasty = llm("hasty", model="tiny", served_model_name="tiny", timeout_s=0.5)
+hasty = llm("hasty", model="tiny", served_model_name="tiny", timeout_s=2)
 
 
 @pipeline(name="streams-retried")
@@ -56,8 +56,8 @@ async def test_the_stage_timeout_bounds_the_whole_stream_not_each_chunk(fakes: M
     app = PipelineApp([make_executor(streams_hasty, hasty, llm_urls={"hasty": fake.url})])
     async with serving(app) as (_, http):
         assert (await http.post("/v1/pipelines/streams-hasty", json={"text": "hi"})).status_code == 200
-        fake.set_delay(0.3)  # each chunk well within the 0.5 s timeout; the stream's three and more are not
+        fake.set_delay(0.8)  # each chunk well within the 2 s timeout; the stream's three and more are not
         slow = await http.post("/v1/pipelines/streams-hasty", json={"text": "hi"})
     assert slow.status_code == 504, slow.text
     error = slow.json()["error"]
-    assert error["type"] == "timeout_error" and "within its timeout of 0.5 s" in error["message"]
+    assert error["type"] == "timeout_error" and "within its timeout of 2 s" in error["message"]
