@@ -412,9 +412,8 @@ class PipelineApp:
         # Re-serialized, never the client's bytes; the KV connector's fields belong to the router.
         raw = json.dumps(strip_private(executor.llm.body(stage, data))).encode()
         request_id = request.headers[_REQUEST_ID]
-        limit_s = (
-            spec.timeout_s or self.settings.llm_timeout_s
-        )  # one LLM call's bound, as for the body's calls
+        # one LLM call's bound, as for the body's own calls
+        limit_s = spec.timeout_s or self.settings.llm_timeout_s
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=limit_s)
         headers = {REQUEST_ID_HEADER: request_id, DEADLINE_HEADER: deadline.header()}
         url = executor.llm.url(stage, request.path)
