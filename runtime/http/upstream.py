@@ -29,9 +29,11 @@ from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from runtime.http.lazy_timer import LazyTimer
 from runtime.tracing.context import current, format_traceparent
 
-__all__ = ["Abandoned", "UpstreamPool", "UpstreamReply"]
+__all__ = ["MAX_ANSWER", "Abandoned", "UpstreamPool", "UpstreamReply"]
 
 _HIGH_WATER = 256 * 1024
+MAX_ANSWER = 64 * 1024 * 1024
+"""The largest answer :meth:`UpstreamReply.read` holds whole (streamed answers are relayed, not held)."""
 _MAX_IDLE_PER_WORKER = 256
 
 
@@ -243,11 +245,21 @@ class UpstreamReply:
     async def read(self) -> bytes:
         """The whole body; the connection goes back to the pool."""
         conn = self._conn
-        if conn.done and conn.error is None:  # the usual answer: it came whole, with its head
+        limit = self._pool.max_answer
+        if conn.done and conn.error is None and conn.buffered <= limit:  # the usual: whole, with its head
             data = conn.take()
             self._finish()
             return data
-        parts = [piece async for piece in self.chunks()]
+        parts: list[bytes] = []
+        size = 0
+        async for piece in self.chunks():
+            size += len(piece)
+            if size > limit:  # a worker's answer is bounded as a client's body is
+                self._finish()  # the connection is dropped: the rest of the answer is never read
+                raise UpstreamError(
+                    f"{self.url}: the answer is over {limit} bytes", url=self.url, started=True
+                )
+            parts.append(piece)
         return b"".join(parts)
 
     def close(self) -> None:
@@ -268,10 +280,18 @@ class UpstreamReply:
 class UpstreamPool:
     """Keep-alive connections to every worker; :meth:`close` it at exit."""
 
-    def __init__(self, *, connect: float = 5.0, read: float = 600.0, keepalive: float = 4.0) -> None:
+    def __init__(
+        self,
+        *,
+        connect: float = 5.0,
+        read: float = 600.0,
+        keepalive: float = 4.0,
+        max_answer: int = MAX_ANSWER,
+    ) -> None:
         self.connect = connect
         self.read = read
         self.keepalive = keepalive
+        self.max_answer = max_answer
         self._idle: dict[tuple[str, int], list[_Exchange]] = {}
         self._busy: set[_Exchange] = set()
 

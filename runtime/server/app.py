@@ -426,7 +426,7 @@ class PipelineApp:
         token = set_current(span)  # the router continues this span's trace
         try:
             status, content_type, chunks = await executor.client.proxy(
-                url, raw, headers, stage=stage, timeout_s=deadline.remaining()
+                url, raw, headers, stage=stage, timeout_s=deadline.remaining(), whole=not data.get("stream")
             )
         except BaseException as exc:
             span.fail(exc.type if isinstance(exc, PipelineRunError) else type(exc).__name__)
@@ -437,7 +437,7 @@ class PipelineApp:
         span.set("http.response.status_code", status)
         relayed, answer_headers = traced_stream(span, chunks), ((_REQUEST_ID_BYTES, request_id.encode()),)
         if not data.get("stream"):  # read whole first: one cut short is then a clean error, not a short body
-            whole = b"".join([chunk async for chunk in relayed])
+            whole = b"".join([chunk async for chunk in relayed])  # one piece
             return Response(status, whole, content_type.encode("latin-1"), answer_headers)
         return StreamingResponse(relayed, status, content_type.encode("latin-1"), answer_headers)
 

@@ -51,11 +51,21 @@ async def _relayed(reply: UpstreamReply, what: str, stage: str) -> AsyncIterator
         async for chunk in chunks:
             yield chunk
     except UpstreamError as exc:
-        raise StageUpstreamError(
-            f"{what} failed mid-answer: {exc}", stage=stage, status=_status_of(exc)
-        ) from None
+        raise _cut(exc, what, stage) from None
     finally:
         await chunks.aclose()
+
+
+async def _held(reply: UpstreamReply, what: str, stage: str) -> AsyncIterator[bytes]:
+    """The answer whole, as one piece: read within the pool's bound on an answer's size."""
+    try:
+        yield await reply.read()
+    except UpstreamError as exc:
+        raise _cut(exc, what, stage) from None
+
+
+def _cut(exc: UpstreamError, what: str, stage: str) -> StageUpstreamError:
+    return StageUpstreamError(f"{what} failed mid-answer: {exc}", stage=stage, status=_status_of(exc))
 
 
 async def _head_of(reply: UpstreamReply, limit: int = _ERROR_BODY_LIMIT) -> bytes:
@@ -190,9 +200,17 @@ class StageClient:
             reply.close()  # before its end: the socket closes, and the router and vLLM abort the request
 
     async def proxy(
-        self, url: str, body: bytes, headers: dict[str, str], *, stage: str, timeout_s: float
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        stage: str,
+        timeout_s: float,
+        whole: bool = False,
     ) -> tuple[int, str, AsyncIterator[bytes]]:
-        """Forward an OpenAI request: status, content type and the body as it arrives (for streams).
+        """Forward an OpenAI request: status, content type and the body as it arrives (for streams), or
+        ``whole``: read to its end first (a non-streamed answer cut short is then an error, not a short body).
 
         A 5xx answer is not relayed (it may name workers): it becomes a ``StageUpstreamError``.
         ``timeout_s`` bounds the whole exchange, stream included.
@@ -206,4 +224,5 @@ class StageClient:
                 stage=stage,
                 status=504 if reply.status == 504 else 502,
             )
-        return reply.status, reply.content_type, _relayed(reply, f"{what} at {url}", stage)
+        body_of = _held if whole else _relayed
+        return reply.status, reply.content_type, body_of(reply, f"{what} at {url}", stage)

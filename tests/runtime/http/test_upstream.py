@@ -402,3 +402,37 @@ def _first_only(
         return await (first if calls == 1 else then)(*args)
 
     return call
+
+
+async def test_an_answer_over_the_pools_bound_is_an_error_and_its_connection_is_dropped() -> None:
+    """``read()`` holds an answer whole, so it is bounded as a client's body is (framed or chunked)."""
+    body = b"x" * 300_000
+
+    async def big(w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while request := await w.read_request(reader):
+            small = b"/small" in request
+            payload = body[:50_000] if small else body
+            if b"/chunked" in request:
+                writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                for i in range(0, len(payload), 10_000):
+                    writer.write(b"%x\r\n%s\r\n" % (10_000, payload[i : i + 10_000]))
+                    await writer.drain()
+                writer.write(b"0\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(payload))
+                for i in range(0, len(payload), 10_000):
+                    writer.write(payload[i : i + 10_000])
+                    await writer.drain()
+            await writer.drain()
+
+    pool = UpstreamPool(read=5, max_answer=100_000)
+    async with worker(big) as w:
+        for path in ("/framed", "/chunked"):
+            reply = await pool.post(f"{w.url}{path}", b"{}", {})
+            with pytest.raises(UpstreamError, match="over 100000 bytes") as info:
+                await reply.read()
+            assert info.value.started and not pool._busy  # dropped, not pooled
+            small = await pool.post(f"{w.url}{path}/small", b"{}", {})  # under the bound: whole
+            assert await small.read() == body[:50_000]
+        assert w.connections == 3  # each answer over the bound cost its connection
+    await pool.close()

@@ -183,3 +183,19 @@ async def test_a_decode_leg_whose_kv_source_dies_is_closed_and_the_request_prefi
     assert "kv_transfer_params" not in again.body and not again.cancelled  # prefilled on the decode worker
     assert await abandoned(http, router, "lost") == 1
     await eventually(lambda: _idle(router))
+
+
+async def test_an_answer_over_the_upstream_bound_is_a_502_not_held(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    worker = await fakes()
+    router = await make_router(worker=[worker.url], retry=NO_RETRY, debug=False)
+    async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
+        whole = await r.read()
+    assert r.status == 200
+    router.router.upstream.max_answer = len(whole) - 1  # the same answer, one byte over the bound
+    async with http.post(f"{router.url}/v1/completions", json=COMPLETION) as r:
+        assert r.status == 502
+        error = await error_of(r)
+    assert error["type"] == "upstream_error" and worker.url not in json.dumps(error)
+    assert _idle(router)

@@ -167,3 +167,15 @@ async def test_an_llm_stream_without_done_is_a_failure_not_a_short_answer(
         assert response.status_code == 502
         error = response.json()["error"]
     assert error["type"] == "upstream_error" and error["stage"] == "talker"  # type: ignore[index]
+
+
+async def test_a_passed_through_answer_over_the_bound_is_a_clean_502(fakes: MakeFake) -> None:
+    worker = await fakes()
+    executor = make_executor(talks, llm_urls={"talker": worker.url}, llm_models={"talker": "tiny"})
+    async with serving(build_app([executor])) as (_, http):
+        whole = await http.post("/v1/completions", json={"model": "talker", "prompt": "hi"})
+        assert whole.status_code == 200
+        executor.client.pool.max_answer = len(whole.content) - 1  # the same answer, one byte over the bound
+        over = await http.post("/v1/completions", json={"model": "talker", "prompt": "hi"})
+    assert over.status_code == 502 and over.json()["error"]["stage"] == "talker"
+    assert worker.url not in over.text and "127.0.0.1" not in over.text
