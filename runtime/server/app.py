@@ -417,6 +417,7 @@ class PipelineApp:
         deadline = Deadline.from_header(request.headers.get(_DEADLINE), limit_s=limit_s)
         headers = {REQUEST_ID_HEADER: request_id, DEADLINE_HEADER: deadline.header()}
         url = executor.llm.url(stage, request.path)
+        streamed = bool(data.get("stream"))
         attributes: dict[str, Attribute] = {
             "grove.llm": stage,
             "grove.llm.path": request.path,
@@ -426,7 +427,7 @@ class PipelineApp:
         token = set_current(span)  # the router continues this span's trace
         try:
             status, content_type, chunks = await executor.client.proxy(
-                url, raw, headers, stage=stage, timeout_s=deadline.remaining(), whole=not data.get("stream")
+                url, raw, headers, stage=stage, timeout_s=deadline.remaining(), whole=not streamed
             )
         except BaseException as exc:
             span.fail(exc.type if isinstance(exc, PipelineRunError) else type(exc).__name__)
@@ -436,7 +437,7 @@ class PipelineApp:
             reset_current(token)
         span.set("http.response.status_code", status)
         relayed, answer_headers = traced_stream(span, chunks), ((_REQUEST_ID_BYTES, request_id.encode()),)
-        if not data.get("stream"):  # read whole first: one cut short is then a clean error, not a short body
+        if not streamed:  # read whole first (``whole``): one cut short is a clean error, not a short body
             whole = b"".join([chunk async for chunk in relayed])  # one piece
             return Response(status, whole, content_type.encode("latin-1"), answer_headers)
         return StreamingResponse(relayed, status, content_type.encode("latin-1"), answer_headers)
