@@ -343,6 +343,8 @@ class _Exchange:
         ttft = time.perf_counter() - self.started
         self.series.ttft.observe(ttft)
         proxied = self.proxied
+        if proxied is not None:
+            proxied.load.prefilled()  # the worker's prompt work is done
         if not (self.span is not None and self.span.recording) and not (
             proxied is not None and proxied.span.recording
         ):

@@ -45,7 +45,7 @@ from typing import Any
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from runtime.http.json_wire import JsonError, decode_json, encode_json
 from runtime.http.upstream import Abandoned, UpstreamReply
-from runtime.router.policies import RequestView, work_tokens
+from runtime.router.policies import RequestView, prompt_work, work_tokens
 from runtime.router.router import Route, Router
 from runtime.router.workers import Worker
 from runtime.tracing import Span, start_span
@@ -135,16 +135,31 @@ class LegIds:
 
 
 class Load:
-    """One leg's share of a worker's in-flight counts: taken on creation, given back once by :meth:`release`."""
+    """One leg's share of a worker's in-flight counts: taken on creation, given back once by :meth:`release`.
 
-    __slots__ = ("_router", "_tokens", "_worker")
+    ``prompt`` of the ``tokens`` is prefill work: :meth:`prefilled` gives it back as soon as the first
+    token is in, so a worker counts only the decoding left (Dynamo's ``mark_prefill_completed``).
+    """
 
-    def __init__(self, router: Router, worker: Worker, tokens: int) -> None:
-        self._router, self._worker, self._tokens = router, worker, tokens
+    __slots__ = ("_prompt", "_router", "_tokens", "_worker")
+
+    def __init__(self, router: Router, worker: Worker, tokens: int, prompt: int = 0) -> None:
+        self._router, self._worker, self._tokens, self._prompt = router, worker, tokens, prompt
         worker.in_flight += 1
         worker.tokens_in_flight += tokens
         if router.board is not None:  # several router processes: the others see it too
             router.board.add(worker.role, worker.url, 1, tokens)
+
+    def prefilled(self) -> None:
+        """The first token is in: the prompt's share is computed; later calls do nothing."""
+        prompt = self._prompt
+        if not prompt or self._router is None:
+            return
+        self._prompt = 0
+        self._tokens -= prompt
+        self._worker.tokens_in_flight -= prompt
+        if self._router.board is not None:
+            self._router.board.add(self._worker.role, self._worker.url, 0, -prompt)
 
     def release(self) -> None:
         """Give the counts back; later calls do nothing (so every exit path may call it)."""
@@ -244,7 +259,8 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
         worker = route.worker
         leg = "worker" if route.mode == "aggregated" else "decode"
         leg_headers = {**headers, "X-Request-Id": ids.next(leg)}
-        load = Load(router, worker, work_tokens(req, worker))  # its uncached prompt + output
+        prompt = prompt_work(req, worker)  # until its first token; then only its output
+        load = Load(router, worker, prompt + req.max_tokens, prompt)
         started = time.perf_counter()
         span = leg_span(leg, worker, route, leg_headers["X-Request-Id"])
         if source is not None:

@@ -13,6 +13,15 @@ names users type).
 from runtime.router.policies.policy import Choice, Policy
 from runtime.router.policies.registry import POLICIES, make_policy
 from runtime.router.policies.request_view import RequestView
-from runtime.router.policies.request_work import note_uncached, work_tokens
+from runtime.router.policies.request_work import note_uncached, prompt_work, work_tokens
 
-__all__ = ["POLICIES", "Choice", "Policy", "RequestView", "make_policy", "note_uncached", "work_tokens"]
+__all__ = [
+    "POLICIES",
+    "Choice",
+    "Policy",
+    "RequestView",
+    "make_policy",
+    "note_uncached",
+    "prompt_work",
+    "work_tokens",
+]

@@ -123,6 +123,26 @@ async def test_a_leg_in_flight_counts_its_uncached_tokens_and_success_gives_them
 
 
 @pytest.mark.asyncio(loop_scope="session")
+async def test_a_stream_counts_its_prompt_until_the_first_token_and_then_only_its_output(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    fake, server, worker = await _router(fakes, make_router)
+    fake.set_delay(0.3)  # before the answer starts, and between its chunks
+    body = {"model": "tiny", "prompt": NEXT, "max_tokens": 5, "stream": True}
+    request = asyncio.ensure_future(http.post(f"{server.url}/v1/completions", json=body))
+    await eventually(lambda: worker.in_flight == 1)
+    # before the first token: 186 estimated prompt tokens (nothing cached yet) + 5 to generate
+    assert worker.tokens_in_flight == int(740 / 4) + 1 + 5
+    async with await request as r:
+        assert r.status == 200
+        await r.content.readline()  # the first chunk; four more follow, 0.3 s apart
+        assert worker.in_flight == 1 and worker.tokens_in_flight == 5  # the prompt's share went with it
+        await r.read()
+    await eventually(lambda: worker.in_flight == 0)
+    assert worker.tokens_in_flight == 0
+
+
+@pytest.mark.asyncio(loop_scope="session")
 async def test_an_upstream_error_gives_the_counts_back(
     fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
 ) -> None:
@@ -143,7 +163,8 @@ async def test_a_cancelled_stream_gives_the_counts_back(
     body = {"model": "tiny", "prompt": NEXT, "max_tokens": 20, "stream": True}
     async with http.post(f"{server.url}/v1/completions", json=body) as r:
         await r.content.readline()  # the first chunk is in; the client goes away
-        assert worker.in_flight == 1 and worker.tokens_in_flight == int(740 / 4) + 1 + 20
+        # past its first token, only the 20 output tokens are still work (the 186 prompt tokens are done)
+        assert worker.in_flight == 1 and worker.tokens_in_flight == 20
     await eventually(lambda: fake.completions()[0].cancelled)
     await eventually(lambda: worker.in_flight == 0)
     assert worker.tokens_in_flight == 0

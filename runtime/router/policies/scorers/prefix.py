@@ -4,7 +4,8 @@ The router cannot see the engines' caches block by block, so it remembers what i
 worker gets an LRU of the prompt-block hashes routed to it (``cache/prefix_index.py``; Dynamo's ApproxKvIndexer and llm-d's
 prefix-cache-scorer do the same). A worker's cost is Dynamo's ``overlap_weight x blocks still to
 prefill + active blocks``, where active blocks are the work this router has in flight on it: for
-each request, the prompt tokens the worker lacked when it was routed there plus its output budget
+each request, the prompt tokens the worker lacked when it was routed there (until its first token)
+plus its output budget
 (``request_work.py``; ``load_counts: prompt`` counts whole prompts instead, as before); the
 cheapest wins. So a cold request goes to the worker with the least uncached work in flight, and
 cache hits in flight weigh only what they compute. A session key (``x-session-id`` header or the
@@ -143,8 +144,8 @@ class PrefixScorer(Part):
         """Dynamo's cost: ``overlap_weight x blocks to prefill + active blocks`` on this worker.
 
         Active blocks are the worker's ``tokens_in_flight``: the prompt tokens it still lacked when each
-        request in flight was routed there, plus their output budgets (``request_work.py``), so a
-        request that hit the cache weighs only what it computes.
+        request in flight was routed there (until that request's first token), plus their output
+        budgets (``request_work.py``), so a request that hit the cache weighs only what it computes.
 
         Blocks to prefill come from the worker's KV events when it publishes them (tokens it lacks,
         in blocks of ``block_chars / chars_per_token`` tokens), else from the routing estimate.
