@@ -22,7 +22,9 @@ the model's tokenizer; sticky until saturated) and with ``prefix`` on its routin
 (``router prefix estimate``: no tokenizing, no events; what precise state is worth over it), with
 affinity bounded by cost (``router prefix bounded``: ``affinity_slack`` 2 blocks) and with whole
 prompts counted as load (``router prefix prompt-load``: ``load_counts: prompt``, the accounting
-before uncached tokens), these three only when ``GROVE_BENCH_ROUTING_TARGETS`` names them, and vllm-router 0.1.17 with ``round_robin``,
+before uncached tokens) and with session affinity off (``router prefix no-session``: what the session
+key is worth over the precise cache state alone), these four only when ``GROVE_BENCH_ROUTING_TARGETS``
+names them, and vllm-router 0.1.17 with ``round_robin``,
 ``cache_aware``, ``consistent_hash`` (keyed by the ``x-session-id`` header the replay sends: the
 Mooncake request's root block, or the agentic session) and ``power_of_two``. (Its ``kv_aware`` mode
 takes events only from ``tcp://HOST:PORT`` endpoints, which vLLM binds only on every interface;
@@ -129,7 +131,12 @@ SMALL = FULL.model_copy(
 )
 SCALES = {"small": SMALL, "full": FULL}
 
-DIAGNOSTIC = {"router prefix estimate", "router prefix bounded", "router prefix prompt-load"}
+DIAGNOSTIC = {
+    "router prefix estimate",
+    "router prefix bounded",
+    "router prefix prompt-load",
+    "router prefix no-session",
+}
 """Targets that answer a question about ``router prefix`` (what precise state, a cost bound, counting
 only uncached prompt tokens as load are worth): run when named."""
 
@@ -172,6 +179,7 @@ def targets(
         "router prefix bounded": {**precise, "affinity_slack": 2},
         "router prefix estimate": {"saturate_in_flight": 4},
         "router prefix prompt-load": {**precise, "load_counts": "prompt"},
+        "router prefix no-session": {**precise, "session_weight": 0},
     }
     out = [
         Target(
