@@ -10,7 +10,7 @@ plus its output budget
 cheapest wins. So a cold request goes to the worker with the least uncached work in flight, and
 cache hits in flight weigh only what they compute. A session key (``x-session-id`` header or the
 ``user`` field) is a strong hint on top: with ``session_weight`` above 1 (the prefix score's range), a session's turns stay on its
-worker. A load guard drops workers far busier than the idlest one first, so neither affinity can
+worker (in precise mode, only while that worker still holds some of the prompt). A load guard drops workers far busier than the idlest one first, so neither affinity can
 overload a worker; the decision header says ``session-affinity`` / ``cache-hit`` and marks the
 signal that decided with ``(decided)``.
 
@@ -135,6 +135,13 @@ class PrefixScorer(Part):
         """The worker's precise cache view of the prompt, when it publishes KV events."""
         return self.precise.view(worker, req) if self.precise is not None else None
 
+    def holds(self, worker: Worker, req: RequestView) -> bool | None:
+        """Whether ``worker``'s own events say it holds (or is about to hold) any of the prompt; None: unknown."""
+        view = self.view(worker, req)
+        if view is None or not view.blocks:
+            return None
+        return bool(view.held or view.pending)
+
     def uncached_tokens(self, worker: Worker, req: RequestView) -> int | None:
         """Prompt tokens ``worker`` lacks by its own events (None: no precise state, use an estimate)."""
         view = self.view(worker, req)
@@ -233,7 +240,8 @@ def build(params: PrefixParams) -> Policy:
     if params.fanout_weight > 0:
         scorers.append((FanoutScorer(params.block_chars, params.fanout_window), params.fanout_weight))
     if params.session_weight > 0:
-        scorers.insert(0, (SessionAffinityScorer(params.session_ttl), params.session_weight))
+        holds = prefix.holds if prefix.precise is not None else None  # a session lapses with its cache
+        scorers.insert(0, (SessionAffinityScorer(params.session_ttl, holds=holds), params.session_weight))
     filters: list[Filter] = [
         LoadGuardFilter(params.balance_abs, params.balance_rel),
         SaturationFilter(params.saturate_in_flight, params.saturate_waiting),

@@ -8,6 +8,12 @@ then says ``moved``. Sessions are forgotten ``ttl`` seconds after their last req
 ones are swept on every routed request, oldest first), the least recently used first beyond
 ``capacity``, and at once when their worker leaves the pool. A key is stored as a 16-byte digest,
 never whole, so the map's size in bytes is bounded by ``capacity`` whatever clients send.
+
+With ``holds`` (the ``prefix`` policy's precise cache state: whether a worker holds any of this
+prompt's blocks, or None when it cannot tell), a session whose worker has evicted all of the prompt
+lapses: it pulls nowhere, the cost decides, and the session is pinned to wherever this turn goes.
+Pulling a turn to a worker that must compute it all anyway would only queue it behind that
+worker's load (the explanation then says ``lapsed``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from runtime.router.policies.parts import Part
 from runtime.router.policies.request_view import RequestView
@@ -35,9 +41,15 @@ class SessionAffinityScorer(Part):
 
     name = "session-affinity-scorer"
 
-    def __init__(self, ttl: float = 600.0, capacity: int = 100_000) -> None:
+    def __init__(
+        self,
+        ttl: float = 600.0,
+        capacity: int = 100_000,
+        holds: Callable[[Worker, RequestView], bool | None] | None = None,
+    ) -> None:
         self.ttl = ttl
         self.capacity = capacity
+        self.holds = holds
         self._where: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
 
     def worker_of(self, session: str | None, now: float | None = None) -> str | None:
@@ -54,8 +66,17 @@ class SessionAffinityScorer(Part):
             return None
         return url
 
+    def _lapsed(self, url: str, workers: list[Worker], req: RequestView) -> bool:
+        """Whether the session's worker is known to hold none of this prompt any more."""
+        if self.holds is None:
+            return False
+        home = next((w for w in workers if w.url == url), None)
+        return home is not None and self.holds(home, req) is False
+
     def score(self, workers: list[Worker], req: RequestView) -> dict[Worker, float]:
         url = self.worker_of(req.session)
+        if url is not None and self._lapsed(url, workers, req):
+            url = None
         return {w: 1.0 if w.url == url else 0.0 for w in workers}
 
     def explain(self, worker: Worker, req: RequestView) -> str:
@@ -66,6 +87,8 @@ class SessionAffinityScorer(Part):
         if url is None:
             return f"session {shown} new"
         if url == worker.url:
+            if self._lapsed(url, [worker], req):
+                return f"session {shown} lapsed (its worker holds none of the prompt)"
             return f"session-affinity {shown}"
         return f"session {shown} moved from {url}"
 
