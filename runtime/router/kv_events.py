@@ -127,6 +127,10 @@ class KvEventSubscriber:
         """Worker URL → the endpoint it is subscribed to."""
         return {url: endpoint for url, (endpoint, _) in self._tasks.items()}
 
+    def follows(self, url: str) -> bool:
+        """Whether ``url``'s events are subscribed to (asked on every routing decision: no copy made)."""
+        return url in self._tasks
+
     def subscribe(self, url: str, endpoint: str) -> None:
         """Follow ``url``'s events at ``endpoint`` (a ZMQ address such as ``tcp://10.0.0.5:5557``)."""
         current = self._tasks.get(url)

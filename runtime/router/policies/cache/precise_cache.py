@@ -117,7 +117,7 @@ class PreciseCache(Part):
 
     def keys(self, url: str, req: RequestView) -> tuple[list[int], int, int] | None:
         """The prompt's chain keys at ``url``'s block size, its token count and that block size."""
-        if url not in self.subscriber.endpoints():
+        if not self.subscriber.follows(url):
             return None
         size = self.index.block_size(url) or self.default_block_size
         if not size:
