@@ -163,6 +163,20 @@ async def test_least_loaded_on_two_processes_decides_as_one_router_does() -> Non
         load[route.worker.url] += 1
 
 
+def test_a_legs_prompt_leaves_every_process_count_at_its_first_token() -> None:
+    first, second = _routers(2, "least_loaded")
+    worker = first.pools["worker"].workers[0]
+    load = Load(first, worker, 108, prompt=100)  # 100 prompt tokens to compute, 8 to generate
+    assert second.board is not None and second.board.totals("worker", worker.url) == (1, 108)
+    load.prefilled()
+    load.prefilled()  # a second first token changes nothing
+    assert second.board.totals("worker", worker.url) == (1, 8)
+    assert (worker.in_flight, worker.tokens_in_flight) == (1, 8)
+    load.release()
+    assert second.board.totals("worker", worker.url) == (0, 0)
+    assert (worker.in_flight, worker.tokens_in_flight) == (0, 0)
+
+
 def test_round_robin_per_process_keeps_the_workers_within_one_turn_per_process() -> None:
     two = _routers(2, "round_robin")
     rng = random.Random(3)
