@@ -48,6 +48,18 @@ def _target(url: str) -> tuple[str, int, bytes, bytes]:
     return parts.hostname, port, target.encode(), parts.netloc.encode()
 
 
+def _header_lines(headers: Mapping[str, str], url: str) -> bytes:
+    """``name: value\\r\\n`` for each header, encoded; one holding a line break is refused (no request smuggling).
+
+    Joined in C (no Python loop over the headers): each ``name: value`` holds no line break exactly
+    when the ``\\n``-joined lines hold one fewer ``\\n`` than there are headers and no ``\\r``.
+    """
+    lines = "\n".join(map(": ".join, headers.items()))
+    if lines.count("\n") != len(headers) - 1 or "\r" in lines:
+        raise UpstreamError(f"{url}: a header holds a line break", url=url)
+    return (lines.replace("\n", "\r\n") + "\r\n").encode("latin-1")
+
+
 class Abandoned(Exception):
     """The caller's ``abandon`` future resolved before the answer's headers came in; the socket is closed."""
 
@@ -362,10 +374,8 @@ class UpstreamPool:
         parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
         if body or method != "GET":
             parts += (b"content-length: ", str(len(body)).encode(), b"\r\n")
-        for name, value in (headers or {}).items():
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-                raise UpstreamError(f"{url}: a header holds a line break", url=url)  # no request smuggling
-            parts += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
+        if headers:
+            parts.append(_header_lines(headers, url))
         span = current()
         if span is not None:  # the callee (stage server, router, vLLM) continues this trace
             parts += (b"traceparent: ", format_traceparent(span).encode(), b"\r\n")
