@@ -16,6 +16,7 @@ from typing import Any
 
 from runtime.errors import UpstreamError
 from runtime.http import UpstreamPool, UpstreamReply
+from runtime.http.json_wire import decode_like_stdlib
 from runtime.server.errors import PipelineRunError, StageUpstreamError, from_body
 
 __all__ = ["StageClient"]
@@ -123,7 +124,7 @@ class StageClient:
         except UpstreamError as exc:
             raise StageUpstreamError(f"{what} at {url} failed mid-answer: {exc}", stage=stage) from exc
         try:
-            return reply.status, json.loads(raw)
+            return reply.status, decode_like_stdlib(raw)
         except ValueError as exc:
             raise StageUpstreamError(f"{what} at {url} answered with invalid JSON", stage=stage) from exc
 
