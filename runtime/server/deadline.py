@@ -20,7 +20,7 @@ import time
 from runtime.server.call_protocol import DEADLINE_HEADER
 from runtime.server.errors import InvalidRequestError
 
-__all__ = ["Deadline", "current_deadline", "deadline_headers", "reset_deadline", "set_deadline"]
+__all__ = ["Deadline", "current_deadline", "reset_deadline", "set_deadline"]
 
 _CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "grove_pipelines_deadline", default=None
@@ -89,9 +89,3 @@ def set_deadline(deadline: Deadline) -> contextvars.Token[Deadline | None]:
 def reset_deadline(token: contextvars.Token[Deadline | None]) -> None:
     """Undo :func:`set_deadline`."""
     _CURRENT.reset(token)
-
-
-def deadline_headers() -> dict[str, str]:
-    """``{"X-Request-Deadline": ...}`` for an outgoing call under a request, else nothing."""
-    deadline = _CURRENT.get()
-    return {} if deadline is None else {DEADLINE_HEADER: deadline.header()}
