@@ -32,6 +32,7 @@ from typing import cast
 import httptools
 
 from runtime.http.errors import HttpError, StreamBroken, error_body
+from runtime.http.header_names import NAMES, lower_name
 from runtime.http.lazy_timer import LazyTimer
 from runtime.http.limits import ListenerLimits
 from runtime.http.message import Request, Response, StreamingResponse
@@ -120,6 +121,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: HttpServer) -> None:
         self._server = server
         self._limits = server.limits
+        self._max_header_bytes = server.limits.max_header_bytes
         self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
@@ -255,7 +257,7 @@ class _Connection(asyncio.Protocol):
 
     def _count_header_bytes(self, size: int) -> None:
         self._header_bytes += size
-        if self._header_bytes > self._limits.max_header_bytes:
+        if self._header_bytes > self._max_header_bytes:
             raise self._refuse(431, "request line and headers are too large")
 
     def on_url(self, url: bytes) -> None:
@@ -263,11 +265,16 @@ class _Connection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header_bytes(len(name) + len(value) + 4)
-        key = name.decode("latin-1").lower()
+        self._header_bytes += len(name) + len(value) + 4  # _count_header_bytes, without a call per header
+        if self._header_bytes > self._max_header_bytes:
+            raise self._refuse(431, "request line and headers are too large")
+        key = NAMES.get(name) or lower_name(name)
         text = value.decode("latin-1")
-        old = self._headers.get(key)
-        self._headers[key] = text if old is None else f"{old}, {text}"
+        headers = self._headers
+        if key in headers:
+            headers[key] = f"{headers[key]}, {text}"
+        else:
+            headers[key] = text
 
     def on_headers_complete(self) -> None:
         self._in_head = False
