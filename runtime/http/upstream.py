@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from runtime.http.header_names import NAMES, lower_name
 from runtime.http.lazy_timer import LazyTimer
 from runtime.tracing.context import current, format_traceparent
 
@@ -121,7 +122,7 @@ class _Exchange(asyncio.Protocol):
 
     # -- parser callbacks ------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self.headers[NAMES.get(name) or lower_name(name)] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
@@ -314,8 +315,11 @@ class UpstreamPool:
             return read
         return max(0.0, min(read, deadline - time.monotonic()))
 
-    async def _checkout(self, host: str, port: int, url: str, deadline: float | None) -> _Exchange:
+    def _idle_conn(self, host: str, port: int) -> _Exchange | None:
+        """A pooled connection to ``host:port`` still fresh, checked out; else None (a new one is needed)."""
         idle = self._idle.get((host, port))
+        if not idle:
+            return None
         now = time.monotonic()
         while idle:
             conn = idle.pop()
@@ -324,6 +328,10 @@ class UpstreamPool:
                 self._busy.add(conn)
                 return conn
             conn.abort()
+        return None
+
+    async def _connect(self, host: str, port: int, url: str, deadline: float | None) -> _Exchange:
+        """A new connection to ``host:port``, checked out."""
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
@@ -382,7 +390,8 @@ class UpstreamPool:
         parts += (b"\r\n", body)
         data = b"".join(parts)
         for attempt in (0, 1):
-            conn = await self._checkout(host, port, url, deadline)
+            # a pooled connection without a coroutine (the usual case); a new one awaits its connect
+            conn = self._idle_conn(host, port) or await self._connect(host, port, url, deadline)
             sent = False
             try:
                 sent = conn.send(data)

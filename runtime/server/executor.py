@@ -82,6 +82,8 @@ class Executor:
     ) -> None:
         self.pipeline = pipeline
         self.graph = graph
+        self.edges = frozenset(graph.edges())
+        """The graph's ``(caller, callee)`` pairs: every call is checked against them (a set probe, not networkx's)."""
         self.stages = dict(stages)
         self.settings = settings or ServerSettings()
         self.client = client or StageClient()
@@ -187,7 +189,7 @@ class Executor:
         ``deadline`` is the caller's (from ``X-Request-Deadline``); nested calls are bounded by it.
         """
         stage = self.python_stage(name)
-        if not self.graph.has_edge(caller, name):
+        if (caller, name) not in self.edges:
             raise UndeclaredCallError(caller, name, declare=self.graph.how_to_declare(caller, name))
         binder = self._binders.get(name)
         if binder is None:
@@ -274,7 +276,7 @@ class RequestInvoker:
     def _admit(self, callee: str) -> str:
         caller = _CALLER.get()
         graph = self.executor.graph
-        if not graph.has_edge(caller, callee):
+        if (caller, callee) not in self.executor.edges:
             raise UndeclaredCallError(caller, callee, declare=graph.how_to_declare(caller, callee))
         calls = self._calls[callee] = self._calls.get(callee, 0) + 1
         if calls > self.executor.max_iterations:

@@ -382,10 +382,10 @@ async def test_a_connection_lost_before_the_request_went_out_fails_or_retries_at
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A worker that dies between the connect and the send: a fresh connection, then an error, never a wait."""
-    checkout = UpstreamPool._checkout
+    connect = UpstreamPool._connect
 
-    async def checkout_after_the_worker_closed(self: UpstreamPool, *args: object) -> object:
-        conn = await checkout(self, *args)  # type: ignore[arg-type]
+    async def connect_after_the_worker_closed(self: UpstreamPool, *args: object) -> object:
+        conn = await connect(self, *args)  # type: ignore[arg-type]
         for _ in range(2000):  # the window the connect's task waits in, widened until the close is in
             if conn.closed:
                 break
@@ -400,13 +400,13 @@ async def test_a_connection_lost_before_the_request_went_out_fails_or_retries_at
         if w.connections > 1:
             await answer_ok(w, reader, writer)
 
-    monkeypatch.setattr(UpstreamPool, "_checkout", checkout_after_the_worker_closed)
+    monkeypatch.setattr(UpstreamPool, "_connect", connect_after_the_worker_closed)
     pool = UpstreamPool(read=30)
     async with worker(drop) as w:
         with pytest.raises(UpstreamError, match="closed before the request was sent") as info:
             await asyncio.wait_for(pool.post(w.url, b"{}", {}), 5)  # not the 30 s read timeout
         assert not isinstance(info.value, UpstreamTimeout) and w.connections == 2 and w.requests == []
-    monkeypatch.setattr(UpstreamPool, "_checkout", _first_only(checkout_after_the_worker_closed, checkout))
+    monkeypatch.setattr(UpstreamPool, "_connect", _first_only(connect_after_the_worker_closed, connect))
     async with worker(drop_the_first) as w:
         assert await (await pool.post(w.url, b"{}", {})).read() == OK_BODY  # a POST too: nothing had gone out
         assert w.connections == 2 and len(w.requests) == 1
