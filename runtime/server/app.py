@@ -264,7 +264,7 @@ class PipelineApp:
         set_current(parse_traceparent(request.headers.get(TRACEPARENT)))
         RUN_SESSION.set(session_of(request.headers))
         try:
-            return await self.routes(request)
+            return await self.routes.find(request)(request)
         except HttpError as exc:  # no such route or method: the same JSON shape as every other error
             message = f"no route for {request.method[:16]} {request.path[:200]}"
             body = {

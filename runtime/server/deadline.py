@@ -48,17 +48,18 @@ class Deadline:
         Raises:
             InvalidRequestError: ``value`` is not a finite number (400).
         """
-        own = cls.within(limit_s)
-        if value is None or not value.strip():
-            return own
-        try:
-            unix = float(value)
-        except ValueError:
-            unix = math.nan
-        if not math.isfinite(unix):
-            raise InvalidRequestError(f"{DEADLINE_HEADER} must be a Unix time in seconds", status=400)
-        given = cls(time.monotonic() + (unix - time.time()))
-        return given if given.at < own.at else own
+        now = time.monotonic()
+        at = now + limit_s
+        if value is not None and value.strip():
+            try:
+                unix = float(value)
+            except ValueError:
+                unix = math.nan
+            if not math.isfinite(unix):
+                raise InvalidRequestError(f"{DEADLINE_HEADER} must be a Unix time in seconds", status=400)
+            given = now + (unix - time.time())
+            at = min(at, given)
+        return cls(at)
 
     def remaining(self) -> float:
         """Seconds left (negative once past)."""
