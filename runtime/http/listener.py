@@ -122,6 +122,8 @@ class _Connection(asyncio.Protocol):
         self._server = server
         self._limits = server.limits
         self._max_header_bytes = server.limits.max_header_bytes
+        self._head_deadline: tuple[float, int | None] = (server.limits.header_timeout, None)
+        self._body_deadline: tuple[float, int | None] = (server.limits.body_timeout, 408)
         self._loop = asyncio.get_running_loop()
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
@@ -132,6 +134,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None  # the idle task waits on it for the next request
         self._timer = LazyTimer(self._loop, self._on_deadline)
         self._deadline_status: int | None = None
+        self._asked: tuple[float, int | None] | None = None  # a deadline the parser asked for, armed after it
         self._writable: asyncio.Future[None] | None = None
         self._paused_reading = False
         self._refusal: _Refuse | None = None
@@ -199,7 +202,9 @@ class _Connection(asyncio.Protocol):
             self._transport.abort()
 
     # -- deadlines -------------------------------------------------------------------------------
-    # One lazy timer per connection (a keep-alive request sets three deadlines): see LazyTimer.
+    # One lazy timer per connection (a keep-alive request sets three deadlines): see LazyTimer. The
+    # parser's callbacks only note the deadline a request still needs (its head, its body), and
+    # data_received arms it once fed: a request that came whole in one piece arms none at all.
     def _arm(self, seconds: float, status: int | None) -> None:
         self._deadline_status = status
         self._timer.arm(self._loop.time() + seconds)
@@ -226,6 +231,10 @@ class _Connection(asyncio.Protocol):
         heads = self._heads_done
         try:
             self._parser.feed_data(data)
+            asked = self._asked
+            if asked is not None:
+                self._asked = None
+                self._arm(*asked)
             # httptools buffers a head still arriving: count its bytes (not when a whole request,
             # head and body, came in this one piece and the next head has not begun)
             if in_head and self._in_head and self._heads_done == heads:
@@ -233,8 +242,10 @@ class _Connection(asyncio.Protocol):
                 if self._raw_head > self._limits.max_header_bytes:
                     self._fail(431, "request line and headers are too large", "invalid_request_error")
         except httptools.HttpParserUpgrade:
+            self._asked = None
             self._fail(400, "protocol upgrades are not supported", "invalid_request_error")
         except httptools.HttpParserError:
+            self._asked = None
             refusal = self._refusal  # httptools wraps what a callback raised
             if refusal is not None:
                 self._fail(refusal.status, refusal.message, "invalid_request_error")
@@ -253,7 +264,7 @@ class _Connection(asyncio.Protocol):
         self._body = []
         self._body_bytes = 0
         if not self._busy:
-            self._arm(self._limits.header_timeout, None)
+            self._asked = self._head_deadline
 
     def _count_header_bytes(self, size: int) -> None:
         self._header_bytes += size
@@ -284,7 +295,7 @@ class _Connection(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
             raise self._refuse(413, "the request body is too large")
         if not self._busy:
-            self._arm(self._limits.body_timeout, 408)
+            self._asked = self._body_deadline
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -310,6 +321,7 @@ class _Connection(asyncio.Protocol):
             self._paused_reading = True
         if not self._busy:
             self._busy = True
+            self._asked = None
             self._disarm()
             if self._task is None:
                 self._task = self._loop.create_task(self._serve())
