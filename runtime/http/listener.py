@@ -266,17 +266,14 @@ class _Connection(asyncio.Protocol):
         if not self._busy:
             self._asked = self._head_deadline
 
-    def _count_header_bytes(self, size: int) -> None:
-        self._header_bytes += size
+    def on_url(self, url: bytes) -> None:
+        self._header_bytes += len(url)
         if self._header_bytes > self._max_header_bytes:
             raise self._refuse(431, "request line and headers are too large")
-
-    def on_url(self, url: bytes) -> None:
-        self._count_header_bytes(len(url))
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4  # _count_header_bytes, without a call per header
+        self._header_bytes += len(name) + len(value) + 4  # as on_url: counted inline, no call per header
         if self._header_bytes > self._max_header_bytes:
             raise self._refuse(431, "request line and headers are too large")
         key = NAMES.get(name) or lower_name(name)

@@ -205,7 +205,7 @@ class _Exchange(asyncio.Protocol):
 class UpstreamReply:
     """An answer whose status and headers are in; read it whole, stream it, or close it to abort."""
 
-    __slots__ = ("_conn", "_deadline", "_finished", "_pool", "_read", "url")
+    __slots__ = ("_conn", "_deadline", "_finished", "_pool", "_read", "status", "url")
 
     def __init__(
         self, conn: _Exchange, pool: UpstreamPool, url: str, read: float, deadline: float | None
@@ -216,11 +216,8 @@ class UpstreamReply:
         self._deadline = deadline
         self._finished = False
         self.url = url
-
-    @property
-    def status(self) -> int:
+        self.status = conn.status
         """HTTP status of the answer."""
-        return self._conn.status
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -400,7 +397,7 @@ class UpstreamPool:
                         raise UpstreamError(f"{url}: {conn.error}", url=url)
                     if abandon is not None and abandon.done():
                         raise Abandoned(url)
-                    await conn.wait(self.budget(read, deadline), abandon)
+                    await conn.wait(read if deadline is None else self.budget(read, deadline), abandon)
             except TimeoutError as exc:
                 self.discard(conn)
                 raise UpstreamTimeout(f"{url}: timed out", url=url) from exc

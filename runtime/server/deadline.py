@@ -67,7 +67,7 @@ class Deadline:
 
     def bound(self, timeout_s: float | None) -> float:
         """What a call may take: its own timeout, cut to what is left (at least a hair, so it fails fast)."""
-        left = max(self.remaining(), 0.001)
+        left = max(self.at - time.monotonic(), 0.001)  # remaining(), without a call
         return left if timeout_s is None else min(timeout_s, left)
 
     def header(self) -> str:

@@ -137,7 +137,7 @@ class StageClient:
         coroutine under it, and nothing between, so each suspension resumes as few frames as can be.
         """
         try:
-            reply = await self.pool.post(url, body, headers)
+            reply = await self.pool.request("POST", url, body, headers)
         except UpstreamError as exc:
             raise _unreachable(exc, what, url, stage) from exc
         try:
