@@ -327,14 +327,51 @@ class _Connection(asyncio.Protocol):
 
     # -- answering -------------------------------------------------------------------------------
     async def _serve(self) -> None:
-        """The connection's task: answer queued requests in order; idle, wait for the next one."""
+        """The connection's task: answer queued requests in order; idle, wait for the next one.
+
+        Each answer is written here, not in a coroutine of its own: one fewer to make per request,
+        and one frame fewer for a handler's every resumption to pass through.
+        """
         queue = self._queue
         while not self.closed:
             if self._paused_reading and self._transport is not None:
                 self._transport.resume_reading()
                 self._paused_reading = False
             if queue:
-                await self._answer(*queue.popleft())  # no local keeps the request (its body) while idle
+                request, keep_alive = queue.popleft()
+                reply: Response | StreamingResponse | None = None
+                try:
+                    try:
+                        reply = await self._server.handler(request)
+                    except HttpError as exc:
+                        reply = Response(exc.status, exc.body())
+                    except Exception:
+                        log.exception("handler failed: %s %s", request.method, request.path)
+                        reply = Response(500, error_body("internal server error", "server_error", 500))
+                    keep_alive = keep_alive and not self._server.draining
+                    if isinstance(reply, Response):
+                        self._write(
+                            _head(
+                                reply.status, reply.content_type, reply.headers, keep_alive, len(reply.body)
+                            )
+                            + reply.body
+                        )
+                    else:
+                        await self._stream(reply, keep_alive)
+                except (asyncio.CancelledError, ConnectionError, TimeoutError):
+                    keep_alive = False
+                    self.abort()
+                except StreamBroken:  # the stream told the client itself; it must not look complete
+                    keep_alive = False
+                except Exception:  # a stream that broke after its head was sent: cut it, it ends short
+                    log.exception("stream failed: %s %s", request.method, request.path)
+                    keep_alive = False
+                    self.abort()
+                finally:
+                    if not keep_alive:
+                        self._queue.clear()
+                        self.close()
+                del request, reply  # no local keeps the request (its body) while idle
                 continue
             self._busy = False
             if not self._in_message:
@@ -348,37 +385,6 @@ class _Connection(asyncio.Protocol):
                 await self._waiter  # on_message_complete wakes it; connection_lost cancels the task
             except asyncio.CancelledError:
                 return
-
-    async def _answer(self, request: Request, keep_alive: bool) -> None:
-        try:
-            try:
-                reply = await self._server.handler(request)
-            except HttpError as exc:
-                reply = Response(exc.status, exc.body())
-            except Exception:
-                log.exception("handler failed: %s %s", request.method, request.path)
-                reply = Response(500, error_body("internal server error", "server_error", 500))
-            keep_alive = keep_alive and not self._server.draining
-            if isinstance(reply, Response):
-                self._write(
-                    _head(reply.status, reply.content_type, reply.headers, keep_alive, len(reply.body))
-                    + reply.body
-                )
-            else:
-                await self._stream(reply, keep_alive)
-        except (asyncio.CancelledError, ConnectionError, TimeoutError):
-            keep_alive = False
-            self.abort()
-        except StreamBroken:  # the stream told the client itself; it must not look complete
-            keep_alive = False
-        except Exception:  # a stream that broke after its head was sent: cut it, the client sees it end short
-            log.exception("stream failed: %s %s", request.method, request.path)
-            keep_alive = False
-            self.abort()
-        finally:
-            if not keep_alive:
-                self._queue.clear()
-                self.close()
 
     async def _stream(self, reply: StreamingResponse, keep_alive: bool) -> None:
         chunks = reply.chunks
