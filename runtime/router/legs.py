@@ -252,7 +252,7 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
         try:
             url, data = worker.url + path, encode_json(body)
             if source is None:  # no KV to lose: the POST itself (one coroutine fewer per request)
-                reply = await router.upstream.post(url, data, leg_headers)
+                reply = await router.upstream.request("POST", url, data, leg_headers)
             else:
                 reply = await _post_unless_lost(router, url, data, leg_headers, source)
             span.set("http.response.status_code", reply.status)
