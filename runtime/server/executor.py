@@ -284,20 +284,21 @@ class RequestInvoker:
         return caller
 
     async def call_stage(self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        caller = self._admit(stage.name)
-        transport = self.executor.transports.get(stage.name)
+        name, spec = stage.name, stage.spec  # properties: read once
+        caller = self._admit(name)
+        transport = self.executor.transports.get(name)
         if transport is None:
-            raise NotFoundError(f"stage {stage.name!r} is not part of pipeline {self.executor.name!r}")
+            raise NotFoundError(f"stage {name!r} is not part of pipeline {self.executor.name!r}")
         rid = self.request_id
-        timeout_s = stage.spec.timeout_s or self.executor.settings.stage_timeout_s
+        timeout_s = spec.timeout_s or self.executor.settings.stage_timeout_s
         # the inputs' sizes are measured only for a span that goes somewhere
         recorded = tracing_settings().records
-        attributes = _call_attributes("stage", stage.name, caller, args, kwargs) if recorded else None
-        with start_span(f"stage {stage.name}", attributes) as span:
+        attributes = _call_attributes("stage", name, caller, args, kwargs) if recorded else None
+        with start_span(f"stage {name}", attributes) as span:
             return await self._guarded(
-                stage.name,
+                name,
                 timeout_s,
-                stage.spec.retries,
+                spec.retries,
                 caller,
                 lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
                 span,
