@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -25,6 +24,7 @@ from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.loader import LoadedPipeline
 from grove_pipelines.sdk import LLM, Pipeline, Stage, bind_invoker
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX
+from runtime.router.request_ids import new_request_id
 from runtime.server.call_protocol import urls_from_env
 from runtime.server.deadline import Deadline, current_deadline, reset_deadline, set_deadline
 from runtime.server.errors import (
@@ -127,7 +127,7 @@ class Executor:
 
     def invoker(self, *, request_id: str | None = None, on_token: TokenSink | None = None) -> RequestInvoker:
         """A fresh invoker for one request (its own loop-guard counts and token stream)."""
-        return RequestInvoker(self, request_id=request_id or uuid.uuid4().hex, on_token=on_token)
+        return RequestInvoker(self, request_id=request_id or new_request_id(), on_token=on_token)
 
     async def run(
         self,
