@@ -11,11 +11,13 @@ and a body holding one is refused, never half-understood. Whatever :func:`decode
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-__all__ = ["JsonError", "decode_json", "encode_json"]
+__all__ = ["JsonError", "decode_json", "decode_like_stdlib", "encode_json"]
 
 JsonError = msgspec.DecodeError
 """What :func:`decode_json` raises for bytes that are not one JSON value (a ``ValueError``)."""
@@ -26,3 +28,17 @@ decode_json: Any = msgspec.json.Decoder().decode
 
 encode_json: Any = msgspec.json.Encoder().encode
 """A JSON value -> compact UTF-8 ``bytes``."""
+
+
+def decode_like_stdlib(raw: bytes, stdlib: Callable[[bytes], Any] = json.loads) -> Any:
+    """What ``stdlib`` (the standard library's decoder, or one configured from it) makes of ``raw``,
+    by msgspec's decoder whenever that accepts ``raw``: one C call instead of four Python frames.
+
+    What msgspec accepts, the standard library decodes to the same value; msgspec refuses more
+    (``NaN``, numbers out of a float's range, lone surrogates, a byte-order mark, UTF-16 and -32),
+    and all of that goes to ``stdlib``, whose value or error stands.
+    """
+    try:
+        return decode_json(raw)
+    except (JsonError, RecursionError):
+        return stdlib(raw)

@@ -36,7 +36,7 @@ class Routes:
         else:
             self._fixed.setdefault(pattern, {})[method] = handler
 
-    def _find(self, request: Request) -> dict[str, Handler] | None:
+    def _by_method(self, request: Request) -> dict[str, Handler] | None:
         methods = self._fixed.get(request.path)
         if methods is not None:
             return methods
@@ -48,11 +48,18 @@ class Routes:
                     return by_method
         return None
 
-    async def __call__(self, request: Request) -> Response | StreamingResponse:
-        methods = self._find(request)
+    def find(self, request: Request) -> Handler:
+        """The handler of ``request`` (its path parameters filled in); ``HttpError`` 404 or 405 when none.
+
+        An app that awaits ``find(request)(request)`` itself saves the coroutine :meth:`__call__` is.
+        """
+        methods = self._by_method(request)
         if methods is None:
             raise HttpError(404, f"no such endpoint: {request.path[:200]}", "not_found_error")
         handler = methods.get(request.method)
         if handler is None:
             raise HttpError(405, f"{request.method[:16]} is not allowed here", "invalid_request_error")
-        return await handler(request)
+        return handler
+
+    async def __call__(self, request: Request) -> Response | StreamingResponse:
+        return await self.find(request)(request)

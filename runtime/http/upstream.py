@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from runtime.http.header_names import NAMES, lower_name
 from runtime.http.lazy_timer import LazyTimer
 from runtime.tracing.context import current, format_traceparent
 
@@ -46,6 +47,18 @@ def _target(url: str) -> tuple[str, int, bytes, bytes]:
     port = parts.port or 80
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.hostname, port, target.encode(), parts.netloc.encode()
+
+
+def _header_lines(headers: Mapping[str, str], url: str) -> bytes:
+    """``name: value\\r\\n`` for each header, encoded; one holding a line break is refused (no request smuggling).
+
+    Joined in C (no Python loop over the headers): each ``name: value`` holds no line break exactly
+    when the ``\\n``-joined lines hold one fewer ``\\n`` than there are headers and no ``\\r``.
+    """
+    lines = "\n".join(map(": ".join, headers.items()))
+    if lines.count("\n") != len(headers) - 1 or "\r" in lines:
+        raise UpstreamError(f"{url}: a header holds a line break", url=url)
+    return (lines.replace("\n", "\r\n") + "\r\n").encode("latin-1")
 
 
 class Abandoned(Exception):
@@ -109,7 +122,7 @@ class _Exchange(asyncio.Protocol):
 
     # -- parser callbacks ------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+        self.headers[NAMES.get(name) or lower_name(name)] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         self.status = self._parser.get_status_code()
@@ -192,7 +205,7 @@ class _Exchange(asyncio.Protocol):
 class UpstreamReply:
     """An answer whose status and headers are in; read it whole, stream it, or close it to abort."""
 
-    __slots__ = ("_conn", "_deadline", "_finished", "_pool", "_read", "url")
+    __slots__ = ("_conn", "_deadline", "_finished", "_pool", "_read", "status", "url")
 
     def __init__(
         self, conn: _Exchange, pool: UpstreamPool, url: str, read: float, deadline: float | None
@@ -203,11 +216,8 @@ class UpstreamReply:
         self._deadline = deadline
         self._finished = False
         self.url = url
-
-    @property
-    def status(self) -> int:
+        self.status = conn.status
         """HTTP status of the answer."""
-        return self._conn.status
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -302,8 +312,11 @@ class UpstreamPool:
             return read
         return max(0.0, min(read, deadline - time.monotonic()))
 
-    async def _checkout(self, host: str, port: int, url: str, deadline: float | None) -> _Exchange:
+    def _idle_conn(self, host: str, port: int) -> _Exchange | None:
+        """A pooled connection to ``host:port`` still fresh, checked out; else None (a new one is needed)."""
         idle = self._idle.get((host, port))
+        if not idle:
+            return None
         now = time.monotonic()
         while idle:
             conn = idle.pop()
@@ -312,6 +325,10 @@ class UpstreamPool:
                 self._busy.add(conn)
                 return conn
             conn.abort()
+        return None
+
+    async def _connect(self, host: str, port: int, url: str, deadline: float | None) -> _Exchange:
+        """A new connection to ``host:port``, checked out."""
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
@@ -362,17 +379,16 @@ class UpstreamPool:
         parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
         if body or method != "GET":
             parts += (b"content-length: ", str(len(body)).encode(), b"\r\n")
-        for name, value in (headers or {}).items():
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-                raise UpstreamError(f"{url}: a header holds a line break", url=url)  # no request smuggling
-            parts += (name.encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n")
+        if headers:
+            parts.append(_header_lines(headers, url))
         span = current()
         if span is not None:  # the callee (stage server, router, vLLM) continues this trace
             parts += (b"traceparent: ", format_traceparent(span).encode(), b"\r\n")
         parts += (b"\r\n", body)
         data = b"".join(parts)
         for attempt in (0, 1):
-            conn = await self._checkout(host, port, url, deadline)
+            # a pooled connection without a coroutine (the usual case); a new one awaits its connect
+            conn = self._idle_conn(host, port) or await self._connect(host, port, url, deadline)
             sent = False
             try:
                 sent = conn.send(data)
@@ -381,7 +397,7 @@ class UpstreamPool:
                         raise UpstreamError(f"{url}: {conn.error}", url=url)
                     if abandon is not None and abandon.done():
                         raise Abandoned(url)
-                    await conn.wait(self.budget(read, deadline), abandon)
+                    await conn.wait(read if deadline is None else self.budget(read, deadline), abandon)
             except TimeoutError as exc:
                 self.discard(conn)
                 raise UpstreamTimeout(f"{url}: timed out", url=url) from exc

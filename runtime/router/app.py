@@ -43,7 +43,7 @@ from runtime.router.policies import RequestView
 from runtime.router.request import InvalidRequest, parse_request
 from runtime.router.request_ids import new_nonce, new_request_id
 from runtime.router.router import ROUTE_HEADER, Router
-from runtime.router.session_headers import SESSION_HEADER, session_from
+from runtime.router.session_headers import SESSION_HEADER, session_of
 from runtime.tracing import TRACEPARENT, Span, parse_traceparent, start_span
 from runtime.tracing.context import reset_current, set_current
 
@@ -163,7 +163,7 @@ class RouterApp:
                 headers[name] = value
         client_id = given.get("x-request-id")
         request_id = client_id if client_id and _CLIENT_ID.fullmatch(client_id) else ""
-        session = session_from(given)  # x-session-id or an agent's own session header
+        session = session_of(given)  # x-session-id or an agent's own session header
         if session is not None:
             headers[SESSION_HEADER] = session
         request_id = request_id or new_request_id()

@@ -35,7 +35,6 @@ it) and the request is planned again, which prefills it anew.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 import time
@@ -43,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from runtime.http.json_wire import JsonError, decode_json, encode_json
+from runtime.http.json_wire import decode_like_stdlib, encode_json
 from runtime.http.upstream import Abandoned, UpstreamReply
 from runtime.router.policies import RequestView, prompt_work, work_tokens
 from runtime.router.router import Route, Router
@@ -269,7 +268,7 @@ async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Pr
         try:
             url, data = worker.url + path, encode_json(body)
             if source is None:  # no KV to lose: the POST itself (one coroutine fewer per request)
-                reply = await router.upstream.post(url, data, leg_headers)
+                reply = await router.upstream.request("POST", url, data, leg_headers)
             else:
                 reply = await _post_unless_lost(router, url, data, leg_headers, source)
             span.set("http.response.status_code", reply.status)
@@ -418,13 +417,10 @@ async def _prefill(
 
 def _kv_params(data: bytes, span: Span) -> dict[str, Any] | None:
     """The prefill answer's ``kv_transfer_params``; its prompt tokens vLLM found cached go on ``span``."""
-    try:
-        parsed = decode_json(data)
-    except (JsonError, RecursionError):
-        try:  # the worker's own JSON may hold what strict JSON refuses (vLLM writes -Infinity logprobs)
-            parsed = json.loads(data)
-        except (ValueError, RecursionError):
-            return None
+    try:  # the worker's own JSON may hold what strict JSON refuses (vLLM writes -Infinity logprobs)
+        parsed = decode_like_stdlib(data)
+    except (ValueError, RecursionError):
+        return None
     if not isinstance(parsed, dict):
         return None
     usage = parsed.get("usage")

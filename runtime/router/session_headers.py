@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-__all__ = ["MAX_SESSION_CHARS", "SESSION_HEADER", "SESSION_HEADERS", "clean_session", "session_from"]
+__all__ = [
+    "MAX_SESSION_CHARS",
+    "SESSION_HEADER",
+    "SESSION_HEADERS",
+    "clean_session",
+    "session_from",
+    "session_of",
+]
 
 SESSION_HEADER = "x-session-id"
 """The header the router reads first and the pipeline server sets on every LLM call of a run."""
@@ -48,8 +55,13 @@ def session_from(headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]) -> 
             key = raw.decode("latin-1").lower()
             if key in SESSION_HEADERS and key not in found:
                 found[key] = value.decode("latin-1")
+    return session_of(found)
+
+
+def session_of(headers: Mapping[str, str]) -> str | None:
+    """:func:`session_from` for headers whose names are lower-case already, as ``runtime.http`` hands them over."""
     for header in SESSION_HEADERS:
-        session = clean_session(found.get(header))
+        session = clean_session(headers.get(header))
         if session is not None:
             return session
     return None

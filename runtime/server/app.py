@@ -30,7 +30,7 @@ from grove_pipelines.validation_summary import validation_summary
 from runtime.console.page import PAGE_HEADERS, PAGE_PATHS, STATE_PATH, WATERFALL_PATH, Console
 from runtime.http import HttpError, ListenerLimits, Request, Response, Routes, StreamingResponse
 from runtime.private_fields import strip_private
-from runtime.router.session_headers import session_from
+from runtime.router.session_headers import session_of
 from runtime.server.body import parse_json
 from runtime.server.call_protocol import (
     CALLER_HEADER,
@@ -262,9 +262,9 @@ class PipelineApp:
         # connection's requests share one task and so one context, and nothing of an earlier request
         # may remain. Not reset on return: a streamed answer still runs under them.
         set_current(parse_traceparent(request.headers.get(TRACEPARENT)))
-        RUN_SESSION.set(session_from(request.headers))
+        RUN_SESSION.set(session_of(request.headers))
         try:
-            return await self.routes(request)
+            return await self.routes.find(request)(request)
         except HttpError as exc:  # no such route or method: the same JSON shape as every other error
             message = f"no route for {request.method[:16]} {request.path[:200]}"
             body = {

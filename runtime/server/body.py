@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from runtime.http.json_wire import decode_like_stdlib
 from runtime.server.errors import InvalidRequestError
 
 __all__ = ["parse_json"]
@@ -24,11 +25,15 @@ _STRICT = json.JSONDecoder(parse_constant=_no_constant)
 """Made once: ``json.loads`` with ``parse_constant`` would build a decoder for every body."""
 
 
+def _strict(raw: bytes) -> Any:
+    # what json.loads does with bytes: UTF-8, -16 or -32 as detected, lone surrogates kept
+    return _STRICT.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+
+
 def parse_json(raw: bytes) -> Any:
     """The body parsed as strict JSON (400 when it is not, has NaN/Infinity, or is nested too deeply)."""
     try:
-        # what json.loads does with bytes: UTF-8, -16 or -32 as detected, lone surrogates kept
-        return _STRICT.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        return decode_like_stdlib(raw, _strict)
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else f"not valid JSON: {exc}"
         raise InvalidRequestError(f"the body is {reason}", status=400) from None

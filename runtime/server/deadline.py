@@ -20,7 +20,7 @@ import time
 from runtime.server.call_protocol import DEADLINE_HEADER
 from runtime.server.errors import InvalidRequestError
 
-__all__ = ["Deadline", "current_deadline", "deadline_headers", "reset_deadline", "set_deadline"]
+__all__ = ["Deadline", "current_deadline", "reset_deadline", "set_deadline"]
 
 _CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "grove_pipelines_deadline", default=None
@@ -48,17 +48,18 @@ class Deadline:
         Raises:
             InvalidRequestError: ``value`` is not a finite number (400).
         """
-        own = cls.within(limit_s)
-        if value is None or not value.strip():
-            return own
-        try:
-            unix = float(value)
-        except ValueError:
-            unix = math.nan
-        if not math.isfinite(unix):
-            raise InvalidRequestError(f"{DEADLINE_HEADER} must be a Unix time in seconds", status=400)
-        given = cls(time.monotonic() + (unix - time.time()))
-        return given if given.at < own.at else own
+        now = time.monotonic()
+        at = now + limit_s
+        if value is not None and value.strip():
+            try:
+                unix = float(value)
+            except ValueError:
+                unix = math.nan
+            if not math.isfinite(unix):
+                raise InvalidRequestError(f"{DEADLINE_HEADER} must be a Unix time in seconds", status=400)
+            given = now + (unix - time.time())
+            at = min(at, given)
+        return cls(at)
 
     def remaining(self) -> float:
         """Seconds left (negative once past)."""
@@ -66,7 +67,7 @@ class Deadline:
 
     def bound(self, timeout_s: float | None) -> float:
         """What a call may take: its own timeout, cut to what is left (at least a hair, so it fails fast)."""
-        left = max(self.remaining(), 0.001)
+        left = max(self.at - time.monotonic(), 0.001)  # remaining(), without a call
         return left if timeout_s is None else min(timeout_s, left)
 
     def header(self) -> str:
@@ -89,9 +90,3 @@ def set_deadline(deadline: Deadline) -> contextvars.Token[Deadline | None]:
 def reset_deadline(token: contextvars.Token[Deadline | None]) -> None:
     """Undo :func:`set_deadline`."""
     _CURRENT.reset(token)
-
-
-def deadline_headers() -> dict[str, str]:
-    """``{"X-Request-Deadline": ...}`` for an outgoing call under a request, else nothing."""
-    deadline = _CURRENT.get()
-    return {} if deadline is None else {DEADLINE_HEADER: deadline.header()}

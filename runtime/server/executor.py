@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -25,6 +24,7 @@ from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.loader import LoadedPipeline
 from grove_pipelines.sdk import LLM, Pipeline, Stage, bind_invoker
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX
+from runtime.router.request_ids import new_request_id
 from runtime.server.call_protocol import urls_from_env
 from runtime.server.deadline import Deadline, current_deadline, reset_deadline, set_deadline
 from runtime.server.errors import (
@@ -82,6 +82,8 @@ class Executor:
     ) -> None:
         self.pipeline = pipeline
         self.graph = graph
+        self.edges = frozenset(graph.edges())
+        """The graph's ``(caller, callee)`` pairs: every call is checked against them (a set probe, not networkx's)."""
         self.stages = dict(stages)
         self.settings = settings or ServerSettings()
         self.client = client or StageClient()
@@ -125,7 +127,7 @@ class Executor:
 
     def invoker(self, *, request_id: str | None = None, on_token: TokenSink | None = None) -> RequestInvoker:
         """A fresh invoker for one request (its own loop-guard counts and token stream)."""
-        return RequestInvoker(self, request_id=request_id or uuid.uuid4().hex, on_token=on_token)
+        return RequestInvoker(self, request_id=request_id or new_request_id(), on_token=on_token)
 
     async def run(
         self,
@@ -187,7 +189,7 @@ class Executor:
         ``deadline`` is the caller's (from ``X-Request-Deadline``); nested calls are bounded by it.
         """
         stage = self.python_stage(name)
-        if not self.graph.has_edge(caller, name):
+        if (caller, name) not in self.edges:
             raise UndeclaredCallError(caller, name, declare=self.graph.how_to_declare(caller, name))
         binder = self._binders.get(name)
         if binder is None:
@@ -274,7 +276,7 @@ class RequestInvoker:
     def _admit(self, callee: str) -> str:
         caller = _CALLER.get()
         graph = self.executor.graph
-        if not graph.has_edge(caller, callee):
+        if (caller, callee) not in self.executor.edges:
             raise UndeclaredCallError(caller, callee, declare=graph.how_to_declare(caller, callee))
         calls = self._calls[callee] = self._calls.get(callee, 0) + 1
         if calls > self.executor.max_iterations:
@@ -282,20 +284,21 @@ class RequestInvoker:
         return caller
 
     async def call_stage(self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        caller = self._admit(stage.name)
-        transport = self.executor.transports.get(stage.name)
+        name, spec = stage.name, stage.spec  # properties: read once
+        caller = self._admit(name)
+        transport = self.executor.transports.get(name)
         if transport is None:
-            raise NotFoundError(f"stage {stage.name!r} is not part of pipeline {self.executor.name!r}")
+            raise NotFoundError(f"stage {name!r} is not part of pipeline {self.executor.name!r}")
         rid = self.request_id
-        timeout_s = stage.spec.timeout_s or self.executor.settings.stage_timeout_s
+        timeout_s = spec.timeout_s or self.executor.settings.stage_timeout_s
         # the inputs' sizes are measured only for a span that goes somewhere
         recorded = tracing_settings().records
-        attributes = _call_attributes("stage", stage.name, caller, args, kwargs) if recorded else None
-        with start_span(f"stage {stage.name}", attributes) as span:
+        attributes = _call_attributes("stage", name, caller, args, kwargs) if recorded else None
+        with start_span(f"stage {name}", attributes) as span:
             return await self._guarded(
-                stage.name,
+                name,
                 timeout_s,
-                stage.spec.retries,
+                spec.retries,
                 caller,
                 lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
                 span,

@@ -18,8 +18,8 @@ from typing import Any
 
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, env_name
 from runtime.router.session_headers import SESSION_HEADER
-from runtime.server.call_protocol import REQUEST_ID_HEADER
-from runtime.server.deadline import deadline_headers
+from runtime.server.call_protocol import DEADLINE_HEADER, REQUEST_ID_HEADER
+from runtime.server.deadline import current_deadline
 from runtime.server.errors import StageUpstreamError
 from runtime.server.stage_client import StageClient
 
@@ -29,13 +29,16 @@ RUN_SESSION: ContextVar[str | None] = ContextVar("grove_run_session", default=No
 """The session the client named for this run; None: the run's request id is its session."""
 
 
-def llm_headers(request_id: str) -> dict[str, str]:
-    """Headers of a call under the run ``request_id``: its id, its session and its deadline (if any)."""
-    return {
-        REQUEST_ID_HEADER: request_id,
-        SESSION_HEADER: RUN_SESSION.get() or request_id,
-        **deadline_headers(),
-    }
+def llm_headers(request_id: str, into: dict[str, str] | None = None) -> dict[str, str]:
+    """Headers of a call under the run ``request_id``: its id, its session and its deadline (if any),
+    added to ``into`` (a call's other headers) when given."""
+    headers = {} if into is None else into
+    headers[REQUEST_ID_HEADER] = request_id
+    headers[SESSION_HEADER] = RUN_SESSION.get() or request_id
+    deadline = current_deadline()
+    if deadline is not None:
+        headers[DEADLINE_HEADER] = deadline.header()
+    return headers
 
 
 TokenSink = Callable[[dict[str, Any]], None]

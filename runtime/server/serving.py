@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Self
 
 from runtime import tracing
-from runtime.http import HttpServer, bind_socket
+from runtime.http import HttpServer, bind_socket, gc_tuning
 from runtime.server.app import PipelineApp
 
 __all__ = ["AppServer", "bind_socket", "serve_forever"]  # bind_socket: the layer's, for the entry points
@@ -105,6 +105,7 @@ async def _serve_until_signal(server: AppServer) -> None:
             await server.stop(0)
             return
         starting.result()
+        gc_tuning.settle()  # a long-running server from here: what startup made stays; rarer collections
         await first
         draining = asyncio.ensure_future(server.drain())
         second = asyncio.ensure_future(signals.get())

@@ -16,15 +16,18 @@ from typing import Any
 
 from runtime.errors import UpstreamError
 from runtime.http import UpstreamPool, UpstreamReply
+from runtime.http.json_wire import decode_like_stdlib
 from runtime.server.errors import PipelineRunError, StageUpstreamError, from_body
 
-__all__ = ["StageClient"]
+__all__ = ["JSON_CONTENT", "StageClient", "stage_result"]
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _LINE_LIMIT = 16 * 1024 * 1024  # one SSE line of a router's stream (a chunk is a few hundred bytes)
 _CONNECT_S = 10.0
 _SILENCE_S = 24 * 3600.0  # no read timeout of its own: the executor's deadlines bound every call
-_JSON = {"Content-Type": "application/json"}
+JSON_CONTENT = ("Content-Type", "application/json")
+"""The header every call this client makes carries (its bodies are JSON)."""
+_JSON = dict([JSON_CONTENT])
 
 
 def _error_message(payload: object) -> str:
@@ -62,6 +65,19 @@ async def _held(reply: UpstreamReply, what: str, stage: str) -> AsyncIterator[by
         yield await reply.read()
     except UpstreamError as exc:
         raise _cut(exc, what, stage) from None
+
+
+def stage_result(status: int, body: Any, *, url: str, stage: str) -> Any:
+    """The ``result`` of a stage call's answer (status, parsed body); the callee's error is re-raised as it was."""
+    if status != 200:
+        raise from_body(status, body, stage=stage, url=url)
+    if not isinstance(body, dict) or "result" not in body:
+        raise StageUpstreamError(f"stage {stage!r} at {url} answered without a result", stage=stage)
+    return body["result"]
+
+
+def _unreachable(exc: UpstreamError, what: str, url: str, stage: str) -> StageUpstreamError:
+    return StageUpstreamError(f"{what} at {url} is unreachable: {exc}", stage=stage, status=_status_of(exc))
 
 
 def _cut(exc: UpstreamError, what: str, stage: str) -> StageUpstreamError:
@@ -109,39 +125,38 @@ class StageClient:
         try:
             return await self.pool.post(url, body, {**_JSON, **headers}, total=total)
         except UpstreamError as exc:
-            raise StageUpstreamError(
-                f"{what} at {url} is unreachable: {exc}", stage=stage, status=_status_of(exc)
-            ) from exc
+            raise _unreachable(exc, what, url, stage) from exc
 
-    async def _post_json(
+    async def post_json(
         self, url: str, body: bytes, headers: dict[str, str], *, what: str, stage: str
     ) -> tuple[int, Any]:
-        """POST a JSON ``body`` and parse the JSON answer; unreachable or non-JSON becomes a ``StageUpstreamError``."""
-        reply = await self._post(url, body, headers, what=what, stage=stage)
+        """POST a JSON ``body`` (``headers`` as sent, with :data:`JSON_CONTENT`) and parse the JSON answer;
+        unreachable or non-JSON becomes a ``StageUpstreamError`` about ``what`` (``stage 'name'``, say).
+
+        A stage call awaits it directly and reads its answer with :func:`stage_result`: the pool's
+        coroutine under it, and nothing between, so each suspension resumes as few frames as can be.
+        """
+        try:
+            reply = await self.pool.request("POST", url, body, headers)
+        except UpstreamError as exc:
+            raise _unreachable(exc, what, url, stage) from exc
         try:
             raw = await reply.read()
         except UpstreamError as exc:
             raise StageUpstreamError(f"{what} at {url} failed mid-answer: {exc}", stage=stage) from exc
         try:
-            return reply.status, json.loads(raw)
+            return reply.status, decode_like_stdlib(raw)
         except ValueError as exc:
             raise StageUpstreamError(f"{what} at {url} answered with invalid JSON", stage=stage) from exc
-
-    async def call_stage(self, url: str, stage: str, payload: bytes, headers: dict[str, str]) -> Any:
-        """POST a stage call (its JSON body) and return its ``result``; the callee's error is re-raised as it was."""
-        status, body = await self._post_json(url, payload, headers, what=f"stage {stage!r}", stage=stage)
-        if status != 200:
-            raise from_body(status, body, stage=stage, url=url)
-        if not isinstance(body, dict) or "result" not in body:
-            raise StageUpstreamError(f"stage {stage!r} at {url} answered without a result", stage=stage)
-        return body["result"]
 
     async def call_llm(
         self, url: str, stage: str, body: dict[str, Any], headers: dict[str, str]
     ) -> dict[str, Any]:
         """POST an OpenAI request to the LLM stage's router and return the parsed response."""
         raw = json.dumps(body).encode()
-        status, payload = await self._post_json(url, raw, headers, what=f"LLM stage {stage!r}", stage=stage)
+        status, payload = await self.post_json(
+            url, raw, {**_JSON, **headers}, what=f"LLM stage {stage!r}", stage=stage
+        )
         if status != 200 or not isinstance(payload, dict):
             raise StageUpstreamError(
                 f"LLM stage {stage!r} at {url} answered HTTP {status}: {_error_message(payload)}",

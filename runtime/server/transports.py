@@ -11,8 +11,8 @@ from typing import Any, Protocol
 from grove_pipelines.sdk import Stage
 from runtime.server.call_protocol import CALLER_HEADER, stage_path
 from runtime.server.llm_calls import llm_headers
-from runtime.server.stage_client import StageClient
-from runtime.server.value_codec import encode_json, result_decoder
+from runtime.server.stage_client import JSON_CONTENT, StageClient, stage_result
+from runtime.server.value_codec import ResultDecoder, encode_json, result_decoder
 
 __all__ = ["HTTPStageTransport", "InProcessTransport", "StageTransport"]
 
@@ -40,23 +40,33 @@ class HTTPStageTransport:
     """The stage runs on its own server (a stage clique's pods): ``POST {base}/v1/stages/{name}``.
 
     ``token`` is the pipeline's stage token (the stage server refuses calls without it); the
-    request's deadline goes along, so the stage server stops when the caller would.
+    request's deadline goes along, so the stage server stops when the caller would. What is the
+    same on every call of a stage (its URL, its result's decoder, the constant headers) is made on
+    its first call.
     """
 
     def __init__(self, base_url: str, client: StageClient, *, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = client
-        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._fixed = dict([JSON_CONTENT])
+        if token:
+            self._fixed["Authorization"] = f"Bearer {token}"
+        self._targets: dict[str, tuple[str, str, ResultDecoder]] = {}
 
     async def call(
         self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
     ) -> Any:
-        decoder = result_decoder(stage)
+        name = stage.name
+        target = self._targets.get(name)
+        if target is None:
+            target = self._targets[name] = (
+                self.base_url + stage_path(name),
+                f"stage {name!r}",
+                result_decoder(stage),
+            )
+        url, what, decoder = target
         body = encode_json({"args": args, "kwargs": kwargs})  # the tuple goes as a JSON array
-        headers = {
-            CALLER_HEADER: caller,
-            **llm_headers(request_id),
-            **self._auth,
-        }  # the run's session travels on
-        url = self.base_url + stage_path(stage.name)
-        return decoder.decode(await self.client.call_stage(url, stage.name, body, headers))
+        # the run's id, session and deadline travel on
+        headers = llm_headers(request_id, {**self._fixed, CALLER_HEADER: caller})
+        status, answer = await self.client.post_json(url, body, headers, what=what, stage=name)
+        return decoder.decode(stage_result(status, answer, url=url, stage=name))

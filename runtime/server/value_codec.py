@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
+from pydantic_core import PydanticSerializationError, SchemaValidator, to_json, to_jsonable_python
 
 from grove_pipelines.sdk import Stage
 
@@ -62,12 +62,12 @@ class ArgBinder:
         hints = type_hints(func)
         self._adapters = {p.name: TypeAdapter(hints[p.name]) for p in params if p.name in hints}
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        self._every_positional: list[TypeAdapter[Any] | None] | None = (
-            [self._adapters.get(p.name) for p in params]
+        self._every_positional: list[Callable[[Any], Any] | None] | None = (
+            [_validate_of(self._adapters[p.name]) if p.name in self._adapters else None for p in params]
             if all(p.kind in positional for p in params)
             else None
         )
-        """One adapter (or None) per parameter, when a call may name them all by position."""
+        """One validation (or None) per parameter, when a call may name them all by position."""
 
     def bind(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Validated ``(args, kwargs)``; raises ``TypeError`` or ``ValidationError`` on a mismatch."""
@@ -75,9 +75,7 @@ class ArgBinder:
         if (
             every is not None and not kwargs and len(args) == len(every)
         ):  # what the signature's bind would give
-            return tuple(
-                v if a is None else a.validate_python(v) for a, v in zip(every, args, strict=True)
-            ), {}
+            return tuple([v if a is None else a(v) for a, v in zip(every, args, strict=True)]), {}
         bound = self.signature.bind(*args, **kwargs)
         for name, value in bound.arguments.items():
             adapter = self._adapters.get(name)
@@ -98,13 +96,20 @@ class ResultDecoder:
 
     def __init__(self, func: Callable[..., Any]) -> None:
         annotation = type_hints(func).get("return")
-        self._adapter = TypeAdapter(annotation) if annotation not in (None, Any) else None
+        self._validate = _validate_of(TypeAdapter(annotation)) if annotation not in (None, Any) else None
 
     def decode(self, value: Any) -> Any:
         """The typed result, or the JSON value as is if it does not fit the annotation."""
-        if self._adapter is None:
+        if self._validate is None:
             return value
         try:
-            return self._adapter.validate_python(value)
+            return self._validate(value)
         except ValidationError:
             return value
+
+
+def _validate_of(adapter: TypeAdapter[Any]) -> Callable[[Any], Any]:
+    """``adapter.validate_python`` with its defaults: the built validator's own method when there is one
+    (the adapter's wrapper passes eight default options on, a Python frame per value)."""
+    validator = adapter.validator
+    return validator.validate_python if isinstance(validator, SchemaValidator) else adapter.validate_python

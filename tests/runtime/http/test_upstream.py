@@ -312,12 +312,35 @@ async def test_a_consumer_that_does_not_read_holds_the_worker_back() -> None:
     await pool.close()
 
 
-async def test_a_header_with_a_line_break_is_never_sent() -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-a": "1\r\nx-injected: 1"},
+        {"x-a": "1\nx-injected: 1"},
+        {"x-a": "1\rx-injected: 1"},
+        {"x-ok": "1", "x-a\r\nx-injected": "1"},
+        {"x-a\n": "1", "x-ok": "2"},
+    ],
+)
+async def test_a_header_with_a_line_break_is_never_sent(headers: dict[str, str]) -> None:
     pool = UpstreamPool(read=5)
     async with worker(answer_ok) as w:
         with pytest.raises(UpstreamError, match="line break"):
-            await pool.post(w.url, b"{}", {"x-a": "1\r\nx-injected: 1"})
+            await pool.post(w.url, b"{}", headers)
         assert w.requests == []
+    await pool.close()
+
+
+async def test_headers_are_sent_as_given_in_order() -> None:
+    pool = UpstreamPool(read=5)
+    headers = {"Content-Type": "application/json", "X-Request-Id": "r-1", "x-empty": "", "X-Ünï": "cöde"}
+    async with worker(answer_ok) as w:
+        reply = await pool.post(w.url + "/v1/x?q=1", b"{}", headers)
+        assert await reply.read() == OK_BODY
+        head = w.requests[0].split(b"\r\n\r\n")[0].split(b"\r\n")
+        expected = [f"{name}: {value}".encode("latin-1") for name, value in headers.items()]
+        assert head[0] == b"POST /v1/x?q=1 HTTP/1.1"
+        assert head[3:] == expected  # after host and content-length
     await pool.close()
 
 
@@ -359,10 +382,10 @@ async def test_a_connection_lost_before_the_request_went_out_fails_or_retries_at
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A worker that dies between the connect and the send: a fresh connection, then an error, never a wait."""
-    checkout = UpstreamPool._checkout
+    connect = UpstreamPool._connect
 
-    async def checkout_after_the_worker_closed(self: UpstreamPool, *args: object) -> object:
-        conn = await checkout(self, *args)  # type: ignore[arg-type]
+    async def connect_after_the_worker_closed(self: UpstreamPool, *args: object) -> object:
+        conn = await connect(self, *args)  # type: ignore[arg-type]
         for _ in range(2000):  # the window the connect's task waits in, widened until the close is in
             if conn.closed:
                 break
@@ -377,13 +400,13 @@ async def test_a_connection_lost_before_the_request_went_out_fails_or_retries_at
         if w.connections > 1:
             await answer_ok(w, reader, writer)
 
-    monkeypatch.setattr(UpstreamPool, "_checkout", checkout_after_the_worker_closed)
+    monkeypatch.setattr(UpstreamPool, "_connect", connect_after_the_worker_closed)
     pool = UpstreamPool(read=30)
     async with worker(drop) as w:
         with pytest.raises(UpstreamError, match="closed before the request was sent") as info:
             await asyncio.wait_for(pool.post(w.url, b"{}", {}), 5)  # not the 30 s read timeout
         assert not isinstance(info.value, UpstreamTimeout) and w.connections == 2 and w.requests == []
-    monkeypatch.setattr(UpstreamPool, "_checkout", _first_only(checkout_after_the_worker_closed, checkout))
+    monkeypatch.setattr(UpstreamPool, "_connect", _first_only(connect_after_the_worker_closed, connect))
     async with worker(drop_the_first) as w:
         assert await (await pool.post(w.url, b"{}", {})).read() == OK_BODY  # a POST too: nothing had gone out
         assert w.connections == 2 and len(w.requests) == 1
