@@ -26,7 +26,7 @@ class Worker:
     role: PoolRole
     healthy: bool = True
     in_flight: int = 0
-    tokens_in_flight: int = 0  # work in flight: prompt tokens to compute + output (request_work.py)
+    tokens_in_flight: int = 0  # work in flight: prompt tokens to compute (until the first token) + output
     consecutive_failures: int = 0
     failed_checks: int = 0  # consecutive failed active health checks
     ejections: int = 0

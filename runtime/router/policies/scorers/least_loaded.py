@@ -1,7 +1,7 @@
 """``least_loaded``: the worker with the fewest requests (or tokens) in flight through this router.
 
 Type name: ``least_loaded``. Parameters: ``by`` = ``requests`` (default) or ``tokens`` (prompt
-estimate plus ``max_tokens`` of every request in flight). Config example::
+estimate until its first token, plus ``max_tokens``, of every request in flight). Config example::
 
     decode_policy: {name: least_loaded, params: {by: tokens}}
 """
