@@ -239,7 +239,7 @@ class _Connection(asyncio.Protocol):
             # head and body, came in this one piece and the next head has not begun)
             if in_head and self._in_head and self._heads_done == heads:
                 self._raw_head += len(data)
-                if self._raw_head > self._limits.max_header_bytes:
+                if self._raw_head > self._max_header_bytes:
                     self._fail(431, "request line and headers are too large", "invalid_request_error")
         except httptools.HttpParserUpgrade:
             self._asked = None

@@ -74,10 +74,10 @@ class PromptTokenizer:
             self._backend.no_padding()
         #: Recent prompts' tokens by text prefix (None: this tokenizer's prompts are tokenized whole).
         self.prefixes: TokenPrefixCache | None = None
-        self._adds_none = (
-            False  # the prefix cache tokenizes plain text: prompts with added special tokens use
-        )
-        if self._backend is not None:  # it when the tokenizer adds none
+        # the prefix cache tokenizes plain text: a prompt tokenized with special tokens may use it
+        # only when this tokenizer adds none
+        self._adds_none = False
+        if self._backend is not None:
             with_specials = self._backend.encode_batch_fast(["a"], add_special_tokens=True)[0].ids
             self._adds_none = with_specials == self._plain("a")
             self.prefixes = self._prefix_cache()
