@@ -107,6 +107,9 @@ def test_medians_spread_errors_and_the_ratio_line() -> None:
     assert ratio_line("agentic_prefix", summaries, ours.label, rr.label).endswith(
         "agentic_reuse_captured=0.90"
     )
+    assert ratio_line("trace_light_prefix", summaries, ours.label, rr.label).startswith(
+        "trace_light_prefix_ttft_p50_vs_round_robin=0.50 "
+    )
     # over the reusable requests (half of each p50 here): the same ratios
     assert reusable_ratio_line("trace_prefix", summaries, ours.label, rr.label) == (
         "trace_prefix_reusable_ttft_p50_vs_round_robin=0.50 trace_prefix_reusable_ttft_p50_vs_best_vllm_router=0.80"

@@ -12,9 +12,11 @@ spread, errors counted, reuse against an oracle with the same cache size):
 
 * a sample of the conversations of the Mooncake FAST'25 trace (``../shared/data/
   mooncake_synthetic_trace.jsonl``, or any file in that format named by ``GROVE_BENCH_TRACE``): one
-  conversation in 20 over its whole 17 minutes, time compressed 8x (one in 60, 40x at small scale),
-  turned into prompts by ``mooncake_trace.py`` (a 512-token trace block becomes 91 characters, about
-  32 tokens: one KV block);
+  conversation in 20 over its whole 17 minutes, turned into prompts by ``mooncake_trace.py`` (a
+  512-token trace block becomes 91 characters, about 32 tokens: one KV block), replayed twice: time
+  compressed 8x (about 1.9 requests a second: light, the workers seldom queue) and 16x (about 3.9:
+  busy, queues form and a router must weigh cache against load; the headline line). At small scale,
+  one in 60, 40x, once;
 * the project's agentic trace (``agentic_trace.py``: agents' shared system prompts, growing histories).
 
 Targets: our router with ``round_robin``, with ``prefix`` (precise: the workers' KV events and
@@ -36,8 +38,8 @@ pipeline server (each run's LLM calls carry its session automatically) in front 
 the ratio is the median of the rounds' own ratios).
 
 Ends with ``agentic_prefix_ttft_p50_vs_round_robin=... agentic_prefix_ttft_p50_vs_best_vllm_router=...
-agentic_reuse_captured=...``, ``pipeline_session_e2e_p50_vs_without=...`` and, last,
-``trace_prefix_ttft_p50_vs_round_robin=<r> trace_prefix_ttft_p50_vs_best_vllm_router=<r>
+agentic_reuse_captured=...``, ``pipeline_session_e2e_p50_vs_without=...``, the light rate's ``trace_light_prefix_...`` and, last,
+the busy rate's ``trace_prefix_ttft_p50_vs_round_robin=<r> trace_prefix_ttft_p50_vs_best_vllm_router=<r>
 reuse_captured=<share>``.
 
 Scale: ``full`` by default (``make bench``, or only this with ``make bench-routing``), or
@@ -45,7 +47,7 @@ Scale: ``full`` by default (``make bench``, or only this with ``make bench-routi
 numbers are noise). A reduced run may name its parts: ``GROVE_BENCH_ROUTING_SUITES`` (comma list of
 ``agentic``, ``pipeline``, ``mooncake``; default all) and ``GROVE_BENCH_ROUTING_TARGETS`` (comma list
 of target labels, e.g. ``router prefix,vllm-router round_robin``; default all), and
-``GROVE_BENCH_ROUTING_TIME_COMPRESSION`` replays the Mooncake window faster than its scale says. A
+``GROVE_BENCH_ROUTING_TIME_COMPRESSION`` replays the Mooncake window once, at that compression. A
 ratio line whose baseline did not run says ``nan``.
 """
 
@@ -89,6 +91,8 @@ class Scale(BaseModel):
     runs: int
     blocks: int  # KV blocks per worker
     mooncake: MooncakeReplay
+    mooncake_light: MooncakeReplay | None
+    """The same window at a lower rate (None: not run), where the workers seldom queue."""
     agentic: dict[str, Any]
     pipeline_sessions: int
 
@@ -97,6 +101,9 @@ FULL = Scale(
     runs=3,
     blocks=256,
     mooncake=MooncakeReplay(
+        sample_every=20, time_compression=16, block_chars=91, max_blocks=24, max_tokens=16
+    ),
+    mooncake_light=MooncakeReplay(
         sample_every=20, time_compression=8, block_chars=91, max_blocks=24, max_tokens=16
     ),
     agentic={
@@ -119,6 +126,7 @@ SMALL = FULL.model_copy(
         "mooncake": FULL.mooncake.model_copy(
             update={"sample_every": 60, "time_compression": 40, "max_blocks": 16, "max_tokens": 8}
         ),
+        "mooncake_light": None,
         "agentic": {
             **FULL.agentic,
             "sessions": 6,
@@ -212,6 +220,7 @@ def suite(
     tokenizer: Any,
     scale: Scale,
     logs: Path,
+    prefix: str,
 ) -> str:
     """One trace through every target; the table, the reusable requests' ratios, and the ratio line."""
     prompts = tokenize_trace(tokenizer, trace.salted(tag_of(code, 0, 0)))
@@ -224,7 +233,6 @@ def suite(
     summaries = [s for t in tgts if (s := summarize_target(t, results, oracle[0])) is not None]
     print("\n" + table(summaries, oracle, len(reusable), len(prompts)), flush=True)
     print(f"(best vllm-router on {name}: {best_vllm_router(summaries)})", flush=True)
-    prefix = "trace_prefix" if code == "m" else "agentic_prefix"
     print(reusable_ratio_line(prefix, summaries, "router prefix", "router round_robin"), flush=True)
     return ratio_line(prefix, summaries, "router prefix", "router round_robin")
 
@@ -327,16 +335,20 @@ def main() -> None:
             "GROVE_BENCH_TRACE", str(ROOT.parent / "shared" / "data" / "mooncake_synthetic_trace.jsonl")
         )
     )
-    replay_of = scale.mooncake
+    # (line prefix, log code, replay): the light rate first, so the headline (busy) line comes last
+    replays = [("trace_prefix", "m", scale.mooncake)]
+    if scale.mooncake_light is not None:
+        replays.insert(0, ("trace_light_prefix", "l", scale.mooncake_light))
     compression = os.environ.get("GROVE_BENCH_ROUTING_TIME_COMPRESSION")
-    if compression:  # a higher rate: queues, where the cache saves most
+    if compression:  # one rate only, the one named
         try:
-            replay_of = MooncakeReplay.model_validate(
-                {**replay_of.model_dump(), "time_compression": compression}
+            one = MooncakeReplay.model_validate(
+                {**scale.mooncake.model_dump(), "time_compression": compression}
             )
         except ValueError:
             raise SystemExit("GROVE_BENCH_ROUTING_TIME_COMPRESSION must be a number above 0") from None
-    mooncake = mooncake_to_trace(load_mooncake(path), replay_of)
+        replays = [("trace_prefix", "m", one)]
+    records = load_mooncake(path)
     agentic = generate_trace(**scale.agentic)
     sockets = Path(tempfile.mkdtemp(prefix="grove-kv-"))
     events = [f"ipc://{sockets / f'w{i}.sock'}" for i in range(2)]
@@ -372,17 +384,21 @@ def main() -> None:
             t for t in tgts if t.label in wanted_targets or (not wanted_targets and t.label not in DIAGNOSTIC)
         ]
         if "agentic" in suites:
-            lines.append(suite("agentic trace", "a", agentic, tgts, urls, tokenizer, scale, logs))
+            lines.append(
+                suite("agentic trace", "a", agentic, tgts, urls, tokenizer, scale, logs, "agentic_prefix")
+            )
         if "pipeline" in suites:
             pipe_trace = generate_trace(**{**scale.agentic, "sessions": scale.pipeline_sessions})
             try:
                 lines.append(pipeline_suite(pipe_trace, urls, scale.runs, logs))
             except RuntimeError as exc:
                 print(f"pipeline comparison did not run: {exc}", flush=True)
-        if "mooncake" in suites:
-            lines.append(
-                suite(f"Mooncake trace ({path.name})", "m", mooncake, tgts, urls, tokenizer, scale, logs)
-            )
+        for line_prefix, code, replay in replays if "mooncake" in suites else []:
+            trace = mooncake_to_trace(records, replay)
+            span = max((s.arrival_s for s in trace.sessions), default=0.0)
+            rate = len(trace.sessions) / span if span else float("nan")
+            name = f"Mooncake trace ({path.name}, time {replay.time_compression:g}x, {rate:.1f} req/s)"
+            lines.append(suite(name, code, trace, tgts, urls, tokenizer, scale, logs, line_prefix))
     finally:
         for proc in procs:
             proc.stop()
