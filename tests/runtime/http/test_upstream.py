@@ -189,8 +189,8 @@ async def test_silent_worker_times_out_before_and_during_the_body() -> None:
 async def test_the_read_timeout_bounds_each_silence_not_the_whole_answer() -> None:
     """A body trickling in faster than the read timeout completes, however long it takes in all;
     then one silence longer than the read timeout on a reused connection still times out."""
-    # 4 pieces, 0.35 s apart: 1.4 s in all, each silence well under a read timeout of 1 s (a loaded
-    # machine may stretch a silence by a few tenths of a second without failing the test)
+    # 4 pieces, 0.6 s apart: 2.4 s in all, each silence well under a read timeout of 2 s (a loaded
+    # machine stretched a silence past a 0.65 s margin once: this one is 1.4 s)
     pieces = [b"x" * 10] * 4
 
     async def trickle(w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -204,11 +204,11 @@ async def test_the_read_timeout_bounds_each_silence_not_the_whole_answer() -> No
                 await reader.read()  # then silence until the client gives up
                 return
             for piece in pieces:
-                await asyncio.sleep(0.35)
+                await asyncio.sleep(0.6)
                 writer.write(piece)
                 await writer.drain()
 
-    pool = UpstreamPool(read=1.0)
+    pool = UpstreamPool(read=2.0)
     async with worker(trickle) as w:
         for _ in range(2):  # the second answer reuses the connection (and its timer)
             reply = await pool.post(f"{w.url}/trickle", b"{}", {})
