@@ -4,7 +4,8 @@
 ``upstream`` (the keep-alive client pool to workers: timeouts, chunked decoding, abort by close),
 ``message`` (request and response objects), ``routes`` (one handler per endpoint), ``processes`` (several on one port), ``limits`` and ``errors`` (the JSON error shape), ``gc_tuning`` (collection
 settings for a server once started), ``lazy_timer`` (the deadlines of both sides on one timer handle
-each), ``header_names`` (header names decoded once) and ``json_wire`` (the data plane's JSON codec).
+each), ``header_names`` (header names decoded once), ``json_wire`` (the data plane's JSON codec) and
+``sse_tail`` (whether a relayed event stream was whole, and how to end one that was not).
 """
 
 from runtime.http.errors import HttpError, StreamBroken, error_body

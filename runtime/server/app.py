@@ -52,6 +52,7 @@ from runtime.server.failures import describe_failure
 from runtime.server.gate import Gate
 from runtime.server.llm_calls import RUN_SESSION
 from runtime.server.metrics import CONTENT_TYPE, Metrics
+from runtime.server.openai_relay import relay_events
 from runtime.server.openapi import PipelineAPI, openapi_document
 from runtime.server.pipeline_schema import input_model, request_schema, result_schema
 from runtime.server.settings import ServerSettings
@@ -440,6 +441,8 @@ class PipelineApp:
         if not streamed:  # read whole first (``whole``): one cut short is a clean error, not a short body
             whole = b"".join([chunk async for chunk in relayed])  # one piece
             return Response(status, whole, content_type.encode("latin-1"), answer_headers)
+        if content_type.startswith("text/event-stream"):
+            relayed = relay_events(relayed, request_id)
         return StreamingResponse(relayed, status, content_type.encode("latin-1"), answer_headers)
 
 
