@@ -1,7 +1,8 @@
 """The prompt's token ids, as the worker will see them: the model's own tokenizer and chat template.
 
 Precise cache lookups (``kv_index.py``) need the tokens vLLM will compute, so the router tokenizes
-with the same files (``tokenizer`` = the model directory or hub name the workers load): a chat
+with the same files (``tokenizer`` = the model directory or hub name the workers load; a directory
+with ``tokenizer.json`` is read by ``tokenizer_files.py`` without transformers): a chat
 request through its chat template with the generation prompt (vLLM renders, then tokenizes without
 adding special tokens again), a text prompt with the tokenizer's special tokens (as vLLM's
 completions do), a token-id prompt as it is. Anything the tokenizer cannot take gives None, and
@@ -22,7 +23,9 @@ import logging
 from typing import Any
 
 from runtime.errors import RouterConfigError
+from runtime.router.policies.cache.chat_template import ChatTemplate
 from runtime.router.policies.cache.token_prefix_cache import TokenPrefixCache, byte_lengths
+from runtime.router.policies.cache.tokenizer_files import load_local
 from runtime.router.policies.request_view import RequestView
 
 __all__ = ["PromptTokenizer"]
@@ -56,18 +59,34 @@ def _probe_texts(specials: list[str]) -> list[str]:
     return texts
 
 
+def _transformers(source: str) -> Any:
+    """The tokenizer as transformers loads it (a hub name, or a directory ``tokenizer_files.py`` cannot take)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(source)
+
+
 class PromptTokenizer:
-    """Tokenizes requests with a Hugging Face tokenizer loaded once at startup."""
+    """Tokenizes requests with a Hugging Face tokenizer loaded once at startup.
+
+    A model directory with ``tokenizer.json`` is loaded with ``tokenizers`` alone
+    (``tokenizer_files.py``); anything else through transformers, when it is installed.
+    """
 
     def __init__(self, source: str, max_chars: int = 4 * 2**20) -> None:
+        self._tok: Any = None
+        self._template: ChatTemplate | None = None
         try:
-            from transformers import AutoTokenizer
-
-            self._tok: Any = AutoTokenizer.from_pretrained(source)
+            local = load_local(source)
+            if local is not None:
+                backend, self._template = local.backend, local.template
+            else:
+                self._tok = _transformers(source)
+                backend = getattr(self._tok, "_tokenizer", None)
         except Exception as exc:  # noqa: BLE001 - any load failure is a configuration error
             raise RouterConfigError(f"cannot load the tokenizer {source!r}: {type(exc).__name__}") from None
         self.max_chars = max_chars
-        backend = getattr(self._tok, "_tokenizer", None)
+        self._files: Any = backend
         self._backend: Any = backend if hasattr(backend, "encode_batch_fast") else None
         if self._backend is not None:  # as the tokenizer's __call__ sets them: whole prompts, no padding
             self._backend.no_truncation()
@@ -122,7 +141,7 @@ class PromptTokenizer:
                 if not isinstance(messages, list) or len(req.prompt_text) > self.max_chars:
                     return None
                 # rendered, then tokenized without special tokens: what apply_chat_template(tokenize=True) does
-                text = self._tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+                text = self._render(messages)
                 return self._encode(text, add_special_tokens=False) if isinstance(text, str) else None
             prompt = body.get("prompt")
             if isinstance(prompt, list) and prompt and isinstance(prompt[0], list):
@@ -138,6 +157,14 @@ class PromptTokenizer:
             log.debug("tokenizer gave up on a prompt: %s", type(exc).__name__)
             return None
 
+    def _render(self, messages: list[Any]) -> Any:
+        """The chat's prompt text, with the generation prompt (a template that rejects the chat raises)."""
+        if self._tok is None:
+            if self._template is None:
+                raise ValueError("the tokenizer has no chat template")
+            return self._template.render(messages, add_generation_prompt=True)
+        return self._tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
     def _encode(self, text: str, *, add_special_tokens: bool) -> list[int]:
         """``text``'s token ids, as the tokenizer's ``__call__`` gives them."""
         if self.prefixes is not None and (not add_special_tokens or self._adds_none):
@@ -146,4 +173,6 @@ class PromptTokenizer:
             encoded = self._backend.encode_batch_fast([text], add_special_tokens=add_special_tokens)
             ids: list[int] = encoded[0].ids
             return ids
+        if self._tok is None:  # a tokenizers release without the fast call
+            return list(self._files.encode(text, add_special_tokens=add_special_tokens).ids)
         return [int(t) for t in self._tok(text, add_special_tokens=add_special_tokens)["input_ids"]]
