@@ -6,7 +6,8 @@ with ``tokenizer.json`` is read by ``tokenizer_files.py`` without transformers):
 request through its chat template with the generation prompt (vLLM renders, then tokenizes without
 adding special tokens again), a text prompt with the tokenizer's special tokens (as vLLM's
 completions do), a token-id prompt as it is. Anything the tokenizer cannot take gives None, and
-the caller falls back to its estimate. Results are kept on the request, so a retry pays nothing.
+the caller falls back to its estimate; so does a chat that vLLM normalizes before rendering (tools,
+content parts, tool calls: ``_plain_chat``), rather than be looked up by tokens the worker never saw. Results are kept on the request, so a retry pays nothing.
 
 Tokenizing is most of precise mode's cost on the request path (``tests/bench/precise_cost_bench.py``:
 about 0.6 µs a token), so a fast tokenizer's Rust backend is called directly with
@@ -20,7 +21,7 @@ tokenizers that pass a check on probe texts at startup; others tokenize every pr
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeGuard
 
 from runtime.errors import RouterConfigError
 from runtime.router.policies.cache.chat_template import ChatTemplate
@@ -64,6 +65,28 @@ def _transformers(source: str) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(source)
+
+
+_RENDER_FIELDS = ("tools", "functions", "documents", "chat_template", "chat_template_kwargs")
+"""Request fields vLLM renders through the template after normalizing them its own way (its models' dumps)."""
+
+
+def _plain_chat(messages: Any, body: dict[str, Any]) -> TypeGuard[list[Any]]:
+    """Whether vLLM renders this chat from the messages exactly as sent: text contents, no tools or calls.
+
+    Tool schemas, content parts and tool calls are normalized by vLLM before rendering (defaults filled,
+    parts joined, arguments parsed), so the router's text would differ from the worker's: such a chat
+    is routed by estimate rather than by wrong tokens.
+    """
+    if not isinstance(messages, list) or any(body.get(field) for field in _RENDER_FIELDS):
+        return False
+    return all(
+        isinstance(m, dict)
+        and isinstance(m.get("content"), str)
+        and not m.get("tool_calls")
+        and not m.get("function_call")
+        for m in messages
+    )
 
 
 class PromptTokenizer:
@@ -138,7 +161,7 @@ class PromptTokenizer:
         try:
             if req.endpoint == "chat":
                 messages = body.get("messages")
-                if not isinstance(messages, list) or len(req.prompt_text) > self.max_chars:
+                if not _plain_chat(messages, body) or len(req.prompt_text) > self.max_chars:
                     return None
                 # rendered, then tokenized without special tokens: what apply_chat_template(tokenize=True) does
                 text = self._render(messages)
