@@ -143,12 +143,12 @@ class _Tracked:
 
     def start(self) -> None:
         self.started = time.perf_counter()
-        self.metrics.in_flight.labels(self.name).inc()
+        self.metrics.running(self.name).value += 1
         self.console.recorder.begin(self.request_id, self.name)
 
     def finish(self, outcome: str) -> None:
         self.console.recorder.finish(self.request_id, outcome)
-        self.metrics.in_flight.labels(self.name).dec()
+        self.metrics.running(self.name).value -= 1
         self.metrics.requests.labels(self.name, outcome).inc()
         self.metrics.request_seconds.labels(self.name).observe(time.perf_counter() - self.started)
 
