@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -55,38 +55,24 @@ class Waterfalls(Protocol):
 
 
 class _Entry:
-    """One request in plain attributes (a request pays no model; the page's read makes its summary)."""
+    """One request: its summary's fields as a plain dict (a request pays no model; the page's read makes one)."""
 
-    __slots__ = (
-        "began",
-        "calls",
-        "dropped",
-        "duration_s",
-        "made",
-        "pipeline",
-        "request_id",
-        "started_at",
-        "status",
-    )
+    __slots__ = ("began", "calls", "dropped", "fields")
 
     def __init__(self, request_id: str, pipeline: str, started_at: float, began: float) -> None:
-        self.request_id, self.pipeline, self.started_at, self.began = request_id, pipeline, started_at, began
-        self.status: str | None = None
-        self.duration_s: float | None = None
-        self.made = 0  # stage calls made, the dropped ones included
+        self.fields: dict[str, Any] = {
+            "request_id": request_id,
+            "pipeline": pipeline,
+            "started_at": started_at,
+            "calls": 0,  # stage calls made, the dropped ones included
+        }
+        self.began = began
         self.calls: list[tuple[str, str, str, float, float]] = []
         """(caller, stage, outcome, start_s, duration_s): a model is made when the page reads them, not per call."""
         self.dropped = 0
 
     def summary(self) -> RequestSummary:
-        return RequestSummary(
-            request_id=self.request_id,
-            pipeline=self.pipeline,
-            started_at=self.started_at,
-            status=self.status,
-            duration_s=self.duration_s,
-            calls=self.made,
-        )
+        return RequestSummary(**self.fields)
 
 
 class RecentRequests:
@@ -109,7 +95,7 @@ class RecentRequests:
         entry = self._entries.get(request_id)
         if entry is None:
             return
-        entry.made += 1
+        entry.fields["calls"] += 1
         if len(entry.calls) >= self.max_calls:
             entry.dropped += 1
             return
@@ -121,8 +107,8 @@ class RecentRequests:
         entry = self._entries.get(request_id)
         if entry is None:
             return
-        entry.status = status
-        entry.duration_s = time.perf_counter() - entry.began
+        entry.fields["status"] = status
+        entry.fields["duration_s"] = time.perf_counter() - entry.began
 
     def recent(self) -> list[RequestSummary]:
         return [entry.summary() for entry in reversed(self._entries.values())]
