@@ -362,18 +362,19 @@ class RequestInvoker:
         try:
             for number in range(retries + 1):
                 bound = deadline.bound(timeout_s)
-                scope = asyncio.timeout_at(loop.time() + bound)  # one deadline for the whole stream
+                end = loop.time() + bound  # one deadline for the whole stream
+                scope = TimeLimit.until(end)
                 chunks, delivered = attempt(), False
                 try:
                     while True:
                         try:
-                            async with scope:  # the body's own time between chunks counts too
+                            with scope:  # the body's own time between chunks counts too
                                 chunk = await anext(chunks)
                         except StopAsyncIteration:
                             return
                         delivered = True
                         yield chunk
-                        scope = asyncio.timeout_at(scope.when())
+                        scope = TimeLimit.until(end)
                 except Exception as exc:
                     error = _as_stage_error(
                         exc, name, timeout_s if bound >= timeout_s else None, scope.expired()

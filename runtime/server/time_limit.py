@@ -100,16 +100,25 @@ def _pending(loop: asyncio.AbstractEventLoop) -> _Pending:
 
 class TimeLimit:
     """``with TimeLimit(seconds):`` cancels the block's task once ``seconds`` pass (from entering);
-    the block then raises ``TimeoutError``. ``None``: no limit (the block still tells :meth:`expired`)."""
+    the block then raises ``TimeoutError``. ``None``: no limit (the block still tells :meth:`expired`).
+    :meth:`until` limits a block to an instant of the loop's clock instead (``asyncio.timeout_at``)."""
 
-    __slots__ = ("_cancelling", "_delay", "_pending", "_task", "state")
+    __slots__ = ("_at", "_cancelling", "_delay", "_pending", "_task", "state")
 
     def __init__(self, delay: float | None) -> None:
         self._delay = delay
+        self._at: float | None = None
         self._task: asyncio.Task[object] | None = None
         self._pending: _Pending | None = None
         self._cancelling = 0
         self.state = _CREATED
+
+    @classmethod
+    def until(cls, when: float) -> TimeLimit:
+        """A limit at ``when`` on the loop's clock (``loop.time()``), whenever the block is entered."""
+        limit = cls(None)
+        limit._at = when
+        return limit
 
     def expired(self) -> bool:
         """Whether the limit passed while the block ran (so a ``TimeoutError`` or a cancellation came from it)."""
@@ -125,9 +134,14 @@ class TimeLimit:
         self._task = task
         self._cancelling = task.cancelling()
         self.state = _ENTERED
-        if self._delay is not None:
-            pending = self._pending = _pending(loop)
-            pending.add(self, loop.time() + self._delay)
+        now = loop.time()
+        when = self._at if self._delay is None else now + self._delay
+        if when is not None:
+            if when <= now:  # passed already: at the loop's next turn, as asyncio.timeout does
+                loop.call_soon(self._due)
+            else:
+                pending = self._pending = _pending(loop)
+                pending.add(self, when)
         return self
 
     def __exit__(
@@ -144,6 +158,10 @@ class TimeLimit:
             assert task is not None
             if task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
                 raise TimeoutError from exc  # the limit's own cancellation, and no one else's
+
+    def _due(self) -> None:
+        if self.state == _ENTERED:
+            self.expire()
 
     def expire(self) -> None:
         """The limit passed while the block runs: cancel its task (the block's exit tells why)."""

@@ -173,3 +173,28 @@ def test_a_limit_is_entered_once_and_only_in_a_task() -> None:
         runner.run(twice())
     with pytest.raises(RuntimeError):
         TimeLimit(1.0).__enter__()  # no running loop
+
+
+def test_blocks_limited_to_one_instant_share_it_as_timeout_at_does() -> None:
+    """A stream's chunks: each read is its own block, all under the stream's one deadline."""
+
+    async def scenario(limit: Limit) -> Any:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 0.2
+        standard = limit is _standard
+
+        def at_end(_: float | None) -> AbstractAsyncContextManager[Any]:
+            return asyncio.timeout_at(end) if standard else _until_cm(end)
+
+        first = await _outcome(at_end, None, lambda: _value(0.1))  # in time
+        second = await _outcome(at_end, None, lambda: _value(0.3))  # the shared instant passes
+        past = await _outcome(at_end, None, lambda: _value(0))  # entered after it: ends at its first wait
+        return first, second, past
+
+    _both(scenario)
+
+
+@asynccontextmanager
+async def _until_cm(when: float) -> Any:
+    with TimeLimit.until(when) as limit:
+        yield limit
