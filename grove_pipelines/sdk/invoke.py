@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from grove_pipelines.sdk.llm import LLM
     from grove_pipelines.sdk.stage import Stage
 
-__all__ = ["DirectInvoker", "Invoker", "NoLLMRuntimeError", "bind_invoker", "current_invoker"]
+__all__ = [
+    "DirectInvoker",
+    "Invoker",
+    "NoLLMRuntimeError",
+    "bind_invoker",
+    "current_invoker",
+    "reset_invoker",
+    "set_invoker",
+]
 
 
 class NoLLMRuntimeError(GrovePipelinesError):
@@ -69,11 +77,22 @@ def current_invoker() -> Invoker:
     return _INVOKER.get() or _DIRECT
 
 
+def set_invoker(invoker: Invoker) -> contextvars.Token[Invoker | None]:
+    """:func:`bind_invoker` without a context manager (a server binds one per request: no generator for
+    it); undo with :func:`reset_invoker` and the token."""
+    return _INVOKER.set(invoker)
+
+
+def reset_invoker(token: contextvars.Token[Invoker | None]) -> None:
+    """Undo :func:`set_invoker`."""
+    _INVOKER.reset(token)
+
+
 @contextmanager
 def bind_invoker(invoker: Invoker) -> Iterator[Invoker]:
     """Route every stage call made in this context (and tasks it spawns) through ``invoker``."""
-    token = _INVOKER.set(invoker)
+    token = set_invoker(invoker)
     try:
         yield invoker
     finally:
-        _INVOKER.reset(token)
+        reset_invoker(token)

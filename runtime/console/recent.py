@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -55,12 +55,24 @@ class Waterfalls(Protocol):
 
 
 class _Entry:
-    def __init__(self, summary: RequestSummary, began: float) -> None:
-        self.summary = summary
+    """One request: its summary's fields as a plain dict (a request pays no model; the page's read makes one)."""
+
+    __slots__ = ("began", "calls", "dropped", "fields")
+
+    def __init__(self, request_id: str, pipeline: str, started_at: float, began: float) -> None:
+        self.fields: dict[str, Any] = {
+            "request_id": request_id,
+            "pipeline": pipeline,
+            "started_at": started_at,
+            "calls": 0,  # stage calls made, the dropped ones included
+        }
         self.began = began
         self.calls: list[tuple[str, str, str, float, float]] = []
         """(caller, stage, outcome, start_s, duration_s): a model is made when the page reads them, not per call."""
         self.dropped = 0
+
+    def summary(self) -> RequestSummary:
+        return RequestSummary(**self.fields)
 
 
 class RecentRequests:
@@ -74,8 +86,7 @@ class RecentRequests:
     def begin(self, request_id: str, pipeline: str) -> None:
         """A request of ``pipeline`` starts now (a reused id replaces the older record)."""
         self._entries.pop(request_id, None)
-        summary = RequestSummary(request_id=request_id, pipeline=pipeline, started_at=time.time())
-        self._entries[request_id] = _Entry(summary, time.perf_counter())
+        self._entries[request_id] = _Entry(request_id, pipeline, time.time(), time.perf_counter())
         while len(self._entries) > self.max_requests:
             self._entries.popitem(last=False)
 
@@ -84,7 +95,7 @@ class RecentRequests:
         entry = self._entries.get(request_id)
         if entry is None:
             return
-        entry.summary.calls += 1
+        entry.fields["calls"] += 1
         if len(entry.calls) >= self.max_calls:
             entry.dropped += 1
             return
@@ -96,11 +107,11 @@ class RecentRequests:
         entry = self._entries.get(request_id)
         if entry is None:
             return
-        entry.summary.status = status
-        entry.summary.duration_s = time.perf_counter() - entry.began
+        entry.fields["status"] = status
+        entry.fields["duration_s"] = time.perf_counter() - entry.began
 
     def recent(self) -> list[RequestSummary]:
-        return [entry.summary.model_copy() for entry in reversed(self._entries.values())]
+        return [entry.summary() for entry in reversed(self._entries.values())]
 
     def waterfall(self, request_id: str) -> Waterfall | None:
         entry = self._entries.get(request_id)
@@ -110,4 +121,4 @@ class RecentRequests:
             StageCallRecord(caller=caller, stage=stage, outcome=outcome, start_s=start, duration_s=seconds)
             for caller, stage, outcome, start, seconds in entry.calls
         ]
-        return Waterfall(request=entry.summary.model_copy(), calls=calls, dropped=entry.dropped)
+        return Waterfall(request=entry.summary(), calls=calls, dropped=entry.dropped)

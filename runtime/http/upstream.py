@@ -39,14 +39,15 @@ _MAX_IDLE_PER_WORKER = 256
 
 
 @lru_cache(maxsize=1024)
-def _target(url: str) -> tuple[str, int, bytes, bytes]:
-    """(host, port, request target, Host header) of an ``http://`` URL."""
+def _target(url: str) -> tuple[str, int, bytes]:
+    """(host, port, request line from its target on, with the Host header) of an ``http://`` URL:
+    ``b" /path?query HTTP/1.1\\r\\nhost: netloc\\r\\n"``, encoded once (the method goes before it)."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise UpstreamError(f"{url}: only http:// URLs are supported", url=url)
     port = parts.port or 80
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return parts.hostname, port, target.encode(), parts.netloc.encode()
+    return parts.hostname, port, f" {target} HTTP/1.1\r\nhost: {parts.netloc}\r\n".encode()
 
 
 def _header_lines(headers: Mapping[str, str], url: str) -> bytes:
@@ -373,12 +374,12 @@ class UpstreamPool:
         Should ``abandon`` resolve first, the socket is closed (the worker aborts the request) and
         :class:`Abandoned` raised: one task races the answer against an event, without a second task.
         """
-        host, port, target, host_header = _target(url)
+        host, port, line = _target(url)
         read = self.read if read is None else read
         deadline = None if total is None else time.monotonic() + total
-        parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host_header, b"\r\n"]
+        parts = [method.encode(), line]
         if body or method != "GET":
-            parts += (b"content-length: ", str(len(body)).encode(), b"\r\n")
+            parts.append(b"content-length: %d\r\n" % len(body))
         if headers:
             parts.append(_header_lines(headers, url))
         span = current()

@@ -27,11 +27,21 @@ class Admission:
         self.waiting = 0
         self.active = 0
 
-    async def acquire(self) -> None:
-        """Wait for a slot, or raise :class:`Rejected`."""
+    def admit_now(self) -> bool:
+        """Take a slot at once when there is no limit (a sidecar's default); False: :meth:`acquire` one.
+
+        The unlimited case needs no coroutine made and awaited per request.
+        """
         if self._sem is None:
             self.active += 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        """Wait for a slot, or raise :class:`Rejected`."""
+        if self.admit_now():
             return
+        assert self._sem is not None
         if self._sem.locked():
             if self.waiting >= self.config.queue_size:
                 raise Rejected(

@@ -183,7 +183,8 @@ class RouterApp:
             body = self._parse(request.body, endpoint)
             headers, request_id = self._headers(request)
             try:
-                await router.admission.acquire()
+                if not router.admission.admit_now():
+                    await router.admission.acquire()
             except Rejected as exc:
                 retry = [(b"retry-after", str(router.config.limits.retry_after).encode())]
                 kind = "rate_limit_error" if exc.status == 429 else "service_unavailable"

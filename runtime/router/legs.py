@@ -171,7 +171,7 @@ class Load:
         self._router = None  # type: ignore[assignment]
 
 
-@dataclass
+@dataclass(slots=True)
 class Proxied:
     """A request whose answering leg has started: the route taken and the worker's reply (body unread)."""
 

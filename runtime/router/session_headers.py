@@ -61,7 +61,9 @@ def session_from(headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]) -> 
 def session_of(headers: Mapping[str, str]) -> str | None:
     """:func:`session_from` for headers whose names are lower-case already, as ``runtime.http`` hands them over."""
     for header in SESSION_HEADERS:
-        session = clean_session(headers.get(header))
-        if session is not None:
-            return session
+        value = headers.get(header)
+        if value is not None:  # most requests name no session: no call per header
+            session = clean_session(value)
+            if session is not None:
+                return session
     return None

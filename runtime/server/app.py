@@ -75,6 +75,8 @@ _JSON = b"application/json"
 _SSE = b"text/event-stream; charset=utf-8"
 _NO_CACHE = (b"cache-control", b"no-cache")
 _KEEP_ALIVE_S = 75.0  # longer than the usual load balancer's idle timeout (60 s): it closes first
+_ENCODE = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
+"""Made once: ``json.dumps`` with options other than its defaults builds an encoder per call."""
 
 
 def _json(
@@ -84,7 +86,7 @@ def _json(
     extra: tuple[tuple[bytes, bytes], ...] = (),
 ) -> Response:
     """JSON with non-ASCII escaped: a lone surrogate a client sent (valid JSON, not UTF-8) cannot break it."""
-    body = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+    body = _ENCODE(content).encode("ascii")
     headers = extra if request_id is None else (*extra, (_REQUEST_ID_BYTES, request_id.encode("ascii")))
     return Response(status, body, _JSON, headers)
 
@@ -144,12 +146,12 @@ class _Tracked:
 
     def start(self) -> None:
         self.started = time.perf_counter()
-        self.metrics.in_flight.labels(self.name).inc()
+        self.metrics.running(self.name).value += 1
         self.console.recorder.begin(self.request_id, self.name)
 
     def finish(self, outcome: str) -> None:
         self.console.recorder.finish(self.request_id, outcome)
-        self.metrics.in_flight.labels(self.name).dec()
+        self.metrics.running(self.name).value -= 1
         self.metrics.requests.labels(self.name, outcome).inc()
         self.metrics.request_seconds.labels(self.name).observe(time.perf_counter() - self.started)
 

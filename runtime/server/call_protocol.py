@@ -10,6 +10,8 @@ A call of stage ``retriever`` served elsewhere is::
     X-Request-Id: 3f2a...                  (one id through every hop)
     X-Request-Deadline: 1764441600.250     (Unix time by which the whole request must be done)
     Authorization: Bearer <stage token>    (when the pods have one: only the pipeline's pods may call)
+    x-session-id: agent-7                  (when the client named the run's session; else the callee
+                                            takes the request id as the session, as the caller does)
     {"args": ["what is grove?"], "kwargs": {"k": 2}}
 
 and answers ``200 {"result": ...}`` or an error status with ``{"error": {"message", "type", "code",

@@ -22,7 +22,8 @@ from typing import Any
 
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.loader import LoadedPipeline
-from grove_pipelines.sdk import LLM, Pipeline, Stage, bind_invoker
+from grove_pipelines.sdk import LLM, Pipeline, Stage
+from grove_pipelines.sdk.invoke import reset_invoker, set_invoker
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX
 from runtime.router.request_ids import new_request_id
 from runtime.server.call_protocol import urls_from_env
@@ -41,6 +42,7 @@ from runtime.server.llm_calls import LLMCalls, TokenSink
 from runtime.server.metrics import Metrics
 from runtime.server.settings import ServerSettings
 from runtime.server.stage_client import StageClient
+from runtime.server.time_limit import TimeLimit
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
 from runtime.server.value_codec import ArgBinder
 from runtime.tracing import Attribute, Span, start_span, traced_stream
@@ -143,29 +145,28 @@ class Executor:
         """
         deadline = deadline or Deadline.within(self.settings.timeout_s)
         invoker = self.invoker(request_id=request_id, on_token=on_token)
-        span = start_span(
-            f"pipeline {self.name}",
-            {"grove.pipeline": self.name, "grove.request_id": invoker.request_id},
-            kind="server",
-        )
-        with span, bind_invoker(invoker):
-            token, limit = _CALLER.set(ENTRY), set_deadline(deadline)
-            scope = asyncio.timeout(deadline.bound(None))
+        name = self.pipeline.name
+        attributes: dict[str, Attribute] | None = None
+        if tracing_settings().records:
+            attributes = {"grove.pipeline": name, "grove.request_id": invoker.request_id}
+        span = start_span(f"pipeline {name}", attributes, kind="server")
+        with span:
+            token, limit, bound = _CALLER.set(ENTRY), set_deadline(deadline), set_invoker(invoker)
+            scope = TimeLimit(deadline.bound(None))
             try:
-                async with scope:
+                with scope:
                     return await self.pipeline.func(**inputs)
             except PipelineRunError as exc:
                 span.fail(exc.type)
                 raise
             except Exception as exc:
                 if scope.expired():
-                    raise StageTimeoutError(
-                        f"pipeline {self.name!r} did not finish within its deadline"
-                    ) from exc
-                raise PipelineRunError(f"pipeline {self.name!r} failed: {type(exc).__name__}: {exc}") from exc
+                    raise StageTimeoutError(f"pipeline {name!r} did not finish within its deadline") from exc
+                raise PipelineRunError(f"pipeline {name!r} failed: {type(exc).__name__}: {exc}") from exc
             finally:
                 _CALLER.reset(token)
                 reset_deadline(limit)
+                reset_invoker(bound)
 
     def python_stage(self, name: str) -> Stage:
         """The Python stage ``name`` of this pipeline."""
@@ -203,11 +204,11 @@ class Executor:
         attributes: dict[str, Attribute] | None = None
         if tracing_settings().records:
             attributes = {"grove.stage": name, "grove.caller": caller, "grove.request_id": invoker.request_id}
-        with start_span(f"stage.serve {name}", attributes, kind="server"), bind_invoker(invoker):
-            token, limit = _CALLER.set(name), set_deadline(deadline)
-            scope = asyncio.timeout(deadline.bound(None))
+        with start_span(f"stage.serve {name}", attributes, kind="server"):
+            token, limit, bound = _CALLER.set(name), set_deadline(deadline), set_invoker(invoker)
+            scope = TimeLimit(deadline.bound(None))
             try:
-                async with scope:
+                with scope:
                     return await stage.run_local(*call_args, **call_kwargs)
             except PipelineRunError:
                 raise
@@ -222,6 +223,7 @@ class Executor:
             finally:
                 _CALLER.reset(token)
                 reset_deadline(limit)
+                reset_invoker(bound)
 
     def cold_class_stages(self, only: Iterable[str] | None = None) -> list[Stage]:
         """In-process class stages (of ``only``, if given) whose per-process instance is not made yet."""
@@ -360,18 +362,19 @@ class RequestInvoker:
         try:
             for number in range(retries + 1):
                 bound = deadline.bound(timeout_s)
-                scope = asyncio.timeout_at(loop.time() + bound)  # one deadline for the whole stream
+                end = loop.time() + bound  # one deadline for the whole stream
+                scope = TimeLimit.until(end)
                 chunks, delivered = attempt(), False
                 try:
                     while True:
                         try:
-                            async with scope:  # the body's own time between chunks counts too
+                            with scope:  # the body's own time between chunks counts too
                                 chunk = await anext(chunks)
                         except StopAsyncIteration:
                             return
                         delivered = True
                         yield chunk
-                        scope = asyncio.timeout_at(scope.when())
+                        scope = TimeLimit.until(end)
                 except Exception as exc:
                     error = _as_stage_error(
                         exc, name, timeout_s if bound >= timeout_s else None, scope.expired()
@@ -407,9 +410,9 @@ class RequestInvoker:
         for number in range(retries + 1):
             token = _CALLER.set(name)
             bound = deadline.bound(timeout_s)
-            scope = asyncio.timeout(bound)
+            scope = TimeLimit(bound)
             try:
-                async with scope:
+                with scope:
                     result = await attempt()
             except asyncio.CancelledError:
                 metrics.stage_call(caller, name, "cancelled", time.perf_counter() - started)

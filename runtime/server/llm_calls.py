@@ -29,12 +29,20 @@ RUN_SESSION: ContextVar[str | None] = ContextVar("grove_run_session", default=No
 """The session the client named for this run; None: the run's request id is its session."""
 
 
-def llm_headers(request_id: str, into: dict[str, str] | None = None) -> dict[str, str]:
+def llm_headers(
+    request_id: str, into: dict[str, str] | None = None, *, implied_session: bool = False
+) -> dict[str, str]:
     """Headers of a call under the run ``request_id``: its id, its session and its deadline (if any),
-    added to ``into`` (a call's other headers) when given."""
+    added to ``into`` (a call's other headers) when given.
+
+    ``implied_session``: the callee is a stage server, which takes the run's id as the session when
+    none is named, so a session that is the run's id is left out (a header fewer to send and parse).
+    """
     headers = {} if into is None else into
     headers[REQUEST_ID_HEADER] = request_id
-    headers[SESSION_HEADER] = RUN_SESSION.get() or request_id
+    session = RUN_SESSION.get()
+    if session is not None or not implied_session:
+        headers[SESSION_HEADER] = session or request_id
     deadline = current_deadline()
     if deadline is not None:
         headers[DEADLINE_HEADER] = deadline.header()

@@ -26,6 +26,16 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
+class _Running:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def read(self) -> float:
+        return float(self.value)
+
+
 class Metrics:
     """Requests per pipeline and status, in-flight requests, and every stage call by caller, stage and outcome."""
 
@@ -62,6 +72,16 @@ class Metrics:
         )
         self.on_stage_call: Callable[[str, str, str, float], None] | None = None
         """Told of every ended stage call (caller, stage, outcome, seconds): the page's waterfalls."""
+        self._running: dict[str, _Running] = {}
+
+    def running(self, pipeline: str) -> _Running:
+        """``pipeline``'s in-flight count: a plain number a request moves, read when scraped (the gauge's own
+        ``inc``/``dec`` look their labels up and take a lock on each request)."""
+        count = self._running.get(pipeline)
+        if count is None:
+            count = self._running[pipeline] = _Running()
+            self.in_flight.labels(pipeline).set_function(count.read)
+        return count
 
     def stage_call(self, caller: str, stage: str, outcome: str, seconds: float | None = None) -> None:
         """Record one stage call (or one retry when ``seconds`` is None)."""

@@ -67,6 +67,6 @@ class HTTPStageTransport:
         url, what, decoder = target
         body = encode_json({"args": args, "kwargs": kwargs})  # the tuple goes as a JSON array
         # the run's id, session and deadline travel on
-        headers = llm_headers(request_id, {**self._fixed, CALLER_HEADER: caller})
+        headers = llm_headers(request_id, {**self._fixed, CALLER_HEADER: caller}, implied_session=True)
         status, answer = await self.client.post_json(url, body, headers, what=what, stage=name)
         return decoder.decode(stage_result(status, answer, url=url, stage=name))
