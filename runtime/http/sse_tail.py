@@ -20,7 +20,7 @@ class SseTail:
     __slots__ = ("_tail",)
 
     def __init__(self) -> None:
-        self._tail = b""
+        self._tail = b"\n\n"  # nothing sent yet: no event to close
 
     def feed(self, chunk: bytes) -> None:
         """Note a chunk that went to the client."""

@@ -27,6 +27,7 @@ from grove_pipelines.spec.endpoints import LIVENESS_PATH, ROUTER_READINESS_PATH
 from runtime.auth import ApiKeys
 from runtime.errors import UpstreamError, UpstreamTimeout
 from runtime.http import Request, Response, StreamBroken, StreamingResponse
+from runtime.http.sse_tail import SseTail
 from runtime.router.admission import Rejected
 from runtime.router.legs import (
     HANDOFF_MS,
@@ -253,7 +254,7 @@ class _Exchange:
         self._counted = False
         self._broken = False
         self._chunks: AsyncGenerator[bytes, None] | None = None
-        self._tail = b"\n\n"
+        self._tail = SseTail()
         self._first = True
         self.span: Span | None = None  # the request's span, ended by :meth:`end`
 
@@ -321,22 +322,19 @@ class _Exchange:
             self.ok, self.status = True, self.proxied.reply.status
             raise
         except UpstreamError as exc:  # the worker broke off mid-stream: say so, and do not end cleanly
-            if self._tail.endswith(
-                _DONE
-            ):  # ...unless the answer was whole: only the framing's end is missing
+            if self._tail.done:  # ...unless the answer was whole: only the framing's end is missing
                 self.ok, self.status = True, self.proxied.reply.status
                 raise StopAsyncIteration from None
             log.warning("stream from %s broke off: %s", self.proxied.worker.url, exc)
             error = self.app.upstream_error(exc)
             self.status, self._broken = error.status, True
-            event = b"data: " + error_body(error.status, error.message, error.kind) + b"\n\n"
-            return b"\n\n"[: 2 - _ends(self._tail)] + event
+            return self._tail.error_event(error_body(error.status, error.message, error.kind))
         if self._first:
             self._first = False
             self._first_token()
         if chunk:
             note_cached_tokens(self.proxied.span, chunk)  # vLLM writes each event, its usage too, whole
-            self._tail = chunk[-_TAIL:] if len(chunk) >= _TAIL else (self._tail + chunk)[-_TAIL:]
+            self._tail.feed(chunk)
         return chunk
 
     def _first_token(self) -> None:
@@ -396,14 +394,3 @@ class _Exchange:
                 if status >= 500 or status == 499:
                     span.fail("client closed the request" if status == 499 else f"HTTP {status}")
                 span.end()
-
-
-_DONE = b"data: [DONE]\n\n"
-"""vLLM's last event of a stream."""
-_TAIL = len(_DONE)
-"""Bytes of the stream kept: enough to tell whether it ended with ``_DONE``, or how its last event ended."""
-
-
-def _ends(tail: bytes) -> int:
-    """How many of the two newlines that end an SSE event ``tail`` already has."""
-    return 2 if tail.endswith(b"\n\n") else (1 if tail.endswith(b"\n") else 0)
