@@ -7,7 +7,8 @@ request through its chat template with the generation prompt (vLLM renders, then
 adding special tokens again), a text prompt with the tokenizer's special tokens (as vLLM's
 completions do), a token-id prompt as it is. Anything the tokenizer cannot take gives None, and
 the caller falls back to its estimate; so does a chat that vLLM normalizes before rendering (tools,
-content parts, tool calls: ``_plain_chat``), rather than be looked up by tokens the worker never saw. Results are kept on the request, so a retry pays nothing.
+content parts, tool calls: ``_plain_chat``), rather than be looked up by tokens the worker never
+saw. Results are kept on the request, so a retry pays nothing.
 
 Tokenizing is most of precise mode's cost on the request path (``tests/bench/precise_cost_bench.py``:
 about 0.6 µs a token), so a fast tokenizer's Rust backend is called directly with
@@ -109,7 +110,6 @@ class PromptTokenizer:
         except Exception as exc:  # noqa: BLE001 - any load failure is a configuration error
             raise RouterConfigError(f"cannot load the tokenizer {source!r}: {type(exc).__name__}") from None
         self.max_chars = max_chars
-        self._files: Any = backend
         self._backend: Any = backend if hasattr(backend, "encode_batch_fast") else None
         if self._backend is not None:  # as the tokenizer's __call__ sets them: whole prompts, no padding
             self._backend.no_truncation()
@@ -196,6 +196,4 @@ class PromptTokenizer:
             encoded = self._backend.encode_batch_fast([text], add_special_tokens=add_special_tokens)
             ids: list[int] = encoded[0].ids
             return ids
-        if self._tok is None:  # a tokenizers release without the fast call
-            return list(self._files.encode(text, add_special_tokens=add_special_tokens).ids)
         return [int(t) for t in self._tok(text, add_special_tokens=add_special_tokens)["input_ids"]]
