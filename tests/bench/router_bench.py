@@ -3,7 +3,8 @@
 (a) Against an upstream that answers instantly (``fast_upstream``), which isolates what the proxy
     costs: requests/s at saturation, p50/p99 latency at concurrency 1 (added to direct), and the
     time to the first chunk of a streamed answer. Aggregated mode (one worker) and prefill/decode
-    mode (two legs; "direct" there is the decode worker alone). Every candidate (direct, our
+    mode (two legs; "direct" there is the decode worker alone). Every candidate (direct, a bare
+    layer-4 relay (``bare_proxy``: the floor, what a second hop itself costs on this machine), our
     router, our router with ``--processes 2``, vllm-router) is up at once and measured in rotated
     rounds, samples pooled, errors counted; then each sidecar's start time (spawn to the first
     ``/health`` 200) and resident memory after the load.
@@ -14,8 +15,9 @@
 vllm-router is installed once into its own venv under ``.cache/bench/`` (PyPI, ``pip``). Everything
 listens on 127.0.0.1 ephemeral ports and stops at the end. Ends with the line
 ``router_vs_vllm_router_rps=<r> router_pd_vs_vllm_router_pd_rps=<r> router_added_p50_ms=<ms>
-router_added_p99_ms=<ms> router_2proc_vs_vllm_router_rps=<r> router_2proc_pd_vs_vllm_router_pd_rps=<r>``
-(fast upstream; the added latency in aggregated mode, one process), followed by (c)'s
+router_added_p99_ms=<ms> router_2proc_vs_vllm_router_rps=<r> router_2proc_pd_vs_vllm_router_pd_rps=<r>
+vllm_router_added_p50_ms=<ms> bare_relay_added_p50_ms=<ms>`` (fast upstream; the added latency in
+aggregated mode, one process, with vllm-router's and the bare relay's beside it), followed by (c)'s
 ``router_ttft_p50_ms=<ms> vllm_router_ttft_p50_ms=<ms> router_ttft_p50_added_ms=<ms>`` (and p99,
 the floor, the added p50 at concurrency 4 and the errors). ``GROVE_BENCH_SKIP_VLLM=1`` skips (b) and (c).
 """
@@ -114,6 +116,12 @@ def our_router(args: list[str], port: int) -> tuple[str, list[str]]:
     return "router", [cli, "router", "--port", str(port), "--log-level", "error", *args]
 
 
+def bare_proxy(upstream_port: int, port: int) -> tuple[str, list[str]]:
+    """The floor: a relay that pipes bytes to the (decode) worker and does nothing else."""
+    argv = [sys.executable, "-m", "tests.bench.bare_proxy", "--upstream", str(upstream_port)]
+    return FLOOR, [*argv, "--port", str(port)]
+
+
 def vllm_router(binary: Path, args: list[str], port: int) -> tuple[str, list[str]]:
     return "vllm-router", [
         str(binary),
@@ -178,6 +186,7 @@ HEADER = (
 )
 
 
+FLOOR = "bare relay (floor)"
 ROUNDS = 3  # rotated rounds per mode: the load others put on the machine shifts while we measure
 PROCESSES = 2  # the multi-process router's line (one per core here)
 
@@ -240,6 +249,7 @@ def fast_upstream_suite(vr: Path | None, logs: Path) -> tuple[dict[str, dict[str
             lines += [f"\n(a) fast upstream, {mode} mode ({ROUNDS} rotated rounds, samples pooled)", HEADER]
             opts = {"saturate": 2.0, "latency_n": 150, "stream_n": 100}
             candidates = [
+                bare_proxy(d_port, free_port()),
                 our_router(ours, free_port()),
                 (f"router x{PROCESSES}", our_router([*ours, "--processes", str(PROCESSES)], free_port())[1]),
             ]
@@ -337,13 +347,17 @@ def summary(results: dict[str, dict[str, Result]]) -> str:
         return results[f"{mode}/{name}"]["sat"].rps / theirs["sat"].rps if theirs else float("nan")
 
     add50, add99 = added(ours, direct)
+    floor50, _ = added(results[f"aggregated/{FLOOR}"], direct)
+    theirs = results.get("aggregated/vllm-router")
+    their50 = added(theirs, direct)[0] if theirs else float("nan")
     many = f"router x{PROCESSES}"
     return (
         f"router_vs_vllm_router_rps={ratio_of('router', 'aggregated'):.2f} "
         f"router_pd_vs_vllm_router_pd_rps={ratio_of('router', 'pd'):.2f} "
         f"router_added_p50_ms={add50:.3f} router_added_p99_ms={add99:.3f} "
         f"router_{PROCESSES}proc_vs_vllm_router_rps={ratio_of(many, 'aggregated'):.2f} "
-        f"router_{PROCESSES}proc_pd_vs_vllm_router_pd_rps={ratio_of(many, 'pd'):.2f}"
+        f"router_{PROCESSES}proc_pd_vs_vllm_router_pd_rps={ratio_of(many, 'pd'):.2f} "
+        f"vllm_router_added_p50_ms={their50:.3f} bare_relay_added_p50_ms={floor50:.3f}"
     )
 
 
