@@ -1,7 +1,8 @@
-"""The one JSON error shape every runtime HTTP answer uses: ``{"error": {"message", "type", "code"}}``.
+"""The one JSON error shape every runtime HTTP answer uses: ``{"error": {"message", "type", "param", "code"}}``.
 
-Clients get a short message, a type and the status as ``code``; never a traceback, an internal URL
-or exception text (those go to the log).
+OpenAI's and vLLM's shape (``param`` always null here), so OpenAI clients parse it. Clients get a
+short message, a type and the status as ``code``; never a traceback, an internal URL or exception
+text (those go to the log).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ __all__ = ["HttpError", "StreamBroken", "error_body"]
 
 def error_body(message: str, type_: str, code: int) -> bytes:
     """The encoded error document for ``message`` of ``type_`` with HTTP status ``code``."""
-    return json.dumps({"error": {"message": message, "type": type_, "code": code}}).encode()
+    return json.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}).encode()
 
 
 class HttpError(Exception):

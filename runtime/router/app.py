@@ -26,7 +26,7 @@ from typing import Any
 from grove_pipelines.spec.endpoints import LIVENESS_PATH, ROUTER_READINESS_PATH
 from runtime.auth import ApiKeys
 from runtime.errors import UpstreamError, UpstreamTimeout
-from runtime.http import Request, Response, StreamBroken, StreamingResponse
+from runtime.http import Request, Response, StreamBroken, StreamingResponse, error_body
 from runtime.http.sse_tail import SseTail
 from runtime.router.admission import Rejected
 from runtime.router.legs import (
@@ -71,12 +71,7 @@ class HTTPError(Exception):
 
     def response(self) -> Response:
         """The error as an answer."""
-        return Response(self.status, error_body(self.status, self.message, self.kind), _JSON, self.headers)
-
-
-def error_body(status: int, message: str, kind: str) -> bytes:
-    """``{"error": {"message", "type", "code"}}`` as vLLM and OpenAI shape it."""
-    return json.dumps({"error": {"message": message, "type": kind, "param": None, "code": status}}).encode()
+        return Response(self.status, error_body(self.message, self.kind, self.status), _JSON, self.headers)
 
 
 def _json(status: int, data: Any) -> Response:
@@ -328,7 +323,7 @@ class _Exchange:
             log.warning("stream from %s broke off: %s", self.proxied.worker.url, exc)
             error = self.app.upstream_error(exc)
             self.status, self._broken = error.status, True
-            return self._tail.error_event(error_body(error.status, error.message, error.kind))
+            return self._tail.error_event(error_body(error.message, error.kind, error.status))
         if self._first:
             self._first = False
             self._first_token()

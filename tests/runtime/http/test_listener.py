@@ -115,7 +115,7 @@ async def test_handler_failures_use_the_error_shape_and_leak_nothing() -> None:
         async with session.get(f"{server.url}/refused") as resp:
             assert resp.status == 422
             assert await resp.json() == {
-                "error": {"message": "bad field", "type": "invalid_request_error", "code": 422}
+                "error": {"message": "bad field", "type": "invalid_request_error", "param": None, "code": 422}
             }
         async with session.get(f"{server.url}/boom") as resp:
             assert resp.status == 500
