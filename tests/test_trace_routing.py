@@ -12,6 +12,8 @@ from tests.bench.trace_routing import (
     Target,
     oracle_hit_tokens,
     oracle_hits,
+    paired_key,
+    paired_ttft_ratio,
     ratio_line,
     request_key,
     reusable_ratio_line,
@@ -114,3 +116,26 @@ def test_medians_spread_errors_and_the_ratio_line() -> None:
     assert reusable_ratio_line("trace_prefix", summaries, ours.label, rr.label) == (
         "trace_prefix_reusable_ttft_p50_vs_round_robin=0.50 trace_prefix_reusable_ttft_p50_vs_best_vllm_router=0.80"
     )
+
+
+def test_the_paired_ratio_compares_each_request_with_itself_in_the_same_round() -> None:
+    def run(label: str, round_: int, ttfts: dict[str, float], ok: bool = True) -> RunResult:
+        base = _run(label, round_, 10)
+        return base.model_copy(update={"ttft_by_request": ttfts, "summary": base.summary if ok else None})
+
+    # keys drop the run's salt, so the same request matches across targets
+    assert paired_key("m0102-h15", 3) == paired_key("m0103-h15", 3) == "h15#3"
+    results = [
+        run("ours", 0, {"a#0": 0.02, "a#1": 0.01, "b#0": 0.30}),
+        run("theirs", 0, {"a#0": 0.01, "a#1": 0.04, "c#0": 0.05}),  # b#0 and c#0 have no pair
+        run("ours", 1, {"a#0": 0.03}),
+        run("theirs", 1, {"a#0": 0.03}),
+        run("ours", 2, {"a#0": 1.0}),  # round 2 of theirs failed: no pairs from it
+        run("theirs", 2, {"a#0": 0.01}, ok=False),
+        run("theirs", 3, {"a#0": 0.5}),  # ours never ran round 3
+    ]
+    ratio, pairs = paired_ttft_ratio(results, "ours", "theirs")
+    # pairs: 2, 1/4 (round 0) and 1 (round 1): geometric mean (2 * 0.25 * 1) ** (1/3)
+    assert pairs == 3
+    assert ratio == pytest.approx(0.5 ** (1 / 3))
+    assert paired_ttft_ratio(results, "ours", "nobody") == (pytest.approx(float("nan"), nan_ok=True), 0)

@@ -74,6 +74,7 @@ from tests.bench.trace_routing import (
     Target,
     best_vllm_router,
     oracle_hits,
+    paired_ratio_line,
     ratio_line,
     reusable_ratio_line,
     run_suite,
@@ -234,6 +235,7 @@ def suite(
     print("\n" + table(summaries, oracle, len(reusable), len(prompts)), flush=True)
     print(f"(best vllm-router on {name}: {best_vllm_router(summaries)})", flush=True)
     print(reusable_ratio_line(prefix, summaries, "router prefix", "router round_robin"), flush=True)
+    print(paired_ratio_line(prefix, results, summaries, "router prefix", "router round_robin"), flush=True)
     return ratio_line(prefix, summaries, "router prefix", "router round_robin")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import statistics
 import time
 import urllib.request
@@ -45,6 +46,9 @@ __all__ = [
     "best_vllm_router",
     "oracle_hit_tokens",
     "oracle_hits",
+    "paired_key",
+    "paired_ratio_line",
+    "paired_ttft_ratio",
     "ratio_line",
     "request_key",
     "reusable_ratio_line",
@@ -76,6 +80,8 @@ class RunResult(BaseModel):
     hit_tokens: float = 0.0
     query_tokens: float = 0.0
     reusable_ttft_p50_ms: float = float("nan")
+    ttft_by_request: dict[str, float] = {}
+    """Each answered request's TTFT in seconds, by :func:`paired_key` (for the paired comparison)."""
     failure: str | None = None
 
 
@@ -150,6 +156,31 @@ def request_key(session_id: str, turn: int) -> tuple[str, int]:
     return session_id.split("-", 1)[1] if "-" in session_id else session_id, turn
 
 
+def paired_key(session_id: str, turn: int) -> str:
+    """:func:`request_key` as one string (a JSON object key)."""
+    session, turn = request_key(session_id, turn)
+    return f"{session}#{turn}"
+
+
+def paired_ttft_ratio(results: list[RunResult], ours: str, theirs: str) -> tuple[float, int]:
+    """Geometric mean over requests of ``ours``' TTFT over ``theirs``', same request in the same round; and the pairs.
+
+    A p50 of run medians moves with where the median request falls (cached ones take tens of
+    milliseconds, cold ones hundreds); pairing each request with itself under the other router, in
+    the same round, compares every request and leaves out what the two runs share.
+    """
+    by_round: dict[tuple[str, int], dict[str, float]] = {
+        (r.label, r.round): r.ttft_by_request for r in results if r.summary is not None
+    }
+    logs = []
+    for (label, round_), mine in by_round.items():
+        other = by_round.get((theirs, round_)) if label == ours else None
+        if other is None:
+            continue
+        logs += [math.log(mine[k] / other[k]) for k in mine.keys() & other.keys() if mine[k] > 0 < other[k]]
+    return (math.exp(statistics.fmean(logs)), len(logs)) if logs else (float("nan"), 0)
+
+
 def reusable_ttft_p50_ms(results: list[RequestResult], reusable: set[tuple[str, int]]) -> float:
     """TTFT p50 (ms) over the answered requests the oracle finds a cached prefix for (nan: none)."""
     ttfts = [
@@ -217,6 +248,9 @@ def run_suite(
                     hit_tokens=hits,
                     query_tokens=queries,
                     reusable_ttft_p50_ms=warm,
+                    ttft_by_request={
+                        paired_key(r.session_id, r.turn): r.ttft_s for r in results if r.ttft_s is not None
+                    },
                 )
             )
             share = 100 * hits / queries if queries else float("nan")
@@ -315,6 +349,18 @@ def best_vllm_router(summaries: list[TargetSummary]) -> str:
     """The label of the fastest vllm-router target without errors (what the ratio compares against)."""
     theirs = [s for s in summaries if not s.ours and s.errors == 0]
     return min(theirs, key=lambda s: s.ttft_p50_ms).label if theirs else "none"
+
+
+def paired_ratio_line(
+    prefix: str, results: list[RunResult], summaries: list[TargetSummary], ours: str, baseline: str
+) -> str:
+    """``ours`` against ``baseline`` and the best vllm-router target, request by request (:func:`paired_ttft_ratio`)."""
+    vs_base, n_base = paired_ttft_ratio(results, ours, baseline)
+    vs_best, n_best = paired_ttft_ratio(results, ours, best_vllm_router(summaries))
+    return (
+        f"{prefix}_paired_ttft_vs_round_robin={vs_base:.2f} ({n_base} pairs) "
+        f"{prefix}_paired_ttft_vs_best_vllm_router={vs_best:.2f} ({n_best} pairs)"
+    )
 
 
 def reusable_ratio_line(prefix: str, summaries: list[TargetSummary], ours: str, baseline: str) -> str:
