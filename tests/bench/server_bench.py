@@ -12,8 +12,10 @@ The pipelines (``hop_pipelines.py``) are trivial stages, so what is measured is 
 Then req/s of ``three-hops`` with 32 concurrent clients. The client shares the 2 cores with the
 servers, so compare the rows with each other, not with other machines. Aims: in-process hop <= 50 us
 (issue 4), HTTP hop <= 0.1 ms added (issue 13). Also the CPU one HTTP stage call costs, both
-ends in one process (steadier than latency on a loaded machine). Ends with
-``server_http_hop_added_ms=<ms> server_http_hop_cpu_us=<us> server_in_process_hop_us=<us>``.
+ends in one process (steadier than latency on a loaded machine), and, in the same rounds, the p50
+of a bare HTTP round trip (raw asyncio client and server, ``fast_upstream``): the floor under any
+hop on this machine. Ends with ``server_http_hop_added_ms=<ms> server_http_hop_cpu_us=<us>
+server_in_process_hop_us=<us> bare_round_trip_p50_ms=<ms>``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from pathlib import Path
 
 import aiohttp
 import uvloop
+
+from runtime.engines.supervisor import free_port
+from tests.bench.loadgen import run_load
 
 PIPELINES = Path(__file__).with_name("hop_pipelines.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,21 +178,59 @@ def _row(one: list[float], three: list[float], three_url: str) -> dict[str, floa
     }
 
 
-def _measure(placements: dict[str, tuple[str, str]]) -> dict[str, dict[str, float]]:
-    """Every placement's (one-hop, three-hops) URLs measured in interleaved rounds (load on the machine shifts)."""
+def _measure(
+    placements: dict[str, tuple[str, str]], floor: tuple[int, list[float]] | None = None
+) -> dict[str, dict[str, float]]:
+    """Every placement's (one-hop, three-hops) URLs measured in interleaved rounds (load on the machine shifts).
+
+    ``floor``: a bare server's port, and the list its round trips are added to, once per round.
+    """
     samples: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label in placements}
     labels = list(placements)
     for round_ in range(ROUNDS):
         for label in labels if round_ % 2 == 0 else labels[::-1]:
             for url, kept in zip(placements[label], samples[label], strict=True):
                 kept.extend(asyncio.run(_sequential(url, SEQUENTIAL // ROUNDS)))
+        if floor is not None:
+            floor[1].extend(uvloop.run(_bare_round_trips(floor[0], SEQUENTIAL // ROUNDS)))
     return {label: _row(*samples[label], placements[label][1]) for label in labels}
 
 
-def _served() -> dict[str, dict[str, float]]:
-    """In-process stages and HTTP stage servers, all served at once and measured side by side."""
+@contextmanager
+def _bare_server() -> Iterator[int]:
+    """``fast_upstream`` in its own process: a raw asyncio HTTP server that answers at once; its port."""
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.bench.fast_upstream", str(port)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the bare server did not start")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+async def _bare_round_trips(port: int, n: int) -> list[float]:
+    """Seconds of ``n`` sequential keep-alive exchanges, raw client to raw server: the floor under any HTTP hop.
+
+    Two socket writes, two reads and two wake-ups, with no framework at either end: what a stage
+    call over HTTP costs at the least on this machine, beside which the hop's aim can be judged.
+    """
+    body = {"model": "tiny", "prompt": "x", "max_tokens": 1}
+    await run_load("127.0.0.1", port, "/v1/completions", body, concurrency=1, count=30, warmup=0)
+    result = await run_load("127.0.0.1", port, "/v1/completions", body, concurrency=1, count=n, warmup=0)
+    return result.latencies
+
+
+def _served() -> tuple[dict[str, dict[str, float]], float]:
+    """In-process stages and HTTP stage servers, all served at once and measured side by side; and
+    the bare round trip's p50 (ms), measured in the same rounds."""
     stages = ["--stage", "hop-a", "--stage", "hop-b", "--stage", "hop-c"]
+    floor: list[float] = []
     with ExitStack() as running:
+        bare = running.enter_context(_bare_server())
         local = [running.enter_context(_serve(f"{PIPELINES}:{name}")) for name in ("one-hop", "three-hops")]
         stage_url = running.enter_context(_serve(f"{PIPELINES}:three-hops", *stages))
         env = {f"GP_STAGE_URL_HOP_{s}": stage_url for s in "ABC"}
@@ -195,15 +238,17 @@ def _served() -> dict[str, dict[str, float]]:
             running.enter_context(_serve(f"{PIPELINES}:{name}", env=env))
             for name in ("one-hop", "three-hops")
         ]
-        return _measure(
+        rows = _measure(
             {
                 "in-process": (f"{local[0]}/v1/pipelines/one-hop", f"{local[1]}/v1/pipelines/three-hops"),
                 "HTTP stage server": (
                     f"{remote[0]}/v1/pipelines/one-hop",
                     f"{remote[1]}/v1/pipelines/three-hops",
                 ),
-            }
+            },
+            (bare, floor),
         )
+    return rows, statistics.median(floor) * 1e3
 
 
 def _ray() -> dict[str, float] | str:
@@ -216,7 +261,6 @@ def _ray() -> dict[str, float] | str:
     from grove_pipelines.graph.build import build_graph
     from grove_pipelines.loader import load_pipeline
     from grove_pipelines.local.ray_backend import build_ray_app, start_ray
-    from runtime.engines.supervisor import free_port
 
     port = free_port()
     start_ray(port=port)
@@ -247,7 +291,8 @@ def main() -> str:
         f"executor alone (no HTTP): {invoker_us:.1f} us per hop through the runtime invoker "
         f"(a plain await: {plain_us:.1f} us); aim <= 50 us"
     )
-    rows: list[tuple[str, dict[str, float] | str]] = list(_served().items())
+    served, floor_ms = _served()
+    rows: list[tuple[str, dict[str, float] | str]] = list(served.items())
     rows.append(("Ray Serve handles", _ray()))
     print(
         f"{'stages':<20}{'hop p50':>10}{'3-hop p50':>11}{'3-hop p99':>11}{'req/s @32':>11}{'p50 @32':>10}{'p99 @32':>10}"
@@ -266,9 +311,12 @@ def main() -> str:
     assert isinstance(base, dict) and isinstance(http, dict)
     added = http["hop_ms"] - base["hop_ms"]
     print(f"HTTP hop adds {added:.2f} ms over an in-process hop (aim <= 0.1 ms)")
+    print(
+        f"a bare HTTP round trip (raw client, raw server, no framework) takes {floor_ms:.3f} ms at p50: the floor"
+    )
     line = (
         f"server_http_hop_added_ms={added:.3f} server_http_hop_cpu_us={cpu_us:.0f} "
-        f"server_in_process_hop_us={invoker_us:.1f}"
+        f"server_in_process_hop_us={invoker_us:.1f} bare_round_trip_p50_ms={floor_ms:.3f}"
     )
     print(line)
     return line
