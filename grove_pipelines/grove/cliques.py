@@ -86,7 +86,12 @@ def _pod_spec(ctx: CliqueContext, node: str, main: Container) -> PodSpec:
     otel = ctr.otel_env(pipeline.otel)
     routers = [
         ctr.router_container(
-            image=ctx.image, index=i, llm=llm.name, units=ctx.layout.units[llm.name], env=otel
+            image=ctx.image,
+            index=i,
+            llm=llm.name,
+            units=ctx.layout.units[llm.name],
+            routing=llm.routing,
+            env=otel,
         )
         for i, llm in enumerate(_llm_callees(ctx, node))
     ]

@@ -204,7 +204,13 @@ _ROUTER_POOL: dict[str, rf.Pool] = {"serve": "worker", "prefill": "prefill", "de
 
 
 def router_container(
-    *, image: str, index: int, llm: str, units: list[Unit], env: list[EnvVar] | None = None
+    *,
+    image: str,
+    index: int,
+    llm: str,
+    units: list[Unit],
+    routing: rf.RoutingPolicy,
+    env: list[EnvVar] | None = None,
 ) -> Container:
     """The PD router sidecar of one called LLM: its caller uses ``127.0.0.1:9000+index``, the kubelet probes
     the pod IP, so it listens on every address of the pod.
@@ -219,7 +225,7 @@ def router_container(
         command += [rf.clique_flag(pool), unit.clique]
         if unit.group is not None:
             command += [rf.group_flag(pool), unit.group]
-    command += [rf.WORKER_PORT, str(WORKER_PORT)]
+    command += [rf.WORKER_PORT, str(WORKER_PORT), rf.POLICY, routing]
     return Container(
         name=short_name(f"router-{llm}", CONTAINER_NAME_LIMIT),
         image=image,

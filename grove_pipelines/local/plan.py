@@ -33,6 +33,7 @@ class LLMPlan(BaseModel):
     served_model_name: str
     disaggregated: bool
     max_model_len: int
+    routing: rf.RoutingPolicy
     attach: tuple[str, ...] = ()
 
     @property
@@ -41,10 +42,11 @@ class LLMPlan(BaseModel):
         return ("prefill", "decode") if self.disaggregated else ("aggregated",)
 
     def router_args(self, worker_urls: Sequence[str]) -> list[str]:
-        """The router's worker flags for these workers (in the order of :attr:`roles`)."""
+        """The router's worker flags for these workers (in the order of :attr:`roles`), and its policy."""
+        policy = [rf.POLICY, self.routing]
         if self.disaggregated:
-            return [rf.urls_flag("prefill"), worker_urls[0], rf.urls_flag("decode"), worker_urls[1]]
-        return [rf.urls_flag("worker"), worker_urls[0]]
+            return [rf.urls_flag("prefill"), worker_urls[0], rf.urls_flag("decode"), worker_urls[1], *policy]
+        return [rf.urls_flag("worker"), worker_urls[0], *policy]
 
 
 def parse_attach(values: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -88,6 +90,7 @@ def plan_llms(
             served_model_name=spec.model_name,
             disaggregated=spec.disaggregated is not None,
             max_model_len=min(spec.max_model_len or max_len, max_len),
+            routing=spec.routing,
             attach=tuple(attach.get(name, ())),
         )
         if plan.attach and len(plan.attach) != len(plan.roles):

@@ -94,9 +94,12 @@ def llm(
 
     Aggregated by default (one clique running ``vllm serve``); ``disaggregated=PD(prefill=Role(replicas=2),
     decode=Role(...))`` splits it into prefill and decode workers joined by vLLM's NixlConnector;
-    ``nodes > 1`` makes each role a multi-node scaling group (leader + workers). Other options:
-    ``served_model_name``, ``max_model_len``, ``min_available``, ``autoscaling``, ``image``, ``env``,
-    ``resources`` (cpu/memory per pod), ``timeout_s``, ``retries``.
+    ``nodes > 1`` makes each role a multi-node scaling group (leader + workers). ``routing`` is how the
+    router sidecar spreads requests over the workers: ``"prefix"`` (the default: a prompt goes where its
+    prefix is cached, a pipeline run's calls and a fan-out's siblings stay together, within a load
+    guard), ``"round_robin"`` or ``"least_loaded"``. Other options: ``served_model_name``,
+    ``max_model_len``, ``min_available``, ``autoscaling``, ``image``, ``env``, ``resources`` (cpu/memory
+    per pod), ``timeout_s``, ``retries``.
     """
     spec = build_spec(
         LLMSpec,

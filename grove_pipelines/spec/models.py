@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from grove_pipelines.go_duration import parse_go_duration
 from grove_pipelines.spec.dns_label import is_dns_label
+from grove_pipelines.spec.router_flags import RoutingPolicy
 from grove_pipelines.spec.tracing import check_otel_env
 from grove_pipelines.spec.vllm import DEFAULT_VLLM_IMAGE
 
@@ -231,6 +232,9 @@ class LLMSpec(_NamedSpec):
     max_model_len: Annotated[int, Field(ge=16)] | None = None
     vllm_args: tuple[str, ...] = ()
     disaggregated: PD | None = None
+    routing: RoutingPolicy = "prefix"
+    """The router sidecar's policy over this model's workers: ``prefix`` by default, so a pipeline
+    run's turns (one session id per run) and a fan-out's siblings meet their KV cache."""
 
     @model_validator(mode="after")
     def _check_parallelism(self) -> LLMSpec:

@@ -12,11 +12,14 @@ __all__ = [
     "DISCOVERY",
     "GROVE_DISCOVERY",
     "HOST",
+    "POLICY",
     "PORT",
+    "ROUTING_POLICIES",
     "SUBCOMMAND",
     "WORKER_PORT",
     "DiscoveryMode",
     "Pool",
+    "RoutingPolicy",
     "clique_flag",
     "group_flag",
     "selector_flag",
@@ -38,6 +41,15 @@ GROVE_DISCOVERY: DiscoveryMode = "grove"
 """What the compiler's sidecars run: the workers of the cliques named by ``clique_flag``."""
 WORKER_PORT = "--worker-port"
 """The port of discovered workers."""
+POLICY = "--policy"
+"""The routing policy of every pool (``RoutingPolicy``)."""
+
+RoutingPolicy = Literal["prefix", "round_robin", "least_loaded"]
+"""How a router spreads an LLM stage's requests over its workers (the runtime's policy registry names):
+``prefix`` keeps a prompt's prefix, a session's turns and a fan-out's siblings on the worker that
+holds (or will hold) their KV cache, within a load guard; ``round_robin`` takes each worker in turn;
+``least_loaded`` the one with the fewest requests in flight."""
+ROUTING_POLICIES: tuple[RoutingPolicy, ...] = ("prefix", "round_robin", "least_loaded")
 
 
 def urls_flag(pool: Pool) -> str:

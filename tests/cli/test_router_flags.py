@@ -10,11 +10,17 @@ from typing import Any
 
 import typer
 
+import pytest
+
 from grove_pipelines.cli import router_cmd
 from grove_pipelines.cli.main import app
+from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.grove.compiler import compile_graph
 from grove_pipelines.local.plan import LLMPlan
+from grove_pipelines.spec import LLMSpec, PipelineSpec
+from grove_pipelines.spec.router_flags import ROUTING_POLICIES
 from runtime.router.config import load_config
+from runtime.router.policies.registry import POLICIES
 from tests.grove.conftest import clique, rag_graph
 
 
@@ -45,13 +51,41 @@ def test_the_compiled_sidecars_parse_into_grove_discovery() -> None:
     assert embed["discovery"] == {"mode": "grove", "worker_clique": "embed", "worker_port": 8000}
     config = load_config(None, settings)
     assert (config.discovery.prefill_clique, config.discovery.decode_group) == ("chat-prefill", "chat-d")
+    # by default every pool routes by prefix: a run's session and a fan-out's siblings meet their cache
+    assert config.policy.name == "prefix" and config.prefill_policy is None and config.decode_policy is None
+    assert load_config(None, embed).policy.name == "prefix"
+
+
+@pytest.mark.parametrize("routing", ROUTING_POLICIES)
+def test_the_routing_a_stage_declares_is_the_policy_its_sidecars_run(routing: str) -> None:
+    assert routing in POLICIES  # every name the SDK accepts is one the router builds
+    spec = PipelineSpec(name="one", module="pipelines/one.py")
+    graph = PipelineGraph(spec, [LLMSpec(name="chat", model="m", routing=routing)], [(ENTRY, "chat")])
+    pcs = compile_graph(graph).documents()[0]
+    entry = next(c["name"] for c in pcs["spec"]["template"]["cliques"] if c["name"] != "chat")
+    settings = _router_settings(_router_command(pcs, entry, "router-chat")[1:])
+    assert load_config(None, settings).policy.name == routing
+    plan = LLMPlan(
+        stage="chat", served_model_name="m", disaggregated=False, max_model_len=64, routing=routing
+    )
+    assert (
+        load_config(None, _router_settings(["router", *plan.router_args(["http://w:1"])])).policy.name
+        == routing
+    )
+
+
+def test_an_unknown_routing_is_refused_when_the_stage_is_declared() -> None:
+    with pytest.raises(ValueError, match="routing"):
+        LLMSpec(name="chat", model="m", routing="fastest")  # type: ignore[arg-type]
 
 
 def test_the_local_runners_worker_flags_parse_into_static_pools() -> None:
-    pd = LLMPlan(stage="chat", served_model_name="m", disaggregated=True, max_model_len=64)
+    pd = LLMPlan(stage="chat", served_model_name="m", disaggregated=True, max_model_len=64, routing="prefix")
     settings = _router_settings(["router", *pd.router_args(["http://127.0.0.1:1", "http://127.0.0.1:2"])])
     assert (settings["prefill"], settings["decode"]) == (["http://127.0.0.1:1"], ["http://127.0.0.1:2"])
-    aggregated = LLMPlan(stage="chat", served_model_name="m", disaggregated=False, max_model_len=64)
+    aggregated = LLMPlan(
+        stage="chat", served_model_name="m", disaggregated=False, max_model_len=64, routing="prefix"
+    )
     assert _router_settings(["router", *aggregated.router_args(["http://127.0.0.1:3"])])["worker"] == [
         "http://127.0.0.1:3"
     ]

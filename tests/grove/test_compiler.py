@@ -72,11 +72,11 @@ def test_router_sidecar_command_lines(pcs: dict[str, Any]) -> None:
     assert router["command"] == [
         "grove-pipelines", "router", "--host", "0.0.0.0", "--port", "9000", "--discovery", "grove",
         "--prefill-clique", "chat-prefill", "--decode-clique", "chat-dl", "--decode-group", "chat-d",
-        "--worker-port", "8000",
+        "--worker-port", "8000", "--policy", "prefix",
     ]  # fmt: skip
     assert router["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 9000}
     aggregated = _containers(pcs, "retrieve")["router-embed"]["command"]
-    assert aggregated[-4:] == ["--worker-clique", "embed", "--worker-port", "8000"]
+    assert aggregated[-6:] == ["--worker-clique", "embed", "--worker-port", "8000", "--policy", "prefix"]
     assert _env(_containers(pcs, "retrieve")["server"])["GP_LLM_URL_EMBED"] == "http://127.0.0.1:9000"
 
 

@@ -21,13 +21,15 @@ def test_agentic_rag_gets_a_prefill_decode_pair_capped_to_the_local_model() -> N
     assert plan.stage == "chat" and plan.served_model_name == "chat"
     assert plan.roles == ("prefill", "decode")
     assert plan.max_model_len == 2048  # the stage asks 4096; the tiny model has 2048 positions
-    assert plan.router_args(["http://p", "http://d"]) == ["--prefill", "http://p", "--decode", "http://d"]
+    assert plan.router_args(["http://p", "http://d"]) == [
+        "--prefill", "http://p", "--decode", "http://d", "--policy", "prefix",
+    ]  # fmt: skip
 
 
 def test_aggregated_stage_gets_one_worker() -> None:
     (plan,) = plan_llms(load_graph(str(ROOT / "pipelines" / "aggregated.py")), max_len=8192)
     assert plan.roles == ("aggregated",) and plan.max_model_len == 4096
-    assert plan.router_args(["http://w"]) == ["--worker", "http://w"]
+    assert plan.router_args(["http://w"]) == ["--worker", "http://w", "--policy", "prefix"]
 
 
 def test_attach_is_parsed_and_checked_against_the_stages() -> None:
