@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import typer
-
 import pytest
+import typer
 
 from grove_pipelines.cli import router_cmd
 from grove_pipelines.cli.main import app
