@@ -5,7 +5,8 @@ generator (hidden 512, 4 layers: prefill costs what it costs on GPUs, relatively
 model's prefill is nearly free, which would measure only the routers' own overhead). Each worker
 caches in 32-token blocks (``--block-size 32``; the CPU default of 128 hides most shared prefixes of
 a scaled-down trace) and holds at most ``blocks`` of them (``--num-gpu-blocks-override``), so
-capacity matters; each publishes its KV-cache events on ZMQ.
+capacity matters; each publishes its KV-cache events on ZMQ. Before round 0 each worker answers a
+short warm-up (``WARM_UP``, salted apart, not counted), so no target meets a worker's first requests.
 
 Traces (``trace_routing.py`` runs them; every target ``runs`` times in rotated order, medians with
 spread, errors counted, reuse against an oracle with the same cache size):
@@ -18,6 +19,9 @@ spread, errors counted, reuse against an oracle with the same cache size):
   busy, queues form and a router must weigh cache against load; the headline line). At small scale,
   one in 60, 40x, once;
 * the project's agentic trace (``agentic_trace.py``: agents' shared system prompts, growing histories).
+
+Beside the p50 ratios, each suite prints a paired statistic (``..._paired_ttft_vs_...``): the geometric
+mean over requests of one target's TTFT over the other's for the same request in the same round.
 
 Targets: our router with ``round_robin``, with ``prefix`` (precise: the workers' KV events and
 the model's tokenizer; sticky until saturated) and with ``prefix`` on its routing estimate alone
@@ -67,7 +71,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from runtime.engines.supervisor import free_port
-from tests.bench.agentic_trace import Trace, generate_trace
+from tests.bench.agentic_trace import Trace, generate_trace, replay
 from tests.bench.mooncake_trace import MooncakeReplay, load_mooncake, mooncake_to_trace
 from tests.bench.router_bench import CACHE, HOST, ROOT, our_router, process, vllm_router, vllm_router_binary
 from tests.bench.trace_routing import (
@@ -311,6 +315,19 @@ def pipeline_suite(trace: Trace, urls: list[str], runs: int, logs: Path) -> str:
     return f"pipeline_session_e2e_p50_vs_without={statistics.median(paired):.2f}"
 
 
+WARM_UP = {"sessions": 4, "turns": 2}
+"""The warm-up before round 0, per worker (the agentic trace's shape, this many sessions and turns)."""
+
+
+def warm_up(urls: list[str], trace: Trace) -> None:
+    """Each worker answers a few requests before round 0, so no target meets a worker's first requests
+    (one-time costs); they are salted apart, so no later run reuses what they leave cached."""
+    for i, url in enumerate(urls):
+        results = asyncio.run(replay(trace.salted(tag_of("w", 0, i)), url, "tiny", timeout_s=300))
+        errors = sum(r.status != 200 for r in results)
+        print(f"warm-up on worker {i}: {len(results)} requests, {errors} errors (not counted)", flush=True)
+
+
 def _names(variable: str) -> set[str]:
     """The comma-separated names in an environment variable (empty: not set)."""
     return {n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()}
@@ -337,7 +354,7 @@ def main() -> None:
             "GROVE_BENCH_TRACE", str(ROOT.parent / "shared" / "data" / "mooncake_synthetic_trace.jsonl")
         )
     )
-    # (line prefix, log code, replay): the light rate first, so the headline (busy) line comes last
+    # (line prefix, log code, window): the light rate first, so the headline (busy) line comes last
     replays = [("trace_prefix", "m", scale.mooncake)]
     if scale.mooncake_light is not None:
         replays.insert(0, ("trace_light_prefix", "l", scale.mooncake_light))
@@ -381,6 +398,7 @@ def main() -> None:
     try:
         start_together(procs, 480)
         urls = [p.url for p in procs]
+        warm_up(urls, generate_trace(**{**scale.agentic, **WARM_UP}))
         tgts = targets(vr, urls, dict(zip(urls, events, strict=True)), model, scale.blocks)
         tgts = [
             t for t in tgts if t.label in wanted_targets or (not wanted_targets and t.label not in DIAGNOSTIC)
@@ -395,11 +413,11 @@ def main() -> None:
                 lines.append(pipeline_suite(pipe_trace, urls, scale.runs, logs))
             except RuntimeError as exc:
                 print(f"pipeline comparison did not run: {exc}", flush=True)
-        for line_prefix, code, replay in replays if "mooncake" in suites else []:
-            trace = mooncake_to_trace(records, replay)
+        for line_prefix, code, window in replays if "mooncake" in suites else []:
+            trace = mooncake_to_trace(records, window)
             span = max((s.arrival_s for s in trace.sessions), default=0.0)
             rate = len(trace.sessions) / span if span else float("nan")
-            name = f"Mooncake trace ({path.name}, time {replay.time_compression:g}x, {rate:.1f} req/s)"
+            name = f"Mooncake trace ({path.name}, time {window.time_compression:g}x, {rate:.1f} req/s)"
             lines.append(suite(name, code, trace, tgts, urls, tokenizer, scale, logs, line_prefix))
     finally:
         for proc in procs:
