@@ -86,24 +86,6 @@ def test_token_prompts_pass_through_and_unusable_ones_give_none(tokens: PromptTo
     assert tokens.tokens(RequestView("chat", {"messages": "not a list"})) is None
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"tools": [{"type": "function", "function": {"name": "f"}}]},
-        {"chat_template_kwargs": {"enable_thinking": False}},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
-        {"messages": [{"role": "assistant", "content": "", "tool_calls": [{"id": "1", "type": "function"}]}]},
-    ],
-)
-def test_chats_vllm_normalizes_before_rendering_are_left_to_the_estimate(
-    body: dict[str, Any], tokens: PromptTokenizer
-) -> None:
-    """vLLM fills tool schemas' defaults, joins content parts and parses call arguments before rendering."""
-    plain = {"messages": [{"role": "user", "content": "hi"}]}
-    assert tokens.tokens(RequestView("chat", plain)) is not None
-    assert tokens.tokens(RequestView("chat", {**plain, **body})) is None
-
-
 def _stored(tokens: list[int]) -> KvEventBatch:
     """What a worker reports after caching these tokens' full blocks (hashes are the worker's own names)."""
     full = len(tokens) // BLOCK * BLOCK

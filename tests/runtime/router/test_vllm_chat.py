@@ -1,0 +1,436 @@
+"""Agents' tool-calling chats get precise tokens, and they are exactly the ones vLLM's serving path renders.
+
+The reference is vLLM 0.32 itself, in this process: the request parsed by its request model
+(``ChatCompletionRequest``), rendered by ``OnlineRenderer.render_chat`` (the chat endpoint's own
+path: tool dumps, message parsing and normalization, content-format detection, developer-role
+handling, ``apply_chat_template`` with a transformers tokenizer loaded from the same model directory)
+with a tool parser enabled, as a worker serving agents runs (``--enable-auto-tool-choice``). The
+router's tokens (``PromptTokenizer``, no vLLM or transformers) must equal its prompt token ids, on
+copies of the tiny model with realistic tool templates: one in the style of Qwen2.5's (content as a
+string, ``tools | tojson``, calls' arguments as JSON), one that loops over content parts and dumps
+whole messages with ``tojson`` (so every key and its order is compared), and named templates where a
+request with tools gets ``tool_use``. Chats whose normalization is not mirrored must give None.
+Importing vLLM costs about 20 s, paid once for the module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.router.policies import RequestView
+from runtime.router.policies.cache.chat_template import ChatTemplate
+from runtime.router.policies.cache.prompt_tokens import PromptTokenizer
+
+pytestmark = pytest.mark.timeout(300)
+
+QWEN_STYLE = """{%- if tools %}
+    {{- '<|system|>\\n' }}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- messages[0]['content'] }}
+    {%- else %}
+        {{- 'You are a helpful assistant.' }}
+    {%- endif %}
+    {{- "\\n\\n# Tools\\n\\nYou may call one or more functions.\\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\\n</tools>\\n\\nFor each call, return <tool_call>{\\"name\\": ..., \\"arguments\\": ...}</tool_call><|end|>\\n" }}
+{%- else %}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- '<|system|>\\n' + messages[0]['content'] + '<|end|>\\n' }}
+    {%- else %}
+        {{- '<|system|>\\nYou are a helpful assistant.<|end|>\\n' }}
+    {%- endif %}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
+        {{- '<|' + message.role + '|>\\n' + message.content + '<|end|>' + '\\n' }}
+    {%- elif message.role == "assistant" %}
+        {{- '<|assistant|>' }}
+        {%- if message.reasoning_content %}
+            {{- '\\n<think>' + message.reasoning_content + '</think>' }}
+        {%- endif %}
+        {%- if message.content %}
+            {{- '\\n' + message.content }}
+        {%- endif %}
+        {%- for tool_call in message.tool_calls %}
+            {%- if tool_call.function is defined %}
+                {%- set tool_call = tool_call.function %}
+            {%- endif %}
+            {{- '\\n<tool_call>\\n{"name": "' }}
+            {{- tool_call.name }}
+            {{- '", "arguments": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- '}\\n</tool_call>' }}
+        {%- endfor %}
+        {{- '<|end|>\\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|user|>' }}
+        {%- endif %}
+        {{- '\\n<tool_response>\\n' }}
+        {{- message.content }}
+        {{- '\\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|end|>\\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|assistant|>\\n' }}
+{%- endif %}
+"""
+
+PARTS_STYLE = """{{- bos_token }}
+{%- if tools is not none %}<|system|>{{ tools | tojson }}<|end|>
+{% endif %}
+{%- for message in messages %}
+{%- if message['role'] not in ['system', 'developer', 'user', 'assistant', 'tool'] %}{{ raise_exception('role') }}{% endif %}
+<|{{ message['role'] }}|>
+{%- if message['content'] is string %}{{ message['content'] }}
+{%- else %}{%- for part in message['content'] %}{%- if part['type'] == 'text' %}{{ part['text'] }}{%- endif %}{%- endfor %}
+{%- endif %}
+{{ message | tojson }}<|end|>
+{% endfor %}
+{%- if add_generation_prompt %}<|assistant|>
+{% endif %}"""
+"""Loops over content parts (vLLM's ``auto`` picks ``openai``), dumps each whole message, names ``developer``."""
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city, naïve café 東京 <&>",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+            "required": ["city"],
+        },
+    },
+}
+TOOLS: list[dict[str, Any]] = [
+    WEATHER,
+    {"type": "function", "function": {"name": "now"}},  # no description, no parameters
+    {"function": {"name": "grep", "description": "search", "strict": True, "extra": 1}, "x-vendor": "y"},
+    {"type": "function", "function": {"name": "lazy", "parameters": {}}, "defer_loading": True},
+]
+AGENT_TURNS: list[dict[str, Any]] = [
+    {"role": "system", "content": "You are a coding agent. Use the tools."},
+    {"role": "user", "content": "What is the weather in Paris and Tokyo, and what time is it?"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"unit": "c", "city": "Paris"}'},
+            },
+            {
+                "type": "function",
+                "function": {"arguments": '{"city":"東京"}', "name": "get_weather"},
+                "id": "c2",
+            },
+            {"id": "call_3", "type": "function", "function": {"name": "now", "arguments": ""}},
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 18.5}'},
+    {
+        "role": "tool",
+        "tool_call_id": "c2",
+        "name": "get_weather",
+        "content": [{"type": "text", "text": "22"}],
+    },
+    {
+        "role": "tool",
+        "tool_call_id": "call_3",
+        "content": [{"type": "text", "text": "12:00"}, {"type": "text", "text": "UTC"}],
+    },
+    {
+        "role": "assistant",
+        "content": "Checking once more.",
+        "tool_calls": [
+            {"id": "c4", "type": "function", "function": {"name": "now", "arguments": "not json"}},
+            {"id": "c5", "type": "function", "function": {"name": "now", "arguments": "[1, 2]"}},
+        ],
+        "refusal": None,
+        "function_call": None,
+        "audio": None,
+    },
+    {"role": "tool", "tool_call_id": "c4", "content": "12:01"},
+    {"role": "tool", "tool_call_id": "c5", "content": ""},
+    {"role": "assistant", "content": "Paris 18.5 C, Tokyo 22 C, 12:01 UTC.", "tool_calls": []},
+    {"role": "user", "content": "Thanks, now in Fahrenheit?", "name": "ana"},
+]
+
+CHATS: dict[str, dict[str, Any]] = {
+    "tools-on-a-first-turn": {"messages": [{"role": "user", "content": "hi"}], "tools": TOOLS},
+    "an-agents-history": {"messages": AGENT_TURNS, "tools": TOOLS},
+    "history-without-tools": {"messages": AGENT_TURNS},
+    "no-generation-prompt": {"messages": AGENT_TURNS[:4], "tools": [WEATHER], "add_generation_prompt": False},
+    "text-parts": {
+        "messages": [
+            {
+                "role": "system",
+                "content": [{"type": "text", "text": "be terse"}, {"type": "text", "text": "be kind"}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "part one"},
+                    {"type": "text", "text": " part two\n", "cache_control": {"type": "ephemeral"}},
+                    {"type": "text", "text": ""},
+                ],
+            },
+            {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+            {"role": "user", "content": "plain again"},
+        ]
+    },
+    "claude-code-via-a-gateway": {
+        "messages": [
+            {
+                "role": "system",
+                "content": [
+                    {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1; cch=93f1"},
+                    {"type": "text", "text": "x-anthropic-billing-header: cch=1\nYou are Claude Code."},
+                    {"type": "text", "text": "Be careful.", "cache_control": {"type": "ephemeral"}},
+                ],
+            },
+            {"role": "user", "content": "list the files"},
+        ],
+        "tools": [WEATHER],
+    },
+    "developer-and-system-messages": {
+        "messages": [
+            {"role": "system", "content": "first system"},
+            {"role": "developer", "content": "developer rules"},
+            {"role": "user", "content": "hi"},
+            {
+                "role": "developer",
+                "content": [{"type": "text", "text": "late"}, {"type": "text", "text": "rules"}],
+            },
+        ]
+    },
+    "reasoning-replayed": {
+        "messages": [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": "4", "reasoning": "add them"},
+            {"role": "user", "content": "3+3?"},
+            {"role": "assistant", "content": "6", "reasoning_content": "again", "tool_calls": None},
+            {"role": "user", "content": "and?"},
+        ]
+    },
+}
+
+UNSUPPORTED: dict[str, dict[str, Any]] = {
+    "an-image": {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                ],
+            }
+        ]
+    },
+    "audio": {
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}],
+            }
+        ]
+    },
+    "an-unknown-part": {"messages": [{"role": "user", "content": [{"type": "thinking", "thinking": "x"}]}]},
+    "a-text-part-with-a-uuid": {
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "x", "uuid": "u"}]}]
+    },
+    "a-string-part": {"messages": [{"role": "user", "content": ["bare string part"]}]},
+    "documents": {"documents": [{"title": "t", "text": "x"}]},
+    "its-own-template": {"chat_template": "{{ messages }}"},
+    "template-kwargs": {"chat_template_kwargs": {"enable_thinking": False}},
+    "legacy-functions": {"functions": [{"name": "f"}]},
+    "legacy-function-call": {"function_call": "auto"},
+    "a-function-role": {"messages": [{"role": "function", "name": "f", "content": "x"}]},
+    "reasoning-effort": {"reasoning_effort": "low"},
+    "continue-final-message": {"continue_final_message": True, "add_generation_prompt": False},
+    "add-special-tokens": {"add_special_tokens": True},
+    "truncation": {"truncate_prompt_tokens": 5},
+    "a-cache-salt": {"cache_salt": "s" * 16},
+    "an-empty-tool-list": {"tools": []},  # vLLM refuses it
+    "a-custom-tool": {"tools": [{"type": "custom", "custom": {"name": "f"}}]},
+    "a-lax-strict-flag": {"tools": [{"type": "function", "function": {"name": "f", "strict": "true"}}]},
+    "arguments-as-an-object": {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "1", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}
+                ],
+            }
+        ]
+    },
+    "a-call-with-extra-keys": {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}, "index": 0}
+                ],
+            }
+        ]
+    },
+    "a-refusal": {"messages": [{"role": "assistant", "content": "", "refusal": "no"}]},
+    "a-user-without-content": {"messages": [{"role": "user", "content": None}]},
+    "an-unknown-message-key": {"messages": [{"role": "user", "content": "x", "task": "t"}]},
+}
+
+
+def _model_copy(
+    tiny_model: Path, out: Path, template: str | None, named: dict[str, str] | None = None
+) -> Path:
+    """The tiny model's files (its weights linked), with ``template`` as ``chat_template.jinja``."""
+    out.mkdir()
+    for path in tiny_model.iterdir():
+        if path.name == "model.safetensors":
+            (out / path.name).symlink_to(path)
+        elif path.is_file():
+            shutil.copy(path, out / path.name)
+    if template is not None:
+        (out / "chat_template.jinja").write_text(template)
+    for name, text in (named or {}).items():
+        (out / "additional_chat_templates").mkdir(exist_ok=True)
+        (out / "additional_chat_templates" / f"{name}.jinja").write_text(text)
+    return out
+
+
+Reference = Callable[[dict[str, Any]], list[int]]
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("vllm-chat")
+    return {
+        "qwen-style": _model_copy(tiny_model, root / "qwen", QWEN_STYLE),
+        "parts-style": _model_copy(tiny_model, root / "parts", PARTS_STYLE),
+        "named-tool-use": _model_copy(tiny_model, root / "named", None, {"tool_use": QWEN_STYLE}),
+        "tiny": tiny_model,
+    }
+
+
+@pytest.fixture(scope="module")
+def vllm_render(models: dict[str, Path]) -> Callable[[str], Reference]:
+    """vLLM's serving-path rendering for one of the model directories (its prompt token ids)."""
+    from vllm.config import ModelConfig, VllmConfig
+    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+    from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+    from vllm.renderers.online_renderer import OnlineRenderer
+    from vllm.renderers.registry import renderer_from_config
+
+    renderers: dict[str, Any] = {}
+
+    def reference(name: str) -> Reference:
+        if name not in renderers:
+            folder = str(models[name])
+            config = ModelConfig(model=folder, tokenizer=folder)
+            renderers[name] = OnlineRenderer(
+                config,
+                renderer_from_config(VllmConfig(model_config=config)),
+                request_logger=None,
+                chat_template=None,
+                chat_template_content_format="auto",
+                enable_auto_tools=True,
+                tool_parser="pythonic",
+            )
+
+        def ids(body: dict[str, Any]) -> list[int]:
+            request = ChatCompletionRequest.model_validate(json.loads(json.dumps({"model": "m", **body})))
+            result = asyncio.run(renderers[name].render_chat(request))
+            assert not isinstance(result, ErrorResponse), result
+            _, (engine_input,) = result
+            return [int(t) for t in engine_input["prompt_token_ids"]]
+
+        return ids
+
+    return reference
+
+
+@pytest.fixture(scope="module")
+def router_tokens(models: dict[str, Path]) -> Callable[[str, dict[str, Any]], list[int] | None]:
+    tokenizers = {name: PromptTokenizer(str(folder)) for name, folder in models.items()}
+
+    def tokens(name: str, body: dict[str, Any]) -> list[int] | None:
+        return tokenizers[name].tokens(RequestView("chat", json.loads(json.dumps({"model": "m", **body}))))
+
+    return tokens
+
+
+@pytest.mark.parametrize("model", ["qwen-style", "parts-style", "named-tool-use", "tiny"])
+@pytest.mark.parametrize("chat", sorted(CHATS))
+def test_agent_chats_get_the_tokens_vllm_renders(
+    model: str,
+    chat: str,
+    vllm_render: Callable[[str], Reference],
+    router_tokens: Callable[[str, dict[str, Any]], list[int] | None],
+) -> None:
+    body = CHATS[chat]
+    ours = router_tokens(model, body)
+    assert ours is not None, "a supported chat was routed by estimate"
+    assert ours == vllm_render(model)(body)
+
+
+def test_the_request_is_not_changed_by_normalizing_it(
+    router_tokens: Callable[[str, dict[str, Any]], list[int] | None],
+) -> None:
+    body = json.loads(json.dumps(CHATS["an-agents-history"]))
+    before = json.dumps(body)
+    assert router_tokens("parts-style", body) is not None
+    assert json.dumps(body) == before  # the router forwards the body it tokenized
+
+
+@pytest.mark.parametrize("case", sorted(UNSUPPORTED))
+def test_chats_whose_normalization_is_not_mirrored_are_left_to_the_estimate(
+    case: str, router_tokens: Callable[[str, dict[str, Any]], list[int] | None]
+) -> None:
+    plain = {"messages": [{"role": "user", "content": "hi"}]}
+    assert router_tokens("parts-style", plain) is not None
+    assert router_tokens("parts-style", {**plain, **UNSUPPORTED[case]}) is None
+
+
+MACRO_STYLE = (
+    "{% macro render(text) %}{% for p in text %}{{ p.text }}{% endfor %}{% endmacro %}"
+    "{% for m in messages %}{{ render(m.content) }}{% endfor %}"
+)
+DETECTION_TEMPLATES = {
+    "qwen-style": QWEN_STYLE,
+    "parts-style": PARTS_STYLE,
+    "a-macro-parameter": MACRO_STYLE,
+    "a-macro-keyword": MACRO_STYLE.replace("render(m.content)", "render(text=m.content)"),
+    "an-alias-of-messages": "{% set msgs = messages[1:] %}{% for m in msgs %}{% for p in m['content'] %}{% endfor %}{% endfor %}",
+    "a-filtered-loop": "{% for m in messages %}{% for p in m.content | selectattr('type') %}{% endfor %}{% endfor %}",
+    "a-content-variable": "{% for m in messages %}{% set content = m.content %}{% endfor %}{% for p in content %}{% endfor %}",
+    "a-string-test-only": "{% for m in messages %}{% if m.content is string %}{{ m.content }}{% endif %}{% endfor %}",
+    "an-unpacking-loop": "{% for m in messages %}{% for a, b in m.content %}{% endfor %}{% endfor %}",
+    "a-tuple-assignment": "{% set a, b = messages %}{% for m in messages %}{% for p in m.content %}{% endfor %}{% endfor %}",
+    "a-loop-over-other-keys": "{% for m in messages %}{% for c in m.tool_calls %}{% endfor %}{% endfor %}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(DETECTION_TEMPLATES))
+def test_content_format_detection_is_vllms_own(name: str) -> None:
+    from vllm.renderers.hf import _detect_content_format
+
+    source = DETECTION_TEMPLATES[name]
+    reference = _detect_content_format.__wrapped__(source, default="string")
+    assert ChatTemplate(source, {}).content_format == reference
