@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,67 +26,9 @@ import pytest
 from runtime.router.policies import RequestView
 from runtime.router.policies.cache.chat_template import ChatTemplate
 from runtime.router.policies.cache.prompt_tokens import PromptTokenizer
+from tests.runtime.router.tool_templates import QWEN_STYLE, TOOLS, WEATHER, model_with_template
 
 pytestmark = pytest.mark.timeout(300)
-
-QWEN_STYLE = """{%- if tools %}
-    {{- '<|system|>\\n' }}
-    {%- if messages[0]['role'] == 'system' %}
-        {{- messages[0]['content'] }}
-    {%- else %}
-        {{- 'You are a helpful assistant.' }}
-    {%- endif %}
-    {{- "\\n\\n# Tools\\n\\nYou may call one or more functions.\\n<tools>" }}
-    {%- for tool in tools %}
-        {{- "\\n" }}
-        {{- tool | tojson }}
-    {%- endfor %}
-    {{- "\\n</tools>\\n\\nFor each call, return <tool_call>{\\"name\\": ..., \\"arguments\\": ...}</tool_call><|end|>\\n" }}
-{%- else %}
-    {%- if messages[0]['role'] == 'system' %}
-        {{- '<|system|>\\n' + messages[0]['content'] + '<|end|>\\n' }}
-    {%- else %}
-        {{- '<|system|>\\nYou are a helpful assistant.<|end|>\\n' }}
-    {%- endif %}
-{%- endif %}
-{%- for message in messages %}
-    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
-        {{- '<|' + message.role + '|>\\n' + message.content + '<|end|>' + '\\n' }}
-    {%- elif message.role == "assistant" %}
-        {{- '<|assistant|>' }}
-        {%- if message.reasoning_content %}
-            {{- '\\n<think>' + message.reasoning_content + '</think>' }}
-        {%- endif %}
-        {%- if message.content %}
-            {{- '\\n' + message.content }}
-        {%- endif %}
-        {%- for tool_call in message.tool_calls %}
-            {%- if tool_call.function is defined %}
-                {%- set tool_call = tool_call.function %}
-            {%- endif %}
-            {{- '\\n<tool_call>\\n{"name": "' }}
-            {{- tool_call.name }}
-            {{- '", "arguments": ' }}
-            {{- tool_call.arguments | tojson }}
-            {{- '}\\n</tool_call>' }}
-        {%- endfor %}
-        {{- '<|end|>\\n' }}
-    {%- elif message.role == "tool" %}
-        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}
-            {{- '<|user|>' }}
-        {%- endif %}
-        {{- '\\n<tool_response>\\n' }}
-        {{- message.content }}
-        {{- '\\n</tool_response>' }}
-        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
-            {{- '<|end|>\\n' }}
-        {%- endif %}
-    {%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}
-    {{- '<|assistant|>\\n' }}
-{%- endif %}
-"""
 
 PARTS_STYLE = """{{- bos_token }}
 {%- if tools is not none %}<|system|>{{ tools | tojson }}<|end|>
@@ -104,24 +45,6 @@ PARTS_STYLE = """{{- bos_token }}
 {% endif %}"""
 """Loops over content parts (vLLM's ``auto`` picks ``openai``), dumps each whole message, names ``developer``."""
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city, naïve café 東京 <&>",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
-            "required": ["city"],
-        },
-    },
-}
-TOOLS: list[dict[str, Any]] = [
-    WEATHER,
-    {"type": "function", "function": {"name": "now"}},  # no description, no parameters
-    {"function": {"name": "grep", "description": "search", "strict": True, "extra": 1}, "x-vendor": "y"},
-    {"type": "function", "function": {"name": "lazy", "parameters": {}}, "defer_loading": True},
-]
 AGENT_TURNS: list[dict[str, Any]] = [
     {"role": "system", "content": "You are a coding agent. Use the tools."},
     {"role": "user", "content": "What is the weather in Paris and Tokyo, and what time is it?"},
@@ -297,24 +220,6 @@ UNSUPPORTED: dict[str, dict[str, Any]] = {
 }
 
 
-def _model_copy(
-    tiny_model: Path, out: Path, template: str | None, named: dict[str, str] | None = None
-) -> Path:
-    """The tiny model's files (its weights linked), with ``template`` as ``chat_template.jinja``."""
-    out.mkdir()
-    for path in tiny_model.iterdir():
-        if path.name == "model.safetensors":
-            (out / path.name).symlink_to(path)
-        elif path.is_file():
-            shutil.copy(path, out / path.name)
-    if template is not None:
-        (out / "chat_template.jinja").write_text(template)
-    for name, text in (named or {}).items():
-        (out / "additional_chat_templates").mkdir(exist_ok=True)
-        (out / "additional_chat_templates" / f"{name}.jinja").write_text(text)
-    return out
-
-
 Reference = Callable[[dict[str, Any]], list[int]]
 
 
@@ -322,9 +227,9 @@ Reference = Callable[[dict[str, Any]], list[int]]
 def models(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("vllm-chat")
     return {
-        "qwen-style": _model_copy(tiny_model, root / "qwen", QWEN_STYLE),
-        "parts-style": _model_copy(tiny_model, root / "parts", PARTS_STYLE),
-        "named-tool-use": _model_copy(tiny_model, root / "named", None, {"tool_use": QWEN_STYLE}),
+        "qwen-style": model_with_template(tiny_model, root / "qwen", QWEN_STYLE),
+        "parts-style": model_with_template(tiny_model, root / "parts", PARTS_STYLE),
+        "named-tool-use": model_with_template(tiny_model, root / "named", None, {"tool_use": QWEN_STYLE}),
         "tiny": tiny_model,
     }
 
