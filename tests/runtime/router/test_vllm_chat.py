@@ -339,3 +339,21 @@ def test_content_format_detection_is_vllms_own(name: str) -> None:
     source = DETECTION_TEMPLATES[name]
     reference = _detect_content_format.__wrapped__(source, default="string")
     assert ChatTemplate(source, {}).content_format == reference
+
+
+@pytest.mark.parametrize("model", ["qwen-style", "parts-style", "named-tool-use"])
+def test_a_tokenizer_only_transformers_loads_renders_agent_chats_as_vllm_does_too(
+    model: str,
+    models: dict[str, Path],
+    vllm_render: Callable[[str], Reference],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The router's other path (a hub name, or files ``tokenizer_files.py`` leaves to transformers)."""
+    from runtime.router.policies.cache import prompt_tokens
+
+    monkeypatch.setattr(prompt_tokens, "load_local", lambda source: None)
+    tokenizer = PromptTokenizer(str(models[model]))
+    for name in ("an-agents-history", "text-parts", "developer-and-system-messages"):
+        body = CHATS[name]
+        ours = tokenizer.tokens(RequestView("chat", json.loads(json.dumps({"model": "m", **body}))))
+        assert ours == vllm_render(model)(body), name
