@@ -24,6 +24,7 @@ from runtime.router.policies import RequestView
 from runtime.router.policies.scorers.prefix import PrefixScorer
 from runtime.router.server import RouterServer
 from tests.bench.mooncake_trace import block_text
+from tests.runtime.router.tool_templates import WEATHER
 from tests.vllm_fixtures import KVEventsWorker
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(600), pytest.mark.asyncio(loop_scope="session")]
@@ -175,5 +176,70 @@ async def test_conditional_disaggregation_decides_from_the_decode_workers_own_ev
 
         route = await _complete(http, server.url, cached_prompt)
         assert "mode=local-prefill" in route and "(by its KV events)" in route, route
+    finally:
+        await server.stop()
+
+
+async def test_an_agents_tool_chat_is_indexed_under_the_routers_own_tokens_of_it(
+    vllm_kv_worker: KVEventsWorker, tiny_model: Path, http: aiohttp.ClientSession
+) -> None:
+    """A chat with tools, a tool call and tool results: the worker's events name the router's own keys of it.
+
+    The router tokenizes the chat itself (normalized as vLLM normalizes it, ``cache/vllm_chat.py``); the
+    worker reports the blocks of the tokens it rendered, so the keys match only if the tokens do. The
+    worker has no tool parser, so the chat asks for ``tool_choice: none`` (the prompt is the same).
+    """
+    worker, size = vllm_kv_worker.proc.url, vllm_kv_worker.block_size
+    config = load_config(
+        overrides={
+            "port": 0,
+            "debug": True,  # the test reads the x-grove-route header
+            "drain_timeout": 5,
+            "worker": [worker],
+            "policy": precise_policy(vllm_kv_worker, tiny_model),
+        }
+    )
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'},
+    }
+    body = {
+        "model": "tiny",
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": block_text(31, 200)}]},
+            {"role": "user", "content": block_text(32, 160)},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {
+                "role": "tool",
+                "tool_call_id": "call_1",
+                "content": [{"type": "text", "text": block_text(33, 240)}],
+            },
+            {"role": "user", "content": "and tomorrow?"},
+        ],
+        "tools": [WEATHER],
+        "tool_choice": "none",
+        "max_tokens": 2,
+        "temperature": 0,
+    }
+    server = RouterServer(config)
+    await server.start()
+    try:
+        scorer = _prefix_scorer(server)
+        assert scorer.precise is not None
+        index = scorer.precise.index
+        async with http.post(f"{server.url}/v1/chat/completions", json=body) as r:
+            assert r.status == 200, await r.text()
+        assert await _until(lambda: index.block_size(worker) is not None)
+        keys = scorer.precise.keys(worker, RequestView("chat", body))
+        assert keys is not None, "the tool chat was routed by estimate"
+        full_blocks = (keys[1] - 1) // size
+        assert full_blocks >= 3, keys[1]
+        prompt_keys = keys[0][:full_blocks]
+        assert await _until(lambda: all(index.holds(worker, k) for k in prompt_keys)), index.size(worker)
+        async with http.post(f"{server.url}/v1/chat/completions", json=body) as r:
+            assert r.status == 200, await r.text()
+            route = r.headers.get("x-grove-route", "")
+        assert f"kv-hit {full_blocks}/{full_blocks} blocks" in route, route
     finally:
         await server.stop()
