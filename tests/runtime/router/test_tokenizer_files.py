@@ -169,6 +169,17 @@ def test_a_chat_with_tools_gets_the_template_named_tool_use_as_transformers_pick
     assert "<|tools|>" in tok.apply_chat_template(CHATS[0], tools=tools, tokenize=False)
 
 
+def test_a_gpt_oss_models_chats_are_left_to_the_estimate_as_vllm_renders_them_with_harmony(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    folder = _variant(tiny_model, tmp_path, {})
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "gpt_oss"}))
+    ours = PromptTokenizer(str(folder))
+    assert ours.tokens(RequestView("chat", {"messages": CHATS[0]})) is None
+    assert ours.tokens(RequestView("completions", {"prompt": "plain words"})) is not None
+
+
 def test_named_templates_without_a_default_file_are_left_to_transformers(
     tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -12,7 +12,8 @@ generic tokenizer class is loaded here exactly as transformers would set it up:
   the ``default`` one), rendered by ``chat_template.py`` with the config's named special tokens; a
   request with tools gets the template named ``tool_use`` where there is one
   (``additional_chat_templates/tool_use.jinja`` or the config's named list), as transformers'
-  ``get_chat_template`` picks it.
+  ``get_chat_template`` picks it; a gpt-oss model has none here (vLLM renders its chats with
+  ``openai_harmony``, not the template), so its chats are routed by estimate.
 
 Anything else returns None and the caller loads transformers: a tokenizer class of a model family
 (which may build its pipeline in code), a named special token the vocabulary lacks (transformers
@@ -116,6 +117,8 @@ def load_local(source: str) -> LocalTokenizer | None:
         )
     if (folder / "additional_chat_templates").is_dir() and not (folder / "chat_template.jinja").is_file():
         return None  # named templates without a default: transformers' rules decide
+    if model_type == "gpt_oss":  # vLLM renders its chats with openai_harmony, never the template
+        return LocalTokenizer(backend, None)
     sources = _template_sources(folder, config)
     default, tool_use = sources.get("default"), sources.get("tool_use")
     template = ChatTemplate(default, specials) if default is not None else None
