@@ -81,12 +81,18 @@ AGENT_TURNS: list[dict[str, Any]] = [
         "role": "assistant",
         "content": "Checking once more.",
         "tool_calls": [
-            {"id": "c4", "type": "function", "function": {"name": "now", "arguments": "not json"}},
-            {"id": "c5", "type": "function", "function": {"name": "now", "arguments": "[1, 2]"}},
+            {
+                "index": 0,
+                "id": "c4",
+                "type": "function",
+                "function": {"name": "now", "arguments": "not json"},
+            },
+            {"id": "c5", "type": "function", "function": {"name": "now", "arguments": "[1, 2]"}, "index": 1},
         ],
         "refusal": None,
         "function_call": None,
         "audio": None,
+        "annotations": [],
     },
     {"role": "tool", "tool_call_id": "c4", "content": "12:01"},
     {"role": "tool", "tool_call_id": "c5", "content": ""},
@@ -203,13 +209,13 @@ UNSUPPORTED: dict[str, dict[str, Any]] = {
             }
         ]
     },
-    "a-call-with-extra-keys": {
+    "a-called-function-with-extra-keys": {
         "messages": [
             {
                 "role": "assistant",
                 "content": "",
                 "tool_calls": [
-                    {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}, "index": 0}
+                    {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}", "x": 0}}
                 ],
             }
         ]

@@ -15,9 +15,11 @@ agents and tool-using pipelines send:
 * each message rebuilt key by key: ``role``, ``content`` (non-empty text parts joined with newlines
   for a ``string`` template, a list of ``{"type": "text", "text"}`` parts for an ``openai`` one, see
   ``content_format.py``; an assistant's missing content is an empty one), an assistant's
-  ``tool_calls`` (in the request model's key order, ``arguments`` parsed from its JSON string into an
-  object, ``{}`` when empty, invalid or not an object; an empty list dropped) and ``reasoning`` (also
-  as ``reasoning_content``), a tool result's ``tool_call_id`` (its text parts joined even for an
+  ``tool_calls`` (in the request model's key order, a client's own keys such as ``index`` after
+  them, ``arguments`` parsed from its JSON string into an object, ``{}`` when empty, invalid or not
+  an object; an empty list dropped) and ``reasoning`` (also as ``reasoning_content``; the null
+  ``refusal``, ``function_call``, ``audio`` and empty ``annotations`` an OpenAI client echoes back
+  are ignored), a tool result's ``tool_call_id`` (its text parts joined even for an
   ``openai`` template), ``name``; a developer message gains ``tools: None``, and becomes a system
   message (all system messages merged first) when the template never names the developer role;
 * a system text's leading ``x-anthropic-billing-header`` line (Claude Code's, new on every request)
@@ -57,8 +59,8 @@ _UNSUPPORTED_FIELDS = (
 (and ``chat_template_kwargs`` unless empty)."""
 _TEXT_PART_KEYS = frozenset({"type", "text", "cache_control"})
 """A text part's keys that vLLM reads (``cache_control`` is carried over to an ``openai`` template's part)."""
-_ASSISTANT_NULLS = ("refusal", "function_call", "audio")
-"""Assistant keys an OpenAI client echoes back, which vLLM ignores when they are null."""
+_ASSISTANT_NULLS = ("refusal", "function_call", "audio", "annotations")
+"""Assistant keys an OpenAI client echoes back, which vLLM ignores when they are null (or, annotations, empty)."""
 _ROLE_KEYS = {
     "assistant": frozenset({"tool_calls", "reasoning", "reasoning_content", *_ASSISTANT_NULLS}),
     "tool": frozenset({"tool_call_id"}),
@@ -150,8 +152,12 @@ def _arguments(raw: str) -> dict[str, Any]:
 
 
 def _tool_call(call: Any) -> dict[str, Any]:
-    """One assistant tool call, in the request model's key order, its arguments parsed."""
-    if not isinstance(call, dict) or set(call) != {"id", "type", "function"} or call["type"] != "function":
+    """One assistant tool call, in the request model's key order (other keys after, as sent), its arguments parsed."""
+    if (
+        not isinstance(call, dict)
+        or not {"id", "type", "function"} <= set(call)
+        or call["type"] != "function"
+    ):
         raise UnsupportedChat("a tool call outside the plain function shape")
     function = call["function"]
     if (
@@ -163,7 +169,8 @@ def _tool_call(call: Any) -> dict[str, Any]:
     if not isinstance(function["name"], str) or not isinstance(function["arguments"], str):
         raise UnsupportedChat("a tool call's name or arguments")
     parsed = {"arguments": _arguments(function["arguments"]), "name": function["name"]}
-    return {"id": call["id"], "function": parsed, "type": "function"}
+    extra = {k: v for k, v in call.items() if k not in ("id", "function", "type")}  # a client's "index", say
+    return {"id": call["id"], "function": parsed, "type": "function", **extra}
 
 
 def _text_parts(role: str, content: Any) -> list[dict[str, Any]]:
@@ -233,7 +240,7 @@ def _message(message: Any, content_format: ContentFormat) -> dict[str, Any]:
         "content": _content(_text_parts(role, message.get("content")), content_format),
     }
     if role == "assistant":
-        if any(message.get(key) is not None for key in _ASSISTANT_NULLS):
+        if any(message.get(key) not in (None, []) for key in _ASSISTANT_NULLS):
             raise UnsupportedChat("a refusal, function call or audio")
         calls = message.get("tool_calls")
         if calls is not None:
