@@ -104,6 +104,13 @@ CHATS: dict[str, dict[str, Any]] = {
     "tools-on-a-first-turn": {"messages": [{"role": "user", "content": "hi"}], "tools": TOOLS},
     "an-agents-history": {"messages": AGENT_TURNS, "tools": TOOLS},
     "history-without-tools": {"messages": AGENT_TURNS},
+    "a-required-call": {"messages": AGENT_TURNS, "tools": TOOLS, "tool_choice": "required"},
+    "a-named-call": {
+        "messages": AGENT_TURNS,
+        "tools": TOOLS,
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    },
+    "calls-declined": {"messages": AGENT_TURNS, "tools": TOOLS, "tool_choice": "none"},
     "no-generation-prompt": {"messages": AGENT_TURNS[:4], "tools": [WEATHER], "add_generation_prompt": False},
     "text-parts": {
         "messages": [
