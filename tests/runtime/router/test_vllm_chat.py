@@ -16,6 +16,7 @@ Importing vLLM costs about 20 s, paid once for the module.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -345,11 +346,19 @@ DETECTION_TEMPLATES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(DETECTION_TEMPLATES))
+def _vllm_fallback_templates() -> dict[str, str]:
+    """The chat templates vLLM ships for models without one (read from the installed package, not imported)."""
+    spec = importlib.util.find_spec("vllm")
+    assert spec is not None and spec.origin is not None
+    folder = Path(spec.origin).parent / "transformers_utils" / "chat_templates"
+    return {f"vllm-{path.stem}": path.read_text() for path in sorted(folder.glob("*.jinja"))}
+
+
+@pytest.mark.parametrize("name", sorted({**DETECTION_TEMPLATES, **_vllm_fallback_templates()}))
 def test_content_format_detection_is_vllms_own(name: str) -> None:
     from vllm.renderers.hf import _detect_content_format
 
-    source = DETECTION_TEMPLATES[name]
+    source = {**DETECTION_TEMPLATES, **_vllm_fallback_templates()}[name]
     reference = _detect_content_format.__wrapped__(source, default="string")
     assert ChatTemplate(source, {}).content_format == reference
 
