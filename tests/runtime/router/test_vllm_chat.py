@@ -9,7 +9,8 @@ router's tokens (``PromptTokenizer``, no vLLM or transformers) must equal its pr
 copies of the tiny model with realistic tool templates: one in the style of Qwen2.5's (content as a
 string, ``tools | tojson``, calls' arguments as JSON), one that loops over content parts and dumps
 whole messages with ``tojson`` (so every key and its order is compared), and named templates where a
-request with tools gets ``tool_use``. Chats whose normalization is not mirrored must give None.
+request with tools gets ``tool_use``. Chats whose normalization is not mirrored must give None, and
+chats of any shape (hypothesis: valid ones and odd ones) either give None or vLLM's own tokens.
 Importing vLLM costs about 20 s, paid once for the module.
 """
 
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from runtime.router.policies import RequestView
 from runtime.router.policies.cache.chat_template import ChatTemplate
@@ -286,6 +289,21 @@ def vllm_render(models: dict[str, Path]) -> Callable[[str], Reference]:
 
 
 @pytest.fixture(scope="module")
+def vllm_verdict(
+    vllm_render: Callable[[str], Reference],
+) -> Callable[[str, dict[str, Any]], list[int] | None]:
+    """vLLM's prompt token ids for a body, or None when vLLM refuses it (a 4xx: nothing is cached)."""
+
+    def verdict(name: str, body: dict[str, Any]) -> list[int] | None:
+        try:
+            return vllm_render(name)(body)
+        except Exception:  # noqa: BLE001 - a refusal of any kind (validation, template, assertion above)
+            return None
+
+    return verdict
+
+
+@pytest.fixture(scope="module")
 def router_tokens(models: dict[str, Path]) -> Callable[[str, dict[str, Any]], list[int] | None]:
     tokenizers = {name: PromptTokenizer(str(folder)) for name, folder in models.items()}
 
@@ -379,3 +397,107 @@ def test_a_tokenizer_only_transformers_loads_renders_agent_chats_as_vllm_does_to
         body = CHATS[name]
         ours = tokenizer.tokens(RequestView("chat", json.loads(json.dumps({"model": "m", **body}))))
         assert ours == vllm_render(model)(body), name
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_ANY = st.one_of(st.none(), _TEXT, st.booleans(), st.integers(-2, 2), st.just([]), st.just({}))
+_TEXT_PART = st.fixed_dictionaries(
+    {"type": st.just("text"), "text": _TEXT}, optional={"cache_control": st.just({"type": "ephemeral"})}
+)
+_ODD_PART = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["text", "refusal", "thinking", "image_url"]), "text": _ANY},
+        optional={"cache_control": _ANY, "uuid": _TEXT},
+    ),
+    _TEXT,
+)
+_CONTENT = st.one_of(_TEXT, st.lists(_TEXT_PART, max_size=3))
+_ARGUMENTS = st.one_of(
+    _TEXT, st.sampled_from(['{"b": "é", "a": [1, {"c": null}]}', "[]", "", "{", '"s"', "{}"])
+)
+_CALL = st.fixed_dictionaries(
+    {
+        "id": _TEXT,
+        "type": st.just("function"),
+        "function": st.fixed_dictionaries({"name": _TEXT, "arguments": _ARGUMENTS}),
+    },
+    optional={"index": st.integers(0, 3)},
+)
+_ODD_CALL = st.fixed_dictionaries(
+    {
+        "id": _ANY,
+        "type": st.sampled_from(["function", "custom"]),
+        "function": st.fixed_dictionaries({"name": _ANY}),
+    },
+    optional={"arguments": _ANY, "x": _ANY},
+)
+_PLAIN = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "developer", "user", "ipython"]), "content": _CONTENT},
+    optional={"name": _TEXT},
+)
+_ASSISTANT = st.fixed_dictionaries(
+    {"role": st.just("assistant")},
+    optional={
+        "content": st.one_of(st.none(), _CONTENT),
+        "tool_calls": st.one_of(st.none(), st.lists(_CALL, max_size=2)),
+        "reasoning": st.one_of(_TEXT, st.none()),
+        "reasoning_content": _TEXT,
+        "refusal": st.none(),
+        "name": _TEXT,
+    },
+)
+_TOOL_RESULT = st.fixed_dictionaries(
+    {"role": st.just("tool"), "tool_call_id": _TEXT, "content": _CONTENT}, optional={"name": _TEXT}
+)
+_ODD_MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "developer", "user", "assistant", "tool", "function"])},
+    optional={
+        "content": st.one_of(_ANY, st.lists(st.one_of(_TEXT_PART, _ODD_PART), max_size=3)),
+        "name": _ANY,
+        "tool_calls": st.one_of(_ANY, st.lists(st.one_of(_CALL, _ODD_CALL), max_size=2)),
+        "tool_call_id": _ANY,
+        "reasoning": _ANY,
+        "refusal": _ANY,
+        "task": _TEXT,
+    },
+)
+_MESSAGE = st.one_of(_PLAIN, _ASSISTANT, _TOOL_RESULT, _PLAIN, _ASSISTANT, _TOOL_RESULT, _ODD_MESSAGE)
+_TOOL = st.fixed_dictionaries(
+    {
+        "function": st.fixed_dictionaries(
+            {"name": _TEXT},
+            optional={
+                "description": st.one_of(_TEXT, st.none()),
+                "parameters": st.one_of(st.none(), st.just({"type": "object", "properties": {}})),
+                "strict": st.one_of(st.booleans(), st.none(), st.booleans(), _ANY),
+            },
+        )
+    },
+    optional={
+        "type": st.sampled_from(["function", "function", "custom"]),
+        "defer_loading": st.one_of(st.booleans(), _ANY),
+    },
+)
+_BODY = st.fixed_dictionaries(
+    {"messages": st.lists(_MESSAGE, min_size=1, max_size=6)},
+    optional={"tools": st.lists(_TOOL, max_size=2), "add_generation_prompt": st.one_of(st.booleans(), _ANY)},
+)
+
+
+@pytest.mark.parametrize("model", ["qwen-style", "parts-style"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_BODY)
+def test_any_chat_gets_vllms_tokens_or_the_estimate(
+    model: str,
+    body: dict[str, Any],
+    vllm_verdict: Callable[[str, dict[str, Any]], list[int] | None],
+    router_tokens: Callable[[str, dict[str, Any]], list[int] | None],
+) -> None:
+    """Chats of every shape, odd ones included: where vLLM renders one and the router has tokens, they agree."""
+    ours = router_tokens(model, body)
+    if ours is not None:
+        theirs = vllm_verdict(model, body)
+        event("vLLM refused it" if theirs is None else "compared")
+        assert theirs is None or ours == theirs
+    else:
+        event("routed by estimate")
