@@ -6,7 +6,8 @@ with ``tokenizer.json`` is read by ``tokenizer_files.py`` without transformers):
 request through its chat template with the generation prompt (vLLM renders, then tokenizes without
 adding special tokens again), its messages and tools first normalized as vLLM normalizes them
 (``vllm_chat.py``: tool schemas, tool calls and results, text parts), a text prompt with the
-tokenizer's special tokens (as vLLM's completions do), a token-id prompt as it is. Anything the
+tokenizer's special tokens unless it says ``add_special_tokens: false`` (as vLLM's completions do),
+a token-id prompt as it is. Anything the
 tokenizer cannot take gives None, and the caller falls back to its estimate; so does a chat whose
 normalization is not mirrored (images, legacy functions, a request's own template, ...), rather
 than be looked up by tokens the worker never saw. Results are kept on the request, so a retry pays
@@ -69,6 +70,11 @@ def _transformers(source: str) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(source)
+
+
+_COMPLETION_UNMIRRORED = ("suffix", "prompt_embeds", "truncate_prompt_tokens", "cache_salt")
+"""Completion fields that change the prompt's tokens (a FIM rendering, embeddings, truncation) or the
+worker's block hashes (a salt): such a prompt is routed by estimate."""
 
 
 class PromptTokenizer:
@@ -155,6 +161,11 @@ class PromptTokenizer:
                 if not isinstance(text, str) or len(text) > self.max_chars:
                     return None
                 return self._encode(text, add_special_tokens=False)
+            if any(body.get(field) is not None for field in _COMPLETION_UNMIRRORED):
+                return None
+            add_special_tokens = body.get("add_special_tokens", True)
+            if not isinstance(add_special_tokens, bool):
+                return None
             prompt = body.get("prompt")
             if isinstance(prompt, list) and prompt and isinstance(prompt[0], list):
                 prompt = prompt[0]  # batched token prompts: route by the first
@@ -164,7 +175,7 @@ class PromptTokenizer:
                 prompt = prompt[0]
             if not isinstance(prompt, str) or len(prompt) > self.max_chars:
                 return None
-            return self._encode(prompt, add_special_tokens=True)
+            return self._encode(prompt, add_special_tokens=add_special_tokens)
         except Exception as exc:  # noqa: BLE001 - a prompt the tokenizer rejects is routed by estimate
             log.debug("tokenizer gave up on a prompt: %s", type(exc).__name__)
             return None
