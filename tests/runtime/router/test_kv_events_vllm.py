@@ -232,3 +232,38 @@ async def test_an_agents_tool_chat_is_indexed_under_the_routers_own_tokens_of_it
         assert f"kv-hit {full_blocks}/{full_blocks} blocks" in route, route
     finally:
         await server.stop()
+
+
+async def test_a_salted_prompts_blocks_are_not_claimed_for_the_same_tokens_unsalted(
+    vllm_kv_worker: KVEventsWorker, tiny_model: Path, http: aiohttp.ClientSession
+) -> None:
+    """vLLM hashes a ``cache_salt`` into the prompt's blocks, so an unsalted prompt cannot reuse them.
+
+    A salted completion is sent first, then an unsalted other prompt; the events arrive in order, so
+    once the second prompt's blocks are in the index the first one's events were applied too.
+    """
+    worker = vllm_kv_worker.proc.url
+    salted_prompt, marker = block_text(41, 520), block_text(42, 520)
+    server = precise_router(vllm_kv_worker, tiny_model, worker=[worker])
+    await server.start()
+    try:
+        precise = _precise(server)
+        body = {"model": "tiny", "prompt": salted_prompt, "max_tokens": 2, "cache_salt": "s" * 32}
+        async with http.post(f"{server.url}/v1/completions", json=body) as r:
+            assert r.status == 200, await r.text()
+        await _complete(http, server.url, marker)
+        assert await _until(lambda: index_holds(precise, worker, marker))
+        salted = precise.keys(worker, _view(salted_prompt))
+        assert salted is not None
+        assert not any(precise.index.holds(worker, k) for k in salted[0])
+    finally:
+        await server.stop()
+
+
+def index_holds(precise: PreciseCache, worker: str, prompt: str) -> bool:
+    """Whether the worker's index holds every full block of ``prompt`` (the router's own keys of it)."""
+    found = precise.keys(worker, _view(prompt))
+    if found is None:
+        return False
+    keys, tokens, size = found
+    return all(precise.index.holds(worker, k) for k in keys[: (tokens - 1) // size])
