@@ -8,7 +8,9 @@ counter and ``payload`` a msgpack ``KVEventBatch`` (``vllm/distributed/kv_events
 
 * ``BlockStored``: ``block_hashes`` (one per full block, ints unless
   ``VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=0``), ``parent_block_hash`` (the block before the first, None
-  at the start of a prompt), ``token_ids`` (the tokens of all these blocks, in order), ``block_size``;
+  at the start of a prompt), ``token_ids`` (the tokens of all these blocks, in order), ``block_size``,
+  ``extra_keys`` (per block, what besides its tokens vLLM hashed into it: a cache salt on a
+  prompt's first block, images, prompt embeddings; None for a block of tokens alone);
 * ``BlockRemoved``: ``block_hashes`` evicted;
 * ``AllBlocksCleared``: the cache was reset.
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 import zmq
@@ -53,6 +55,7 @@ class BlockStored(msgspec.Struct, tag=True):
     block_size: int = 0
     lora_name: str | None = None
     medium: str | None = None
+    extra_keys: list[Any] | None = None
 
 
 class BlockRemoved(msgspec.Struct, tag=True):

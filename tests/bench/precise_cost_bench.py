@@ -8,6 +8,12 @@ tokenizer, for chat prompts of about 1k, 4k and 8k tokens, then the whole decisi
 the estimate alone. ``next turn`` is the conversation's next turn (two more short messages) right
 after the prompt, which the router tokenizes from the earlier turn's tokens (``token_prefix_cache.py``).
 
+A second table compares a coding agent's tool-calling chat (the tools on every request, assistant
+tool calls, tool results; normalized as vLLM normalizes them, ``cache/vllm_chat.py``) with its plain
+twin (the same turns and texts, tools and calls written as JSON text into plain messages: about the
+same rendered length), both through a Qwen2.5-style tool template: the normalization alone, the
+template alone, the router's tokens of an unseen prompt, and of the next turn.
+
 Run: ``python -m tests.bench precise`` (part of ``make bench``, about a minute). Timings are CPU time of one
 process, best of several repeats; on a shared machine they are noisy, so compare rows side by side.
 """
@@ -15,6 +21,8 @@ process, best of several repeats; on a shared machine they are noisy, so compare
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,12 +31,15 @@ from typing import Any
 from runtime.router.kv_events import BlockStored, KvEventBatch
 from runtime.router.policies import RequestView
 from runtime.router.policies.cache.kv_index import chain_keys
+from runtime.router.policies.cache.prompt_tokens import PromptTokenizer
+from runtime.router.policies.cache.vllm_chat import template_messages, template_tools
 from runtime.router.policies.policy import Policy
 from runtime.router.policies.registry import make_policy
 from runtime.router.policies.scorers.prefix import PrefixScorer
 from runtime.router.workers import Worker
 from tests.bench.mooncake_trace import block_text
 from tests.bench.router_bench import ROOT
+from tests.runtime.router.tool_templates import QWEN_STYLE, TOOLS, model_with_template
 
 BLOCK = 32
 URLS = ["http://127.0.0.1:1", "http://127.0.0.1:2"]
@@ -139,6 +150,129 @@ def _row(label: str, text: str, tok: Any, precise: Policy, estimate: Policy, wor
     )
 
 
+def _agent_chat(tokens: int, tokenizer: PromptTokenizer) -> dict[str, Any]:
+    """A coding agent's chat of about ``tokens`` rendered tokens: the tools, then rounds of a request,
+    two tool calls and their results (the turns agents' histories are made of)."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": block_text(0, 1200)}]
+    body: dict[str, Any] = {"model": "m", "messages": messages, "tools": TOOLS, "max_tokens": 16}
+    i = 0
+    while len(tokenizer.tokens(RequestView("chat", json.loads(json.dumps(body)))) or ()) < tokens:
+        i += 1
+        calls = [
+            {
+                "id": f"call_{i}_{j}",
+                "type": "function",
+                "function": {
+                    "name": "grep",
+                    "arguments": json.dumps(
+                        {"pattern": block_text(10 * i + j, 24), "path": f"src/module_{j}.py", "limit": 20}
+                    ),
+                },
+            }
+            for j in range(2)
+        ]
+        messages.append({"role": "user", "content": block_text(1000 + i, 160)})
+        messages.append({"role": "assistant", "content": None, "tool_calls": calls})
+        messages.extend(
+            {"role": "tool", "tool_call_id": call["id"], "content": block_text(2000 + 10 * i + j, 480)}
+            for j, call in enumerate(calls)
+        )
+    return body
+
+
+def _tool_rows() -> None:
+    """Tool-calling chats against plain chats of the same turns and length, through a tool template."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model_with_template(ROOT / ".cache" / "tiny-model", Path(tmp) / "model", QWEN_STYLE)
+        tokenizer = PromptTokenizer(str(folder))
+        print()
+        print(
+            f"tool chats vs their plain twins (same turns, about the same length; a Qwen2.5-style tool template, {len(TOOLS)} tools)"
+        )
+        print(
+            f"{'':>22}  {'render (plain, tool)':>21} {'router (plain, tool)':>21} {'next turn (plain, tool)':>21}"
+        )
+        print(f"{'prompt':>12} {'normalize':>9}" + "  plain    tool ratio" * 3)
+        for size in (1024, 4096, 8192):
+            agent = _agent_chat(size, tokenizer)
+            length = len(tokenizer.tokens(RequestView("chat", agent)) or ())
+            plain = _plain_twin(agent)
+            plain_length = len(tokenizer.tokens(RequestView("chat", plain)) or ())
+
+            def cold(body: dict[str, Any]) -> Callable[[], None]:
+                def run() -> None:
+                    if tokenizer.prefixes is not None:
+                        tokenizer.prefixes.clear()  # a prompt the router has not seen
+                    tokenizer.tokens(RequestView("chat", body))
+
+                return run
+
+            def normalize(body: dict[str, Any] = agent) -> None:
+                template_tools(body)
+                template_messages(body["messages"], "string", supports_developer=False)
+
+            def then(body: dict[str, Any], turn: dict[str, Any]) -> Callable[[], None]:
+                def run() -> None:
+                    cold(body)()
+                    tokenizer.tokens(RequestView("chat", turn))
+
+                return run
+
+            spent = _time(normalize)
+            render = [_time(lambda b=body: tokenizer._render(b)) for body in (plain, agent)]
+            first = [_time(cold(body)) for body in (plain, agent)]
+            turns = (_next_turn(plain, tool=False), _next_turn(agent, tool=True))
+            after = [
+                _time(then(body, turn)) - us
+                for body, turn, us in zip((plain, agent), turns, first, strict=True)
+            ]
+            cells = " ".join(f"{a * 1e6:7.0f} {b * 1e6:7.0f} {b / a:5.2f}" for a, b in (render, first, after))
+            print(
+                f"{f'{size} tokens':>12} {spent * 1e6:9.0f}  {cells}"
+                f"   ({length} vs {plain_length} tokens, {len(agent['messages'])} messages)"
+            )
+        print(
+            "normalize: the agent chat's tools and messages as vLLM hands them to the template; render: the "
+            "template alone; router: the router's tokens of an unseen prompt (normalize, render, tokenize); next "
+            "turn: of the next turn right after it (a tool call and its result more for the agent); CPU µs, "
+            "each with tool/plain"
+        )
+
+
+def _plain_twin(agent: dict[str, Any]) -> dict[str, Any]:
+    """The agent chat without tools: the same turns and texts as plain messages (tools and calls as JSON text)."""
+    messages: list[dict[str, Any]] = []
+    for message in agent["messages"]:
+        if message["role"] == "system":
+            schemas = "\n".join(json.dumps(tool) for tool in agent["tools"])
+            messages.append({"role": "system", "content": f"{message['content']}\n{schemas}"})
+        elif message.get("tool_calls"):
+            calls = [json.dumps(call["function"]) for call in message["tool_calls"]]
+            messages.append({"role": "assistant", "content": "\n".join(calls)})
+        elif message["role"] == "tool":
+            messages.append({"role": "user", "content": message["content"]})
+        else:
+            messages.append(message)
+    return {**{k: v for k, v in agent.items() if k != "tools"}, "messages": messages}
+
+
+def _next_turn(body: dict[str, Any], *, tool: bool) -> dict[str, Any]:
+    """The conversation's next request: for an agent, one more tool call and its result; else two messages."""
+    messages = list(body["messages"])
+    if tool:
+        call = {"id": "call_next", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_next", "content": block_text(98, 300)},
+        ]
+    else:
+        messages += [
+            {"role": "assistant", "content": "ok."},
+            {"role": "user", "content": block_text(99, 300)},
+        ]
+    return {**body, "messages": messages}
+
+
 async def _run() -> None:
     from transformers import AutoTokenizer
 
@@ -165,6 +299,7 @@ async def _run() -> None:
         "messages, about 100 tokens) after it; keys: chain keys of the tokens; lookups: the index for both "
         "workers; precise/estimate: the whole decision (choose + on_routed) on an unseen prompt"
     )
+    _tool_rows()
 
 
 def main() -> None:

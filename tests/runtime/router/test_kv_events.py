@@ -30,7 +30,9 @@ def _vllm() -> Any:
 URL = "http://w0"
 
 
-def stored(hashes: list[int], tokens: list[int], parent: int | None = None, size: int = 4) -> Any:
+def stored(
+    hashes: list[int], tokens: list[int], parent: int | None = None, size: int = 4, extra_keys: Any = None
+) -> Any:
     return _vllm().BlockStored(
         block_hashes=hashes,
         parent_block_hash=parent,
@@ -39,6 +41,7 @@ def stored(hashes: list[int], tokens: list[int], parent: int | None = None, size
         lora_id=None,
         medium="GPU",
         lora_name=None,
+        extra_keys=extra_keys,
     )
 
 
@@ -91,6 +94,29 @@ def test_blocks_whose_parent_the_index_never_saw_are_not_claimed() -> None:
     _apply(index, stored([9], prompt[4:8], parent=8))  # the event of block 8 was lost
     assert index.overlap(URL, chain_keys(prompt, 4)) == (0, 0)
     assert index.size(URL) == 0
+
+
+def test_blocks_vllm_keyed_by_more_than_their_tokens_are_not_claimed() -> None:
+    """A salted prompt's blocks, or the blocks from an image on, are not what a prompt of tokens reuses."""
+    from vllm.v1.core.kv_cache_utils import to_event_extra_keys
+
+    prompt = list(range(100, 112))
+    keys = chain_keys(prompt, 4)
+    salted = KvBlockIndex()  # vLLM hashes a cache salt into a prompt's first block (so into all after it)
+    _apply(
+        salted,
+        stored([1, 2, 3], prompt, extra_keys=to_event_extra_keys([(("cache_salt", "s"),), None, None])),
+    )
+    assert salted.overlap(URL, keys) == (0, 0) and salted.size(URL) == 0
+    _apply(salted, stored([4], prompt[:4]))  # the same tokens unsalted: a block of tokens alone
+    assert salted.overlap(URL, keys) == (1, 0)
+    image = KvBlockIndex()  # an image's placeholder tokens in the second block
+    _apply(
+        image, stored([1, 2, 3], prompt, extra_keys=to_event_extra_keys([None, (("mm", "img", 0),), None]))
+    )
+    assert image.overlap(URL, keys) == (1, 0) and image.size(URL) == 1
+    _apply(image, stored([9], prompt[8:12], parent=3))  # chained after an unclaimed block
+    assert image.size(URL) == 1
 
 
 def test_pending_keys_count_until_their_ttl() -> None:

@@ -87,21 +87,38 @@ def test_token_prompts_pass_through_and_unusable_ones_give_none(tokens: PromptTo
 
 
 @pytest.mark.parametrize(
-    "body",
-    [
-        {"tools": [{"type": "function", "function": {"name": "f"}}]},
-        {"chat_template_kwargs": {"enable_thinking": False}},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
-        {"messages": [{"role": "assistant", "content": "", "tool_calls": [{"id": "1", "type": "function"}]}]},
-    ],
+    "field",
+    [{"suffix": " end"}, {"prompt_embeds": "AAAA"}, {"truncate_prompt_tokens": 4}, {"cache_salt": "s" * 16}],
 )
-def test_chats_vllm_normalizes_before_rendering_are_left_to_the_estimate(
-    body: dict[str, Any], tokens: PromptTokenizer
+def test_completions_whose_tokens_or_block_hashes_vllm_changes_are_left_to_the_estimate(
+    field: dict[str, Any], tokens: PromptTokenizer
 ) -> None:
-    """vLLM fills tool schemas' defaults, joins content parts and parses call arguments before rendering."""
-    plain = {"messages": [{"role": "user", "content": "hi"}]}
-    assert tokens.tokens(RequestView("chat", plain)) is not None
-    assert tokens.tokens(RequestView("chat", {**plain, **body})) is None
+    """A FIM suffix, embeddings and truncation change the tokens; a salt changes the worker's block hashes."""
+    body = {"model": "m", "prompt": "plain words"}
+    assert tokens.tokens(RequestView("completions", body)) is not None
+    assert tokens.tokens(RequestView("completions", {**body, **field})) is None
+
+
+def test_a_completion_without_special_tokens_is_tokenized_without_them(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """On a tokenizer that adds a BOS (its post-processor), as the tokenizer's own call gives them."""
+    from tokenizers import Tokenizer, processors
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer.from_file(str(tiny_model / "tokenizer.json"))
+    backend.post_processor = processors.TemplateProcessing(
+        single="<|bos|> $A", special_tokens=[("<|bos|>", backend.token_to_id("<|bos|>"))]
+    )
+    folder = tmp_path / "bos"
+    PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|bos|>").save_pretrained(str(folder))
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    ours = PromptTokenizer(str(folder))
+    text = "plain words"
+    with_bos = ours.tokens(RequestView("completions", {"prompt": text}))
+    without = ours.tokens(RequestView("completions", {"prompt": text, "add_special_tokens": False}))
+    assert with_bos == [int(t) for t in tok(text)["input_ids"]]
+    assert without == [int(t) for t in tok(text, add_special_tokens=False)["input_ids"]] != with_bos
 
 
 def _stored(tokens: list[int]) -> KvEventBatch:

@@ -142,6 +142,44 @@ def test_a_legacy_special_tokens_map_fills_gaps_and_a_disagreeing_one_is_left_to
     assert load_local(str(folder)) is None  # the config says <|eos|>
 
 
+@pytest.mark.parametrize("where", ["config", "files"])
+def test_a_chat_with_tools_gets_the_template_named_tool_use_as_transformers_picks_it(
+    tiny_model: Path, tmp_path: Path, where: str
+) -> None:
+    from transformers import AutoTokenizer
+
+    tool_use = "<|tools|>{{ tools | tojson }}" + TEMPLATE
+    folder = _variant(tiny_model, tmp_path, {}, where="named" if where == "config" else "jinja")
+    if where == "config":
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+        config["chat_template"].append({"name": "tool_use", "template": tool_use})
+        (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    else:
+        (folder / "additional_chat_templates").mkdir()
+        (folder / "additional_chat_templates" / "tool_use.jinja").write_text(tool_use)
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    ours = PromptTokenizer(str(folder))
+    # tools as vLLM hands them to the template (its dump), so transformers can be given the same
+    tools = [{"type": "function", "function": {"name": "f", "description": "ü", "parameters": None}}]
+    for messages in CHATS:
+        reference = tok.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=True)
+        reference = [int(t) for t in (reference["input_ids"] if hasattr(reference, "keys") else reference)]
+        assert ours.tokens(RequestView("chat", {"messages": messages, "tools": tools})) == reference
+        assert ours.tokens(RequestView("chat", {"messages": messages})) == _reference_ids(tok, messages)
+    assert "<|tools|>" in tok.apply_chat_template(CHATS[0], tools=tools, tokenize=False)
+
+
+def test_a_gpt_oss_models_chats_are_left_to_the_estimate_as_vllm_renders_them_with_harmony(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    folder = _variant(tiny_model, tmp_path, {})
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "gpt_oss"}))
+    ours = PromptTokenizer(str(folder))
+    assert ours.tokens(RequestView("chat", {"messages": CHATS[0]})) is None
+    assert ours.tokens(RequestView("completions", {"prompt": "plain words"})) is not None
+
+
 def test_named_templates_without_a_default_file_are_left_to_transformers(
     tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -6,8 +6,10 @@ jinja2's immutable sandbox with ``trim_blocks`` and ``lstrip_blocks``, the ``loo
 extension, a ``{% generation %}`` block that renders its body, the ``tojson`` filter that does not
 escape HTML, and the globals ``raise_exception`` and ``strftime_now``; the template sees
 ``messages``, ``tools``, ``documents``, ``add_generation_prompt`` and the named special tokens
-(``bos_token``, ``eos_token``, ...). ``tests/runtime/router/test_chat_template.py`` checks it
-against transformers' own rendering.
+(``bos_token``, ``eos_token``, ...). ``tests/runtime/router/test_tokenizer_files.py`` checks it
+against transformers' own rendering. It also knows the two things vLLM reads from a template's text
+before rendering: the content format (``content_format.py``) and whether it names the ``developer``
+role (else vLLM renders developer messages as system ones).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from jinja2.ext import Extension, loopcontrols
 from jinja2.parser import Parser
 from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from runtime.router.policies.cache.content_format import ContentFormat, detect_content_format
 
 __all__ = ["ChatTemplate"]
 
@@ -70,6 +74,10 @@ class ChatTemplate:
         env.globals["strftime_now"] = _strftime_now
         self._template = env.from_string(source)
         self.special_tokens = dict(special_tokens)
+        #: How vLLM's ``auto`` content format hands this template message content.
+        self.content_format: ContentFormat = detect_content_format(env.parse(source))
+        #: Whether vLLM passes ``developer`` messages as they are (else as system ones): its test, verbatim.
+        self.supports_developer = '"developer"' in source or "'developer'" in source
 
     def render(
         self,

@@ -6,8 +6,9 @@ index gives each block its own *chain key*, ``hash((parent's key, tokens of the 
 the first block), and remembers vLLM's hash → key, so a later ``BlockRemoved`` finds it. A prompt's
 keys are computed the same way from its tokens (:func:`chain_keys`), so "the worker holds the first
 k blocks of this prompt" is k lookups. Blocks whose parent the index never saw (events lost, or the
-router started late) cannot be placed in a chain and are skipped: the index under-reports, never
-over-reports.
+router started late) cannot be placed in a chain and are skipped, and so are blocks vLLM keyed by
+more than their tokens (a cache salt, an image, prompt embeddings: ``extra_keys``) and every block
+after them: the index under-reports, never over-reports.
 
 Routed requests also leave *pending* keys for ``pending_ttl`` seconds: a prompt just sent to a
 worker is about to be cached there, before its events arrive, so the next call with the same
@@ -103,10 +104,11 @@ class KvBlockIndex:
         elif size != blocks.block_size:
             return  # a partial block (hybrid models) is not a block a prompt of ours looks up
         tokens = event.token_ids
+        extra = event.extra_keys or ()
         for i, block_hash in enumerate(event.block_hashes):
             chunk = tokens[i * size : (i + 1) * size]
-            if len(chunk) != size:
-                break
+            if len(chunk) != size or (i < len(extra) and extra[i] is not None):
+                break  # a block keyed by more than its tokens is not what a prompt of tokens reuses
             prev = hash((prev, tuple(chunk)))
             if block_hash not in blocks.by_hash:
                 blocks.keys[prev] = blocks.keys.get(prev, 0) + 1

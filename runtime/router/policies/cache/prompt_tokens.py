@@ -4,11 +4,14 @@ Precise cache lookups (``kv_index.py``) need the tokens vLLM will compute, so th
 with the same files (``tokenizer`` = the model directory or hub name the workers load; a directory
 with ``tokenizer.json`` is read by ``tokenizer_files.py`` without transformers): a chat
 request through its chat template with the generation prompt (vLLM renders, then tokenizes without
-adding special tokens again), a text prompt with the tokenizer's special tokens (as vLLM's
-completions do), a token-id prompt as it is. Anything the tokenizer cannot take gives None, and
-the caller falls back to its estimate; so does a chat that vLLM normalizes before rendering (tools,
-content parts, tool calls: ``_plain_chat``), rather than be looked up by tokens the worker never
-saw. Results are kept on the request, so a retry pays nothing.
+adding special tokens again), its messages and tools first normalized as vLLM normalizes them
+(``vllm_chat.py``: tool schemas, tool calls and results, text parts), a text prompt with the
+tokenizer's special tokens unless it says ``add_special_tokens: false`` (as vLLM's completions do),
+a token-id prompt as it is. Anything the
+tokenizer cannot take gives None, and the caller falls back to its estimate; so does a chat whose
+normalization is not mirrored (images, legacy functions, a request's own template, ...), rather
+than be looked up by tokens the worker never saw. Results are kept on the request, so a retry pays
+nothing.
 
 Tokenizing is most of precise mode's cost on the request path (``tests/bench/precise_cost_bench.py``:
 about 0.6 µs a token), so a fast tokenizer's Rust backend is called directly with
@@ -22,12 +25,13 @@ tokenizers that pass a check on probe texts at startup; others tokenize every pr
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeGuard
+from typing import Any
 
 from runtime.errors import RouterConfigError
 from runtime.router.policies.cache.chat_template import ChatTemplate
 from runtime.router.policies.cache.token_prefix_cache import TokenPrefixCache, byte_lengths
 from runtime.router.policies.cache.tokenizer_files import load_local
+from runtime.router.policies.cache.vllm_chat import generation_prompt, template_messages, template_tools
 from runtime.router.policies.request_view import RequestView
 
 __all__ = ["PromptTokenizer"]
@@ -68,26 +72,9 @@ def _transformers(source: str) -> Any:
     return AutoTokenizer.from_pretrained(source)
 
 
-_RENDER_FIELDS = ("tools", "functions", "documents", "chat_template", "chat_template_kwargs")
-"""Request fields vLLM renders through the template after normalizing them its own way (its models' dumps)."""
-
-
-def _plain_chat(messages: Any, body: dict[str, Any]) -> TypeGuard[list[Any]]:
-    """Whether vLLM renders this chat from the messages exactly as sent: text contents, no tools or calls.
-
-    Tool schemas, content parts and tool calls are normalized by vLLM before rendering (defaults filled,
-    parts joined, arguments parsed), so the router's text would differ from the worker's: such a chat
-    is routed by estimate rather than by wrong tokens.
-    """
-    if not isinstance(messages, list) or any(body.get(field) for field in _RENDER_FIELDS):
-        return False
-    return all(
-        isinstance(m, dict)
-        and isinstance(m.get("content"), str)
-        and not m.get("tool_calls")
-        and not m.get("function_call")
-        for m in messages
-    )
+_COMPLETION_UNMIRRORED = ("suffix", "prompt_embeds", "truncate_prompt_tokens", "cache_salt")
+"""Completion fields that change the prompt's tokens (a FIM rendering, embeddings, truncation) or the
+worker's block hashes (a salt): such a prompt is routed by estimate."""
 
 
 class PromptTokenizer:
@@ -100,10 +87,17 @@ class PromptTokenizer:
     def __init__(self, source: str, max_chars: int = 4 * 2**20) -> None:
         self._tok: Any = None
         self._template: ChatTemplate | None = None
+        self._tool_template: ChatTemplate | None = None
+        #: Templates transformers picks, by source, for what vLLM reads from them (transformers path).
+        self._seen_templates: dict[str, ChatTemplate] = {}
         try:
             local = load_local(source)
             if local is not None:
-                backend, self._template = local.backend, local.template
+                backend, self._template, self._tool_template = (
+                    local.backend,
+                    local.template,
+                    local.tool_template,
+                )
             else:
                 self._tok = _transformers(source)
                 backend = getattr(self._tok, "_tokenizer", None)
@@ -160,12 +154,18 @@ class PromptTokenizer:
         body = req.body
         try:
             if req.endpoint == "chat":
-                messages = body.get("messages")
-                if not _plain_chat(messages, body) or len(req.prompt_text) > self.max_chars:
+                if len(req.prompt_text) > self.max_chars:
                     return None
                 # rendered, then tokenized without special tokens: what apply_chat_template(tokenize=True) does
-                text = self._render(messages)
-                return self._encode(text, add_special_tokens=False) if isinstance(text, str) else None
+                text = self._render(body)
+                if not isinstance(text, str) or len(text) > self.max_chars:
+                    return None
+                return self._encode(text, add_special_tokens=False)
+            if any(body.get(field) is not None for field in _COMPLETION_UNMIRRORED):
+                return None
+            add_special_tokens = body.get("add_special_tokens", True)
+            if not isinstance(add_special_tokens, bool):
+                return None
             prompt = body.get("prompt")
             if isinstance(prompt, list) and prompt and isinstance(prompt[0], list):
                 prompt = prompt[0]  # batched token prompts: route by the first
@@ -175,18 +175,36 @@ class PromptTokenizer:
                 prompt = prompt[0]
             if not isinstance(prompt, str) or len(prompt) > self.max_chars:
                 return None
-            return self._encode(prompt, add_special_tokens=True)
+            return self._encode(prompt, add_special_tokens=add_special_tokens)
         except Exception as exc:  # noqa: BLE001 - a prompt the tokenizer rejects is routed by estimate
             log.debug("tokenizer gave up on a prompt: %s", type(exc).__name__)
             return None
 
-    def _render(self, messages: list[Any]) -> Any:
-        """The chat's prompt text, with the generation prompt (a template that rejects the chat raises)."""
+    def _render(self, body: dict[str, Any]) -> Any:
+        """The chat's prompt text, normalized as vLLM does (a chat it does not mirror, or a template's refusal, raises)."""
+        add_generation_prompt = generation_prompt(body)
+        tools = template_tools(body)
+        template = self._chat_template(tools)
+        messages = template_messages(
+            body.get("messages"), template.content_format, supports_developer=template.supports_developer
+        )
         if self._tok is None:
-            if self._template is None:
+            return template.render(messages, add_generation_prompt=add_generation_prompt, tools=tools)
+        return self._tok.apply_chat_template(
+            messages, tools=tools, add_generation_prompt=add_generation_prompt, tokenize=False
+        )
+
+    def _chat_template(self, tools: list[Any] | None) -> ChatTemplate:
+        """The template transformers renders this chat with (a request with tools may get another one)."""
+        if self._tok is None:
+            template = self._template if tools is None else self._tool_template
+            if template is None:
                 raise ValueError("the tokenizer has no chat template")
-            return self._template.render(messages, add_generation_prompt=True)
-        return self._tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            return template
+        source = self._tok.get_chat_template(None, tools=tools)
+        if source not in self._seen_templates:
+            self._seen_templates[source] = ChatTemplate(source, {})
+        return self._seen_templates[source]
 
     def _encode(self, text: str, *, add_special_tokens: bool) -> list[int]:
         """``text``'s token ids, as the tokenizer's ``__call__`` gives them."""

@@ -9,7 +9,11 @@ generic tokenizer class is loaded here exactly as transformers would set it up:
   ``add_eos_token`` when that file exists); a file without a post-processor gets the plain one
   transformers' ``update_post_processor`` sets with both flags off;
 * the chat template is ``chat_template.jinja``, else the config's ``chat_template`` (a named list:
-  the ``default`` one), rendered by ``chat_template.py`` with the config's named special tokens.
+  the ``default`` one), rendered by ``chat_template.py`` with the config's named special tokens; a
+  request with tools gets the template named ``tool_use`` where there is one
+  (``additional_chat_templates/tool_use.jinja`` or the config's named list), as transformers'
+  ``get_chat_template`` picks it; a gpt-oss model has none here (vLLM renders its chats with
+  ``openai_harmony``, not the template), so its chats are routed by estimate.
 
 Anything else returns None and the caller loads transformers: a tokenizer class of a model family
 (which may build its pipeline in code), a named special token the vocabulary lacks (transformers
@@ -33,11 +37,15 @@ _NAMED_SPECIALS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_toke
 
 
 class LocalTokenizer:
-    """A ``tokenizers.Tokenizer`` and the chat template, as transformers would use them."""
+    """A ``tokenizers.Tokenizer`` and the chat templates, as transformers would use them."""
 
-    def __init__(self, backend: Any, template: ChatTemplate | None) -> None:
+    def __init__(
+        self, backend: Any, template: ChatTemplate | None, tool_template: ChatTemplate | None = None
+    ) -> None:
         self.backend = backend
         self.template = template
+        #: The template for a request with tools (the ``tool_use`` one, else the same).
+        self.tool_template = tool_template or template
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -56,15 +64,27 @@ def _token_text(value: Any) -> str | None:
     return None
 
 
-def _template_source(folder: Path, config: dict[str, Any]) -> str | None:
+def _template_sources(folder: Path, config: dict[str, Any]) -> dict[str, str]:
+    """The templates by name (``default`` the single one): the files win over the config's entry."""
+    named: dict[str, str] = {}
     jinja = folder / "chat_template.jinja"
     if jinja.is_file():
-        return jinja.read_text(encoding="utf-8")
+        named["default"] = jinja.read_text(encoding="utf-8")
+    extra = folder / "additional_chat_templates"
+    if extra.is_dir():
+        for path in sorted(extra.glob("*.jinja")):
+            named[path.name.removesuffix(".jinja")] = path.read_text(encoding="utf-8")
+    if named:
+        return named
     raw: Any = config.get("chat_template")
-    if isinstance(raw, list):  # named templates: transformers' default is the one called "default"
-        named = {t.get("name"): t.get("template") for t in raw if isinstance(t, dict)}
-        raw = named.get("default")
-    return raw if isinstance(raw, str) else None
+    if isinstance(raw, list):
+        entries = (t for t in raw if isinstance(t, dict))
+        return {
+            t["name"]: t["template"]
+            for t in entries
+            if isinstance(t.get("name"), str) and isinstance(t.get("template"), str)
+        }
+    return {"default": raw} if isinstance(raw, str) else {}
 
 
 def load_local(source: str) -> LocalTokenizer | None:
@@ -97,6 +117,10 @@ def load_local(source: str) -> LocalTokenizer | None:
         )
     if (folder / "additional_chat_templates").is_dir() and not (folder / "chat_template.jinja").is_file():
         return None  # named templates without a default: transformers' rules decide
-    source_text = _template_source(folder, config)
-    template = ChatTemplate(source_text, specials) if source_text is not None else None
-    return LocalTokenizer(backend, template)
+    if model_type == "gpt_oss":  # vLLM renders its chats with openai_harmony, never the template
+        return LocalTokenizer(backend, None)
+    sources = _template_sources(folder, config)
+    default, tool_use = sources.get("default"), sources.get("tool_use")
+    template = ChatTemplate(default, specials) if default is not None else None
+    tool_template = ChatTemplate(tool_use, specials) if tool_use is not None else None
+    return LocalTokenizer(backend, template, tool_template)

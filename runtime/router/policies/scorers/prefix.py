@@ -32,7 +32,10 @@ Precise mode (``cache/precise_cache.py``): with ``tokenizer`` (the model the wor
 KV-event endpoints (``kv_events``: URL → ZMQ address, or ``kv_events_port``), a worker's cost counts
 the prompt tokens its own events say it lacks, instead of the estimate; ``kv_block_size`` is the
 block size assumed before a worker's first event (default: wait for it), ``kv_pending_ttl`` (5 s) how
-long a just-routed prompt counts as held before its events arrive. The explanation then reads
+long a just-routed prompt counts as held before its events arrive. Chats are tokenized as vLLM
+renders them, tool-calling ones included (``cache/vllm_chat.py``), for workers that keep vLLM's
+chat defaults (no ``--chat-template``, ``--chat-template-content-format`` or
+``--default-chat-template-kwargs`` of their own). The explanation then reads
 ``kv-hit h/n blocks`` (``+p pending``). Example::
 
     policy: {name: prefix, params: {tokenizer: /models/llama, kv_events_port: 5557}}
