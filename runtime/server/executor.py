@@ -1,15 +1,17 @@
 """The executor: runs a pipeline body per request as plain async Python, with the graph enforced.
 
 Each request gets a ``RequestInvoker`` (bound through ``grove_pipelines.sdk.invoke``), so every
-``await stage(...)`` and ``await llm.chat(...)`` in the body, and in stages it calls, comes here. A
-context variable holds the node that is running (the pipeline body is ``ENTRY``, a stage's code is
-its name) so a call that is not an edge of the graph fails naming both ends. Around each call: the
+``await stage(...)`` and ``await llm.chat(...)`` in the body, and in stages it calls, comes here. The
+node that is running (the pipeline body is ``ENTRY``, a stage's code is its name) is known, so a
+call that is not an edge of the graph fails naming both ends: the request's own node is its
+invoker's (``node``), and a stage call sets a context variable for its callee's code. Around each call: the
 loop guard (``max_iterations`` calls per stage per request), the stage's ``timeout_s`` per attempt
 (the server's default when it sets none), cut to what is left of the request's deadline, its
 ``retries``, and metrics. Cancelling the request's task cancels every in-flight call under it.
 
-The deadline is a context variable too (``runtime.server.deadline``), so the HTTP calls under a request (stage servers, routers)
-send it on as ``X-Request-Deadline`` whatever transport carries them.
+The request's deadline is its invoker's too (``runtime.server.deadline.current_deadline`` reads it), so
+the HTTP calls under a request (stage servers, routers) send it on as ``X-Request-Deadline``
+whatever transport carries them. One context variable set per request (the invoker), not three.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from typing import Any
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.loader import LoadedPipeline
 from grove_pipelines.sdk import LLM, Pipeline, Stage
-from grove_pipelines.sdk.invoke import reset_invoker, set_invoker
+from grove_pipelines.sdk.invoke import current_invoker, reset_invoker, set_invoker
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX
 from runtime.router.request_ids import new_request_id
 from runtime.server.call_protocol import urls_from_env
-from runtime.server.deadline import Deadline, current_deadline, reset_deadline, set_deadline
+from runtime.server.deadline import Deadline
 from runtime.server.errors import (
     InvalidRequestError,
     LoopLimitError,
@@ -50,13 +52,21 @@ from runtime.tracing import settings as tracing_settings
 
 __all__ = ["Executor", "RequestInvoker", "TokenSink", "current_caller"]
 
-_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("grove_pipelines_caller", default=ENTRY)
+_CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("grove_pipelines_caller", default=None)
+"""The stage whose code a stage call is running (set for the callee); None: the request's own node."""
 _RETRYABLE = (StageFailedError, StageTimeoutError, StageUpstreamError)
 
 
 def current_caller() -> str:
     """The node whose code is running: ``ENTRY`` for the pipeline body, else a stage name."""
-    return _CALLER.get()
+    node: str = getattr(current_invoker(), "node", ENTRY)
+    return _CALLER.get() or node
+
+
+def _own_node() -> contextvars.Token[str | None] | None:
+    """A request's code runs as its invoker's node: a stage call's callee, if one encloses it, is cleared
+    (rarely: a token to reset it by; usually none, and no context variable is set)."""
+    return None if _CALLER.get() is None else _CALLER.set(None)
 
 
 class Executor:
@@ -127,9 +137,24 @@ class Executor:
         """The pipeline's name."""
         return self.pipeline.name
 
-    def invoker(self, *, request_id: str | None = None, on_token: TokenSink | None = None) -> RequestInvoker:
-        """A fresh invoker for one request (its own loop-guard counts and token stream)."""
-        return RequestInvoker(self, request_id=request_id or new_request_id(), on_token=on_token)
+    def invoker(
+        self,
+        *,
+        request_id: str | None = None,
+        on_token: TokenSink | None = None,
+        deadline: Deadline | None = None,
+        node: str = ENTRY,
+    ) -> RequestInvoker:
+        """A fresh invoker for one request (its own loop-guard counts and token stream), whose code runs
+        as ``node`` (the pipeline body, or the stage a stage server runs) within ``deadline`` (default:
+        the server's ``timeout_s`` from now)."""
+        return RequestInvoker(
+            self,
+            request_id=request_id or new_request_id(),
+            on_token=on_token,
+            deadline=deadline or Deadline.within(self.settings.timeout_s),
+            node=node,
+        )
 
     async def run(
         self,
@@ -144,14 +169,14 @@ class Executor:
         Without a deadline the request gets the server's ``timeout_s`` from now.
         """
         deadline = deadline or Deadline.within(self.settings.timeout_s)
-        invoker = self.invoker(request_id=request_id, on_token=on_token)
+        invoker = self.invoker(request_id=request_id, on_token=on_token, deadline=deadline)
         name = self.pipeline.name
         attributes: dict[str, Attribute] | None = None
         if tracing_settings().records:
             attributes = {"grove.pipeline": name, "grove.request_id": invoker.request_id}
         span = start_span(f"pipeline {name}", attributes, kind="server")
         with span:
-            token, limit, bound = _CALLER.set(ENTRY), set_deadline(deadline), set_invoker(invoker)
+            token, bound = _own_node(), set_invoker(invoker)
             scope = TimeLimit(deadline.bound(None))
             try:
                 with scope:
@@ -164,8 +189,8 @@ class Executor:
                     raise StageTimeoutError(f"pipeline {name!r} did not finish within its deadline") from exc
                 raise PipelineRunError(f"pipeline {name!r} failed: {type(exc).__name__}: {exc}") from exc
             finally:
-                _CALLER.reset(token)
-                reset_deadline(limit)
+                if token is not None:
+                    _CALLER.reset(token)
                 reset_invoker(bound)
 
     def python_stage(self, name: str) -> Stage:
@@ -200,12 +225,12 @@ class Executor:
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(f"stage {name!r}: bad arguments: {exc}", stage=name) from exc
         deadline = deadline or Deadline.within(self.settings.timeout_s)
-        invoker = self.invoker(request_id=request_id)
+        invoker = self.invoker(request_id=request_id, deadline=deadline, node=name)
         attributes: dict[str, Attribute] | None = None
         if tracing_settings().records:
             attributes = {"grove.stage": name, "grove.caller": caller, "grove.request_id": invoker.request_id}
         with start_span(f"stage.serve {name}", attributes, kind="server"):
-            token, limit, bound = _CALLER.set(name), set_deadline(deadline), set_invoker(invoker)
+            token, bound = _own_node(), set_invoker(invoker)
             scope = TimeLimit(deadline.bound(None))
             try:
                 with scope:
@@ -221,8 +246,8 @@ class Executor:
                     f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name
                 ) from exc
             finally:
-                _CALLER.reset(token)
-                reset_deadline(limit)
+                if token is not None:
+                    _CALLER.reset(token)
                 reset_invoker(bound)
 
     def cold_class_stages(self, only: Iterable[str] | None = None) -> list[Stage]:
@@ -256,12 +281,27 @@ class Executor:
 
 
 class RequestInvoker:
-    """The ``Invoker`` of one request: edge checks, loop guard, timeouts, retries, then a transport."""
+    """The ``Invoker`` of one request: edge checks, loop guard, timeouts, retries, then a transport.
 
-    def __init__(self, executor: Executor, *, request_id: str, on_token: TokenSink | None) -> None:
+    ``node`` is the graph node the request's own code runs as; ``deadline`` bounds every call under it.
+    """
+
+    __slots__ = ("_calls", "_streamed", "deadline", "executor", "node", "on_token", "request_id")
+
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        request_id: str,
+        on_token: TokenSink | None,
+        deadline: Deadline,
+        node: str = ENTRY,
+    ) -> None:
         self.executor = executor
         self.request_id = request_id
         self.on_token = on_token
+        self.deadline = deadline
+        self.node = node
         # a plain dict: a Counter costs more to make (about 3 us) than the rest of the bookkeeping
         self._calls: dict[str, int] = {}
         self._streamed = 0
@@ -276,7 +316,7 @@ class RequestInvoker:
         return lambda event: on_token({**event, "call": call})
 
     def _admit(self, callee: str) -> str:
-        caller = _CALLER.get()
+        caller = _CALLER.get() or self.node
         graph = self.executor.graph
         if (caller, callee) not in self.executor.edges:
             raise UndeclaredCallError(caller, callee, declare=graph.how_to_declare(caller, callee))
@@ -356,7 +396,7 @@ class RequestInvoker:
         early ended a call that did not fail."""
         metrics = self.executor.metrics
         started = time.perf_counter()
-        deadline = current_deadline() or Deadline.within(self.executor.settings.timeout_s)
+        deadline = self.deadline
         loop = asyncio.get_running_loop()
         outcome = "ok"
         try:
@@ -406,7 +446,7 @@ class RequestInvoker:
     ) -> Any:
         metrics = self.executor.metrics
         started = time.perf_counter()
-        deadline = current_deadline() or Deadline.within(self.executor.settings.timeout_s)
+        deadline = self.deadline
         for number in range(retries + 1):
             token = _CALLER.set(name)
             bound = deadline.bound(timeout_s)
