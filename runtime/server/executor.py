@@ -47,13 +47,15 @@ from runtime.server.stage_client import StageClient
 from runtime.server.time_limit import TimeLimit
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
 from runtime.server.value_codec import ArgBinder
-from runtime.tracing import Attribute, Span, start_span, traced_stream
+from runtime.tracing import Attribute, NonRecordingSpan, Span, start_span, traced_stream
 from runtime.tracing import settings as tracing_settings
 
 __all__ = ["Executor", "RequestInvoker", "TokenSink", "current_caller"]
 
 _CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("grove_pipelines_caller", default=None)
 """The stage whose code a stage call is running (set for the callee); None: the request's own node."""
+_UNRECORDED = NonRecordingSpan(None)
+"""The span of a call while this process records nothing: never entered (what it fails or sets is dropped)."""
 _RETRYABLE = (StageFailedError, StageTimeoutError, StageUpstreamError)
 
 
@@ -326,7 +328,8 @@ class RequestInvoker:
         return caller
 
     async def call_stage(self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        name, spec = stage.name, stage.spec  # properties: read once
+        spec = stage.spec
+        name = spec.name
         caller = self._admit(name)
         transport = self.executor.transports.get(name)
         if transport is None:
@@ -335,16 +338,24 @@ class RequestInvoker:
         timeout_s = spec.timeout_s or self.executor.settings.stage_timeout_s
         # the inputs' sizes are measured only for a span that goes somewhere
         recorded = tracing_settings().records
-        attributes = _call_attributes("stage", name, caller, args, kwargs) if recorded else None
-        with start_span(f"stage {name}", attributes) as span:
-            return await self._guarded(
-                name,
-                timeout_s,
-                spec.retries,
-                caller,
-                lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
-                span,
-            )
+        span = (
+            start_span(f"stage {name}", _call_attributes("stage", name, caller, args, kwargs))
+            if recorded
+            else _UNRECORDED
+        )
+        guarded = self._guarded(
+            name,
+            timeout_s,
+            spec.retries,
+            caller,
+            lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
+            span,
+            None if isinstance(transport, HTTPStageTransport) else name,  # its code runs on its server
+        )
+        if not recorded:  # a span nothing keeps would only carry the caller's context on: none is entered
+            return await guarded
+        with span:
+            return await guarded
 
     async def call_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> dict[str, Any]:
         caller = self._admit(llm.name)
@@ -360,6 +371,7 @@ class RequestInvoker:
                 caller,
                 lambda: self.executor.llm.call(llm.name, path, body, self.request_id, sink),
                 span,
+                None,
             )
             _usage_attributes(span, result)
             return result
@@ -443,12 +455,15 @@ class RequestInvoker:
         caller: str,
         attempt: Callable[[], Awaitable[Any]],
         span: Span,
+        node: str | None,
     ) -> Any:
+        """``attempt`` (retried as the stage's policy says) within its timeout, counted; ``node``: the callee
+        whose code the attempt runs in this process (None: it runs elsewhere, an HTTP call)."""
         metrics = self.executor.metrics
         started = time.perf_counter()
         deadline = self.deadline
         for number in range(retries + 1):
-            token = _CALLER.set(name)
+            token = None if node is None else _CALLER.set(node)
             bound = deadline.bound(timeout_s)
             scope = TimeLimit(bound)
             try:
@@ -468,7 +483,8 @@ class RequestInvoker:
                     raise
                 raise error from exc
             finally:
-                _CALLER.reset(token)
+                if token is not None:
+                    _CALLER.reset(token)
             metrics.stage_call(caller, name, "ok", time.perf_counter() - started)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
