@@ -226,31 +226,41 @@ class Executor:
             call_args, call_kwargs = binder.bind(args, kwargs)
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(f"stage {name!r}: bad arguments: {exc}", stage=name) from exc
-        deadline = deadline or Deadline.within(self.settings.timeout_s)
         invoker = self.invoker(request_id=request_id, deadline=deadline, node=name)
-        attributes: dict[str, Attribute] | None = None
-        if tracing_settings().records:
-            attributes = {"grove.stage": name, "grove.caller": caller, "grove.request_id": invoker.request_id}
+        served = self._run_served(stage, call_args, call_kwargs, invoker)
+        if not tracing_settings().records:  # as for a stage call: no span that nothing keeps
+            return await served
+        attributes: dict[str, Attribute] = {
+            "grove.stage": name,
+            "grove.caller": caller,
+            "grove.request_id": invoker.request_id,
+        }
         with start_span(f"stage.serve {name}", attributes, kind="server"):
-            token, bound = _own_node(), set_invoker(invoker)
-            scope = TimeLimit(deadline.bound(None))
-            try:
-                with scope:
-                    return await stage.run_local(*call_args, **call_kwargs)
-            except PipelineRunError:
-                raise
-            except Exception as exc:
-                if scope.expired():
-                    raise StageTimeoutError(
-                        f"stage {name!r} did not finish within the request's deadline", stage=name
-                    ) from exc
-                raise StageFailedError(
-                    f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name
+            return await served
+
+    @staticmethod
+    async def _run_served(
+        stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], invoker: RequestInvoker
+    ) -> Any:
+        """A served call's code, run here as its stage's node under ``invoker``, within its deadline."""
+        name = invoker.node
+        token, bound = _own_node(), set_invoker(invoker)
+        scope = TimeLimit(invoker.deadline.bound(None))
+        try:
+            with scope:
+                return await stage.run_local(*args, **kwargs)
+        except PipelineRunError:
+            raise
+        except Exception as exc:
+            if scope.expired():
+                raise StageTimeoutError(
+                    f"stage {name!r} did not finish within the request's deadline", stage=name
                 ) from exc
-            finally:
-                if token is not None:
-                    _CALLER.reset(token)
-                reset_invoker(bound)
+            raise StageFailedError(f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name) from exc
+        finally:
+            if token is not None:
+                _CALLER.reset(token)
+            reset_invoker(bound)
 
     def cold_class_stages(self, only: Iterable[str] | None = None) -> list[Stage]:
         """In-process class stages (of ``only``, if given) whose per-process instance is not made yet."""
