@@ -74,6 +74,7 @@ class _Exchange(asyncio.Protocol):
 
     def __init__(self, key: tuple[str, int]) -> None:
         self.key = key
+        self._loop = asyncio.get_running_loop()  # made by the loop's connect, and bound to that loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -147,7 +148,7 @@ class _Exchange(asyncio.Protocol):
 
     async def wait(self, timeout: float, wake_on: asyncio.Future[Any] | None = None) -> None:
         """Wait for more data (or the end, or an error, or ``wake_on`` resolving) for at most ``timeout`` s."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         waiter = self._waiter = loop.create_future()
         if self._timer is None:
             self._timer = LazyTimer(loop, self._expired)
