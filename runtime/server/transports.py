@@ -58,7 +58,7 @@ class HTTPStageTransport:
     async def call(
         self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
     ) -> Any:
-        name = stage.name
+        name = stage.spec.name  # not the property: a frame fewer
         target = self._targets.get(name)
         if target is None:
             target = self._targets[name] = (
