@@ -209,9 +209,6 @@ class _Connection(asyncio.Protocol):
         self._deadline_status = status
         self._timer.arm(self._loop.time() + seconds)
 
-    def _disarm(self) -> None:
-        self._timer.disarm()
-
     def _cancel_timer(self) -> None:
         self._timer.cancel()
 
@@ -319,7 +316,7 @@ class _Connection(asyncio.Protocol):
         if not self._busy:
             self._busy = True
             self._asked = None
-            self._disarm()
+            self._timer.disarm()
             if self._task is None:
                 self._task = self._loop.create_task(self._serve())
             elif self._waiter is not None and not self._waiter.done():

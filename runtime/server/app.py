@@ -265,7 +265,8 @@ class PipelineApp:
         # connection's requests share one task and so one context, and nothing of an earlier request
         # may remain. Not reset on return: a streamed answer still runs under them. A variable that
         # holds the value already is not set again (most requests carry neither, as the last one did).
-        trace = parse_traceparent(request.headers.get(TRACEPARENT))
+        traceparent = request.headers.get(TRACEPARENT)
+        trace = None if traceparent is None else parse_traceparent(traceparent)
         if trace is not None or current() is not None:
             set_current(trace)
         session = session_of(request.headers)
