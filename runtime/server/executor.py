@@ -115,6 +115,9 @@ class Executor:
             )
         self.llm = LLMCalls(self.client, self.llm_urls, llm_models)
         self._binders: dict[str, ArgBinder] = {}
+        self.call_terms: dict[Stage, tuple[str, float, int, StageTransport]] = {}
+        """A called stage's name, timeout (its own, else the settings'), retries and transport: read once
+        (spec and settings are frozen pydantic models, whose every attribute read goes through a hook)."""
 
     @classmethod
     def from_loaded(
@@ -338,14 +341,12 @@ class RequestInvoker:
         return caller
 
     async def call_stage(self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        spec = stage.spec
-        name = spec.name
+        terms = self.executor.call_terms.get(stage)
+        if terms is None:
+            terms = self._terms(stage)
+        name, timeout_s, retries, transport = terms
         caller = self._admit(name)
-        transport = self.executor.transports.get(name)
-        if transport is None:
-            raise NotFoundError(f"stage {name!r} is not part of pipeline {self.executor.name!r}")
         rid = self.request_id
-        timeout_s = spec.timeout_s or self.executor.settings.stage_timeout_s
         # the inputs' sizes are measured only for a span that goes somewhere
         recorded = tracing_settings().records
         span = (
@@ -356,7 +357,7 @@ class RequestInvoker:
         guarded = self._guarded(
             name,
             timeout_s,
-            spec.retries,
+            retries,
             caller,
             lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
             span,
@@ -366,6 +367,18 @@ class RequestInvoker:
             return await guarded
         with span:
             return await guarded
+
+    def _terms(self, stage: Stage) -> tuple[str, float, int, StageTransport]:
+        """What :attr:`Executor.call_terms` keeps of ``stage`` (kept once it is known to be this pipeline's)."""
+        spec = stage.spec
+        name = spec.name
+        transport = self.executor.transports.get(name)
+        if transport is None:
+            self._admit(name)  # a stage of no edge fails as one
+            raise NotFoundError(f"stage {name!r} is not part of pipeline {self.executor.name!r}")
+        terms = (name, spec.timeout_s or self.executor.settings.stage_timeout_s, spec.retries, transport)
+        self.executor.call_terms[stage] = terms
+        return terms
 
     async def call_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> dict[str, Any]:
         caller = self._admit(llm.name)
