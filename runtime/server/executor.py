@@ -114,7 +114,7 @@ class Executor:
                 HTTPStageTransport(url, self.client, token=self.settings.stage_token) if url else local
             )
         self.llm = LLMCalls(self.client, self.llm_urls, llm_models)
-        self._binders: dict[str, ArgBinder] = {}
+        self._served: dict[str, tuple[Stage, ArgBinder]] = {}  # a served stage and its arguments' binder
         self.call_terms: dict[Stage, tuple[str, float, int, StageTransport]] = {}
         """A called stage's name, timeout (its own, else the settings'), retries and transport: read once
         (spec and settings are frozen pydantic models, whose every attribute read goes through a hook)."""
@@ -219,12 +219,13 @@ class Executor:
 
         ``deadline`` is the caller's (from ``X-Request-Deadline``); nested calls are bounded by it.
         """
-        stage = self.python_stage(name)
+        known = self._served.get(name)
+        if known is None:
+            stage = self.python_stage(name)
+            known = self._served[name] = (stage, ArgBinder(stage.callable(), skip_self=stage.is_class))
+        stage, binder = known
         if (caller, name) not in self.edges:
             raise UndeclaredCallError(caller, name, declare=self.graph.how_to_declare(caller, name))
-        binder = self._binders.get(name)
-        if binder is None:
-            binder = self._binders[name] = ArgBinder(stage.callable(), skip_self=stage.is_class)
         try:
             call_args, call_kwargs = binder.bind(args, kwargs)
         except (TypeError, ValueError) as exc:
