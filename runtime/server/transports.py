@@ -52,21 +52,23 @@ class HTTPStageTransport:
         self._fixed = dict([JSON_CONTENT])
         if token:
             self._fixed["Authorization"] = f"Bearer {token}"
-        self._targets: dict[str, tuple[str, str, ResultDecoder]] = {}
+        self._targets: dict[Stage, tuple[str, str, str, ResultDecoder]] = {}
+        """A called stage's name (read once from its pydantic spec), URL, description and result decoder."""
         self._heads: dict[str, bytes] = {}  # calling node -> its constant header lines, encoded
 
     async def call(
         self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
     ) -> Any:
-        name = stage.spec.name  # not the property: a frame fewer
-        target = self._targets.get(name)
+        target = self._targets.get(stage)
         if target is None:
-            target = self._targets[name] = (
+            name = stage.spec.name
+            target = self._targets[stage] = (
+                name,
                 self.base_url + stage_path(name),
                 f"stage {name!r}",
                 result_decoder(stage),
             )
-        url, what, decoder = target
+        name, url, what, decoder = target
         body = encode_json({"args": args, "kwargs": kwargs})  # the tuple goes as a JSON array
         head = self._heads.get(caller)
         if head is None:
