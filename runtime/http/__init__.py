@@ -14,7 +14,7 @@ from runtime.http.listener import Handler, HttpServer, bind_socket
 from runtime.http.message import Request, Response, StreamingResponse
 from runtime.http.processes import ProcessGroup
 from runtime.http.routes import Routes
-from runtime.http.upstream import UpstreamPool, UpstreamReply
+from runtime.http.upstream import UpstreamPool, UpstreamReply, header_lines
 
 __all__ = [
     "Handler",
@@ -31,4 +31,5 @@ __all__ = [
     "UpstreamReply",
     "bind_socket",
     "error_body",
+    "header_lines",
 ]

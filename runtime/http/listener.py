@@ -118,10 +118,49 @@ class _Refuse(Exception):
 class _Connection(asyncio.Protocol):
     """One client connection: parses requests, runs the handler, writes answers in order."""
 
+    # slots: more than 30 attributes would leave CPython's shared-key instance dict, and every
+    # attribute read of every callback would get slower
+    __slots__ = (
+        "_asked",
+        "_body",
+        "_body_bytes",
+        "_body_deadline",
+        "_busy",
+        "_client",
+        "_deadline_status",
+        "_head_deadline",
+        "_header_bytes",
+        "_headers",
+        "_heads_done",
+        "_in_head",
+        "_in_message",
+        "_keepalive_timeout",
+        "_limits",
+        "_loop",
+        "_max_body_bytes",
+        "_max_header_bytes",
+        "_parser",
+        "_paused_reading",
+        "_queue",
+        "_raw_head",
+        "_refusal",
+        "_server",
+        "_task",
+        "_timer",
+        "_transport",
+        "_url",
+        "_waiter",
+        "_writable",
+        "closed",
+    )
+
     def __init__(self, server: HttpServer) -> None:
         self._server = server
         self._limits = server.limits
+        # what every request reads, as plain attributes (a pydantic model's go through its attribute hook)
         self._max_header_bytes = server.limits.max_header_bytes
+        self._max_body_bytes = server.limits.max_body_bytes
+        self._keepalive_timeout = server.limits.keepalive_timeout
         self._head_deadline: tuple[float, int | None] = (server.limits.header_timeout, None)
         self._body_deadline: tuple[float, int | None] = (server.limits.body_timeout, 408)
         self._loop = asyncio.get_running_loop()
@@ -209,9 +248,6 @@ class _Connection(asyncio.Protocol):
         self._deadline_status = status
         self._timer.arm(self._loop.time() + seconds)
 
-    def _disarm(self) -> None:
-        self._timer.disarm()
-
     def _cancel_timer(self) -> None:
         self._timer.cancel()
 
@@ -289,14 +325,14 @@ class _Connection(asyncio.Protocol):
         self._heads_done += 1
         self._raw_head = 0
         length = self._headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self._limits.max_body_bytes:
+        if length is not None and length.isdigit() and int(length) > self._max_body_bytes:
             raise self._refuse(413, "the request body is too large")
         if not self._busy:
             self._asked = self._body_deadline
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
-        if self._body_bytes > self._limits.max_body_bytes:
+        if self._body_bytes > self._max_body_bytes:
             raise self._refuse(413, "the request body is too large")
         self._body.append(body)
 
@@ -319,7 +355,7 @@ class _Connection(asyncio.Protocol):
         if not self._busy:
             self._busy = True
             self._asked = None
-            self._disarm()
+            self._timer.disarm()
             if self._task is None:
                 self._task = self._loop.create_task(self._serve())
             elif self._waiter is not None and not self._waiter.done():
@@ -375,7 +411,7 @@ class _Connection(asyncio.Protocol):
                 continue
             self._busy = False
             if not self._in_message:
-                self._arm(self._limits.keepalive_timeout, None)
+                self._arm(self._keepalive_timeout, None)
             elif self._in_head:  # the next request began while this one was answered: bound it too
                 self._arm(self._limits.header_timeout, None)
             else:

@@ -30,7 +30,7 @@ from runtime.http.header_names import NAMES, lower_name
 from runtime.http.lazy_timer import LazyTimer
 from runtime.tracing.context import current, format_traceparent
 
-__all__ = ["MAX_ANSWER", "Abandoned", "UpstreamPool", "UpstreamReply"]
+__all__ = ["MAX_ANSWER", "Abandoned", "UpstreamPool", "UpstreamReply", "header_lines"]
 
 _HIGH_WATER = 256 * 1024
 MAX_ANSWER = 64 * 1024 * 1024
@@ -50,8 +50,11 @@ def _target(url: str) -> tuple[str, int, bytes]:
     return parts.hostname, port, f" {target} HTTP/1.1\r\nhost: {parts.netloc}\r\n".encode()
 
 
-def _header_lines(headers: Mapping[str, str], url: str) -> bytes:
+def header_lines(headers: Mapping[str, str], url: str) -> bytes:
     """``name: value\\r\\n`` for each header, encoded; one holding a line break is refused (no request smuggling).
+
+    What :meth:`UpstreamPool.request` sends of a mapping; a caller that sends the same headers on
+    many requests encodes them once here and passes the bytes instead.
 
     Joined in C (no Python loop over the headers): each ``name: value`` holds no line break exactly
     when the ``\\n``-joined lines hold one fewer ``\\n`` than there are headers and no ``\\r``.
@@ -71,6 +74,7 @@ class _Exchange(asyncio.Protocol):
 
     def __init__(self, key: tuple[str, int]) -> None:
         self.key = key
+        self._loop = asyncio.get_running_loop()  # made by the loop's connect, and bound to that loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -144,7 +148,7 @@ class _Exchange(asyncio.Protocol):
 
     async def wait(self, timeout: float, wake_on: asyncio.Future[Any] | None = None) -> None:
         """Wait for more data (or the end, or an error, or ``wake_on`` resolving) for at most ``timeout`` s."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         waiter = self._waiter = loop.create_future()
         if self._timer is None:
             self._timer = LazyTimer(loop, self._expired)
@@ -363,13 +367,15 @@ class UpstreamPool:
         method: str,
         url: str,
         body: bytes = b"",
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | bytes | None = None,
         *,
         total: float | None = None,
         read: float | None = None,
         abandon: asyncio.Future[Any] | None = None,
     ) -> UpstreamReply:
         """Send a request; return once the status line and headers are in (the body is not read yet).
+
+        ``headers``: a mapping, or the lines :func:`header_lines` made of one (checked there).
 
         Should ``abandon`` resolve first, the socket is closed (the worker aborts the request) and
         :class:`Abandoned` raised: one task races the answer against an event, without a second task.
@@ -381,7 +387,7 @@ class UpstreamPool:
         if body or method != "GET":
             parts.append(b"content-length: %d\r\n" % len(body))
         if headers:
-            parts.append(_header_lines(headers, url))
+            parts.append(headers if isinstance(headers, bytes) else header_lines(headers, url))
         span = current()
         if span is not None:  # the callee (stage server, router, vLLM) continues this trace
             parts += (b"traceparent: ", format_traceparent(span).encode(), b"\r\n")

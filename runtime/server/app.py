@@ -59,7 +59,7 @@ from runtime.server.settings import ServerSettings
 from runtime.server.sse import event_stream
 from runtime.server.value_codec import encode, encode_json
 from runtime.tracing import TRACEPARENT, Attribute, parse_traceparent, start_span, traced_stream
-from runtime.tracing.context import reset_current, set_current
+from runtime.tracing.context import current, reset_current, set_current
 
 __all__ = ["PipelineApp", "build_app"]
 
@@ -263,9 +263,15 @@ class PipelineApp:
             return _refused(refused, request_id)
         # Every request sets its own trace and session from its own headers (None when absent): a
         # connection's requests share one task and so one context, and nothing of an earlier request
-        # may remain. Not reset on return: a streamed answer still runs under them.
-        set_current(parse_traceparent(request.headers.get(TRACEPARENT)))
-        RUN_SESSION.set(session_of(request.headers))
+        # may remain. Not reset on return: a streamed answer still runs under them. A variable that
+        # holds the value already is not set again (most requests carry neither, as the last one did).
+        traceparent = request.headers.get(TRACEPARENT)
+        trace = None if traceparent is None else parse_traceparent(traceparent)
+        if trace is not None or current() is not None:
+            set_current(trace)
+        session = session_of(request.headers)
+        if session is not None or RUN_SESSION.get() is not None:
+            RUN_SESSION.set(session)
         try:
             return await self.routes.find(request)(request)
         except HttpError as exc:  # no such route or method: the same JSON shape as every other error

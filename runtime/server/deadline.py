@@ -13,18 +13,14 @@ Example::
 
 from __future__ import annotations
 
-import contextvars
 import math
 import time
 
+from grove_pipelines.sdk.invoke import current_invoker
 from runtime.server.call_protocol import DEADLINE_HEADER
 from runtime.server.errors import InvalidRequestError
 
-__all__ = ["Deadline", "current_deadline", "reset_deadline", "set_deadline"]
-
-_CURRENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
-    "grove_pipelines_deadline", default=None
-)
+__all__ = ["Deadline", "current_deadline"]
 
 
 class Deadline:
@@ -78,15 +74,7 @@ class Deadline:
 
 
 def current_deadline() -> Deadline | None:
-    """The deadline of the request being served in this context (None outside a request)."""
-    return _CURRENT.get()
-
-
-def set_deadline(deadline: Deadline) -> contextvars.Token[Deadline | None]:
-    """Make ``deadline`` the current one (for the tasks started from here too); reset with the token."""
-    return _CURRENT.set(deadline)
-
-
-def reset_deadline(token: contextvars.Token[Deadline | None]) -> None:
-    """Undo :func:`set_deadline`."""
-    _CURRENT.reset(token)
+    """The deadline of the request being served in this context (None outside a request): its invoker's
+    (``runtime.server.executor.RequestInvoker``), bound for the request's code and the tasks it starts."""
+    deadline = getattr(current_invoker(), "deadline", None)
+    return deadline if isinstance(deadline, Deadline) else None

@@ -1,15 +1,17 @@
 """The executor: runs a pipeline body per request as plain async Python, with the graph enforced.
 
 Each request gets a ``RequestInvoker`` (bound through ``grove_pipelines.sdk.invoke``), so every
-``await stage(...)`` and ``await llm.chat(...)`` in the body, and in stages it calls, comes here. A
-context variable holds the node that is running (the pipeline body is ``ENTRY``, a stage's code is
-its name) so a call that is not an edge of the graph fails naming both ends. Around each call: the
+``await stage(...)`` and ``await llm.chat(...)`` in the body, and in stages it calls, comes here. The
+node that is running (the pipeline body is ``ENTRY``, a stage's code is its name) is known, so a
+call that is not an edge of the graph fails naming both ends: the request's own node is its
+invoker's (``node``), and a stage call sets a context variable for its callee's code. Around each call: the
 loop guard (``max_iterations`` calls per stage per request), the stage's ``timeout_s`` per attempt
 (the server's default when it sets none), cut to what is left of the request's deadline, its
 ``retries``, and metrics. Cancelling the request's task cancels every in-flight call under it.
 
-The deadline is a context variable too (``runtime.server.deadline``), so the HTTP calls under a request (stage servers, routers)
-send it on as ``X-Request-Deadline`` whatever transport carries them.
+The request's deadline is its invoker's too (``runtime.server.deadline.current_deadline`` reads it), so
+the HTTP calls under a request (stage servers, routers) send it on as ``X-Request-Deadline``
+whatever transport carries them. One context variable set per request (the invoker), not three.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from typing import Any
 from grove_pipelines.graph import ENTRY, PipelineGraph
 from grove_pipelines.loader import LoadedPipeline
 from grove_pipelines.sdk import LLM, Pipeline, Stage
-from grove_pipelines.sdk.invoke import reset_invoker, set_invoker
+from grove_pipelines.sdk.invoke import current_invoker, reset_invoker, set_invoker
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX
 from runtime.router.request_ids import new_request_id
 from runtime.server.call_protocol import urls_from_env
-from runtime.server.deadline import Deadline, current_deadline, reset_deadline, set_deadline
+from runtime.server.deadline import Deadline
 from runtime.server.errors import (
     InvalidRequestError,
     LoopLimitError,
@@ -45,18 +47,28 @@ from runtime.server.stage_client import StageClient
 from runtime.server.time_limit import TimeLimit
 from runtime.server.transports import HTTPStageTransport, InProcessTransport, StageTransport
 from runtime.server.value_codec import ArgBinder
-from runtime.tracing import Attribute, Span, start_span, traced_stream
+from runtime.tracing import Attribute, NonRecordingSpan, Span, start_span, traced_stream
 from runtime.tracing import settings as tracing_settings
 
 __all__ = ["Executor", "RequestInvoker", "TokenSink", "current_caller"]
 
-_CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("grove_pipelines_caller", default=ENTRY)
+_CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("grove_pipelines_caller", default=None)
+"""The stage whose code a stage call is running (set for the callee); None: the request's own node."""
+_UNRECORDED = NonRecordingSpan(None)
+"""The span of a call while this process records nothing: never entered (what it fails or sets is dropped)."""
 _RETRYABLE = (StageFailedError, StageTimeoutError, StageUpstreamError)
 
 
 def current_caller() -> str:
     """The node whose code is running: ``ENTRY`` for the pipeline body, else a stage name."""
-    return _CALLER.get()
+    node: str = getattr(current_invoker(), "node", ENTRY)
+    return _CALLER.get() or node
+
+
+def _own_node() -> contextvars.Token[str | None] | None:
+    """A request's code runs as its invoker's node: a stage call's callee, if one encloses it, is cleared
+    (rarely: a token to reset it by; usually none, and no context variable is set)."""
+    return None if _CALLER.get() is None else _CALLER.set(None)
 
 
 class Executor:
@@ -102,7 +114,10 @@ class Executor:
                 HTTPStageTransport(url, self.client, token=self.settings.stage_token) if url else local
             )
         self.llm = LLMCalls(self.client, self.llm_urls, llm_models)
-        self._binders: dict[str, ArgBinder] = {}
+        self._served: dict[str, tuple[Stage, ArgBinder]] = {}  # a served stage and its arguments' binder
+        self.call_terms: dict[Stage, tuple[str, float, int, StageTransport]] = {}
+        """A called stage's name, timeout (its own, else the settings'), retries and transport: read once
+        (spec and settings are frozen pydantic models, whose every attribute read goes through a hook)."""
 
     @classmethod
     def from_loaded(
@@ -127,9 +142,24 @@ class Executor:
         """The pipeline's name."""
         return self.pipeline.name
 
-    def invoker(self, *, request_id: str | None = None, on_token: TokenSink | None = None) -> RequestInvoker:
-        """A fresh invoker for one request (its own loop-guard counts and token stream)."""
-        return RequestInvoker(self, request_id=request_id or new_request_id(), on_token=on_token)
+    def invoker(
+        self,
+        *,
+        request_id: str | None = None,
+        on_token: TokenSink | None = None,
+        deadline: Deadline | None = None,
+        node: str = ENTRY,
+    ) -> RequestInvoker:
+        """A fresh invoker for one request (its own loop-guard counts and token stream), whose code runs
+        as ``node`` (the pipeline body, or the stage a stage server runs) within ``deadline`` (default:
+        the server's ``timeout_s`` from now)."""
+        return RequestInvoker(
+            self,
+            request_id=request_id or new_request_id(),
+            on_token=on_token,
+            deadline=deadline or Deadline.within(self.settings.timeout_s),
+            node=node,
+        )
 
     async def run(
         self,
@@ -144,14 +174,14 @@ class Executor:
         Without a deadline the request gets the server's ``timeout_s`` from now.
         """
         deadline = deadline or Deadline.within(self.settings.timeout_s)
-        invoker = self.invoker(request_id=request_id, on_token=on_token)
+        invoker = self.invoker(request_id=request_id, on_token=on_token, deadline=deadline)
         name = self.pipeline.name
         attributes: dict[str, Attribute] | None = None
         if tracing_settings().records:
             attributes = {"grove.pipeline": name, "grove.request_id": invoker.request_id}
         span = start_span(f"pipeline {name}", attributes, kind="server")
         with span:
-            token, limit, bound = _CALLER.set(ENTRY), set_deadline(deadline), set_invoker(invoker)
+            token, bound = _own_node(), set_invoker(invoker)
             scope = TimeLimit(deadline.bound(None))
             try:
                 with scope:
@@ -164,8 +194,8 @@ class Executor:
                     raise StageTimeoutError(f"pipeline {name!r} did not finish within its deadline") from exc
                 raise PipelineRunError(f"pipeline {name!r} failed: {type(exc).__name__}: {exc}") from exc
             finally:
-                _CALLER.reset(token)
-                reset_deadline(limit)
+                if token is not None:
+                    _CALLER.reset(token)
                 reset_invoker(bound)
 
     def python_stage(self, name: str) -> Stage:
@@ -189,41 +219,52 @@ class Executor:
 
         ``deadline`` is the caller's (from ``X-Request-Deadline``); nested calls are bounded by it.
         """
-        stage = self.python_stage(name)
+        known = self._served.get(name)
+        if known is None:
+            stage = self.python_stage(name)
+            known = self._served[name] = (stage, ArgBinder(stage.callable(), skip_self=stage.is_class))
+        stage, binder = known
         if (caller, name) not in self.edges:
             raise UndeclaredCallError(caller, name, declare=self.graph.how_to_declare(caller, name))
-        binder = self._binders.get(name)
-        if binder is None:
-            binder = self._binders[name] = ArgBinder(stage.callable(), skip_self=stage.is_class)
         try:
             call_args, call_kwargs = binder.bind(args, kwargs)
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(f"stage {name!r}: bad arguments: {exc}", stage=name) from exc
-        deadline = deadline or Deadline.within(self.settings.timeout_s)
-        invoker = self.invoker(request_id=request_id)
-        attributes: dict[str, Attribute] | None = None
-        if tracing_settings().records:
-            attributes = {"grove.stage": name, "grove.caller": caller, "grove.request_id": invoker.request_id}
+        invoker = self.invoker(request_id=request_id, deadline=deadline, node=name)
+        served = self._run_served(stage, call_args, call_kwargs, invoker)
+        if not tracing_settings().records:  # as for a stage call: no span that nothing keeps
+            return await served
+        attributes: dict[str, Attribute] = {
+            "grove.stage": name,
+            "grove.caller": caller,
+            "grove.request_id": invoker.request_id,
+        }
         with start_span(f"stage.serve {name}", attributes, kind="server"):
-            token, limit, bound = _CALLER.set(name), set_deadline(deadline), set_invoker(invoker)
-            scope = TimeLimit(deadline.bound(None))
-            try:
-                with scope:
-                    return await stage.run_local(*call_args, **call_kwargs)
-            except PipelineRunError:
-                raise
-            except Exception as exc:
-                if scope.expired():
-                    raise StageTimeoutError(
-                        f"stage {name!r} did not finish within the request's deadline", stage=name
-                    ) from exc
-                raise StageFailedError(
-                    f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name
+            return await served
+
+    @staticmethod
+    async def _run_served(
+        stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], invoker: RequestInvoker
+    ) -> Any:
+        """A served call's code, run here as its stage's node under ``invoker``, within its deadline."""
+        name = invoker.node
+        token, bound = _own_node(), set_invoker(invoker)
+        scope = TimeLimit(invoker.deadline.bound(None))
+        try:
+            with scope:
+                return await stage.run_local(*args, **kwargs)
+        except PipelineRunError:
+            raise
+        except Exception as exc:
+            if scope.expired():
+                raise StageTimeoutError(
+                    f"stage {name!r} did not finish within the request's deadline", stage=name
                 ) from exc
-            finally:
+            raise StageFailedError(f"stage {name!r} failed: {type(exc).__name__}: {exc}", stage=name) from exc
+        finally:
+            if token is not None:
                 _CALLER.reset(token)
-                reset_deadline(limit)
-                reset_invoker(bound)
+            reset_invoker(bound)
 
     def cold_class_stages(self, only: Iterable[str] | None = None) -> list[Stage]:
         """In-process class stages (of ``only``, if given) whose per-process instance is not made yet."""
@@ -256,12 +297,27 @@ class Executor:
 
 
 class RequestInvoker:
-    """The ``Invoker`` of one request: edge checks, loop guard, timeouts, retries, then a transport."""
+    """The ``Invoker`` of one request: edge checks, loop guard, timeouts, retries, then a transport.
 
-    def __init__(self, executor: Executor, *, request_id: str, on_token: TokenSink | None) -> None:
+    ``node`` is the graph node the request's own code runs as; ``deadline`` bounds every call under it.
+    """
+
+    __slots__ = ("_calls", "_streamed", "deadline", "executor", "node", "on_token", "request_id")
+
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        request_id: str,
+        on_token: TokenSink | None,
+        deadline: Deadline,
+        node: str = ENTRY,
+    ) -> None:
         self.executor = executor
         self.request_id = request_id
         self.on_token = on_token
+        self.deadline = deadline
+        self.node = node
         # a plain dict: a Counter costs more to make (about 3 us) than the rest of the bookkeeping
         self._calls: dict[str, int] = {}
         self._streamed = 0
@@ -276,7 +332,7 @@ class RequestInvoker:
         return lambda event: on_token({**event, "call": call})
 
     def _admit(self, callee: str) -> str:
-        caller = _CALLER.get()
+        caller = _CALLER.get() or self.node
         graph = self.executor.graph
         if (caller, callee) not in self.executor.edges:
             raise UndeclaredCallError(caller, callee, declare=graph.how_to_declare(caller, callee))
@@ -286,25 +342,44 @@ class RequestInvoker:
         return caller
 
     async def call_stage(self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        name, spec = stage.name, stage.spec  # properties: read once
+        terms = self.executor.call_terms.get(stage)
+        if terms is None:
+            terms = self._terms(stage)
+        name, timeout_s, retries, transport = terms
         caller = self._admit(name)
-        transport = self.executor.transports.get(name)
-        if transport is None:
-            raise NotFoundError(f"stage {name!r} is not part of pipeline {self.executor.name!r}")
         rid = self.request_id
-        timeout_s = spec.timeout_s or self.executor.settings.stage_timeout_s
         # the inputs' sizes are measured only for a span that goes somewhere
         recorded = tracing_settings().records
-        attributes = _call_attributes("stage", name, caller, args, kwargs) if recorded else None
-        with start_span(f"stage {name}", attributes) as span:
-            return await self._guarded(
-                name,
-                timeout_s,
-                spec.retries,
-                caller,
-                lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
-                span,
-            )
+        span = (
+            start_span(f"stage {name}", _call_attributes("stage", name, caller, args, kwargs))
+            if recorded
+            else _UNRECORDED
+        )
+        guarded = self._guarded(
+            name,
+            timeout_s,
+            retries,
+            caller,
+            lambda: transport.call(stage, args, kwargs, caller=caller, request_id=rid),
+            span,
+            None if isinstance(transport, HTTPStageTransport) else name,  # its code runs on its server
+        )
+        if not recorded:  # a span nothing keeps would only carry the caller's context on: none is entered
+            return await guarded
+        with span:
+            return await guarded
+
+    def _terms(self, stage: Stage) -> tuple[str, float, int, StageTransport]:
+        """What :attr:`Executor.call_terms` keeps of ``stage`` (kept once it is known to be this pipeline's)."""
+        spec = stage.spec
+        name = spec.name
+        transport = self.executor.transports.get(name)
+        if transport is None:
+            self._admit(name)  # a stage of no edge fails as one
+            raise NotFoundError(f"stage {name!r} is not part of pipeline {self.executor.name!r}")
+        terms = (name, spec.timeout_s or self.executor.settings.stage_timeout_s, spec.retries, transport)
+        self.executor.call_terms[stage] = terms
+        return terms
 
     async def call_llm(self, llm: LLM, path: str, body: dict[str, Any]) -> dict[str, Any]:
         caller = self._admit(llm.name)
@@ -320,6 +395,7 @@ class RequestInvoker:
                 caller,
                 lambda: self.executor.llm.call(llm.name, path, body, self.request_id, sink),
                 span,
+                None,
             )
             _usage_attributes(span, result)
             return result
@@ -356,7 +432,7 @@ class RequestInvoker:
         early ended a call that did not fail."""
         metrics = self.executor.metrics
         started = time.perf_counter()
-        deadline = current_deadline() or Deadline.within(self.executor.settings.timeout_s)
+        deadline = self.deadline
         loop = asyncio.get_running_loop()
         outcome = "ok"
         try:
@@ -403,12 +479,15 @@ class RequestInvoker:
         caller: str,
         attempt: Callable[[], Awaitable[Any]],
         span: Span,
+        node: str | None,
     ) -> Any:
+        """``attempt`` (retried as the stage's policy says) within its timeout, counted; ``node``: the callee
+        whose code the attempt runs in this process (None: it runs elsewhere, an HTTP call)."""
         metrics = self.executor.metrics
         started = time.perf_counter()
-        deadline = current_deadline() or Deadline.within(self.executor.settings.timeout_s)
+        deadline = self.deadline
         for number in range(retries + 1):
-            token = _CALLER.set(name)
+            token = None if node is None else _CALLER.set(node)
             bound = deadline.bound(timeout_s)
             scope = TimeLimit(bound)
             try:
@@ -428,7 +507,8 @@ class RequestInvoker:
                     raise
                 raise error from exc
             finally:
-                _CALLER.reset(token)
+                if token is not None:
+                    _CALLER.reset(token)
             metrics.stage_call(caller, name, "ok", time.perf_counter() - started)
             return result
         raise AssertionError("unreachable")  # pragma: no cover

@@ -73,6 +73,9 @@ class Metrics:
         self.on_stage_call: Callable[[str, str, str, float], None] | None = None
         """Told of every ended stage call (caller, stage, outcome, seconds): the page's waterfalls."""
         self._running: dict[str, _Running] = {}
+        self._ended: dict[tuple[str, str, str], tuple[Callable[[], None], Callable[[float], None]]] = {}
+        """An ended call's two series (their ``inc`` and ``observe``) by (caller, stage, outcome): looked up
+        once, not on every call."""
 
     def running(self, pipeline: str) -> _Running:
         """``pipeline``'s in-flight count: a plain number a request moves, read when scraped (the gauge's own
@@ -85,11 +88,21 @@ class Metrics:
 
     def stage_call(self, caller: str, stage: str, outcome: str, seconds: float | None = None) -> None:
         """Record one stage call (or one retry when ``seconds`` is None)."""
-        self.stage_calls.labels(caller, stage, outcome).inc()
-        if seconds is not None:
-            self.stage_seconds.labels(stage).observe(seconds)
-            if self.on_stage_call is not None:
-                self.on_stage_call(caller, stage, outcome, seconds)
+        if seconds is None:
+            self.stage_calls.labels(caller, stage, outcome).inc()
+            return
+        key = (caller, stage, outcome)
+        series = self._ended.get(key)
+        if series is None:
+            series = self._ended[key] = (
+                self.stage_calls.labels(caller, stage, outcome).inc,
+                self.stage_seconds.labels(stage).observe,
+            )
+        count, observe = series
+        count()
+        observe(seconds)
+        if self.on_stage_call is not None:
+            self.on_stage_call(caller, stage, outcome, seconds)
 
     def render(self) -> bytes:
         """The text exposition format."""

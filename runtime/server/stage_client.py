@@ -11,7 +11,7 @@ server or vLLM learns to stop). A stream counts as complete only when it ends wi
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from runtime.errors import UpstreamError
@@ -128,9 +128,10 @@ class StageClient:
             raise _unreachable(exc, what, url, stage) from exc
 
     async def post_json(
-        self, url: str, body: bytes, headers: dict[str, str], *, what: str, stage: str
+        self, url: str, body: bytes, headers: Mapping[str, str] | bytes, *, what: str, stage: str
     ) -> tuple[int, Any]:
-        """POST a JSON ``body`` (``headers`` as sent, with :data:`JSON_CONTENT`) and parse the JSON answer;
+        """POST a JSON ``body`` (``headers`` as sent, with :data:`JSON_CONTENT`: a mapping, or its lines as
+        ``runtime.http.header_lines`` encodes them) and parse the JSON answer;
         unreachable or non-JSON becomes a ``StageUpstreamError`` about ``what`` (``stage 'name'``, say).
 
         A stage call awaits it directly and reads its answer with :func:`stage_result`: the pool's

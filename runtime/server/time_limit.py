@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from asyncio import current_task, get_running_loop
 from heapq import heapify, heappop, heappush
 from types import TracebackType
 from typing import Self
@@ -53,22 +54,22 @@ class _Pending:
         self._armed_at = float("inf")
         self._ended = 0  # limits in the heap whose block ended in time
 
-    def add(self, limit: TimeLimit, when: float) -> None:
-        heappush(self._heap, (when, next(self._order), limit))
-        if when < self._armed_at:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._handle = self._loop.call_at(when, self._fire)
-            self._armed_at = when
+    # A limit enters and ends its block with no call into this class on the usual path (a Python
+    # frame each costs as much as the rest of the bookkeeping): TimeLimit pushes onto the heap and
+    # counts what ended itself, and calls here only to re-arm the handle or to sweep.
+    def arm(self, when: float) -> None:
+        """A limit due before every pending one was pushed: the handle fires at ``when``."""
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_at(when, self._fire)
+        self._armed_at = when
 
-    def ended(self) -> None:
-        """A limit in the heap ended in time; sweep the heap once such limits are most of it."""
-        self._ended += 1
+    def sweep(self) -> None:
+        """Ended limits are most of the heap: drop them."""
         heap = self._heap
-        if self._ended > _SWEEP_AFTER and self._ended * 2 > len(heap):
-            heap[:] = [entry for entry in heap if entry[2].state == _ENTERED]
-            heapify(heap)
-            self._ended = 0
+        heap[:] = [entry for entry in heap if entry[2].state == _ENTERED]
+        heapify(heap)
+        self._ended = 0
 
     def _fire(self) -> None:
         self._handle, self._armed_at = None, float("inf")
@@ -127,8 +128,8 @@ class TimeLimit:
     def __enter__(self) -> Self:
         if self.state != _CREATED:
             raise RuntimeError("a TimeLimit is entered once")
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
+        loop = get_running_loop()
+        task = current_task(loop)
         if task is None:
             raise RuntimeError("a TimeLimit needs a task")
         self._task = task
@@ -140,8 +141,14 @@ class TimeLimit:
             if when <= now:  # passed already: at the loop's next turn, as asyncio.timeout does
                 loop.call_soon(self._due)
             else:
-                pending = self._pending = _pending(loop)
-                pending.add(self, when)
+                seen, pending = _LAST
+                if seen is not loop or pending is None:
+                    pending = _pending(loop)
+                self._pending = pending
+                entry: tuple[float, int, TimeLimit] = (when, next(pending._order), self)
+                heappush(pending._heap, entry)
+                if when < pending._armed_at:
+                    pending.arm(when)
         return self
 
     def __exit__(
@@ -151,8 +158,11 @@ class TimeLimit:
         self._task = None  # the heap may keep this object a while: not the task with it
         if state == _ENTERED:
             self.state = _EXITED
-            if self._pending is not None:
-                self._pending.ended()
+            pending = self._pending
+            if pending is not None:  # in the heap until it is due or swept
+                ended = pending._ended = pending._ended + 1
+                if ended > _SWEEP_AFTER and ended * 2 > len(pending._heap):
+                    pending.sweep()
         elif state == _EXPIRING:
             self.state = _EXPIRED
             assert task is not None

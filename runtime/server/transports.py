@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from grove_pipelines.sdk import Stage
+from runtime.http import header_lines
 from runtime.server.call_protocol import CALLER_HEADER, stage_path
 from runtime.server.llm_calls import llm_headers
 from runtime.server.stage_client import JSON_CONTENT, StageClient, stage_result
@@ -42,7 +43,7 @@ class HTTPStageTransport:
     ``token`` is the pipeline's stage token (the stage server refuses calls without it); the
     request's deadline goes along, so the stage server stops when the caller would. What is the
     same on every call of a stage (its URL, its result's decoder, the constant headers) is made on
-    its first call.
+    its first call; the constant headers are encoded once per calling node.
     """
 
     def __init__(self, base_url: str, client: StageClient, *, token: str | None = None) -> None:
@@ -51,22 +52,28 @@ class HTTPStageTransport:
         self._fixed = dict([JSON_CONTENT])
         if token:
             self._fixed["Authorization"] = f"Bearer {token}"
-        self._targets: dict[str, tuple[str, str, ResultDecoder]] = {}
+        self._targets: dict[Stage, tuple[str, str, str, ResultDecoder]] = {}
+        """A called stage's name (read once from its pydantic spec), URL, description and result decoder."""
+        self._heads: dict[str, bytes] = {}  # calling node -> its constant header lines, encoded
 
     async def call(
         self, stage: Stage, args: tuple[Any, ...], kwargs: dict[str, Any], *, caller: str, request_id: str
     ) -> Any:
-        name = stage.name
-        target = self._targets.get(name)
+        target = self._targets.get(stage)
         if target is None:
-            target = self._targets[name] = (
+            name = stage.spec.name
+            target = self._targets[stage] = (
+                name,
                 self.base_url + stage_path(name),
                 f"stage {name!r}",
                 result_decoder(stage),
             )
-        url, what, decoder = target
+        name, url, what, decoder = target
         body = encode_json({"args": args, "kwargs": kwargs})  # the tuple goes as a JSON array
+        head = self._heads.get(caller)
+        if head is None:
+            head = self._heads[caller] = header_lines({**self._fixed, CALLER_HEADER: caller}, url)
         # the run's id, session and deadline travel on
-        headers = llm_headers(request_id, {**self._fixed, CALLER_HEADER: caller}, implied_session=True)
+        headers = head + header_lines(llm_headers(request_id, implied_session=True), url)
         status, answer = await self.client.post_json(url, body, headers, what=what, stage=name)
         return decoder.decode(stage_result(status, answer, url=url, stage=name))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -67,9 +68,12 @@ class TracingSettings(BaseModel):
             store_traces=max(0, min(kept, 100_000)),
         )
 
-    @property
+    @cached_property
     def records(self) -> bool:
-        """Whether spans go anywhere (an exporter or the store); if not, none is made (see ``start_span``)."""
+        """Whether spans go anywhere (an exporter or the store); if not, none is made (see ``start_span``).
+
+        Worked out once (the settings are frozen): every request asks, some several times.
+        """
         return self.enabled and (self.export or self.store_traces > 0)
 
     def sample(self, trace_id: str, parent_sampled: bool | None) -> bool:
