@@ -4,7 +4,7 @@ sidecars in ``grove_pipelines.grove.containers``, the local runner's routers).""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = [
     "COMMAND",
@@ -49,7 +49,7 @@ RoutingPolicy = Literal["prefix", "round_robin", "least_loaded"]
 ``prefix`` keeps a prompt's prefix, a session's turns and a fan-out's siblings on the worker that
 holds (or will hold) their KV cache, within a load guard; ``round_robin`` takes each worker in turn;
 ``least_loaded`` the one with the fewest requests in flight."""
-ROUTING_POLICIES: tuple[RoutingPolicy, ...] = ("prefix", "round_robin", "least_loaded")
+ROUTING_POLICIES: tuple[RoutingPolicy, ...] = get_args(RoutingPolicy)
 
 
 def urls_flag(pool: Pool) -> str:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -35,6 +35,7 @@ import uvloop
 
 from runtime.engines.supervisor import free_port
 from tests.bench.loadgen import run_load
+from tests.bench.router_bench import CACHE, process
 
 PIPELINES = Path(__file__).with_name("hop_pipelines.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,20 +197,10 @@ def _measure(
     return {label: _row(*samples[label], placements[label][1]) for label in labels}
 
 
-@contextmanager
-def _bare_server() -> Iterator[int]:
-    """``fast_upstream`` in its own process: a raw asyncio HTTP server that answers at once; its port."""
-    port = free_port()
+def _bare_server(port: int) -> AbstractContextManager[object]:
+    """``fast_upstream`` on ``port``, in its own process: a raw asyncio HTTP server that answers at once."""
     argv = [sys.executable, "-m", "tests.bench.fast_upstream", str(port)]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the bare server did not start")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return process("bare server", argv, f"http://127.0.0.1:{port}/health", CACHE / "logs" / "bare-server.log")
 
 
 async def _bare_round_trips(port: int, n: int) -> list[float]:
@@ -230,7 +221,8 @@ def _served() -> tuple[dict[str, dict[str, float]], float]:
     stages = ["--stage", "hop-a", "--stage", "hop-b", "--stage", "hop-c"]
     floor: list[float] = []
     with ExitStack() as running:
-        bare = running.enter_context(_bare_server())
+        bare = free_port()
+        running.enter_context(_bare_server(bare))
         local = [running.enter_context(_serve(f"{PIPELINES}:{name}")) for name in ("one-hop", "three-hops")]
         stage_url = running.enter_context(_serve(f"{PIPELINES}:three-hops", *stages))
         env = {f"GP_STAGE_URL_HOP_{s}": stage_url for s in "ABC"}

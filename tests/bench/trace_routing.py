@@ -174,8 +174,8 @@ def paired_ttft_ratio(results: list[RunResult], ours: str, theirs: str) -> tuple
     }
     logs = []
     for (label, round_), mine in by_round.items():
-        other = by_round.get((theirs, round_)) if label == ours else None
-        if other is None:
+        other = by_round.get((theirs, round_))
+        if label != ours or other is None:
             continue
         logs += [math.log(mine[k] / other[k]) for k in mine.keys() & other.keys() if mine[k] > 0 < other[k]]
     return (math.exp(statistics.fmean(logs)), len(logs)) if logs else (float("nan"), 0)
