@@ -4,7 +4,6 @@ measured partition, and the oracle never worse than the routers it looks ahead w
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -18,12 +17,9 @@ from tests.bench.routing_headroom_policies import (
     RoundRobin,
     mean_objective,
 )
+from tests.test_mooncake_trace import SHARED_TRACE
 
 pytestmark = pytest.mark.timeout(60)
-
-SHARED_TRACE = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mooncake_synthetic_trace.jsonl"
-)
 
 # 1 ms a step, 0.1 ms a prompt token, 0.5 ms a decoding request, 2 ms outside the engine; 4-token blocks
 COST = CostModel(

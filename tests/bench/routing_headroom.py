@@ -57,6 +57,7 @@ __all__ = [
     "Simulation",
     "WorkerSim",
     "floor_ttfts",
+    "floor_uncached",
     "mean_ms",
     "p50_ms",
     "simulate",
@@ -353,25 +354,33 @@ def simulate(
     return {k: sim.ttft_s(j) for k, j in jobs.items()}
 
 
-def floor_ttfts(requests: Sequence[SimRequest], cost: CostModel) -> dict[str, float]:
-    """A lower bound on each request's TTFT under any placement: alone on an idle worker that holds
-    every block any earlier request (in ``requests``' order) brought, in one step.
-
-    Queueing, decode batches and evictions only add to it, so any router's TTFT percentiles are at
-    least these (the p50 of element-wise larger values is larger).
-    """
+def floor_uncached(requests: Sequence[SimRequest], block_size: int) -> dict[str, int]:
+    """Each request's prompt tokens not in any earlier request's blocks (in ``requests``' order): what
+    it must compute under any placement, with caches of any size."""
     seen: set[int] = set()
     out = {}
     for req in requests:
         hit = 0
-        for key in req.usable(cost.block_size):
+        for key in req.usable(block_size):
             if key not in seen:
                 break
             hit += 1
-        uncached = len(req.tokens) - hit * cost.block_size
-        out[req.key] = cost.overhead_s + cost.step_s + cost.prefill_token_s * uncached
-        seen.update(req.keys(cost.block_size))
+        out[req.key] = len(req.tokens) - hit * block_size
+        seen.update(req.keys(block_size))
     return out
+
+
+def floor_ttfts(requests: Sequence[SimRequest], cost: CostModel) -> dict[str, float]:
+    """A lower bound on each request's TTFT under any placement: alone on an idle worker that holds
+    every block any earlier request brought (:func:`floor_uncached`), in one step.
+
+    Queueing, decode batches and evictions only add to it, so any router's TTFT percentiles are at
+    least these (the p50 of element-wise larger values is larger).
+    """
+    return {
+        key: cost.overhead_s + cost.step_s + cost.prefill_token_s * uncached
+        for key, uncached in floor_uncached(requests, cost.block_size).items()
+    }
 
 
 def p50_ms(ttfts: Iterable[float]) -> float:
