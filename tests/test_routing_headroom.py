@@ -3,11 +3,16 @@ measured partition, and the oracle never worse than the routers it looks ahead w
 
 from __future__ import annotations
 
+import json
+import os
 import random
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tests.bench.routing_headroom import CostModel, Router, SimRequest, Simulation, floor_ttfts, mean_ms
+from tests.bench.routing_headroom_bench import logged_runs
 from tests.bench.routing_headroom_policies import (
     ConsistentHash,
     Forced,
@@ -152,3 +157,54 @@ def test_rollout_oracle_is_never_worse_than_its_bases_and_floor_bounds_all(seed:
     floor = floor_ttfts(requests, cost)
     for ttfts in [oracle, *(run(b) for b in bases)]:
         assert all(floor[k] <= t + 1e-12 for k, t in ttfts.items())
+
+
+def test_logged_runs_find_their_workers_placement_and_length(tmp_path: Path) -> None:
+    """A run is matched to the last worker start before it; our header or vllm-router's ring gives
+    where each request went; the router log's and the results' write times give the replay's length."""
+    for i, port in enumerate((45955, 47013)):
+        (tmp_path / f"vllm-bench-{i}.log").write_text(
+            f"==> python -m vllm serve m --port 1{i} --num-gpu-blocks-override 96\n"
+            "(EngineCore pid=1) INFO 11-30 10:00:00 [core.py:133] Initializing a V1 LLM engine (v0.32.0) x\n"
+            f"==> python -m vllm serve m --port {port} --num-gpu-blocks-override 256\n"
+            "(EngineCore pid=2) INFO 11-30 15:02:02 [core.py:133] Initializing a V1 LLM engine (v0.32.0) x\n"
+        )
+    results = [
+        {
+            "session_id": "m0002-h0",
+            "turn": 0,
+            "status": 200,
+            "ttft_s": 0.1,
+            "e2e_s": 0.2,
+            "completion_tokens": 4,
+        },
+        {
+            "session_id": "m0002-h7",
+            "turn": 1,
+            "status": 200,
+            "ttft_s": 0.1,
+            "e2e_s": 0.2,
+            "completion_tokens": 4,
+        },
+    ]
+    ours = [
+        {**r, "routing": f"mode=aggregated; worker=http://127.0.0.1:{p}; policy=prefix; reason=x"}
+        for r, p in zip(results, (47013, 45955), strict=True)
+    ]
+    when = datetime(2026, 11, 30, 15, 10, tzinfo=UTC).timestamp()
+    for name, body in (("vllm-router-consistent_hash", results), ("router-prefix", ours)):
+        (tmp_path / f"routing-m-{name}-0.log").write_text("started\n")
+        (tmp_path / f"routing-m-{name}-0.results.json").write_text(json.dumps(body))
+        os.utime(tmp_path / f"routing-m-{name}-0.log", (when - 64, when - 64))
+        os.utime(tmp_path / f"routing-m-{name}-0.results.json", (when, when))
+    runs = {r.label: r for r in logged_runs(tmp_path, "m")}
+    ring = ConsistentHash(["http://127.0.0.1:45955", "http://127.0.0.1:47013"])
+    assert runs["router-prefix"].workers is not None
+    assert runs["router-prefix"].workers.urls == ("http://127.0.0.1:45955", "http://127.0.0.1:47013")
+    assert runs["router-prefix"].workers.blocks == 256
+    assert runs["router-prefix"].placement() == {"h0#0": 1, "h7#1": 0}
+    assert runs["vllm-router-consistent_hash"].placement() == {
+        "h0#0": ring.worker_of("m0002-h0"),
+        "h7#1": ring.worker_of("m0002-h7"),
+    }
+    assert runs["router-prefix"].seconds == pytest.approx(64)

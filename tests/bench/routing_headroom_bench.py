@@ -9,7 +9,10 @@ bench's bounded LRU prefix caches, vLLM's step scheduler, a linear step time) is
    session gets its own constants). Where each request went is known for two targets: our router's
    decision header names the worker; vllm-router's ``consistent_hash`` is recomputed from its ring
    over the workers' URLs (their ports, read from the workers' own ``vllm-bench-<i>.log``) and the
-   session header. Arrival times and prompts come from the trace by the bench's own functions. A
+   session header. Arrival times and prompts come from the trace by the bench's own functions; a log
+   does not name the time compression it was replayed at (``GROVE_BENCH_ROUTING_TIME_COMPRESSION``
+   replays either of the bench's rates under the busy code), so each run takes the rate whose trace
+   span is closest to the run's length (from its router's start to its results' write). A
    plain least-squares look first (TTFT against the request's uncached prompt tokens, the uncached
    tokens still being prefilled on its worker when it arrived, and the requests decoding there, all
    from measured times); then the model's four constants are fitted to those requests replayed on
@@ -168,6 +171,9 @@ class LoggedRun:
     round: int
     results: list[RequestResult]
     workers: WorkerStart | None
+    seconds: float | None = None
+    """From the router's start (its log's last write: our router and vllm-router write theirs at
+    startup only) to the results' write: the replay's length, which tells its time compression."""
 
     def placement(self) -> dict[str, int] | None:
         """Request key → worker index where the log says it: our router's decision header, or, for
@@ -201,7 +207,9 @@ def logged_runs(logs: Path, code: str) -> list[LoggedRun]:
         mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).replace(tzinfo=None)
         starts = [s for s in worker_starts(logs, mtime.year) if s.at <= mtime]
         results = [RequestResult.model_validate(r) for r in json.loads(path.read_text())]
-        found.append(LoggedRun(label, int(round_), results, starts[-1] if starts else None))
+        log = path.with_name(path.name.removesuffix(".results.json") + ".log")
+        seconds = path.stat().st_mtime - log.stat().st_mtime if log.exists() else None
+        found.append(LoggedRun(label, int(round_), results, starts[-1] if starts else None, seconds))
     return found
 
 
@@ -450,6 +458,9 @@ def _validate(
     by_label: dict[str, list[LoggedRun]] = {}
     for run in group:
         by_label.setdefault(run.label, []).append(run)
+    if not any("round_robin" in label or runs[0].placement() for label, runs in by_label.items()):
+        print(f"no target the model can replay ({', '.join(sorted(by_label))}): nothing to validate")
+        return
     print(
         "| target | runs | in the fit | measured p50 | simulated p50 | measured mean | simulated mean "
         "| simulated cache hit % |"
@@ -529,6 +540,10 @@ def main() -> str:
     )
     records = load_mooncake(path)
     busy = sim_requests(mooncake_to_trace(records, FULL.mooncake), tokenizer, "m")
+    rates = {f"{FULL.mooncake.time_compression:g}x": busy}
+    if FULL.mooncake_light is not None:  # a run under the busy code may have been replayed at this rate
+        light_m = sim_requests(mooncake_to_trace(records, FULL.mooncake_light), tokenizer, "m")
+        rates[f"{FULL.mooncake_light.time_compression:g}x"] = light_m
     start = CostModel(
         step_s=0.005,
         prefill_token_s=0.0002,
@@ -537,43 +552,56 @@ def main() -> str:
         capacity_blocks=FULL.blocks,
         block_size=BLOCK_SIZE,
     )
-    sessions: dict[datetime, list[LoggedRun]] = {}
+    spans = {rate: max(r.arrival_s for r in reqs) for rate, reqs in rates.items()}
+    sessions: dict[tuple[datetime, str], list[LoggedRun]] = {}
     for run in logged_runs(logs, "m"):
-        if run.workers is not None and run.workers.blocks == FULL.blocks:
-            sessions.setdefault(run.workers.at, []).append(run)
+        if run.workers is None or run.workers.blocks != FULL.blocks:
+            continue
+        # the log does not name the compression (GROVE_BENCH_ROUTING_TIME_COMPRESSION replays either
+        # rate under the busy code); the run's length does: the rate whose trace span is closest
+        seconds = run.seconds
+        rate = min(spans, key=lambda r: abs(spans[r] - seconds)) if seconds is not None else next(iter(rates))
+        sessions.setdefault((run.workers.at, rate), []).append(run)
     calibrated: list[tuple[datetime, CostModel, list[str], float]] = []
-    uncalibrated: list[tuple[datetime, list[LoggedRun]]] = []
-    for at, group in sorted(sessions.items()):
+    uncalibrated: list[tuple[datetime, str, list[LoggedRun]]] = []
+    for (at, rate), group in sorted(sessions.items()):
         known = [r for r in group if r.placement() is not None]
-        print(f"\n=== bench session of workers started {at:%m-%d %H:%M} UTC: {len(group)} logged runs")
+        requests = rates[rate]
+        print(
+            f"\n=== bench session of workers started {at:%m-%d %H:%M} UTC, replayed at {rate} "
+            f"(by the runs' length): {len(group)} logged runs"
+        )
         if not known:
             print("no run with a known placement: validated below with the nearest session's constants")
-            uncalibrated.append((at, group))
+            uncalibrated.append((at, rate, group))
             continue
         fitted = sorted({r.label for r in known})
-        coef, r2, rmse, n = linear_fit(busy, known, start)
+        coef, r2, rmse, n = linear_fit(requests, known, start)
         print(
             f"least squares over {n} requests of {', '.join(fitted)}: TTFT = {1000 * coef[0]:.1f} ms "
             f"+ {1e6 * coef[1]:.1f} us x uncached token + {1e6 * coef[2]:.1f} us x token prefilled ahead "
             f"+ {1000 * coef[3]:.2f} ms x request decoding; R^2 {r2:.2f}, RMSE {1000 * rmse:.1f} ms"
         )
         seed = start.model_copy(update={"prefill_token_s": max(coef[1], 1e-5)})
-        cost = calibrate(busy, known, seed, rounds=3 if quick else 6)
+        cost = calibrate(requests, known, seed, rounds=3 if quick else 6)
         print("model constants: " + ", ".join(f"{n} {1000 * getattr(cost, n):.3f} ms" for n in FITTED))
-        ttft_err, e2e_err, measured, e2e = _errors(busy, known, cost)
+        ttft_err, e2e_err, measured, e2e = _errors(requests, known, cost)
         print(f"model fit, TTFT: {_error_line(ttft_err, measured)}")
         print(f"  end-to-end time (not fitted): {_error_line(e2e_err, e2e)}")
-        _validate(group, cost, busy, set(fitted))
-        hit_mode(busy, known, cost)
+        _validate(group, cost, requests, set(fitted))
+        hit_mode(requests, known, cost)
         error = statistics.median(abs(e) / m for e, m in zip(ttft_err, measured, strict=True) if m > 0)
         calibrated.append((at, cost, list(group[0].workers.urls) if group[0].workers else [], error))
     if not calibrated:
         print("no routing-bench logs with a known placement: run `make bench-routing` first")
         return "headroom_oracle_ttft_p50_vs_consistent_hash=nan"
-    for at, group in uncalibrated:
+    for at, rate, group in uncalibrated:
         near = min(calibrated, key=lambda c: abs((c[0] - at).total_seconds()))
-        print(f"\n=== session {at:%m-%d %H:%M} with the constants of {near[0]:%m-%d %H:%M} (out of sample)")
-        _validate(group, near[1], busy, set())
+        print(
+            f"\n=== session {at:%m-%d %H:%M} (replayed at {rate}) with the constants of "
+            f"{near[0]:%m-%d %H:%M} (out of sample)"
+        )
+        _validate(group, near[1], rates[rate], set())
     best_fit = min(calibrated, key=lambda c: c[3])
     line = ""
     for at, cost, urls, error in calibrated:
