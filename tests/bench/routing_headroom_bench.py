@@ -624,9 +624,9 @@ def main() -> str:
                 f"headroom_oracle_ttft_p50_vs_consistent_hash={p50_ms(_ttfts(oracles[best])) / base_p50:.2f} "
                 f"headroom_floor_ttft_p50_vs_consistent_hash={p50_ms(floor_ttfts(busy, cost).values()) / base_p50:.2f} "
                 f"headroom_prefix_ttft_p50_vs_consistent_hash="
-                f"{p50_ms(_ttfts(results['prefix (real policy)'])) / base_p50:.2f} "
-                f"(model, constants of the best-fitted session {at:%m-%d %H:%M})"
+                f"{p50_ms(_ttfts(results['prefix (real policy)'])) / base_p50:.2f}"
             )
+            print("(the headroom line below is the model's, with the constants of this session)")
     if not quick:
         cost = best_fit[1]
         print(
