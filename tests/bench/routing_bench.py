@@ -328,6 +328,12 @@ def warm_up(urls: list[str], trace: Trace) -> None:
         print(f"warm-up on worker {i}: {len(results)} requests, {errors} errors (not counted)", flush=True)
 
 
+def trace_path() -> Path:
+    """The Mooncake-format trace to replay: ``GROVE_BENCH_TRACE``, else the shared sample."""
+    default = ROOT.parent / "shared" / "data" / "mooncake_synthetic_trace.jsonl"
+    return Path(os.environ.get("GROVE_BENCH_TRACE", str(default)))
+
+
 def _names(variable: str) -> set[str]:
     """The comma-separated names in an environment variable (empty: not set)."""
     return {n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()}
@@ -349,11 +355,7 @@ def main() -> None:
     vr = vllm_router_binary()
     model = write_tiny_model(ROOT / ".cache" / "bench-model", **BENCH_MODEL)
     tokenizer = AutoTokenizer.from_pretrained(str(model))
-    path = Path(
-        os.environ.get(
-            "GROVE_BENCH_TRACE", str(ROOT.parent / "shared" / "data" / "mooncake_synthetic_trace.jsonl")
-        )
-    )
+    path = trace_path()
     # (line prefix, log code, window): the light rate first, so the headline (busy) line comes last
     replays = [("trace_prefix", "m", scale.mooncake)]
     if scale.mooncake_light is not None:

@@ -56,7 +56,7 @@ from typing import Any
 from tests.bench.agentic_trace import RequestResult, Trace, generate_trace
 from tests.bench.mooncake_trace import MooncakeReplay, load_mooncake, mooncake_to_trace
 from tests.bench.router_bench import CACHE, ROOT
-from tests.bench.routing_bench import BLOCK_SIZE, FULL, tokenize_trace
+from tests.bench.routing_bench import BLOCK_SIZE, FULL, tokenize_trace, trace_path
 from tests.bench.routing_headroom import (
     CostModel,
     Job,
@@ -533,11 +533,7 @@ def main() -> str:
     quick = bool(os.environ.get("GROVE_BENCH_HEADROOM_QUICK"))
     logs = Path(os.environ.get("GROVE_BENCH_HEADROOM_LOGS", str(CACHE / "logs")))
     tokenizer = AutoTokenizer.from_pretrained(str(ROOT / ".cache" / "bench-model"))
-    path = Path(
-        os.environ.get(
-            "GROVE_BENCH_TRACE", str(ROOT.parent / "shared" / "data" / "mooncake_synthetic_trace.jsonl")
-        )
-    )
+    path = trace_path()
     records = load_mooncake(path)
     busy = sim_requests(mooncake_to_trace(records, FULL.mooncake), tokenizer, "m")
     rates = {f"{FULL.mooncake.time_compression:g}x": busy}
