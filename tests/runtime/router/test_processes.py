@@ -24,7 +24,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.engines.supervisor import free_port
-from runtime.errors import RouterConfigError
 from runtime.router.config import load_config
 from runtime.router.legs import Load
 from runtime.router.load_board import SLOTS, LoadBoard
@@ -186,14 +185,6 @@ def test_round_robin_per_process_keeps_the_workers_within_one_turn_per_process()
         assert route is not None
         sent[route.worker.url] += 1
     assert max(sent.values()) - min(sent.values()) <= 2  # each process is at most one turn ahead
-
-
-def test_policies_that_learn_per_process_are_refused_with_several_processes() -> None:
-    with pytest.raises(RouterConfigError, match="prefix"):
-        load_config(overrides={"worker": URLS, "policy": {"name": "prefix"}, "processes": 2})
-    with pytest.raises(RouterConfigError, match="prefix"):
-        load_config(overrides={"worker": URLS, "decode_policy": "prefix", "processes": 2})
-    assert load_config(overrides={"worker": URLS, "policy": {"name": "prefix"}}).processes == 1
 
 
 def test_each_process_page_counts_every_process(tmp_path: Path) -> None:

@@ -1,0 +1,289 @@
+"""Router processes learn from each other's routing: every policy decides as one router does.
+
+The reference is one router (one process) fed the same requests in the same order. Against it: two
+or three routers linked as ``--processes N`` links them (``PeerLink`` over UNIX sockets, the shared
+load board), each request routed by a process the test picks at random; and the real CLI with
+``--processes 2`` in front of two fake vLLM workers (``tests/runtime/fake_vllm.py``) that record what
+reaches them, a fresh connection per request so the kernel spreads them over both processes. The
+sequences mix what policies learn: sessions over turns, fan-out siblings, shared system prompts,
+cold prompts. Precise mode: each process subscribes to the workers' KV events itself (vLLM's own ZMQ
+publisher as the workers' double, as in ``test_kv_events.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from runtime.engines.supervisor import free_port
+from runtime.router.config import RouterConfig, load_config
+from runtime.router.load_board import LoadBoard
+from runtime.router.peer_link import PeerLink
+from runtime.router.peer_wire import MAX_KEYS, FactWriter, decode_batch, fingerprint
+from runtime.router.policies import POLICIES, RequestView
+from runtime.router.policies.routed_fact import RoutedFact, session_digest
+from runtime.router.router import ROUTE_HEADER, Route, Router
+from tests.polling import eventually
+from tests.runtime.fake_vllm import FakeVLLM
+
+pytestmark = pytest.mark.timeout(120)
+
+URLS = [f"http://127.0.0.1:{9300 + i}" for i in range(3)]
+SYSTEM = "You are a careful assistant that answers in one short paragraph. " * 6
+DOC = "The shared document every fan-out sibling reads before its own question. " * 12
+Make = Callable[[], RequestView]
+
+
+def _streams(rng: random.Random) -> list[list[Make]]:
+    """Requests in the order each stream must keep; the streams are interleaved at random."""
+
+    def completion(prompt: str, user: str | None = None) -> Make:
+        body: dict[str, Any] = {"model": "tiny", "prompt": prompt, "max_tokens": 8}
+        if user is not None:
+            body["user"] = user
+        return lambda: RequestView("completions", dict(body))
+
+    streams: list[list[Make]] = []
+    for s in range(3):  # sessions: each turn's prompt extends the last one
+        history = SYSTEM + f"Session {s} begins. "
+        turns = []
+        for t in range(3):
+            history += f"Turn {t} of session {s}: tell me more about topic {rng.randrange(100)}. " * 3
+            turns.append(completion(history, user=f"session-{s}"))
+        streams.append(turns)
+    for f in range(2):  # fan-out: siblings sharing one document, no session
+        streams.append([completion(DOC + f"Question {f}.{q}: what does it say?") for q in range(3)])
+    streams.append([completion(SYSTEM + f"A one-off question number {i}.") for i in range(4)])
+    streams.append([completion(f"A cold prompt {i} " * 40) for i in range(3)])
+    return streams
+
+
+def _sequence(seed: int) -> list[Make]:
+    rng = random.Random(seed)
+    streams = [list(reversed(s)) for s in _streams(rng)]
+    out = []
+    while any(streams):
+        out.append(rng.choice([s for s in streams if s]).pop())
+    return out
+
+
+def _decision(route: Route | None) -> tuple[str, str, str | None, str]:
+    assert route is not None
+    prefill = route.prefill.url if route.prefill is not None else None
+    return route.mode, route.worker.url, prefill, route.reason
+
+
+def _facts(route: Route) -> int:
+    return 2 if route.prefill is not None else 1
+
+
+def _received(router: Router) -> float:
+    return float(router.metrics.of(router.metrics.peer_facts, "received").value)
+
+
+@asynccontextmanager
+async def _linked(config: RouterConfig, n: int) -> Any:
+    """``n`` routers as ``serve_processes`` links them: one load board, a ``PeerLink`` each."""
+    directory = Path(tempfile.mkdtemp(prefix="grove-t-"))  # short: a UNIX socket path has 108 bytes
+    memory = LoadBoard.allocate(n)
+    routers = [Router(config, board=LoadBoard(memory, n, i)) for i in range(n)]
+    links = [PeerLink(directory, n, i, r.learn, r.metrics) for i, r in enumerate(routers)]
+    for router, link in zip(routers, links, strict=True):
+        router.peers = link
+        await link.start()
+    try:
+        for link in links:
+            assert await link.connected(10), "the routers did not link up"
+        yield routers
+    finally:
+        for link in links:
+            await link.close()
+        for path in directory.iterdir():
+            path.unlink()
+        directory.rmdir()
+
+
+async def _replay(routers: list[Router], sequence: list[Make], seed: int, linked: bool) -> list[Any]:
+    """Route each request on a random router, then wait (bounded) until the others learnt its facts."""
+    rng = random.Random(seed)
+    published = [0] * len(routers)
+    decisions = []
+    for make in sequence:
+        index = rng.randrange(len(routers))
+        req = make()
+        route = routers[index].plan(req)
+        assert route is not None
+        routers[index].commit(route, req)
+        decisions.append(_decision(route))
+        published[index] += _facts(route)
+        if linked:
+            await eventually(
+                lambda: all(_received(r) == sum(published) - published[i] for i, r in enumerate(routers)),
+                timeout=10,
+                what="every router learnt the others' facts",
+            )
+    return decisions
+
+
+def _reference(config: RouterConfig, sequence: list[Make]) -> list[Any]:
+    one = Router(config.model_copy(update={"processes": 1}))
+    decisions = []
+    for make in sequence:
+        req = make()
+        route = one.plan(req)
+        assert route is not None
+        one.commit(route, req)
+        decisions.append(_decision(route))
+    return decisions
+
+
+PREFIX = {"name": "prefix", "params": {"fanout_window": 600.0}}  # siblings however slow the machine
+CONFIGS: dict[str, dict[str, Any]] = {
+    "prefix": {"worker": URLS, "policy": PREFIX},
+    "prefix-pd-conditional": {
+        "prefill": URLS[:2],
+        "decode": [u.replace("93", "94") for u in URLS],
+        "policy": PREFIX,
+        "disaggregation": {"mode": "conditional", "min_uncached_tokens": 200},
+    },
+    "least_loaded": {"worker": URLS, "policy": "least_loaded"},
+    "round_robin": {"worker": URLS, "policy": "round_robin"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("n", [2, 3])
+async def test_linked_processes_decide_as_one_router(name: str, n: int) -> None:
+    config = load_config(overrides={**CONFIGS[name], "processes": n})
+    sequence = _sequence(seed=n)
+    reference = _reference(config, sequence)
+    async with _linked(config, n) as routers:
+        decisions = await _replay(routers, sequence, seed=n, linked=True)
+    assert decisions == reference
+    reasons = " ".join(d[3] for d in reference)
+    if name.startswith("prefix"):  # the sequence exercises what the policy learns
+        for learnt in ("session-affinity", "fan-out sibling", "cache-hit"):
+            assert learnt in reasons
+    if name == "prefix-pd-conditional":
+        assert {d[0] for d in reference} == {"disaggregated", "local-prefill"}
+    # the same processes without their links decide otherwise: the facts are what makes them agree
+    memory = LoadBoard.allocate(n)
+    alone = [Router(config, board=LoadBoard(memory, n, i)) for i in range(n)]
+    assert await _replay(alone, sequence, seed=n, linked=False) != reference
+
+
+def test_every_registered_policy_is_accepted_with_several_processes() -> None:
+    for name in POLICIES:
+        for key in ("policy", "decode_policy"):
+            config = load_config(
+                overrides={"prefill": URLS[:1], "decode": URLS[1:], key: name, "processes": 2}
+            )
+            assert config.processes == 2 and config.policy_for("decode").name == name
+
+
+def test_a_fact_crosses_the_wire_unchanged_and_a_hostile_batch_is_refused() -> None:
+    fact = RoutedFact(
+        URLS[0],
+        time.monotonic(),
+        session_digest("s" * 10_000),
+        prompt_chars=123_456,
+        cached_chars=1024,
+        blocks={256: [hash(("a", i)) for i in range(40)], 64: [-(2**63) + 1, 2**63 - 1]},
+        kv_keys=[hash((i, (1, 2))) for i in range(30)],
+    )
+    writer = FactWriter()
+    writer.add("decode", fact)
+    writer.add("prefill", RoutedFact(URLS[1], 1.5))
+    [batch] = writer.take()
+    decoded = decode_batch(batch, fingerprint())
+    assert decoded.error is None
+    assert decoded.facts == [("decode", fact), ("prefill", RoutedFact(URLS[1], 1.5))]
+    # a very long prompt's hashes are cut to the first MAX_KEYS: still a prefix of the prompt
+    writer.add("worker", RoutedFact(URLS[0], 2.0, blocks={16: list(range(MAX_KEYS + 5))}))
+    assert writer.truncated == 1
+    [(_, long)] = decode_batch(writer.take()[0], fingerprint()).facts
+    assert long.blocks[16] == list(range(MAX_KEYS))
+    assert decode_batch(batch, fingerprint() + 1).error == "foreign"
+    for hostile in (b"", batch[:3], b"XXXX" + batch[4:], batch[:-3], batch + b"\x01"):
+        out = decode_batch(hostile, fingerprint())
+        assert out.error == "malformed"
+    rng = random.Random(5)
+    for _ in range(300):  # random corruption: refused or decoded, never an exception
+        corrupt = bytearray(batch)
+        for _ in range(rng.randrange(1, 6)):
+            corrupt[rng.randrange(12, len(corrupt))] = rng.randrange(256)
+        decode_batch(bytes(corrupt), fingerprint())
+
+
+async def test_the_cli_with_two_processes_places_requests_as_one_router(tmp_path: Path) -> None:
+    """``grove-pipelines router --processes 2`` with the prefix policy: each placement as one router's."""
+    fakes = [FakeVLLM(name=f"w{i}") for i in range(2)]
+    urls = [await f.start() for f in fakes]
+    config_file = tmp_path / "router.json"
+    settings = {"worker": urls, "policy": PREFIX, "health": {"cache_stats_interval": 0}}
+    config_file.write_text(json.dumps(settings))
+    port = free_port()
+    cli = str(Path(sys.executable).parent / "grove-pipelines")
+    proc = await asyncio.create_subprocess_exec(
+        cli,
+        "router",
+        "--config",
+        str(config_file),
+        "--port",
+        str(port),
+        "--processes",
+        "2",
+        "--debug-routing",
+        "--log-level",
+        "error",
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    sequence = _sequence(seed=7)
+    reference = _reference(load_config(overrides=settings), sequence)
+    placed, processes = [], []
+    try:
+        assert proc.stderr is not None
+        line = await asyncio.wait_for(proc.stderr.readline(), 90)  # once every process has linked up
+        assert b"router listening on" in line, line
+        for make in sequence:
+            body = make().body
+            before = [len(f.completions()) for f in fakes]
+            connector = aiohttp.TCPConnector(force_close=True)  # a new connection: the kernel picks a process
+            async with (
+                aiohttp.ClientSession(connector=connector) as http,
+                http.post(f"http://127.0.0.1:{port}/v1/completions", json=body) as reply,
+            ):
+                assert reply.status == 200, await reply.text()
+                route = dict(p.split("=", 1) for p in reply.headers[ROUTE_HEADER].split("; "))
+            reached = [k for k, f in enumerate(fakes) if len(f.completions()) > before[k]]
+            assert len(reached) == 1 and urls[reached[0]] == route["worker"]
+            assert fakes[reached[0]].completions()[-1].body["prompt"] == body["prompt"]
+            placed.append(route["worker"])
+            processes.append(route["process"])
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        for fake in fakes:
+            await fake.stop()
+    assert placed == [d[1] for d in reference]
+    assert set(processes) == {"0", "1"}  # both processes routed some of the sequence
+    assert proc.returncode == 0
