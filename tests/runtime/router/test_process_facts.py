@@ -117,13 +117,16 @@ async def _linked(config: RouterConfig, n: int) -> Any:
         directory.rmdir()
 
 
-async def _replay(routers: list[Router], sequence: list[Make], seed: int, linked: bool) -> list[Any]:
-    """Route each request on a random router, then wait (bounded) until the others learnt its facts."""
+async def _replay(
+    routers: list[Router], sequence: list[Make], seed: int, linked: bool, order: list[int] | None = None
+) -> list[Any]:
+    """Route each request on a random router (or the ``order`` given), then wait (bounded) until the
+    others learnt its facts."""
     rng = random.Random(seed)
     published = [0] * len(routers)
     decisions = []
-    for make in sequence:
-        index = rng.randrange(len(routers))
+    for step, make in enumerate(sequence):
+        index = order[step] if order is not None else rng.randrange(len(routers))
         req = make()
         route = routers[index].plan(req)
         assert route is not None
@@ -140,15 +143,7 @@ async def _replay(routers: list[Router], sequence: list[Make], seed: int, linked
 
 
 def _reference(config: RouterConfig, sequence: list[Make]) -> list[Any]:
-    one = Router(config.model_copy(update={"processes": 1}))
-    decisions = []
-    for make in sequence:
-        req = make()
-        route = one.plan(req)
-        assert route is not None
-        one.commit(route, req)
-        decisions.append(_decision(route))
-    return decisions
+    return _reference_on(Router(config.model_copy(update={"processes": 1})), sequence)
 
 
 PREFIX = {"name": "prefix", "params": {"fanout_window": 600.0}}  # siblings however slow the machine
@@ -287,3 +282,116 @@ async def test_the_cli_with_two_processes_places_requests_as_one_router(tmp_path
     assert placed == [d[1] for d in reference]
     assert set(processes) == {"0", "1"}  # both processes routed some of the sequence
     assert proc.returncode == 0
+
+
+def _precise(router: Router) -> Any:
+    prefix = next(s for s, _ in router.policies["worker"].scorers if s.name == "prefix-scorer")
+    return prefix.precise
+
+
+async def test_precise_mode_each_process_follows_the_events_and_learns_the_others_pending_keys(
+    tiny_model: Path,
+) -> None:
+    """Each process subscribes to every worker's KV events itself; a prompt one process just routed counts
+    as pending on its worker in the others too, so its sibling follows it whichever process takes it."""
+    from vllm.distributed import kv_events as vllm_events
+
+    from runtime.router.policies.cache.prompt_tokens import PromptTokenizer
+
+    directory = Path(tempfile.mkdtemp(prefix="grove-kv-"))
+    endpoints = {url: f"ipc://{directory / f'w{i}.sock'}" for i, url in enumerate(URLS[:2])}
+    publishers = {
+        url: vllm_events.ZmqEventPublisher(data_parallel_rank=0, endpoint=ep) for url, ep in endpoints.items()
+    }
+    params = {
+        "tokenizer": str(tiny_model),
+        "kv_events": endpoints,
+        "kv_block_size": 4,
+        "kv_pending_ttl": 600.0,
+        "fanout_weight": 0,
+    }
+    config = load_config(
+        overrides={"worker": URLS[:2], "policy": {"name": "prefix", "params": params}, "processes": 2}
+    )
+    one = Router(config.model_copy(update={"processes": 1}))
+    tokenizer = PromptTokenizer(str(tiny_model))
+
+    def completion(prompt: str) -> RequestView:
+        return RequestView("completions", {"model": "tiny", "prompt": prompt, "max_tokens": 8})
+
+    held = "A prompt the first worker's events say it holds, block by block. " * 4
+    cold = "A prompt nobody holds yet, routed once and then again with more. " * 4
+    tokens = tokenizer.tokens(completion(held))
+    assert tokens is not None
+    full = len(tokens) // 4 * 4
+
+    def stored(hashes: list[int], ids: list[int]) -> Any:
+        return vllm_events.KVEventBatch(
+            ts=time.time(),
+            events=[
+                vllm_events.BlockStored(
+                    block_hashes=hashes,
+                    parent_block_hash=None,
+                    token_ids=ids,
+                    block_size=4,
+                    lora_id=None,
+                    medium="GPU",
+                    lora_name=None,
+                )
+            ],
+        )
+
+    try:
+        async with _linked(config, 2) as routers:
+            everyone = [*routers, one]
+            for router in everyone:
+                await router.policies["worker"].start(URLS[:2])
+            for (
+                url,
+                publisher,
+            ) in publishers.items():  # a PUB drops what it sends before a subscription is through
+
+                async def all_follow(url: str = url, publisher: Any = publisher) -> bool:
+                    publisher.publish(stored([7], [1, 2, 3, 4]))
+                    return all(_precise(r).index.size(url) > 0 for r in everyone)
+
+                deadline = time.monotonic() + 20
+                while not await all_follow():
+                    assert time.monotonic() < deadline, "a router did not receive a worker's KV events"
+                    await asyncio.sleep(0.05)
+            publishers[URLS[0]].publish(stored(list(range(100, 100 + full // 4)), tokens[:full]))
+            await eventually(
+                lambda: all(_precise(r).index.size(URLS[0]) == 1 + full // 4 for r in everyone),
+                timeout=20,
+                what="every router applied the first worker's stored blocks",
+            )
+            sequence = [
+                lambda: completion(held + " First question?"),
+                lambda: completion(cold),
+                lambda: completion(cold + " And a follow-up on the same text?"),
+                lambda: completion(held + " Second question?"),
+            ]
+            reference = _reference_on(one, sequence)
+            decisions = await _replay(routers, sequence, seed=0, linked=True, order=[1, 0, 1, 0])
+            for router in everyone:
+                await router.policies["worker"].close()
+    finally:
+        for publisher in publishers.values():
+            publisher.shutdown()
+        for path in directory.iterdir():
+            path.unlink()
+        directory.rmdir()
+    assert decisions == reference
+    assert reference[0][1] == URLS[0] and "kv-hit" in reference[0][3]
+    assert reference[2][1] == reference[1][1] and "pending" in reference[2][3]
+
+
+def _reference_on(one: Router, sequence: list[Make]) -> list[Any]:
+    decisions = []
+    for make in sequence:
+        req = make()
+        route = one.plan(req)
+        assert route is not None
+        one.commit(route, req)
+        decisions.append(_decision(route))
+    return decisions
