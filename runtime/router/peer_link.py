@@ -150,9 +150,10 @@ class PeerLink:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             assert self._loop is not None
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send the facts published so far (what the end of this turn of the event loop does)."""
         self._flush_scheduled = False
         facts, truncated = self._writer.facts, self._writer.truncated
         self._writer.truncated = 0
@@ -231,7 +232,7 @@ class PeerLink:
             except asyncio.CancelledError:
                 pass
         if self._flush_scheduled:
-            self._flush()
+            self.flush()
         for sock in list(self._peers):
             self._drop_peer(sock)
         if self._listener is not None:
