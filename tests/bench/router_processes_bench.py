@@ -51,17 +51,19 @@ def _routers(n: int) -> list[Router]:
     return [Router(config, board=LoadBoard(memory, n, i)) for i in range(n)]
 
 
+def _route_one(router: Router, i: int, chars: int) -> float:
+    """Route request ``i`` as the router does (``plan``, ``commit``); its CPU seconds."""
+    start = time.process_time()
+    req = _request(i, chars)
+    route = router.plan(req)
+    assert route is not None
+    router.commit(route, req)
+    return time.process_time() - start
+
+
 def _route(router: Router, chars: int) -> float:
     """CPU seconds per request of routing alone (timed per request, as the linked rows are)."""
-    routed = 0.0
-    for i in range(REQUESTS):
-        t0 = time.process_time()
-        req = _request(i, chars)
-        route = router.plan(req)
-        assert route is not None
-        router.commit(route, req)
-        routed += time.process_time() - t0
-    return routed / REQUESTS
+    return sum(_route_one(router, i, chars) for i in range(REQUESTS)) / REQUESTS
 
 
 async def _linked_costs(chars: int, batch: int) -> tuple[float, float, float]:
@@ -79,13 +81,8 @@ async def _linked_costs(chars: int, batch: int) -> tuple[float, float, float]:
     inbound = peer._peers[0]  # the peer's end: read as its event loop would, when readable
     routed = sent = learnt = 0.0
     for i in range(REQUESTS):
-        t0 = time.process_time()
-        req = _request(i, chars)
-        route = origin.plan(req)
-        assert route is not None
-        origin.commit(route, req)
+        routed += _route_one(origin, i, chars)
         t1 = time.process_time()
-        routed += t1 - t0
         if (i + 1) % batch == 0:
             link.flush()
             t2 = time.process_time()

@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,6 +35,7 @@ from runtime.router.policies.routed_fact import RoutedFact, session_digest
 from runtime.router.router import ROUTE_HEADER, Route, Router
 from tests.polling import eventually
 from tests.runtime.fake_vllm import FakeVLLM
+from tests.runtime.router.router_cli import router_process
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -232,51 +229,33 @@ async def test_the_cli_with_two_processes_places_requests_as_one_router(tmp_path
     settings = {"worker": urls, "policy": PREFIX, "health": {"cache_stats_interval": 0}}
     config_file.write_text(json.dumps(settings))
     port = free_port()
-    cli = str(Path(sys.executable).parent / "grove-pipelines")
-    proc = await asyncio.create_subprocess_exec(
-        cli,
-        "router",
-        "--config",
-        str(config_file),
-        "--port",
-        str(port),
-        "--processes",
-        "2",
-        "--debug-routing",
-        "--log-level",
-        "error",
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    args = ["--config", str(config_file), "--port", str(port), "--processes", "2"]
     sequence = _sequence(seed=7)
     reference = _reference(load_config(overrides=settings), sequence)
     placed, processes = [], []
     try:
-        assert proc.stderr is not None
-        line = await asyncio.wait_for(proc.stderr.readline(), 90)  # once every process has linked up
-        assert b"router listening on" in line, line
-        for make in sequence:
-            body = make().body
-            before = [len(f.completions()) for f in fakes]
-            connector = aiohttp.TCPConnector(force_close=True)  # a new connection: the kernel picks a process
-            async with (
-                aiohttp.ClientSession(connector=connector) as http,
-                http.post(f"http://127.0.0.1:{port}/v1/completions", json=body) as reply,
-            ):
-                assert reply.status == 200, await reply.text()
-                route = dict(p.split("=", 1) for p in reply.headers[ROUTE_HEADER].split("; "))
-            reached = [k for k, f in enumerate(fakes) if len(f.completions()) > before[k]]
-            assert len(reached) == 1 and urls[reached[0]] == route["worker"]
-            assert fakes[reached[0]].completions()[-1].body["prompt"] == body["prompt"]
-            placed.append(route["worker"])
-            processes.append(route["process"])
+        async with router_process(*args, "--debug-routing", "--log-level", "error") as proc:
+            assert proc.stderr is not None
+            line = await asyncio.wait_for(proc.stderr.readline(), 90)  # once every process has linked up
+            assert b"router listening on" in line, line
+            for make in sequence:
+                body = make().body
+                before = [len(f.completions()) for f in fakes]
+                connector = aiohttp.TCPConnector(
+                    force_close=True
+                )  # a new connection: the kernel picks a process
+                async with (
+                    aiohttp.ClientSession(connector=connector) as http,
+                    http.post(f"http://127.0.0.1:{port}/v1/completions", json=body) as reply,
+                ):
+                    assert reply.status == 200, await reply.text()
+                    route = dict(p.split("=", 1) for p in reply.headers[ROUTE_HEADER].split("; "))
+                reached = [k for k, f in enumerate(fakes) if len(f.completions()) > before[k]]
+                assert len(reached) == 1 and urls[reached[0]] == route["worker"]
+                assert fakes[reached[0]].completions()[-1].body["prompt"] == body["prompt"]
+                placed.append(route["worker"])
+                processes.append(route["process"])
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
         for fake in fakes:
             await fake.stop()
     assert placed == [d[1] for d in reference]
