@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -374,3 +377,60 @@ def _reference_on(one: Router, sequence: list[Make]) -> list[Any]:
         one.commit(route, req)
         decisions.append(_decision(route))
     return decisions
+
+
+async def test_a_peer_that_stops_reading_costs_dropped_facts_never_a_wait() -> None:
+    """The hot path never blocks: with the peer's buffer full, a batch is dropped and counted."""
+    config = load_config(overrides={"worker": URLS, "policy": PREFIX, "processes": 2})
+    async with _linked(config, 2) as routers:
+        sender, stalled = routers
+        link, idle = sender.peers, stalled.peers
+        assert isinstance(link, PeerLink) and isinstance(idle, PeerLink)
+        for sock in idle._peers:  # the peer's loop stops reading (it is stuck)
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+        dropped = sender.metrics.of(sender.metrics.peer_facts, "dropped")
+        fact = RoutedFact(URLS[0], time.monotonic(), blocks={256: list(range(MAX_KEYS))})
+        sent = 0
+        while dropped.value == 0:
+            assert sent < 100_000, "the peer's socket buffer never filled"
+            link.publish("worker", fact)
+            link.flush()
+            sent += 1
+        assert sender.metrics.of(sender.metrics.peer_facts, "sent").value == sent - 1
+        # a fact about a worker this process does not know (yet) is not learnt
+        assert not stalled.learn("worker", RoutedFact("http://10.9.9.9:8000", time.monotonic()))
+
+
+def test_a_session_binding_keeps_the_newest_of_two_crossing_facts() -> None:
+    """Two processes route one session's turns at once: whichever fact arrives last, the newer binding wins."""
+    config = load_config(overrides={"worker": URLS, "policy": PREFIX})
+    for order in ((1.0, 2.0), (2.0, 1.0)):
+        router = Router(config)
+        for at in order:
+            url = URLS[0] if at == 2.0 else URLS[1]
+            router.learn("worker", RoutedFact(url, 1000.0 + at, session=session_digest("s")))
+        scorer = router.policies["worker"].scorers[0][0]
+        assert scorer.worker_of("s", now=1003.0) == URLS[0]  # type: ignore[attr-defined]
+
+
+def test_the_processes_get_one_hash_seed_and_the_parent_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime.router.server import shared_hash_seed
+
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    before = None
+    seeds = set()
+    for _ in range(2):
+        with shared_hash_seed():
+            seeds.add(os.environ["PYTHONHASHSEED"])
+            code = "import sys; sys.stdout.write(str(hash('grove')))"
+            runs = {
+                subprocess.run(
+                    [sys.executable, "-c", code], check=True, capture_output=True, text=True
+                ).stdout
+                for _ in range(2)
+            }
+            assert len(runs) == 1  # processes started inside hash text alike
+        assert os.environ.get("PYTHONHASHSEED") == before
+    assert len(seeds) == 2  # a new random seed for each router, not a constant clients could know
