@@ -218,12 +218,12 @@ def share_limits(config: RouterConfig) -> RouterConfig:
 
 
 def _process(
-    config: RouterConfig, memory: Any, snapshots: Path, ready: list[Any], sock: socket.socket, index: int
+    config: RouterConfig, memory: Any, shared: Path, ready: list[Any], sock: socket.socket, index: int
 ) -> None:
     """One of several router processes: its share of the limits, the shared load board, metrics and facts, its loop."""
     _log_setup(config)
     n = config.processes
-    board, peers = LoadBoard(memory, n, index), MetricsPeers(snapshots, n, index)
+    board, peers = LoadBoard(memory, n, index), MetricsPeers(shared, n, index)
     _serve(share_limits(config), sock, lambda url: ready[index].set(), board, peers)
 
 
@@ -260,9 +260,10 @@ def serve_processes(config: RouterConfig, *, on_ready: Callable[[str], None] | N
     context = multiprocessing.get_context("spawn")
     memory = LoadBoard.allocate(n)
     ready = [context.Event() for _ in range(n)]
-    snapshots = Path(tempfile.mkdtemp(prefix="grove-router-"))  # 0700: the pod's router alone
+    # metrics snapshots and the peer links' sockets; mkdtemp makes it 0700: the pod's router alone
+    shared = Path(tempfile.mkdtemp(prefix="grove-router-"))
     group = ProcessGroup(
-        functools.partial(_process, config, memory, snapshots, ready),
+        functools.partial(_process, config, memory, shared, ready),
         n,
         host=config.host,
         port=config.port,
@@ -287,7 +288,7 @@ def serve_processes(config: RouterConfig, *, on_ready: Callable[[str], None] | N
                     on_ready(f"http://{host}:{group.port}")
     finally:
         group.stop(timeout=config.drain_timeout + 5)
-        shutil.rmtree(snapshots, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
     if died:
         log.error("a router process exited; stopped the others")
         raise SystemExit(1)

@@ -2,7 +2,8 @@
 
 The router cannot see the engines' caches block by block, so it remembers what it sent where: each
 worker gets an LRU of the prompt-block hashes routed to it (``cache/prefix_index.py``; Dynamo's ApproxKvIndexer and llm-d's
-prefix-cache-scorer do the same). A worker's cost is Dynamo's ``overlap_weight x blocks still to
+prefix-cache-scorer do the same; with several router processes each also learns what the others
+sent where, ``routed_fact.py``). A worker's cost is Dynamo's ``overlap_weight x blocks still to
 prefill + active blocks``, where active blocks are the work this router has in flight on it: for
 each request, the prompt tokens the worker lacked when it was routed there (until its first token)
 plus its output budget
