@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runtime.router.metrics import RouterMetrics
-from runtime.router.peer_wire import MAX_BATCH, FactWriter, decode_batch, fingerprint
+from runtime.router.peer_wire import MAX_MESSAGE, FactWriter, decode_batch, fingerprint
 from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.workers import PoolRole
 
@@ -62,6 +62,7 @@ class PeerLink:
         self._metrics = metrics
         self._fingerprint = fingerprint()
         self._writer = FactWriter()
+        self._inbox = bytearray(MAX_MESSAGE + 1)  # one read buffer: a longer message is refused whole
         self._listener: socket.socket | None = None
         self._peers: list[socket.socket] = []
         self._flush_scheduled = False
@@ -181,18 +182,18 @@ class PeerLink:
     def _readable(self, sock: socket.socket) -> None:
         for _ in range(_READS_PER_TURN):
             try:
-                data = sock.recv(MAX_BATCH + 1)
+                size = sock.recv_into(self._inbox)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 self._drop_peer(sock)
                 return
-            if not data:  # the peer closed its end (stopping)
+            if not size:  # the peer closed its end (stopping)
                 self._drop_peer(sock)
                 return
-            self._learn(data)
+            self._learn(memoryview(self._inbox)[:size])
 
-    def _learn(self, data: bytes) -> None:
+    def _learn(self, data: memoryview) -> None:
         decoded = decode_batch(data, self._fingerprint)
         learnt = unknown = 0
         for role, fact in decoded.facts:

@@ -2,9 +2,11 @@
 
 A batch is ``magic, fingerprint`` then records, each ``length, role, at, lengths...`` followed by
 the worker URL, the session digest, each block-hash list (with its block size) and the KV keys, the
-hashes as signed 64-bit integers. Everything is bounded: a URL of at most :data:`MAX_URL` bytes, at
-most :data:`MAX_KEYS` hashes per list (a longer prompt's fact keeps its first ones: a peer then
-knows a shorter prefix of it; counted as ``truncated``), so a record stays below 64 KiB.
+hashes as signed 64-bit integers (in the machine's byte order: the processes share one machine).
+Everything is bounded: a URL of at most :data:`MAX_URL` bytes, at most :data:`MAX_LISTS` hash lists
+of at most :data:`MAX_KEYS` hashes each (a longer prompt's fact keeps its first ones: a peer then
+knows a shorter prefix of it; counted as ``truncated``), so a message is at most
+:data:`MAX_MESSAGE` bytes (66 KiB), and anything longer is refused.
 
 The fingerprint is the processes' ``hash()`` of a fixed string: block hashes are Python's
 ``hash()`` of text, equal in two processes only when they share the hash seed
@@ -23,19 +25,23 @@ from dataclasses import dataclass
 from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.workers import PoolRole
 
-__all__ = ["MAX_BATCH", "MAX_KEYS", "Decoded", "FactWriter", "decode_batch", "fingerprint"]
+__all__ = ["MAX_KEYS", "MAX_LISTS", "MAX_MESSAGE", "Decoded", "FactWriter", "decode_batch", "fingerprint"]
 
 ROLES: tuple[PoolRole, ...] = ("prefill", "decode", "worker")
 _ROLE_INDEX = {role: i for i, role in enumerate(ROLES)}
 MAGIC = b"GRF1"
 MAX_URL = 2048
 MAX_KEYS = 2048  # hashes per list: 512k characters at 256 per block, 32k tokens at 16 per KV block
+MAX_LISTS = 3  # block-hash lists per record (the policy's block size, the decider's, one to spare)
 MAX_BATCH = 60 * 1024  # bytes; a batch is closed before it would grow past this
 _SESSION = 16
 _BATCH = struct.Struct("<4sq")  # magic, fingerprint
 _HEAD = struct.Struct("<IBdHBIIBH")  # record length, role, at, url, session, prompt chars, cached, lists, kv
 _LIST = struct.Struct("<IH")  # block chars, count
 _U32 = 2**32 - 1
+MAX_RECORD = _HEAD.size + MAX_URL + _SESSION + MAX_LISTS * (_LIST.size + 8 * MAX_KEYS) + 8 * MAX_KEYS
+MAX_MESSAGE = _BATCH.size + max(MAX_BATCH, MAX_RECORD)
+"""The largest batch a process sends (a record too big for a shared batch goes alone): the size to read."""
 
 
 def fingerprint() -> int:
@@ -47,8 +53,11 @@ def _encode(role: PoolRole, fact: RoutedFact) -> tuple[bytes, bool]:
     """One record, and whether a hash list had to be cut to :data:`MAX_KEYS`."""
     url = fact.url.encode()[:MAX_URL]
     session = fact.session or b""
-    lists = list(fact.blocks.items())[:255]
-    truncated = len(fact.kv_keys) > MAX_KEYS or any(len(b) > MAX_KEYS for _, b in lists)
+    lists = list(fact.blocks.items())
+    truncated = (
+        len(lists) > MAX_LISTS or len(fact.kv_keys) > MAX_KEYS or any(len(b) > MAX_KEYS for _, b in lists)
+    )
+    lists = lists[:MAX_LISTS]
     parts = [b"", url, session]
     for block_chars, blocks in lists:
         kept = blocks[:MAX_KEYS]
@@ -72,7 +81,7 @@ def _encode(role: PoolRole, fact: RoutedFact) -> tuple[bytes, bool]:
 
 
 class FactWriter:
-    """Collects records into batches of at most :data:`MAX_BATCH` bytes."""
+    """Collects records into batches of at most :data:`MAX_BATCH` bytes (a bigger record: one batch of its own)."""
 
     def __init__(self) -> None:
         self._head = _BATCH.pack(MAGIC, fingerprint())
@@ -104,9 +113,9 @@ class Decoded:
     error: str | None = None
 
 
-def decode_batch(data: bytes, expected: int) -> Decoded:
+def decode_batch(data: bytes | memoryview, expected: int) -> Decoded:
     """The facts of one batch; a batch from a process with another ``fingerprint`` is refused whole."""
-    if len(data) < _BATCH.size:
+    if not _BATCH.size <= len(data) <= MAX_MESSAGE:
         return Decoded([], "malformed")
     magic, found = _BATCH.unpack_from(data)
     if magic != MAGIC:
@@ -129,10 +138,10 @@ def _decode_record(view: memoryview, at: int) -> tuple[PoolRole, RoutedFact, int
     end = at + length
     if end > len(view) or length < _HEAD.size or role >= len(ROLES) or not math.isfinite(stamp):
         raise ValueError("bad record head")
-    if url_len > MAX_URL or session_len not in (0, _SESSION) or kv > MAX_KEYS:
+    if url_len > MAX_URL or session_len not in (0, _SESSION) or kv > MAX_KEYS or lists > MAX_LISTS:
         raise ValueError("bad record lengths")
     pos = at + _HEAD.size
-    url = bytes(view[pos : pos + url_len]).decode()
+    url = bytes(view[pos : pos + url_len]).decode("utf-8", "replace")  # a cut URL: an unknown worker
     pos += url_len
     session = bytes(view[pos : pos + session_len]) if session_len else None
     pos += session_len

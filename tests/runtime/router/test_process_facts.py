@@ -32,7 +32,7 @@ from runtime.engines.supervisor import free_port
 from runtime.router.config import RouterConfig, load_config
 from runtime.router.load_board import LoadBoard
 from runtime.router.peer_link import PeerLink
-from runtime.router.peer_wire import MAX_KEYS, FactWriter, decode_batch, fingerprint
+from runtime.router.peer_wire import MAX_KEYS, MAX_LISTS, MAX_MESSAGE, FactWriter, decode_batch, fingerprint
 from runtime.router.policies import POLICIES, RequestView
 from runtime.router.policies.routed_fact import RoutedFact, session_digest
 from runtime.router.router import ROUTE_HEADER, Route, Router
@@ -212,6 +212,19 @@ def test_a_fact_crosses_the_wire_unchanged_and_a_hostile_batch_is_refused() -> N
     assert writer.truncated == 1
     [(_, long)] = decode_batch(writer.take()[0], fingerprint()).facts
     assert long.blocks[16] == list(range(MAX_KEYS))
+    # the largest record there can be is one message, within what a peer reads
+    widest = {size: list(range(MAX_KEYS + 1)) for size in range(16, 16 + MAX_LISTS + 2)}
+    writer.add(
+        "worker",
+        RoutedFact(
+            "http://" + "h" * 5000, 3.0, session_digest("s"), blocks=widest, kv_keys=list(range(MAX_KEYS + 9))
+        ),
+    )
+    [message] = writer.take()
+    assert len(message) <= MAX_MESSAGE
+    [(_, wide)] = decode_batch(message, fingerprint()).facts
+    assert len(wide.blocks) == MAX_LISTS and wide.kv_keys == list(range(MAX_KEYS))
+    assert decode_batch(message + bytes(MAX_MESSAGE), fingerprint()).error == "malformed"
     assert decode_batch(batch, fingerprint() + 1).error == "foreign"
     for hostile in (b"", batch[:3], b"XXXX" + batch[4:], batch[:-3], batch + b"\x01"):
         out = decode_batch(hostile, fingerprint())
