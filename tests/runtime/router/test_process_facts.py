@@ -35,6 +35,9 @@ from runtime.router.peer_link import PeerLink
 from runtime.router.peer_wire import MAX_KEYS, MAX_LISTS, MAX_MESSAGE, FactWriter, decode_batch, fingerprint
 from runtime.router.policies import POLICIES, RequestView
 from runtime.router.policies.routed_fact import RoutedFact, session_digest
+from runtime.router.policies.scorers.fanout import FanoutScorer
+from runtime.router.policies.scorers.prefix import PrefixScorer
+from runtime.router.policies.scorers.session import SessionAffinityScorer
 from runtime.router.router import ROUTE_HEADER, Route, Router
 from tests.polling import eventually
 from tests.runtime.fake_vllm import FakeVLLM
@@ -142,6 +145,22 @@ async def _replay(
     return decisions
 
 
+def _learnt(router: Router) -> dict[str, Any]:
+    """What a router's policies and decider learnt (without times: each process stamps a fact as it came)."""
+    out: dict[str, Any] = {"decider": {u: list(lru) for u, lru in router.decider.index._lru.items()}}
+    for role, policy in router.policies.items():
+        out[f"{role}/turn"] = policy.picker._next  # type: ignore[attr-defined]
+        for part, _ in policy.scorers:
+            if isinstance(part, PrefixScorer):
+                out[f"{role}/index"] = {u: list(lru) for u, lru in part.index._lru.items()}
+                out[f"{role}/feedback"] = part.feedback._routed if part.feedback else None
+            elif isinstance(part, SessionAffinityScorer):
+                out[f"{role}/sessions"] = {key: url for key, (url, _) in part._where.items()}
+            elif isinstance(part, FanoutScorer):
+                out[f"{role}/fanout"] = {block: url for block, (url, _) in part._recent.items()}
+    return out
+
+
 def _reference(config: RouterConfig, sequence: list[Make]) -> list[Any]:
     return _reference_on(Router(config.model_copy(update={"processes": 1})), sequence)
 
@@ -165,14 +184,21 @@ CONFIGS: dict[str, dict[str, Any]] = {
 async def test_linked_processes_decide_as_one_router(name: str, n: int) -> None:
     config = load_config(overrides={**CONFIGS[name], "processes": n})
     sequence = _sequence(seed=n)
-    reference = _reference(config, sequence)
+    one = Router(config.model_copy(update={"processes": 1}))
+    reference = _reference_on(one, sequence)
     async with _linked(config, n) as routers:
         decisions = await _replay(routers, sequence, seed=n, linked=True)
     assert decisions == reference
+    for router in routers:  # and each process knows what the one router knows
+        assert _learnt(router) == _learnt(one)
     reasons = " ".join(d[3] for d in reference)
     if name.startswith("prefix"):  # the sequence exercises what the policy learns
         for learnt in ("session-affinity", "fan-out sibling", "cache-hit"):
             assert learnt in reasons
+        state = _learnt(one)
+        role = "decode" if "pd" in name else "worker"
+        for kind in ("index", "feedback", "sessions", "fanout"):
+            assert state[f"{role}/{kind}"], kind
     if name == "prefix-pd-conditional":
         assert {d[0] for d in reference} == {"disaggregated", "local-prefill"}
     # the same processes without their links decide otherwise: the facts are what makes them agree
