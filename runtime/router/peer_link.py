@@ -108,8 +108,9 @@ class PeerLink:
             delay = 0.01
             while True:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                sock.setblocking(False)
                 try:
-                    sock.connect(str(path))  # a listening peer's backlog takes it at once
+                    sock.connect(str(path))  # a listening peer's backlog takes it at once, or EAGAIN
                 except OSError:
                     sock.close()
                     await asyncio.sleep(delay)  # the peer is still starting
