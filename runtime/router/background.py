@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 __all__ = ["Background"]
@@ -25,6 +26,33 @@ class Background:
         """Run ``loop()`` as a task, unless one is already running."""
         if self._task is None:
             self._task = asyncio.create_task(loop(), name=self.name)
+
+    def repeat(
+        self,
+        action: Callable[[], Awaitable[object]],
+        interval: float,
+        *,
+        log: logging.Logger,
+        failed: str,
+        wait_first: bool = False,
+    ) -> None:
+        """Run ``action()`` every ``interval`` seconds (after one wait first, with ``wait_first``).
+
+        A round that fails is logged (``failed``, with its traceback) and the rounds go on: a bug in one
+        scrape or probe must not stop them for good.
+        """
+
+        async def rounds() -> None:
+            if wait_first:
+                await asyncio.sleep(interval)
+            while True:
+                try:
+                    await action()
+                except Exception:
+                    log.exception(failed)
+                await asyncio.sleep(interval)
+
+        self.start(rounds)
 
     async def stop(self) -> None:
         """Cancel the task and wait until it has ended."""

@@ -109,16 +109,10 @@ class CacheStatsScraper:
     def start(self) -> None:
         """Scrape in the background until :meth:`stop`."""
         if self._interval > 0:
-            self._background.start(self._run)
+            self._background.repeat(
+                self.scrape_all, self._interval, log=log, failed="cache stats round failed"
+            )
 
     async def stop(self) -> None:
         """Stop scraping."""
         await self._background.stop()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.scrape_all()
-            except Exception:  # a bug here must not stop the scrapes for good
-                log.exception("cache stats round failed")
-            await asyncio.sleep(self._interval)

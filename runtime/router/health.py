@@ -79,17 +79,19 @@ class HealthChecker:
 
     def start(self) -> None:
         """Start the periodic checks in the background."""
-        self._background.start(self._run)
+        self._background.repeat(
+            self._next_round,
+            self._config.interval,
+            log=log,
+            failed="health check round failed",
+            wait_first=True,
+        )
 
     async def stop(self) -> None:
         """Stop the periodic checks."""
         await self._background.stop()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._config.interval)
-            self._round += 1
-            try:
-                await self.check_all(refresh_models=self._round % self._config.models_every == 0)
-            except Exception:  # a bug here must not stop the checks for good
-                log.exception("health check round failed")
+    async def _next_round(self) -> None:
+        """One periodic round; every ``models_every``-th also asks the workers what they serve."""
+        self._round += 1
+        await self.check_all(refresh_models=self._round % self._config.models_every == 0)

@@ -92,16 +92,8 @@ class DnsProber:
 
     def start(self) -> None:
         """Probe now and then every ``interval`` seconds, in the background."""
-        self._background.start(self._run)
+        self._background.repeat(self.probe, self._interval, log=log, failed="DNS probe failed")
 
     async def stop(self) -> None:
         """Stop probing."""
         await self._background.stop()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.probe()
-            except Exception:
-                log.exception("DNS probe failed")
-            await asyncio.sleep(self._interval)

@@ -4,7 +4,8 @@ A :class:`Policy` runs its parts (:mod:`~runtime.router.policies.parts`) in that
 a filter leaves nobody, clamps every score to [0, 1] and weights it, and collects each part's
 explanation of the chosen worker into the decision's ``reason`` (the response header). When a policy
 has several scorers, the explanation of one without whose share another worker would have won ends in
-``(decided)``: the header says which signal made the choice.
+``(decided)``: the header says which signal made the choice. A request nobody will see explained
+(:attr:`RequestView.explain` false) gets the same choice and an empty reason.
 
 What a policy learns from a routed request goes through a :class:`RoutedFact`
 (``routed_fact.py``): :meth:`Policy.on_routed` has the parts note it and learn from it, and returns
@@ -80,14 +81,19 @@ class Policy:
             if not candidates:
                 return None
         totals = dict.fromkeys(candidates, 0.0)
+        explain = req.explain
         parts: dict[int, dict[Worker, float]] = {}
         for i, (scorer, weight) in enumerate(self.scorers):
             part = parts[i] = {}
             for worker, value in scorer.score(candidates, req).items():
-                if worker in totals:
-                    part[worker] = weight * min(1.0, max(0.0, value))
-                    totals[worker] += part[worker]
+                if worker in totals:  # clamped to [0, 1] (NaN counts 0), then weighted
+                    share = weight * (1.0 if value > 1.0 else max(0.0, value))
+                    totals[worker] += share
+                    if explain:
+                        part[worker] = share
         worker, pick_reason = self.picker.pick(candidates, totals, req)
+        if not explain:
+            return Choice(worker, "")
         reasons = []
         for i, (scorer, _) in enumerate(self.scorers):
             text = scorer.explain(worker, req)

@@ -18,10 +18,15 @@ Endpoint = Literal["completions", "chat"]
 class RequestView:
     """What policies may read of a request; derived values are computed once, on first use."""
 
-    __slots__ = ("_blocks", "_text", "body", "endpoint", "memo", "model", "session")
+    __slots__ = ("_blocks", "_text", "body", "endpoint", "explain", "memo", "model", "session")
 
-    def __init__(self, endpoint: Endpoint, body: dict[str, Any], session: str | None = None) -> None:
+    def __init__(
+        self, endpoint: Endpoint, body: dict[str, Any], session: str | None = None, *, explain: bool = True
+    ) -> None:
         self.endpoint = endpoint
+        #: Whether anybody will read why the policy chose (the route header, a recorded span): when
+        #: nobody will, the policy skips writing it (the choice itself is the same).
+        self.explain = explain
         self.body = body
         self.model: str = body.get("model", "")
         user = body.get("user")

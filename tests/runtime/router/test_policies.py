@@ -192,3 +192,38 @@ def test_ejection_backs_off_exponentially_and_a_success_resets_it() -> None:
     assert w.ejections == 2 and w.ejected_until - time.monotonic() > 1.5  # the second lasts 2 s ± 20 %
     w.record_success()
     assert w.ejections == 0 and w.consecutive_failures == 0
+
+
+@given(
+    name=st.sampled_from(sorted(POLICIES)),
+    requests=st.lists(
+        st.tuples(
+            st.sampled_from(["", "system prompt " * 30, "other context " * 40]),
+            st.text(alphabet="abc ", max_size=300),
+            st.sampled_from([None, "s1", "s2"]),
+            st.integers(0, 12),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+)
+def test_a_request_nobody_will_see_explained_gets_the_same_choice_and_no_reason(
+    name: str, requests: list[tuple[str, str, str | None, int]]
+) -> None:
+    """Skipping the explanation (no route header, no recorded span) must not change where requests go."""
+    explained, silent = make_policy(name), make_policy(name)
+    pools = workers(3), workers(3)
+    for prefix, text, session, load in requests:
+        chosen = []
+        for policy, pool, explain in ((explained, pools[0], True), (silent, pools[1], False)):
+            pool[load % 3].in_flight = load
+            view = RequestView(
+                "completions", {"model": "tiny", "prompt": prefix + text}, session, explain=explain
+            )
+            choice = policy.choose(pool, view)
+            assert choice is not None
+            policy.on_routed(choice.worker, view)
+            chosen.append((pool.index(choice.worker), choice.reason))
+        (where, reason), (where_silent, no_reason) = chosen
+        assert where_silent == where
+        assert reason != "" and no_reason == ""
