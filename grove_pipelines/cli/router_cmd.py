@@ -105,7 +105,9 @@ def router(
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
     processes: Annotated[
         int | None,
-        typer.Option(help="Router processes on the one port (round_robin or least_loaded). [default: 1]"),
+        typer.Option(
+            help="Router processes on the one port (they learn from each other's routing). [default: 1]"
+        ),
     ] = None,
 ) -> None:
     """Route OpenAI requests over vLLM prefill/decode (or aggregated) workers until SIGTERM."""

@@ -288,7 +288,9 @@ class _Exchange:
             self.span.set("grove.route.prefill", route.prefill.url if route.prefill is not None else None)
         headers_out: list[Header] = [(b"x-request-id", rid)]
         if app.debug or app.keys.enabled:  # authenticated (or debugging) clients may see the route
-            headers_out.append((ROUTE_HEADER.encode(), proxied.route.header().encode("latin-1")))
+            headers_out.append(
+                (ROUTE_HEADER.encode(), proxied.route.header(app.router.process).encode("latin-1"))
+            )
         reply = proxied.reply
         ctype = reply.content_type.encode("latin-1")
         if body.get("stream"):

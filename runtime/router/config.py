@@ -22,7 +22,6 @@ from grove_pipelines.spec.router_flags import DiscoveryMode
 from runtime.errors import RouterConfigError
 
 __all__ = [
-    "MULTI_PROCESS_POLICIES",
     "DisaggregationConfig",
     "DiscoveryConfig",
     "HealthConfig",
@@ -212,8 +211,9 @@ class RouterConfig(_Section):
         default=1,
         ge=1,
         le=64,
-        description="router processes on one port (SO_REUSEPORT); they share the workers' in-flight counts, "
-        "and the connection and concurrency limits are split among them",
+        description="router processes on one port (SO_REUSEPORT); they share the workers' in-flight counts "
+        "and learn from each other's routing (so every policy decides as one router), and the connection "
+        "and concurrency limits are split among them",
     )
 
     @field_validator("prefill", "decode", "worker")
@@ -238,25 +238,12 @@ class RouterConfig(_Section):
                 raise ValueError("disaggregated mode needs both --prefill and --decode workers")
             if not (self.decode or self.worker):
                 raise ValueError("no workers: give --prefill and --decode, or --worker (or a discovery mode)")
-        if self.processes > 1:
-            for role in ("prefill", "decode", "worker"):
-                name = self.policy_for(role).name.strip().lower().replace("-", "_")
-                if name not in MULTI_PROCESS_POLICIES:
-                    raise ValueError(
-                        f"policy {name!r} learns from the requests one process routes (its prefix index, "
-                        f"its sessions), which other processes would not see; with processes > 1 use "
-                        f"{' or '.join(MULTI_PROCESS_POLICIES)}"
-                    )
         return self
 
     def policy_for(self, role: str) -> PolicyConfig:
         """The policy of a pool: its own if set, else the shared ``policy``."""
         own = {"prefill": self.prefill_policy, "decode": self.decode_policy}.get(role)
         return own or self.policy
-
-
-MULTI_PROCESS_POLICIES = ("round_robin", "least_loaded")
-"""Policies whose state is shared between router processes (in-flight counts) or needs no sharing."""
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RouterConfig:

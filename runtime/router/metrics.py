@@ -125,6 +125,14 @@ class RouterMetrics:
             ["reason"],
             registry=r,
         )
+        self.peer_facts = Tally(
+            "grove_router_peer_facts",
+            "Routed facts between router processes (--processes > 1): sent (per peer), received, and "
+            "those lost: dropped (a peer's buffer was full, or no peer yet), truncated (a very long "
+            "prompt's hashes cut), unknown_worker, foreign or malformed batches.",
+            ["outcome"],
+            registry=r,
+        )
         self.queue_depth = Gauge("grove_router_queue_depth", "Requests waiting for a slot.", registry=r)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._endpoints: dict[str, EndpointSeries] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from runtime.http.upstream import UpstreamPool
 from runtime.router.admission import Admission
@@ -22,9 +22,10 @@ from runtime.router.load_board import LoadBoard
 from runtime.router.metrics import RouterMetrics
 from runtime.router.policies import Choice, Policy, RequestView, make_policy
 from runtime.router.policies.prefill_split_decider import DisaggDecider, DisaggDecision
+from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.workers import PoolRole, Worker, WorkerPool
 
-__all__ = ["ROUTE_HEADER", "Catalog", "Route", "Router"]
+__all__ = ["ROUTE_HEADER", "Catalog", "FactSink", "Route", "Router"]
 
 log = logging.getLogger("grove.router")
 
@@ -32,6 +33,12 @@ ROUTE_HEADER = "x-grove-route"
 """Response header that explains the routing decision."""
 
 Mode = Literal["disaggregated", "local-prefill", "aggregated"]
+
+
+class FactSink(Protocol):
+    """Where a router process sends what it routed (``peer_link.PeerLink``: to the other processes)."""
+
+    def publish(self, role: PoolRole, fact: RoutedFact) -> None: ...
 
 
 @dataclass
@@ -46,8 +53,9 @@ class Route:
     kind: str = "policy"  # low-cardinality label of the reason, for metrics
     notes: list[str] = field(default_factory=list)
 
-    def header(self) -> str:
-        """``mode=...; prefill=...; decode=...; policy=...; reason=...``, plus ``note=...`` per retry."""
+    def header(self, process: int | None = None) -> str:
+        """``mode=...; prefill=...; decode=...; policy=...; reason=...``, plus ``note=...`` per retry
+        (and ``process=i``: which of several router processes decided)."""
         parts = [f"mode={self.mode}"]
         if self.mode == "aggregated":
             parts.append(f"worker={self.worker.url}")
@@ -59,6 +67,8 @@ class Route:
         if self.reason:
             parts.append(f"reason={self.reason}")
         parts += [f"note={n}" for n in self.notes]
+        if process is not None:
+            parts.append(f"process={process}")
         # Header values must be latin-1 and single-line.
         return (
             "; ".join(parts)
@@ -100,6 +110,10 @@ class Router:
         self.config = config
         #: In-flight counts shared with the other router processes (None: this process is the router).
         self.board = board
+        #: With several router processes: where this one's routed facts go (set by the server).
+        self.peers: FactSink | None = None
+        #: Which of several router processes this is (None: the only one).
+        self.process: int | None = None
         self.metrics = RouterMetrics()
         self.upstream = UpstreamPool(
             connect=config.timeouts.connect, read=config.timeouts.read, keepalive=config.timeouts.keepalive
@@ -312,6 +326,22 @@ class Router:
                 return Route("local-prefill", choice.worker, None, self.policy_label("decode"), reason, kind)
         return self._aggregated(req, exclude)
 
+    def learn(self, role: PoolRole, fact: RoutedFact) -> bool:
+        """A peer router process routed a request: learn from its fact as :meth:`commit` did there.
+
+        Returns False for a worker this process does not know (its discovery has not seen it yet).
+        """
+        if self.pools[role].get(fact.url) is None:
+            return False
+        try:
+            self.policies[role].learn(fact)
+            if role == "decode":
+                self.decider.learn(fact)
+        except Exception:
+            log.exception("%s policy failed to learn a peer's routed request", role)
+            self.metrics.of(self.metrics.policy_errors, role).inc()
+        return True
+
     def _aggregated(self, req: RequestView, exclude: set[str] | frozenset[str]) -> Route | None:
         workers = self.pools["worker"].available(req.model, panic=True)
         if exclude:
@@ -322,14 +352,20 @@ class Router:
         return Route("aggregated", choice.worker, None, self.policy_label("worker"), choice.reason)
 
     def commit(self, route: Route, req: RequestView) -> None:
-        """The route is being used: let the policies and the decider learn from it, count the decision."""
+        """The route is being used: the policies and the decider learn from it (and the peers); count it."""
         role: PoolRole = "worker" if route.mode == "aggregated" else "decode"
+        peers = self.peers
         try:
             if route.prefill is not None:
-                self.policies["prefill"].on_routed(route.prefill, req)
-            self.policies[role].on_routed(route.worker, req)
-            if route.mode != "aggregated":
-                self.decider.on_routed(route.worker, req)
+                fact = self.policies["prefill"].on_routed(route.prefill, req)
+                if peers is not None:
+                    peers.publish("prefill", fact)
+            fact = self.policies[role].on_routed(route.worker, req)
+            if role == "decode":
+                self.decider.note(fact, req)
+                self.decider.learn(fact)
+            if peers is not None:
+                peers.publish(role, fact)
         except Exception:  # learning is best effort: the request still goes where it was routed
             log.exception("%s policy failed to record a routed request", role)
             self.metrics.of(self.metrics.policy_errors, role).inc()

@@ -16,15 +16,18 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import multiprocessing
+import os
+import secrets
 import shutil
 import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from runtime.router.config import LimitsConfig, RouterConfig
 from runtime.router.discovery import Discovery
 from runtime.router.load_board import LoadBoard
 from runtime.router.metrics_peers import MetricsPeers
+from runtime.router.peer_link import PeerLink
 from runtime.router.router import Router
 
 __all__ = ["RouterServer", "bind_socket", "run", "serve_processes", "share_limits"]
@@ -46,6 +50,7 @@ __all__ = ["RouterServer", "bind_socket", "run", "serve_processes", "share_limit
 log = logging.getLogger("grove.router")
 
 
+_PEER_LINK_TIMEOUT = 60.0  # seconds for the other router processes to start and link up
 _KEEPALIVE_S = 5.0  # idle seconds between a client's requests (as vLLM's own server keeps them)
 
 
@@ -77,6 +82,13 @@ class RouterServer:
         self.config = config
         self.router = Router(config, board=board)
         self.router.metrics.peers = peers
+        #: With several processes: the links over which the processes learn from each other's routing.
+        self.link: PeerLink | None = None
+        if peers is not None:
+            self.link = PeerLink(
+                peers.directory, peers.processes, peers.index, self.router.learn, self.router.metrics
+            )
+            self.router.peers, self.router.process = self.link, peers.index
         self._publisher = Background("router-metrics-snapshots")
         self.app = RouterApp(self.router)
         self.discovery = Discovery(config.discovery, self.router.set_members, **(discovery_kwargs or {}))
@@ -100,6 +112,10 @@ class RouterServer:
         except BaseException:
             await self.discovery.stop()
             raise
+        if self.link is not None:  # before taking traffic: a fact sent before its peer linked is lost
+            await self.link.start()
+            if not await self.link.connected(_PEER_LINK_TIMEOUT):
+                log.warning("%d of the other router processes linked; serving anyway", self.link.peers)
         if sock is None:
             sock = bind_socket(self.config.host, self.config.port)
         self.port = sock.getsockname()[1]
@@ -129,6 +145,8 @@ class RouterServer:
             self._closed = True
             await self._publisher.stop()
             await self.discovery.stop()
+            if self.link is not None:
+                await self.link.close()
             await self.router.close()
 
     async def stop(self) -> None:
@@ -200,31 +218,52 @@ def share_limits(config: RouterConfig) -> RouterConfig:
 
 
 def _process(
-    config: RouterConfig, memory: Any, snapshots: Path, ready: list[Any], sock: socket.socket, index: int
+    config: RouterConfig, memory: Any, shared: Path, ready: list[Any], sock: socket.socket, index: int
 ) -> None:
-    """One of several router processes: its share of the limits, the shared load board and metrics, its loop."""
+    """One of several router processes: its share of the limits, the shared load board, metrics and facts, its loop."""
     _log_setup(config)
     n = config.processes
-    board, peers = LoadBoard(memory, n, index), MetricsPeers(snapshots, n, index)
+    board, peers = LoadBoard(memory, n, index), MetricsPeers(shared, n, index)
     _serve(share_limits(config), sock, lambda url: ready[index].set(), board, peers)
+
+
+@contextlib.contextmanager
+def shared_hash_seed() -> Iterator[None]:
+    """Processes started inside share one random ``PYTHONHASHSEED`` (unless one is set already): their
+    ``hash()`` of a prompt's text agrees, and is still unknown to clients."""
+    before = os.environ.get("PYTHONHASHSEED")
+    if before not in (None, "", "random"):
+        yield
+        return
+    os.environ["PYTHONHASHSEED"] = str(1 + secrets.randbelow(2**32 - 1))
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PYTHONHASHSEED"]
+        else:
+            os.environ["PYTHONHASHSEED"] = before
 
 
 def serve_processes(config: RouterConfig, *, on_ready: Callable[[str], None] | None = None) -> None:
     """Run ``config.processes`` routers on one port until SIGTERM/SIGINT, then drain them all.
 
     Each process routes on its own; the workers' in-flight counts are shared through a
-    :class:`~runtime.router.load_board.LoadBoard`, each ``/metrics`` page counts every process
-    (:class:`~runtime.router.metrics_peers.MetricsPeers`), and the configuration admits only policies whose
-    state that covers (:data:`~runtime.router.config.MULTI_PROCESS_POLICIES`). Should one process
-    die, the others are stopped and this exits non-zero, so the pod restarts whole.
+    :class:`~runtime.router.load_board.LoadBoard`, what each process's policy learns from the
+    requests it routes reaches the others as routed facts (:class:`~runtime.router.peer_link.PeerLink`),
+    so every policy decides as one router would, and each ``/metrics`` page counts every process
+    (:class:`~runtime.router.metrics_peers.MetricsPeers`). The processes share one hash seed (the
+    prompts' block hashes must agree). Should one process die, the others are stopped and this
+    exits non-zero, so the pod restarts whole.
     """
     n = config.processes
     context = multiprocessing.get_context("spawn")
     memory = LoadBoard.allocate(n)
     ready = [context.Event() for _ in range(n)]
-    snapshots = Path(tempfile.mkdtemp(prefix="grove-router-metrics-"))
+    # metrics snapshots and the peer links' sockets; mkdtemp makes it 0700: the pod's router alone
+    shared = Path(tempfile.mkdtemp(prefix="grove-router-"))
     group = ProcessGroup(
-        functools.partial(_process, config, memory, snapshots, ready),
+        functools.partial(_process, config, memory, shared, ready),
         n,
         host=config.host,
         port=config.port,
@@ -233,7 +272,8 @@ def serve_processes(config: RouterConfig, *, on_ready: Callable[[str], None] | N
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    group.start()
+    with shared_hash_seed():
+        group.start()
     sentinels = [proc.sentinel for proc in group.processes]
     announced = died = False
     try:
@@ -248,7 +288,7 @@ def serve_processes(config: RouterConfig, *, on_ready: Callable[[str], None] | N
                     on_ready(f"http://{host}:{group.port}")
     finally:
         group.stop(timeout=config.drain_timeout + 5)
-        shutil.rmtree(snapshots, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
     if died:
         log.error("a router process exited; stopped the others")
         raise SystemExit(1)

@@ -6,10 +6,15 @@ explanation of the chosen worker into the decision's ``reason`` (the response he
 has several scorers, the explanation of one without whose share another worker would have won ends in
 ``(decided)``: the header says which signal made the choice. A request nobody will see explained
 (:attr:`RequestView.explain` false) gets the same choice and an empty reason.
+
+What a policy learns from a routed request goes through a :class:`RoutedFact`
+(``routed_fact.py``): :meth:`Policy.on_routed` has the parts note it and learn from it, and returns
+it for the other router processes, whose policies :meth:`Policy.learn` from it the same way.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +22,7 @@ from typing import Any
 from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.policies.parts import Filter, Part, Picker, Scorer
 from runtime.router.policies.request_view import RequestView
+from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.workers import Worker
 
 __all__ = ["Choice", "Policy"]
@@ -28,6 +34,16 @@ class Choice:
 
     worker: Worker
     reason: str
+
+
+def _overridden(parts: Sequence[Any], name: str) -> list[Any]:
+    """The parts' ``name`` hooks, leaving out those that are :class:`Part`'s no-op."""
+    hooks = []
+    for part in parts:
+        hook = getattr(part, name, None)
+        if hook is not None and getattr(hook, "__func__", None) is not getattr(Part, name):
+            hooks.append(hook)
+    return hooks
 
 
 def _decisive(chosen: Worker, totals: dict[Worker, float], part: dict[Worker, float]) -> bool:
@@ -52,13 +68,10 @@ class Policy:
         self.scorers = list(scorers)
         self.picker = picker
         self._parts: list[Any] = [*self.filters, *(s for s, _ in self.scorers), self.picker]
-        # looked up once, and the base class's no-op left out: on_routed runs on every request
-        self._on_routed = [
-            hook
-            for part in self._parts
-            if (hook := getattr(part, "on_routed", None)) is not None
-            and getattr(hook, "__func__", None) is not Part.on_routed
-        ]
+        # looked up once, and the base class's no-ops left out: they run on every routed request
+        self._notes = _overridden(self._parts, "note")
+        self._learns = _overridden(self._parts, "learn")
+        self._peer_picked = _overridden([self.picker], "peer_picked")
 
     def choose(self, workers: list[Worker], req: RequestView) -> Choice | None:
         """Run the policy over ``workers`` (already healthy and serving the model); None if nobody is left."""
@@ -90,10 +103,21 @@ class Policy:
         reason = ", ".join(r for r in [*reasons, pick_reason] if r)
         return Choice(worker, reason)
 
-    def on_routed(self, worker: Worker, req: RequestView) -> None:
-        """Tell every part where the request went."""
-        for hook in self._on_routed:
-            hook(worker, req)
+    def on_routed(self, worker: Worker, req: RequestView) -> RoutedFact:
+        """Tell every part where the request went (each notes, then learns); returns the fact, for peers."""
+        fact = RoutedFact(worker.url, time.monotonic())
+        for note in self._notes:
+            note(fact, worker, req)
+        for learn in self._learns:
+            learn(fact)
+        return fact
+
+    def learn(self, fact: RoutedFact) -> None:
+        """A peer router process routed a request of this pool: learn from it as from our own, and pass a turn."""
+        for learn in self._learns:
+            learn(fact)
+        for passed in self._peer_picked:
+            passed()
 
     def on_membership(self, urls: Sequence[str]) -> None:
         """Tell every part the pool's current members."""

@@ -18,6 +18,7 @@ the router counts in ``grove_router_decisions{mode, reason}``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from runtime.router.cache_stats import WorkerCacheStats
 from runtime.router.config import DisaggregationConfig
 from runtime.router.policies.cache.prefix_index import PrefixIndex
 from runtime.router.policies.request_view import RequestView
+from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.workers import Worker
 
 __all__ = ["DisaggDecider", "DisaggDecision"]
@@ -103,7 +105,19 @@ class DisaggDecider:
             True, f"remote-prefill: {uncached} uncached tokens >= {threshold}{source}", "long-uncached"
         )
 
-    def on_routed(self, decode: Worker, req: RequestView) -> None:
+    def note(self, fact: RoutedFact, req: RequestView) -> None:
+        """Note the prompt's blocks into the decode worker's fact (conditional mode reads them)."""
+        if self.config.mode == "conditional":
+            fact.note_blocks(req, self.config.block_chars)
+
+    def learn(self, fact: RoutedFact) -> None:
         """The decode worker ends up holding the prompt's KV either way (computed or transferred)."""
         if self.config.mode == "conditional":
-            self.index.insert(decode.url, req.blocks(self.config.block_chars))
+            self.index.insert(fact.url, fact.blocks.get(self.config.block_chars, ()), fact.at)
+
+    def on_routed(self, decode: Worker, req: RequestView) -> RoutedFact:
+        """:meth:`note` and :meth:`learn` a request routed to ``decode``."""
+        fact = RoutedFact(decode.url, time.monotonic())
+        self.note(fact, req)
+        self.learn(fact)
+        return fact

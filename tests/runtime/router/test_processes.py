@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import random
-import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +20,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.engines.supervisor import free_port
-from runtime.errors import RouterConfigError
 from runtime.router.config import load_config
 from runtime.router.legs import Load
 from runtime.router.load_board import SLOTS, LoadBoard
@@ -36,6 +31,7 @@ from runtime.router.server import share_limits
 from runtime.router.workers import Worker
 from tests.polling import eventually
 from tests.runtime.fake_vllm import FakeVLLM
+from tests.runtime.router.router_cli import router_process
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -188,14 +184,6 @@ def test_round_robin_per_process_keeps_the_workers_within_one_turn_per_process()
     assert max(sent.values()) - min(sent.values()) <= 2  # each process is at most one turn ahead
 
 
-def test_policies_that_learn_per_process_are_refused_with_several_processes() -> None:
-    with pytest.raises(RouterConfigError, match="prefix"):
-        load_config(overrides={"worker": URLS, "policy": {"name": "prefix"}, "processes": 2})
-    with pytest.raises(RouterConfigError, match="prefix"):
-        load_config(overrides={"worker": URLS, "decode_policy": "prefix", "processes": 2})
-    assert load_config(overrides={"worker": URLS, "policy": {"name": "prefix"}}).processes == 1
-
-
 def test_each_process_page_counts_every_process(tmp_path: Path) -> None:
     """Counters and histograms add up; the queue depth adds up; a worker's shared gauges are not doubled."""
     pages = [RouterMetrics() for _ in range(3)]
@@ -249,89 +237,74 @@ async def test_two_router_processes_route_each_request_to_the_least_loaded_worke
     for fake in fakes:
         fake.set_delay(60)  # every completion is held until the test ends
     port = free_port()
-    cli = str(Path(sys.executable).parent / "grove-pipelines")
-    proc = await asyncio.create_subprocess_exec(
-        cli,
-        "router",
-        "--port",
-        str(port),
-        "--processes",
-        "2",
-        "--policy",
-        "least_loaded",
-        "--log-level",
-        "error",
-        *(a for u in urls for a in ("--worker", u)),
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    args = ["--port", str(port), "--processes", "2", "--policy", "least_loaded", "--log-level", "error"]
+    args += [a for u in urls for a in ("--worker", u)]
     tasks: list[asyncio.Task[object]] = []
     sessions: list[aiohttp.ClientSession] = []
     try:
-        async with aiohttp.ClientSession() as http:
+        async with router_process(*args) as proc:
+            try:
+                async with aiohttp.ClientSession() as http:
 
-            async def ready() -> bool:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/ready") as r:
-                        return r.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            for _ in range(600):  # spawn imports the runtime in both processes: seconds on a busy machine
-                if await ready():
-                    break
-                await asyncio.sleep(0.1)
-            load = [0, 0]
-            for i in range(10):
-                connector = aiohttp.TCPConnector(
-                    force_close=True
-                )  # a new connection: the kernel picks a process
-                session = aiohttp.ClientSession(connector=connector)
-                sessions.append(session)
-                body = {"model": "tiny", "prompt": f"request {i}", "max_tokens": 4}
-                tasks.append(
-                    asyncio.create_task(session.post(f"http://127.0.0.1:{port}/v1/completions", json=body))
-                )
-                before = [len(f.completions()) for f in fakes]
-                await eventually(
-                    lambda b=before: sum(len(f.completions()) for f in fakes) > sum(b),  # type: ignore[misc]
-                    timeout=30,
-                    what=f"request {i} reached a worker",
-                )
-                chosen = next(k for k, f in enumerate(fakes) if len(f.completions()) > before[k])
-                assert load[chosen] == min(load), f"request {i} went to a busier worker: {load}"
-                load[chosen] += 1
-            assert load == [5, 5]
-
-            async def pages_count_every_decision() -> bool:
-                for _ in range(6):  # fresh connections: pages of both processes
-                    connector = aiohttp.TCPConnector(force_close=True)
-                    async with (
-                        aiohttp.ClientSession(connector=connector) as fresh,
-                        fresh.get(f"http://127.0.0.1:{port}/metrics") as r,
-                    ):
-                        if _decisions(await r.text()) != 10:
+                    async def ready() -> bool:
+                        try:
+                            async with http.get(f"http://127.0.0.1:{port}/ready") as r:
+                                return r.status == 200
+                        except aiohttp.ClientError:
                             return False
-                return True
 
-            for _ in range(150):  # another process's numbers are at most a second old on a page
-                if await pages_count_every_decision():
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("a /metrics page did not count both processes' decisions")
+                    # spawn imports the runtime in both processes: seconds on a busy machine
+                    for _ in range(600):
+                        if await ready():
+                            break
+                        await asyncio.sleep(0.1)
+                    load = [0, 0]
+                    for i in range(10):
+                        # a new connection: the kernel picks a process
+                        connector = aiohttp.TCPConnector(force_close=True)
+                        session = aiohttp.ClientSession(connector=connector)
+                        sessions.append(session)
+                        body = {"model": "tiny", "prompt": f"request {i}", "max_tokens": 4}
+                        tasks.append(
+                            asyncio.create_task(
+                                session.post(f"http://127.0.0.1:{port}/v1/completions", json=body)
+                            )
+                        )
+                        before = [len(f.completions()) for f in fakes]
+                        await eventually(
+                            lambda b=before: sum(len(f.completions()) for f in fakes) > sum(b),  # type: ignore[misc]
+                            timeout=30,
+                            what=f"request {i} reached a worker",
+                        )
+                        chosen = next(k for k, f in enumerate(fakes) if len(f.completions()) > before[k])
+                        assert load[chosen] == min(load), f"request {i} went to a busier worker: {load}"
+                        load[chosen] += 1
+                    assert load == [5, 5]
+
+                    async def pages_count_every_decision() -> bool:
+                        for _ in range(6):  # fresh connections: pages of both processes
+                            connector = aiohttp.TCPConnector(force_close=True)
+                            async with (
+                                aiohttp.ClientSession(connector=connector) as fresh,
+                                fresh.get(f"http://127.0.0.1:{port}/metrics") as r,
+                            ):
+                                if _decisions(await r.text()) != 10:
+                                    return False
+                        return True
+
+                    for _ in range(150):  # another process's numbers are at most a second old on a page
+                        if await pages_count_every_decision():
+                            break
+                        await asyncio.sleep(0.1)
+                    else:
+                        raise AssertionError("a /metrics page did not count both processes' decisions")
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                for session in sessions:
+                    await session.close()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for session in sessions:
-            await session.close()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
         for fake in fakes:
             await fake.stop()
     errors = (await proc.stderr.read()).decode() if proc.stderr else ""

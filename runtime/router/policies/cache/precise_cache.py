@@ -24,6 +24,7 @@ from runtime.router.policies.cache.kv_index import KvBlockIndex, chain_keys
 from runtime.router.policies.cache.prompt_tokens import PromptTokenizer
 from runtime.router.policies.parts import Part
 from runtime.router.policies.request_view import RequestView
+from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.workers import Worker
 
 __all__ = ["CacheView", "PreciseCache"]
@@ -142,7 +143,12 @@ class PreciseCache(Part):
         held, pending = self.index.overlap(worker.url, usable)
         return CacheView(count, size, len(usable), held, pending)
 
-    def on_routed(self, worker: Worker, req: RequestView) -> None:
+    def note(self, fact: RoutedFact, worker: Worker, req: RequestView) -> None:
         found = self.keys(worker.url, req)
         if found is not None:
-            self.index.add_pending(worker.url, found[0])
+            fact.kv_keys = found[0]
+
+    def learn(self, fact: RoutedFact) -> None:
+        """The prompt's blocks are about to be cached on the worker: pending until its events say so."""
+        if fact.kv_keys:
+            self.index.add_pending(fact.url, fact.kv_keys, fact.at)

@@ -25,3 +25,7 @@ class MaxScorePicker(Part):
         choice = top[self._next % len(top)]
         self._next += 1
         return choice, ""
+
+    def peer_picked(self) -> None:
+        """Another router process took a turn (so, by turns, the processes pick as one router would)."""
+        self._next += 1

@@ -38,6 +38,10 @@ class RoundRobinPicker(Part):
         self._next += 1
         return workers[index], f"round-robin {index + 1}/{len(workers)}"
 
+    def peer_picked(self) -> None:
+        """Another router process took a turn (so, by turns, the processes pick as one router would)."""
+        self._next += 1
+
 
 def build(params: RoundRobinParams) -> Policy:
     """The ``round_robin`` policy."""

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from runtime.router.policies.parts import Part
 from runtime.router.policies.request_view import RequestView
+from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.workers import Worker
 
 __all__ = ["FanoutScorer"]
@@ -66,12 +67,18 @@ class FanoutScorer(Part):
             return f"fan-out sibling ({shared} shared blocks)"
         return f"fan-out sibling moved from {url}"
 
-    def on_routed(self, worker: Worker, req: RequestView, now: float | None = None) -> None:
-        if req.session is not None:
+    def note(self, fact: RoutedFact, worker: Worker, req: RequestView) -> None:
+        fact.note_session(req)
+        if req.session is None:
+            fact.note_blocks(req, self.block_chars)
+
+    def learn(self, fact: RoutedFact) -> None:
+        """Each of the call's blocks remembers its worker for ``window`` seconds (calls without a session)."""
+        if fact.session is not None:
             return
-        stamp = now if now is not None else time.monotonic()
-        for block in req.blocks(self.block_chars):
-            self._recent[block] = (worker.url, stamp)
+        stamp = fact.at
+        for block in fact.blocks.get(self.block_chars, ()):
+            self._recent[block] = (fact.url, stamp)
             self._recent.move_to_end(block)
         oldest = stamp - self.window
         while self._recent and (

@@ -2,7 +2,8 @@
 
 The router cannot see the engines' caches block by block, so it remembers what it sent where: each
 worker gets an LRU of the prompt-block hashes routed to it (``cache/prefix_index.py``; Dynamo's ApproxKvIndexer and llm-d's
-prefix-cache-scorer do the same). A worker's cost is Dynamo's ``overlap_weight x blocks still to
+prefix-cache-scorer do the same; with several router processes each also learns what the others
+sent where, ``routed_fact.py``). A worker's cost is Dynamo's ``overlap_weight x blocks still to
 prefill + active blocks``, where active blocks are the work this router has in flight on it: for
 each request, the prompt tokens the worker lacked when it was routed there (until its first token)
 plus its output budget
@@ -70,6 +71,7 @@ from runtime.router.policies.pickers.max_score import MaxScorePicker
 from runtime.router.policies.policy import Policy
 from runtime.router.policies.request_view import RequestView
 from runtime.router.policies.request_work import note_uncached
+from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.policies.scorers.fanout import FanoutScorer
 from runtime.router.policies.scorers.session import SessionAffinityScorer
 from runtime.router.workers import Worker
@@ -188,21 +190,30 @@ class PrefixScorer(Part):
         hit = self.index.overlap(worker.url, blocks)
         return f"cache-hit {hit}/{len(blocks)} blocks" if hit else f"cache-miss 0/{len(blocks)} blocks"
 
-    def on_routed(self, worker: Worker, req: RequestView) -> None:
-        blocks = req.blocks(self.params.block_chars)
-        cached = self.index.overlap(worker.url, blocks) * self.params.block_chars
-        if self.feedback is not None:
-            self.feedback.expect(worker.url, len(req.prompt_text), cached)
-        if self.params.load_counts == "uncached":  # before this request's own blocks count as held
+    def note(self, fact: RoutedFact, worker: Worker, req: RequestView) -> None:
+        """Note the prompt's blocks (and KV keys) and what the index held of it; note the work it brings."""
+        blocks = fact.note_blocks(req, self.params.block_chars)
+        fact.prompt_chars = len(req.prompt_text)
+        fact.cached_chars = self.index.overlap(worker.url, blocks, fact.at) * self.params.block_chars
+        if self.params.load_counts == "uncached":  # request-local: the work its own leg counts
             view = self.view(worker, req)
             cpt = self.params.chars_per_token
             lacking = (
-                view.uncached_tokens if view is not None else req.est_prompt_tokens(cpt) - int(cached / cpt)
+                view.uncached_tokens
+                if view is not None
+                else req.est_prompt_tokens(cpt) - int(fact.cached_chars / cpt)
             )
             note_uncached(req, worker, lacking)
-        self.index.insert(worker.url, blocks)
         if self.precise is not None:
-            self.precise.on_routed(worker, req)
+            self.precise.note(fact, worker, req)
+
+    def learn(self, fact: RoutedFact) -> None:
+        """The worker now holds the prompt's blocks; the hit share the index predicted joins the feedback."""
+        if self.feedback is not None:
+            self.feedback.expect(fact.url, fact.prompt_chars, fact.cached_chars)
+        self.index.insert(fact.url, fact.blocks.get(self.params.block_chars, ()), fact.at)
+        if self.precise is not None:
+            self.precise.learn(fact)
 
     async def start(self, urls: Sequence[str]) -> None:
         """Subscribe to the workers' KV events (precise mode)."""

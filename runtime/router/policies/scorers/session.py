@@ -18,22 +18,18 @@ worker's load (the explanation then says ``lapsed``).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from runtime.router.policies.parts import Part
 from runtime.router.policies.request_view import RequestView
+from runtime.router.policies.routed_fact import RoutedFact, session_digest
 from runtime.router.workers import Worker
 
 __all__ = ["SessionAffinityScorer"]
 
 _SHOWN = 48  # characters of a session key shown in the decision header
-
-
-def _digest(session: str) -> bytes:
-    return hashlib.blake2b(session.encode("utf-8", "replace"), digest_size=16).digest()
 
 
 class SessionAffinityScorer(Part):
@@ -56,7 +52,7 @@ class SessionAffinityScorer(Part):
         """The URL the session is pinned to, if it is known and not expired."""
         if session is None:
             return None
-        key = _digest(session)
+        key = session_digest(session)
         entry = self._where.get(key)
         if entry is None:
             return None
@@ -92,12 +88,18 @@ class SessionAffinityScorer(Part):
             return f"session-affinity {shown}"
         return f"session {shown} moved from {url}"
 
-    def on_routed(self, worker: Worker, req: RequestView, now: float | None = None) -> None:
-        if req.session is None:
+    def note(self, fact: RoutedFact, worker: Worker, req: RequestView) -> None:
+        fact.note_session(req)
+
+    def learn(self, fact: RoutedFact) -> None:
+        """Pin the fact's session to its worker (a binding newer than the fact stays: another process's)."""
+        key, now = fact.session, fact.at
+        if key is None:
             return
-        now = now if now is not None else time.monotonic()
-        key = _digest(req.session)
-        self._where[key] = (worker.url, now)
+        known = self._where.get(key)
+        if known is not None and known[1] > now:
+            return
+        self._where[key] = (fact.url, now)
         self._where.move_to_end(key)
         while len(self._where) > self.capacity:
             self._where.popitem(last=False)
