@@ -34,6 +34,7 @@ from runtime.router.policies.cache.precise_cache import CacheView
 from runtime.router.policies.registry import make_policy
 from runtime.router.policies.request_view import RequestView
 from runtime.router.policies.request_work import prompt_work, work_tokens
+from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.policies.scorers.prefix import PrefixScorer
 from runtime.router.policies.scorers.session import SessionAffinityScorer
 from runtime.router.workers import Worker
@@ -260,8 +261,11 @@ class _ModelCache:
         pending = model.pending_blocks(sim_req, held)
         return CacheView(len(sim_req.tokens), size, len(sim_req.usable(size)), held, pending)
 
-    def on_routed(self, worker: Worker, req: RequestView) -> None:
+    def note(self, fact: RoutedFact, worker: Worker, req: RequestView) -> None:
         """Nothing: a routed prompt counts as pending while it waits in the model's queue."""
+
+    def learn(self, fact: RoutedFact) -> None:
+        """Nothing to learn: the model's caches are read directly."""
 
     def on_membership(self, urls: Sequence[str]) -> None:
         """Nothing: the model's workers are fixed."""
