@@ -28,16 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from runtime.errors import RouterConfigError
 from runtime.router.metrics import RouterMetrics
 from runtime.router.peer_wire import MAX_MESSAGE, FactWriter, decode_batch, fingerprint
 from runtime.router.policies.routed_fact import RoutedFact
 from runtime.router.workers import PoolRole
 
-__all__ = ["PeerLink"]
+__all__ = ["PeerLink", "check_socket_dir"]
 
 log = logging.getLogger("grove.router.peers")
 
@@ -46,9 +48,26 @@ _READS_PER_TURN = 256  # batches read from one peer in one callback, so one busy
 Apply = Callable[[PoolRole, RoutedFact], bool]
 
 
+_SUN_PATH_MAX = 107  # bytes of a UNIX socket's path (sockaddr_un's sun_path, less its NUL) on Linux
+
+
 def socket_path(directory: Path, index: int) -> Path:
     """Where process ``index`` listens for its peers."""
     return Path(directory) / f"peer-{index}.sock"
+
+
+def check_socket_dir(directory: Path, processes: int) -> None:
+    """Refuse, before any process starts, a directory too deep for the peers' UNIX socket paths.
+
+    Raises:
+        RouterConfigError: the longest socket path would not fit; names the limit and the way out.
+    """
+    longest = len(os.fsencode(socket_path(directory, processes - 1)))
+    if longest > _SUN_PATH_MAX:
+        raise RouterConfigError(
+            f"the router processes' socket directory {str(directory)[:200]!r} is too deep for UNIX socket "
+            f"paths ({longest} bytes, at most {_SUN_PATH_MAX}): set TMPDIR to a shorter directory"
+        )
 
 
 class PeerLink:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import tracing
+from runtime.errors import RouterConfigError
 from runtime.http import HttpServer, ListenerLimits, gc_tuning
 from runtime.http.listener import bind_socket  # the layer's: TCP_NODELAY on every accepted socket
 from runtime.http.processes import ProcessGroup
@@ -42,7 +43,7 @@ from runtime.router.config import LimitsConfig, RouterConfig
 from runtime.router.discovery import Discovery
 from runtime.router.load_board import LoadBoard
 from runtime.router.metrics_peers import MetricsPeers
-from runtime.router.peer_link import PeerLink
+from runtime.router.peer_link import PeerLink, check_socket_dir
 from runtime.router.router import Router
 
 __all__ = ["RouterServer", "bind_socket", "run", "serve_processes", "share_limits"]
@@ -262,6 +263,11 @@ def serve_processes(config: RouterConfig, *, on_ready: Callable[[str], None] | N
     ready = [context.Event() for _ in range(n)]
     # metrics snapshots and the peer links' sockets; mkdtemp makes it 0700: the pod's router alone
     shared = Path(tempfile.mkdtemp(prefix="grove-router-"))
+    try:
+        check_socket_dir(shared, n)
+    except RouterConfigError:
+        shutil.rmtree(shared, ignore_errors=True)
+        raise
     group = ProcessGroup(
         functools.partial(_process, config, memory, shared, ready),
         n,

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -309,3 +312,22 @@ async def test_two_router_processes_route_each_request_to_the_least_loaded_worke
             await fake.stop()
     errors = (await proc.stderr.read()).decode() if proc.stderr else ""
     assert proc.returncode == 0, errors
+
+
+async def test_a_socket_directory_too_deep_is_one_error_line_before_any_process_starts(
+    tmp_path: Path,
+) -> None:
+    """Peer sockets live in a temporary directory; a TMPDIR too deep for a UNIX socket path is named."""
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    env = {**os.environ, "TMPDIR": str(deep)}
+    cli = str(Path(sys.executable).parent / "grove-pipelines")
+    proc = await asyncio.create_subprocess_exec(
+        cli, "router", "--worker", "http://127.0.0.1:1", "--processes", "2", "--port", str(free_port()),
+        stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode != 0
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "set TMPDIR" in lines[0], lines
+    assert list(deep.iterdir()) == []  # the directory it made is gone again
