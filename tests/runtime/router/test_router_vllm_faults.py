@@ -70,7 +70,9 @@ async def _disconnect_mid_stream(
         assert r.status == 200
         await r.content.readuntil(b"\n\n")  # the first event: the answering leg is generating
         answering = workers[-1]
-        assert await running(http, answering) >= 1
+        # vLLM's gauge follows its engine steps: the first event may come before a step has counted
+        # the request (1500 tokens take seconds, so a bounded wait finds it while it generates)
+        assert await wait_for(lambda: _busy(http, answering), 5.0), f"{answering} never showed the request"
         r.close()  # the client goes away
     for url in workers:
         assert await wait_for(lambda url=url: _idle(http, url), 1.0), f"{url} still runs the request"  # type: ignore[misc]
