@@ -259,8 +259,9 @@ class _Exchange:
         """Proxy the request; the whole answer, or this object as the stream of it."""
         router, app = self.router, self.app
         session = headers.pop(SESSION_HEADER, None) or None
+        shows_route = app.debug or app.keys.enabled  # authenticated (or debugging) clients may see the route
         # why the policy chose is written only for those who will read it: the route header, a recorded span
-        explain = app.debug or app.keys.enabled or (self.span is not None and self.span.recording)
+        explain = shows_route or (self.span is not None and self.span.recording)
         req = RequestView(self.endpoint, body, session, explain=explain)  # type: ignore[arg-type]
         rid = request_id.encode("latin-1")
         try:
@@ -287,7 +288,7 @@ class _Exchange:
                 self.span.set(f"grove.route.{key}", value)
             self.span.set("grove.route.prefill", route.prefill.url if route.prefill is not None else None)
         headers_out: list[Header] = [(b"x-request-id", rid)]
-        if app.debug or app.keys.enabled:  # authenticated (or debugging) clients may see the route
+        if shows_route:
             headers_out.append(
                 (ROUTE_HEADER.encode(), proxied.route.header(app.router.process).encode("latin-1"))
             )

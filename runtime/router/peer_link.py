@@ -45,10 +45,8 @@ log = logging.getLogger("grove.router.peers")
 
 _SNDBUF = 1 << 20  # asked for; the kernel caps it at net.core.wmem_max
 _READS_PER_TURN = 256  # batches read from one peer in one callback, so one busy peer cannot starve the loop
-Apply = Callable[[PoolRole, RoutedFact], bool]
-
-
 _SUN_PATH_MAX = 107  # bytes of a UNIX socket's path (sockaddr_un's sun_path, less its NUL) on Linux
+Apply = Callable[[PoolRole, RoutedFact], bool]
 
 
 def socket_path(directory: Path, index: int) -> Path:
