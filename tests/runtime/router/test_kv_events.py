@@ -201,3 +201,42 @@ async def test_a_sequence_gap_makes_the_index_forget_the_worker(tmp_path: Path) 
         await subscriber.close()
         pub.close(linger=0)
         ctx.term()
+
+
+async def test_once_joined_the_first_batch_published_arrives() -> None:
+    """The slow joiner: a PUB socket drops what it sends before the subscription is through.
+
+    After ``joined`` the very first batch, sent once, reaches the index; this is what lets a router
+    that has just started learn from its first request's events.
+    """
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.bind("tcp://127.0.0.1:*")  # over TCP the handshake takes longest: without the join, lost 9 in 10
+    endpoint = pub.getsockopt(zmq.LAST_ENDPOINT).decode()
+    payload = batch(stored([1, 2], list(range(8))))  # built first: vLLM's import would give the join time
+    sink = _Sink()
+    subscriber = KvEventSubscriber(sink)
+    try:
+        subscriber.subscribe(URL, endpoint)
+        assert await subscriber.joined(10.0)
+        pub.send_multipart([b"", (0).to_bytes(8, "big"), payload])
+        assert await _until(lambda: sink.index.size(URL) == 2)
+        assert sink.lost_reasons == []
+    finally:
+        await subscriber.close()
+        pub.close(linger=0)
+        ctx.term()
+
+
+async def test_joined_gives_up_in_time_on_a_worker_that_publishes_nothing(tmp_path: Path) -> None:
+    """A worker not up yet (nothing bound at its address): ``joined`` answers False after its timeout."""
+    subscriber = KvEventSubscriber(_Sink())
+    try:
+        subscriber.subscribe(URL, f"ipc://{tmp_path / 'nobody.sock'}")
+        started = time.monotonic()
+        assert not await subscriber.joined(0.3)
+        assert 0.25 <= time.monotonic() - started < 5
+        subscriber.unsubscribe(URL)
+        assert await subscriber.joined(0.3)  # nothing left to wait for
+    finally:
+        await asyncio.wait_for(subscriber.close(), 5)  # every socket closed, or the context's term would hang

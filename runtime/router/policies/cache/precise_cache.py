@@ -87,10 +87,19 @@ class PreciseCache(Part):
             return None
         return f"tcp://[{host}]:{self.port}" if ":" in host else f"tcp://{host}:{self.port}"
 
-    async def start(self, urls: Sequence[str]) -> None:
-        """Subscribe to the pool's workers (needs the running event loop)."""
+    async def start(self, urls: Sequence[str], join_timeout: float = 2.0) -> None:
+        """Subscribe to the pool's workers and wait, bounded, until the subscriptions are through.
+
+        Without the wait the first requests' events would be published before the worker's PUB
+        socket knew the router (ZMQ drops those); a worker not up yet costs ``join_timeout`` once.
+        """
         self._started = True
         self.on_membership(urls)
+        if not await self.subscriber.joined(join_timeout):
+            log.info(
+                "KV events: not every worker's publisher answered in %.1f s; following them as they join",
+                join_timeout,
+            )
 
     async def close(self) -> None:
         """Drop every subscription."""
