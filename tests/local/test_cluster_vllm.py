@@ -75,8 +75,16 @@ def test_pods_become_ready_in_starts_after_order(agentic_cluster: AgenticCluster
 
 def test_the_pipeline_answers_through_the_entry_service(agentic_cluster: AgenticCluster) -> None:
     # The first request loads the retriever's embedding model on two shared cores and can outlast the
-    # pipeline's deadline (a clean 504); the second must answer.
+    # pipeline's deadline (a clean 504); the second must answer. That load can also starve vLLM's
+    # /health past the router's 2 s check three times running (a clean-clone run saw the decode pod
+    # marked unhealthy, so the LLM stage got the router's 503): each request waits until the router
+    # lists every worker healthy again, as a client would after that 503's Retry-After.
     for _ in range(2):
+        _until(
+            lambda: (health := _router_health(agentic_cluster)) != {} and all(health.values()),
+            120,
+            "the router lists every worker as healthy",
+        )
         response = httpx.post(
             f"{agentic_cluster.base}/v1/pipelines/agentic-rag",
             json={"question": "What is KV cache?"},
