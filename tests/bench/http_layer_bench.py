@@ -3,9 +3,11 @@
 Against the instant upstream (``fast_upstream``), aggregated mode, the same cores, every candidate
 running at once and measured in interleaved rounds (the load others put on the machine shifts): direct to
 the worker; the thinnest proxy on ``runtime.http`` (``http_proxy``) on uvloop and on the stock
-asyncio loop (does uvloop pay?); our router as it is; vllm-router. Then each sidecar's start time
+asyncio loop (does uvloop pay?); our router as it is; vllm-router; nginx (``nginx_proxy``, the
+compiled proxy's mark), when installed. Then each sidecar's start time
 (spawn to the first ``/health`` 200) and resident memory after the load. Ends with
-``http_layer_vs_vllm_router_rps=<r> http_layer_added_p50_ms=<ms> http_layer_added_p99_ms=<ms>``.
+``http_layer_vs_vllm_router_rps=<r> http_layer_added_p50_ms=<ms> http_layer_added_p99_ms=<ms>
+nginx_added_p50_ms=<ms>``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from contextlib import ExitStack
 
 from runtime.engines.supervisor import free_port
 from tests.bench.loadgen import Result
+from tests.bench.nginx_proxy import NGINX, nginx_proxy
 from tests.bench.router_bench import (
     BODY,
     CACHE,
@@ -55,6 +58,10 @@ def main() -> None:
         [vllm_router(vr, ["--worker-urls", d_url, "--policy", "round_robin"], free_port())] if vr else []
     ):
         candidates.append((name, argv, int(argv[argv.index("--port") + 1])))
+    nginx_port = free_port()
+    nginx = nginx_proxy(HOST, d_port, nginx_port, logs / "nginx-http-layer")
+    if nginx is not None:
+        candidates.append((*nginx, nginx_port))
     runs: dict[str, list[dict[str, Result]]] = {"direct": []}
     procs = {}
     footprint = []
@@ -87,9 +94,11 @@ def main() -> None:
     theirs = results.get("vllm-router")
     ratio = ours["sat"].rps / theirs["sat"].rps if theirs else float("nan")
     add50, add99 = added(ours, base)
+    compiled = results.get(NGINX)
+    nginx50 = added(compiled, base)[0] if compiled else float("nan")
     print(
         f"http_layer_vs_vllm_router_rps={ratio:.2f} http_layer_added_p50_ms={add50:.3f} "
-        f"http_layer_added_p99_ms={add99:.3f}"
+        f"http_layer_added_p99_ms={add99:.3f} nginx_added_p50_ms={nginx50:.3f}"
     )
 
 

@@ -5,9 +5,10 @@
     time to the first chunk of a streamed answer. Aggregated mode (one worker) and prefill/decode
     mode (two legs; "direct" there is the decode worker alone). Every candidate (direct, a bare
     layer-4 relay (``bare_proxy``: the floor, what a second hop itself costs on this machine), our
-    router, our router with ``--processes 2``, vllm-router) is up at once and measured in rotated
-    rounds, samples pooled, errors counted; then each sidecar's start time (spawn to the first
-    ``/health`` 200) and resident memory after the load.
+    router, our router with ``--processes 2``, vllm-router, and in aggregated mode nginx when it is
+    installed (``nginx_proxy``: what a mature compiled HTTP proxy adds here)) is up at once and
+    measured in rotated rounds, samples pooled, errors counted; then each sidecar's start time
+    (spawn to the first ``/health`` 200) and resident memory after the load.
 (b) Against the real vLLM prefill/decode pair on the tiny model: latency and throughput.
 (c) Streamed TTFT through two real aggregated vLLM workers, both routers with ``round_robin``, in
     rotated rounds with the workers alone as the floor (``router_ttft.py``).
@@ -16,8 +17,9 @@ vllm-router is installed once into its own venv under ``.cache/bench/`` (PyPI, `
 listens on 127.0.0.1 ephemeral ports and stops at the end. Ends with the line
 ``router_vs_vllm_router_rps=<r> router_pd_vs_vllm_router_pd_rps=<r> router_added_p50_ms=<ms>
 router_added_p99_ms=<ms> router_2proc_vs_vllm_router_rps=<r> router_2proc_pd_vs_vllm_router_pd_rps=<r>
-vllm_router_added_p50_ms=<ms> bare_relay_added_p50_ms=<ms>`` (fast upstream; the added latency in
-aggregated mode, one process, with vllm-router's and the bare relay's beside it), followed by (c)'s
+vllm_router_added_p50_ms=<ms> bare_relay_added_p50_ms=<ms> nginx_added_p50_ms=<ms>`` (fast upstream;
+the added latency in aggregated mode, one process, with vllm-router's, the bare relay's and nginx's
+beside it; nan where nginx is not installed), followed by (c)'s
 ``router_ttft_p50_ms=<ms> vllm_router_ttft_p50_ms=<ms> router_ttft_p50_added_ms=<ms>`` (and p99,
 the floor, the added p50 at concurrency 4 and the errors). ``GROVE_BENCH_SKIP_VLLM=1`` skips (b) and (c).
 """
@@ -36,6 +38,7 @@ from pathlib import Path
 
 from runtime.engines.supervisor import free_port, http_ok
 from tests.bench.loadgen import Result, run_load
+from tests.bench.nginx_proxy import NGINX, nginx_proxy
 from tests.bench.router_ttft import ttft_suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -258,6 +261,16 @@ def fast_upstream_suite(vr: Path | None, logs: Path) -> tuple[dict[str, dict[str
             ports = {"direct": d_port} | {
                 name: int(argv[argv.index("--port") + 1]) for name, argv in candidates
             }
+            if mode == "aggregated":  # nginx has no prefill/decode mode
+                nginx_port = free_port()
+                nginx = nginx_proxy(HOST, d_port, nginx_port, logs / "nginx")
+                if nginx is None:
+                    lines.append(
+                        "(nginx not installed: `apt-get install nginx-light` adds a compiled proxy's row)"
+                    )
+                else:
+                    candidates.append(nginx)
+                    ports[NGINX] = nginx_port
             runs: dict[str, list[dict[str, Result]]] = {name: [] for name in ports}
             with ExitStack() as stack:
                 procs = {}
@@ -350,6 +363,8 @@ def summary(results: dict[str, dict[str, Result]]) -> str:
     floor50, _ = added(results[f"aggregated/{FLOOR}"], direct)
     theirs = results.get("aggregated/vllm-router")
     their50 = added(theirs, direct)[0] if theirs else float("nan")
+    compiled = results.get(f"aggregated/{NGINX}")
+    nginx50 = added(compiled, direct)[0] if compiled else float("nan")
     many = f"router x{PROCESSES}"
     return (
         f"router_vs_vllm_router_rps={ratio_of('router', 'aggregated'):.2f} "
@@ -357,7 +372,8 @@ def summary(results: dict[str, dict[str, Result]]) -> str:
         f"router_added_p50_ms={add50:.3f} router_added_p99_ms={add99:.3f} "
         f"router_{PROCESSES}proc_vs_vllm_router_rps={ratio_of(many, 'aggregated'):.2f} "
         f"router_{PROCESSES}proc_pd_vs_vllm_router_pd_rps={ratio_of(many, 'pd'):.2f} "
-        f"vllm_router_added_p50_ms={their50:.3f} bare_relay_added_p50_ms={floor50:.3f}"
+        f"vllm_router_added_p50_ms={their50:.3f} bare_relay_added_p50_ms={floor50:.3f} "
+        f"nginx_added_p50_ms={nginx50:.3f}"
     )
 
 
