@@ -131,14 +131,14 @@ class KvEventSubscriber:
         self.topic = topic.encode()
         self.max_message_bytes = max_message_bytes
         self._ctx: zmq.asyncio.Context | None = None
-        self._tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
-        self._joined: dict[str, asyncio.Event] = {}
+        # url -> (endpoint, reader task, set once the subscription's handshake is done)
+        self._tasks: dict[str, tuple[str, asyncio.Task[None], asyncio.Event]] = {}
         self._live: set[asyncio.Task[None]] = set()  # readers not yet done, unsubscribed ones included
         self.batches: dict[str, int] = {}
 
     def endpoints(self) -> dict[str, str]:
         """Worker URL → the endpoint it is subscribed to."""
-        return {url: endpoint for url, (endpoint, _) in self._tasks.items()}
+        return {url: endpoint for url, (endpoint, _, _) in self._tasks.items()}
 
     def follows(self, url: str) -> bool:
         """Whether ``url``'s events are subscribed to (asked on every routing decision: no copy made)."""
@@ -152,7 +152,7 @@ class KvEventSubscriber:
         self.unsubscribe(url)
         if self._ctx is None:
             self._ctx = zmq.asyncio.Context()
-        joined = self._joined[url] = asyncio.Event()
+        joined = asyncio.Event()
         sock = self._ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
@@ -171,14 +171,14 @@ class KvEventSubscriber:
         self._live.add(task)
         task.add_done_callback(self._live.discard)
         task.add_done_callback(lambda _: _close(sock, monitor, watcher))  # also when cancelled before it ran
-        self._tasks[url] = (endpoint, task)
+        self._tasks[url] = (endpoint, task, joined)
 
     async def joined(self, timeout: float) -> bool:
         """Wait, at most ``timeout`` seconds, until every subscription's connection is through.
 
         False when one is not (its worker not up yet): its events count from when it joins.
         """
-        waits = [event.wait() for url, event in self._joined.items() if url in self._tasks]
+        waits = [joined.wait() for _, _, joined in self._tasks.values()]
         if not waits:
             return True
         try:
@@ -195,18 +195,16 @@ class KvEventSubscriber:
         entry = self._tasks.pop(url, None)
         if entry is not None:
             entry[1].cancel()
-        self._joined.pop(url, None)
         self.batches.pop(url, None)
 
     async def close(self) -> None:
         """Stop every reader and close the sockets."""
         tasks = list(self._live)
         self._tasks.clear()
-        self._joined.clear()
         for task in tasks:
             task.cancel()
+        # their done callbacks (registered before gather's) have closed the sockets: term can end
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(0)  # the done callbacks close the sockets: the context's term waits for them
         if self._ctx is not None:
             self._ctx.term()
             self._ctx = None
