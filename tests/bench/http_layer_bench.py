@@ -3,11 +3,12 @@
 Against the instant upstream (``fast_upstream``), aggregated mode, the same cores, every candidate
 running at once and measured in interleaved rounds (the load others put on the machine shifts): direct to
 the worker; the thinnest proxy on ``runtime.http`` (``http_proxy``) on uvloop and on the stock
-asyncio loop (does uvloop pay?); our router as it is; vllm-router; nginx (``nginx_proxy``, the
-compiled proxy's mark), when installed. Then each sidecar's start time
-(spawn to the first ``/health`` 200) and resident memory after the load. Ends with
+asyncio loop (does uvloop pay?); our router as it is; the callback proxy (``callback_proxy``: HTTP
+and validation in protocol callbacks, no coroutine per request: what a Python HTTP hop could cost);
+vllm-router; nginx (``nginx_proxy``, the compiled proxy's mark), when installed. Then each sidecar's
+start time (spawn to the first ``/health`` 200) and resident memory after the load. Ends with
 ``http_layer_vs_vllm_router_rps=<r> http_layer_added_p50_ms=<ms> http_layer_added_p99_ms=<ms>
-nginx_added_p50_ms=<ms>``.
+nginx_added_p50_ms=<ms> callback_proxy_added_p50_ms=<ms>``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from tests.bench.router_bench import (
     CACHE,
     HEADER,
     HOST,
+    PYTHON_FLOOR,
     added,
+    callback_proxy,
     measure,
     merged,
     our_router,
@@ -54,7 +57,7 @@ def main() -> None:
         port = free_port()
         argv = [sys.executable, "-m", "tests.bench.http_proxy", str(port), d_url, loop]
         candidates.append((f"runtime.http ({loop})", argv, port))
-    for name, argv in [our_router(["--worker", d_url], free_port())] + (
+    for name, argv in [our_router(["--worker", d_url], free_port()), callback_proxy(d_port, free_port())] + (
         [vllm_router(vr, ["--worker-urls", d_url, "--policy", "round_robin"], free_port())] if vr else []
     ):
         candidates.append((name, argv, int(argv[argv.index("--port") + 1])))
@@ -96,9 +99,11 @@ def main() -> None:
     add50, add99 = added(ours, base)
     compiled = results.get(NGINX)
     nginx50 = added(compiled, base)[0] if compiled else float("nan")
+    python50 = added(results[PYTHON_FLOOR], base)[0]
     print(
         f"http_layer_vs_vllm_router_rps={ratio:.2f} http_layer_added_p50_ms={add50:.3f} "
-        f"http_layer_added_p99_ms={add99:.3f} nginx_added_p50_ms={nginx50:.3f}"
+        f"http_layer_added_p99_ms={add99:.3f} nginx_added_p50_ms={nginx50:.3f} "
+        f"callback_proxy_added_p50_ms={python50:.3f}"
     )
 
 

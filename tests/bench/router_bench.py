@@ -5,10 +5,12 @@
     time to the first chunk of a streamed answer. Aggregated mode (one worker) and prefill/decode
     mode (two legs; "direct" there is the decode worker alone). Every candidate (direct, a bare
     layer-4 relay (``bare_proxy``: the floor, what a second hop itself costs on this machine), our
-    router, our router with ``--processes 2``, vllm-router, and in aggregated mode nginx when it is
-    installed (``nginx_proxy``: what a mature compiled HTTP proxy adds here)) is up at once and
-    measured in rotated rounds, samples pooled, errors counted; then each sidecar's start time
-    (spawn to the first ``/health`` 200) and resident memory after the load.
+    router, our router with ``--processes 2``, vllm-router, and in aggregated mode the callback proxy
+    (``callback_proxy``: HTTP parsed and the body validated in Python, with no coroutine per request
+    and none of the router's bookkeeping) and nginx when it is installed (``nginx_proxy``: what a
+    mature compiled HTTP proxy adds here)) is up at once and measured in rotated rounds, samples
+    pooled, errors counted; then each sidecar's start time (spawn to the first ``/health`` 200) and
+    resident memory after the load.
 (b) Against the real vLLM prefill/decode pair on the tiny model: latency and throughput.
 (c) Streamed TTFT through two real aggregated vLLM workers, both routers with ``round_robin``, in
     rotated rounds with the workers alone as the floor (``router_ttft.py``).
@@ -17,9 +19,10 @@ vllm-router is installed once into its own venv under ``.cache/bench/`` (PyPI, `
 listens on 127.0.0.1 ephemeral ports and stops at the end. Ends with the line
 ``router_vs_vllm_router_rps=<r> router_pd_vs_vllm_router_pd_rps=<r> router_added_p50_ms=<ms>
 router_added_p99_ms=<ms> router_2proc_vs_vllm_router_rps=<r> router_2proc_pd_vs_vllm_router_pd_rps=<r>
-vllm_router_added_p50_ms=<ms> bare_relay_added_p50_ms=<ms> nginx_added_p50_ms=<ms>`` (fast upstream;
-the added latency in aggregated mode, one process, with vllm-router's, the bare relay's and nginx's
-beside it; nan where nginx is not installed), followed by (c)'s
+vllm_router_added_p50_ms=<ms> bare_relay_added_p50_ms=<ms> nginx_added_p50_ms=<ms>
+callback_proxy_added_p50_ms=<ms>`` (fast upstream; the added latency in aggregated mode, one
+process, with vllm-router's, the bare relay's, nginx's and the callback proxy's beside it; nan
+where nginx is not installed), followed by (c)'s
 ``router_ttft_p50_ms=<ms> vllm_router_ttft_p50_ms=<ms> router_ttft_p50_added_ms=<ms>`` (and p99,
 the floor, the added p50 at concurrency 4 and the errors). ``GROVE_BENCH_SKIP_VLLM=1`` skips (b) and (c).
 """
@@ -125,6 +128,12 @@ def bare_proxy(upstream_port: int, port: int) -> tuple[str, list[str]]:
     return FLOOR, [*argv, "--port", str(port)]
 
 
+def callback_proxy(upstream_port: int, port: int) -> tuple[str, list[str]]:
+    """The Python floor: HTTP parsed and the body validated in protocol callbacks, nothing else."""
+    argv = [sys.executable, "-m", "tests.bench.callback_proxy", "--upstream", str(upstream_port)]
+    return PYTHON_FLOOR, [*argv, "--port", str(port)]
+
+
 def vllm_router(binary: Path, args: list[str], port: int) -> tuple[str, list[str]]:
     return "vllm-router", [
         str(binary),
@@ -190,6 +199,7 @@ HEADER = (
 
 
 FLOOR = "bare relay (floor)"
+PYTHON_FLOOR = "callback proxy (Python)"
 ROUNDS = 3  # rotated rounds per mode: the load others put on the machine shifts while we measure
 PROCESSES = 2  # the multi-process router's line (one per core here)
 
@@ -261,7 +271,10 @@ def fast_upstream_suite(vr: Path | None, logs: Path) -> tuple[dict[str, dict[str
             ports = {"direct": d_port} | {
                 name: int(argv[argv.index("--port") + 1]) for name, argv in candidates
             }
-            if mode == "aggregated":  # nginx has no prefill/decode mode
+            if mode == "aggregated":  # nginx and the callback proxy have no prefill/decode mode
+                python_floor = callback_proxy(d_port, free_port())
+                candidates.append(python_floor)
+                ports[PYTHON_FLOOR] = int(python_floor[1][-1])
                 nginx_port = free_port()
                 nginx = nginx_proxy(HOST, d_port, nginx_port, logs / "nginx")
                 if nginx is None:
@@ -365,6 +378,7 @@ def summary(results: dict[str, dict[str, Result]]) -> str:
     their50 = added(theirs, direct)[0] if theirs else float("nan")
     compiled = results.get(f"aggregated/{NGINX}")
     nginx50 = added(compiled, direct)[0] if compiled else float("nan")
+    python50, _ = added(results[f"aggregated/{PYTHON_FLOOR}"], direct)
     many = f"router x{PROCESSES}"
     return (
         f"router_vs_vllm_router_rps={ratio_of('router', 'aggregated'):.2f} "
@@ -373,7 +387,7 @@ def summary(results: dict[str, dict[str, Result]]) -> str:
         f"router_{PROCESSES}proc_vs_vllm_router_rps={ratio_of(many, 'aggregated'):.2f} "
         f"router_{PROCESSES}proc_pd_vs_vllm_router_pd_rps={ratio_of(many, 'pd'):.2f} "
         f"vllm_router_added_p50_ms={their50:.3f} bare_relay_added_p50_ms={floor50:.3f} "
-        f"nginx_added_p50_ms={nginx50:.3f}"
+        f"nginx_added_p50_ms={nginx50:.3f} callback_proxy_added_p50_ms={python50:.3f}"
     )
 
 
