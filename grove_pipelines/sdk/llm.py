@@ -99,7 +99,9 @@ def llm(
     prefix is cached, a pipeline run's calls and a fan-out's siblings stay together, within a load
     guard), ``"round_robin"`` or ``"least_loaded"``. Other options: ``served_model_name``,
     ``max_model_len``, ``min_available``, ``autoscaling``, ``image``, ``env``, ``resources`` (cpu/memory
-    per pod), ``timeout_s``, ``retries``.
+    per pod), ``timeout_s``, ``retries``. A router's busy answer (429 or 503 with a ``Retry-After`` of
+    at most ten seconds) is waited out and the call sent again, twice at most and within the request's
+    deadline, without spending ``retries``.
     """
     spec = build_spec(
         LLMSpec,

@@ -6,17 +6,25 @@ the stage and the error type). Timeouts are the executor's (each call is bounded
 ``timeout_s`` and the request's deadline; cancelling a call closes its socket, which is how a stage
 server or vLLM learns to stop). A stream counts as complete only when it ends with
 ``data: [DONE]``: one that stops early failed, whatever its last chunk said.
+
+An LLM call whose router answers busy (429 or 503) with a ``Retry-After`` of a few seconds is sent
+again after that wait, twice at most, as OpenAI's own client does by default, and only while the
+request's deadline leaves time for it: the router says that when every worker is briefly unhealthy
+or its queue is full, and a moment later it serves. The stage's ``retries`` are not spent on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from runtime.errors import UpstreamError
 from runtime.http import UpstreamPool, UpstreamReply
 from runtime.http.json_wire import decode_like_stdlib
+from runtime.server.deadline import current_deadline
 from runtime.server.errors import PipelineRunError, StageUpstreamError, from_body
 
 __all__ = ["JSON_CONTENT", "StageClient", "stage_result"]
@@ -25,9 +33,32 @@ _ERROR_BODY_LIMIT = 64 * 1024
 _LINE_LIMIT = 16 * 1024 * 1024  # one SSE line of a router's stream (a chunk is a few hundred bytes)
 _CONNECT_S = 10.0
 _SILENCE_S = 24 * 3600.0  # no read timeout of its own: the executor's deadlines bound every call
+_BUSY = (429, 503)
+_BUSY_RETRIES = 2  # OpenAI's client's default max_retries
+_BUSY_WAIT_MAX_S = 10  # a longer Retry-After is not waited for: the call fails as it would have
 JSON_CONTENT = ("Content-Type", "application/json")
 """The header every call this client makes carries (its bodies are JSON)."""
 _JSON = dict([JSON_CONTENT])
+
+
+log = logging.getLogger("grove.server")
+
+
+def _busy_wait(reply: UpstreamReply) -> int | None:
+    """Seconds a busy answer (429, 503) asks to wait before the call is sent again; None: not to send it again.
+
+    Only the delay-seconds form of ``Retry-After`` is honoured (the router's), only up to
+    ``_BUSY_WAIT_MAX_S``, and only when the request's deadline outlasts the wait.
+    """
+    if reply.status not in _BUSY:
+        return None
+    value = reply.headers.get("retry-after", "").strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 3 or int(value) > _BUSY_WAIT_MAX_S:
+        return None
+    deadline = current_deadline()
+    if deadline is not None and deadline.remaining() <= int(value):
+        return None
+    return int(value)
 
 
 def _error_message(payload: object) -> str:
@@ -150,14 +181,38 @@ class StageClient:
         except ValueError as exc:
             raise StageUpstreamError(f"{what} at {url} answered with invalid JSON", stage=stage) from exc
 
+    async def _post_llm(self, url: str, body: bytes, headers: dict[str, str], *, stage: str) -> UpstreamReply:
+        """POST an OpenAI request to the LLM stage's router; sent again while the router answers busy
+        with a short ``Retry-After`` (see the module's docstring)."""
+        what = f"LLM stage {stage!r}"
+        for attempt in range(_BUSY_RETRIES + 1):
+            reply = await self._post(url, body, headers, what=what, stage=stage)
+            wait = _busy_wait(reply) if attempt < _BUSY_RETRIES else None
+            if wait is None:
+                return reply
+            reply.close()  # its body (the router's error) is not needed
+            log.info("%s at %s is busy (HTTP %d): sent again in %d s", what, url, reply.status, wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def call_llm(
         self, url: str, stage: str, body: dict[str, Any], headers: dict[str, str]
     ) -> dict[str, Any]:
         """POST an OpenAI request to the LLM stage's router and return the parsed response."""
-        raw = json.dumps(body).encode()
-        status, payload = await self.post_json(
-            url, raw, {**_JSON, **headers}, what=f"LLM stage {stage!r}", stage=stage
-        )
+        reply = await self._post_llm(url, json.dumps(body).encode(), headers, stage=stage)
+        try:
+            raw = await reply.read()
+        except UpstreamError as exc:
+            raise _cut(exc, f"LLM stage {stage!r} at {url}", stage) from exc
+        status = reply.status
+        try:
+            payload = decode_like_stdlib(raw)
+        except ValueError:
+            payload = raw[:256].decode(errors="replace")  # the error's text, for the log
+            if status == 200:
+                raise StageUpstreamError(
+                    f"LLM stage {stage!r} at {url} answered with invalid JSON", stage=stage
+                ) from None
         if status != 200 or not isinstance(payload, dict):
             raise StageUpstreamError(
                 f"LLM stage {stage!r} at {url} answered HTTP {status}: {_error_message(payload)}",
@@ -171,7 +226,7 @@ class StageClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """POST a streaming OpenAI request and yield each ``data:`` chunk, parsed, until ``[DONE]``."""
         what = f"LLM stage {stage!r}"
-        reply = await self._post(url, json.dumps(body).encode(), headers, what=what, stage=stage)
+        reply = await self._post_llm(url, json.dumps(body).encode(), headers, stage=stage)
         try:
             if reply.status != 200:
                 raw = await _head_of(reply)

@@ -33,7 +33,7 @@ class Seen:
 
 @dataclass
 class _Cues:
-    fail: list[int] = field(default_factory=list)  # statuses for the next requests
+    fail: list[tuple[int, str | None]] = field(default_factory=list)  # (status, Retry-After) of the next
     drop: int = 0  # next requests answered by closing the connection
     delay: float = 0.0  # seconds before answering (and between stream chunks)
     broken_body: list[int] = field(default_factory=list)  # statuses answered with a truncated body
@@ -63,9 +63,9 @@ class FakeVLLM:
         self.url = ""
 
     # --- cues -------------------------------------------------------------------------------------
-    def fail_next(self, n: int = 1, status: int = 500) -> None:
-        """Answer the next ``n`` completion requests with ``status``."""
-        self.cues.fail += [status] * n
+    def fail_next(self, n: int = 1, status: int = 500, retry_after: str | None = None) -> None:
+        """Answer the next ``n`` completion requests with ``status`` (and ``Retry-After``, when given)."""
+        self.cues.fail += [(status, retry_after)] * n
 
     def drop_next(self, n: int = 1) -> None:
         """Close the connection on the next ``n`` completion requests without answering."""
@@ -158,9 +158,11 @@ class FakeVLLM:
         if self.cues.broken_body:
             return await self._broken(request, self.cues.broken_body.pop(0))
         if self.cues.fail:
-            status = self.cues.fail.pop(0)
+            status, retry_after = self.cues.fail.pop(0)
             return web.json_response(
-                {"error": {"message": "cued failure", "type": "x", "code": status}}, status=status
+                {"error": {"message": "cued failure", "type": "x", "code": status}},
+                status=status,
+                headers={"Retry-After": retry_after} if retry_after is not None else None,
             )
         if body.get("model") != self.model:
             return web.json_response({"error": {"message": "model not found", "code": 404}}, status=404)

@@ -73,7 +73,9 @@ async def test_a_failed_leg_is_an_error_span_and_its_retry_another(
 ) -> None:
     worker = await fakes("aggregated")
     router = await make_router(worker=[worker.url], retry={"backoff_base": 0})
-    worker.cues.fail = [503]  # the first attempt fails; with no other worker, the retry comes back here
+    worker.cues.fail = [
+        (503, None)
+    ]  # the first attempt fails; with no other worker, the retry comes back here
     async with http.post(
         f"{router.url}/v1/completions", json=COMPLETION, headers={"traceparent": CLIENT}
     ) as r:

@@ -1,0 +1,87 @@
+"""An LLM call whose router answers busy (429/503 with a short Retry-After) is sent again, as OpenAI's client does.
+
+The LLM stage's endpoint is the fake vLLM (``tests/runtime/fake_vllm.py``), cued to answer as the
+router does when it is briefly without a healthy worker or its queue is full. The stage has no
+``retries`` of its own: the waits are the client's courtesy, bounded in count (two), in length (a
+``Retry-After`` of at most ten seconds) and by the request's deadline. Everything else still fails
+at once, with the stage's 502.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from grove_pipelines import llm, pipeline
+from runtime.server import build_app
+from runtime.server.call_protocol import DEADLINE_HEADER
+from tests.runtime.conftest import MakeFake
+from tests.runtime.server.helpers import make_executor, serving
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
+
+talker = llm("talker", model="tiny")
+
+
+@pipeline(name="asks")
+async def asks(text: str) -> str:
+    return await talker.complete(text, max_tokens=4)
+
+
+@pipeline(name="reads")
+async def reads(text: str) -> str:
+    return "".join([piece async for piece in talker.stream_complete(text, max_tokens=4)])
+
+
+async def _run(
+    fakes: MakeFake, name: str, cues: list[tuple[int, str | None]], **headers: str
+) -> tuple[int, int]:
+    """Run pipeline ``name`` against a worker cued with ``cues``: (status, completion requests the worker saw)."""
+    worker = await fakes()
+    worker.cues.fail = list(cues)
+    executors = [
+        make_executor(p, llm_urls={"talker": worker.url}, llm_models={"talker": "tiny"})
+        for p in (asks, reads)
+    ]
+    async with serving(build_app(executors)) as (_, http):
+        answer = await http.post(f"/v1/pipelines/{name}", json={"text": "hi"}, headers=headers)
+    if answer.status_code == 200:
+        assert isinstance(answer.json(), str) and answer.json()  # the worker's own answer, whole
+    else:
+        assert answer.json()["error"]["stage"] == "talker"
+    return answer.status_code, len(worker.completions())
+
+
+@pytest.mark.parametrize("name", ["asks", "reads"])
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_busy_router_is_asked_again_after_its_retry_after(
+    fakes: MakeFake, name: str, status: int
+) -> None:
+    assert await _run(fakes, name, [(status, "0"), (status, "0")]) == (200, 3)
+
+
+@pytest.mark.parametrize("name", ["asks", "reads"])
+async def test_busy_three_times_in_a_row_fails_after_two_waits(fakes: MakeFake, name: str) -> None:
+    assert await _run(fakes, name, [(503, "0")] * 3) == (502, 3)
+
+
+@pytest.mark.parametrize(
+    "cue",
+    [
+        (503, None),  # busy, but no word on when to come back
+        (503, "60"),  # longer than a call waits
+        (503, "Wed, 21 Oct 2015 07:28:00 GMT"),  # the date form is not honoured
+        (503, "\u00b2"),  # a digit to str.isdigit, not to HTTP
+        (500, "0"),  # a failure, not a busy answer
+        (502, "0"),
+    ],
+)
+async def test_other_answers_fail_at_once(fakes: MakeFake, cue: tuple[int, str | None]) -> None:
+    assert await _run(fakes, "asks", [cue]) == (502, 1)
+
+
+async def test_a_wait_the_requests_deadline_would_not_outlast_is_not_taken(fakes: MakeFake) -> None:
+    began = time.monotonic()
+    result = await _run(fakes, "asks", [(503, "2")], **{DEADLINE_HEADER: f"{time.time() + 1.5:.3f}"})
+    assert result == (502, 1) and time.monotonic() - began < 1.5  # failed at once, not at the deadline
