@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 
-__all__ = ["eventually", "eventually_sync"]
+__all__ = ["connect_when_listening", "eventually", "eventually_sync"]
 
 DEFAULT_TIMEOUT = 15.0
 
@@ -47,3 +47,17 @@ def eventually_sync(
     """:func:`eventually` for synchronous tests (sleeps between polls instead of spinning)."""
     for _ in _polls(predicate, timeout, what):
         time.sleep(interval)
+
+
+async def connect_when_listening(
+    port: int, *, host: str = "127.0.0.1", timeout: float = 5.0
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to ``host:port`` once something listens there (a server still starting refuses it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listened on {host}:{port} within {timeout:g} s") from None
+            await asyncio.sleep(0.01)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 
-from runtime.engines.supervisor import free_port
 from tests.bench import bare_proxy
+from tests.bench_proxy_harness import proxy_in_front_of
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -31,16 +30,7 @@ async def test_the_relay_pipes_bytes_unchanged_over_one_paired_connection() -> N
         answered.set()
         writer.close()  # the worker hangs up: the relay closes the client's side too
 
-    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
-    up_port = server.sockets[0].getsockname()[1]
-    port = free_port()
-    relay = asyncio.create_task(bare_proxy.serve(up_port, port))
-    try:
-        for _ in range(100):  # bounded: the relay listens within a second
-            with contextlib.suppress(OSError):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            await asyncio.sleep(0.01)
+    async with proxy_in_front_of(bare_proxy.serve, upstream) as (reader, writer):
         got = b""
         for _ in range(2):
             writer.write(REQUEST)
@@ -49,9 +39,3 @@ async def test_the_relay_pipes_bytes_unchanged_over_one_paired_connection() -> N
         await asyncio.wait_for(answered.wait(), 5)
         assert seen == [REQUEST * 2]  # verbatim, and both on the same upstream connection
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed after the worker closed
-        writer.close()
-    finally:
-        relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay
-        server.close()

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from runtime.engines.supervisor import free_port
 from tests.bench import callback_proxy
+from tests.bench_proxy_harness import proxy_in_front_of
 
 pytestmark = pytest.mark.timeout(30)
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 def _post(body: bytes) -> bytes:
@@ -27,27 +23,6 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
         int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
     )
     return head, await reader.readexactly(length)
-
-
-@contextlib.asynccontextmanager
-async def _proxy_to(upstream: Handler) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """The callback proxy in front of ``upstream``, and a client connection to it."""
-    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
-    port = free_port()
-    proxy = asyncio.create_task(callback_proxy.serve(server.sockets[0].getsockname()[1], port))
-    try:
-        for _ in range(100):  # bounded: the proxy listens within a second
-            with contextlib.suppress(OSError):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            await asyncio.sleep(0.01)
-        yield reader, writer
-        writer.close()
-    finally:
-        proxy.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await proxy
-        server.close()
 
 
 async def test_bodies_are_checked_and_forwarded_cleaned_over_one_kept_alive_connection() -> None:
@@ -63,7 +38,7 @@ async def test_bodies_are_checked_and_forwarded_cleaned_over_one_kept_alive_conn
             bodies[-1].append(json.loads(body))
             writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\nok")
 
-    async with _proxy_to(upstream) as (reader, writer):
+    async with proxy_in_front_of(callback_proxy.serve, upstream) as (reader, writer):
         sent = {"model": "m", "prompt": "p", "kv_transfer_params": {"remote_host": "evil"}}
         for _ in range(2):
             writer.write(_post(json.dumps(sent).encode()))
@@ -95,7 +70,7 @@ async def test_a_stream_is_relayed_chunk_by_chunk_and_a_client_that_leaves_close
         if await reader.read() == b"":
             worker_saw_close.set()
 
-    async with _proxy_to(upstream) as (reader, writer):
+    async with proxy_in_front_of(callback_proxy.serve, upstream) as (reader, writer):
         writer.write(_post(b'{"model": "m", "prompt": "p", "stream": true}'))
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert b"transfer-encoding: chunked" in head and b"text/event-stream" in head

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import cast
+from collections.abc import Callable, Coroutine
+from typing import Any, cast
 
 try:
     import uvloop  # the router's own loop: the floor is measured on the same machinery
 except ImportError:  # pragma: no cover - uvloop is a runtime dependency
     uvloop = None
 
-__all__ = ["serve"]
+__all__ = ["run_cli", "serve"]
 
 HOST = "127.0.0.1"
 
@@ -90,12 +91,17 @@ async def serve(upstream_port: int, port: int) -> None:
     await server.serve_forever()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_cli(serve: Callable[[int, int], Coroutine[Any, Any, None]], description: str) -> None:
+    """``--upstream UPSTREAM_PORT --port PORT`` from the command line; ``serve`` them on uvloop."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--upstream", type=int, required=True, help="the worker's port")
     parser.add_argument("--port", type=int, required=True, help="the port to listen on")
     args = parser.parse_args()
     (uvloop.run if uvloop is not None else asyncio.run)(serve(args.upstream, args.port))
+
+
+def main() -> None:
+    run_cli(serve, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

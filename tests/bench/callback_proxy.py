@@ -14,16 +14,15 @@ Run it as ``python -m tests.bench.callback_proxy --upstream UPSTREAM_PORT --port
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 from typing import cast
 
 import httptools
-import uvloop
 
 from runtime.http.json_wire import encode_json
 from runtime.router.request import InvalidRequest, parse_request
+from tests.bench.bare_proxy import run_cli
 
 __all__ = ["serve"]
 
@@ -184,11 +183,7 @@ async def serve(upstream_port: int, port: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--upstream", type=int, required=True, help="the worker's port")
-    parser.add_argument("--port", type=int, required=True, help="the port to listen on")
-    args = parser.parse_args()
-    uvloop.run(serve(args.upstream, args.port))
+    run_cli(serve, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

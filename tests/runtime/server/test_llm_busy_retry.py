@@ -13,25 +13,13 @@ import time
 
 import pytest
 
-from grove_pipelines import llm, pipeline
 from runtime.server import build_app
 from runtime.server.call_protocol import DEADLINE_HEADER
 from tests.runtime.conftest import MakeFake
 from tests.runtime.server.helpers import make_executor, serving
+from tests.runtime.server.test_upstream_faults import reads_stream, talks
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
-
-talker = llm("talker", model="tiny")
-
-
-@pipeline(name="asks")
-async def asks(text: str) -> str:
-    return await talker.complete(text, max_tokens=4)
-
-
-@pipeline(name="reads")
-async def reads(text: str) -> str:
-    return "".join([piece async for piece in talker.stream_complete(text, max_tokens=4)])
 
 
 async def _run(
@@ -42,7 +30,7 @@ async def _run(
     worker.cues.fail = list(cues)
     executors = [
         make_executor(p, llm_urls={"talker": worker.url}, llm_models={"talker": "tiny"})
-        for p in (asks, reads)
+        for p in (talks, reads_stream)
     ]
     async with serving(build_app(executors)) as (_, http):
         answer = await http.post(f"/v1/pipelines/{name}", json={"text": "hi"}, headers=headers)
@@ -53,7 +41,7 @@ async def _run(
     return answer.status_code, len(worker.completions())
 
 
-@pytest.mark.parametrize("name", ["asks", "reads"])
+@pytest.mark.parametrize("name", ["talks", "reads-stream"])
 @pytest.mark.parametrize("status", [429, 503])
 async def test_a_busy_router_is_asked_again_after_its_retry_after(
     fakes: MakeFake, name: str, status: int
@@ -61,7 +49,7 @@ async def test_a_busy_router_is_asked_again_after_its_retry_after(
     assert await _run(fakes, name, [(status, "0"), (status, "0")]) == (200, 3)
 
 
-@pytest.mark.parametrize("name", ["asks", "reads"])
+@pytest.mark.parametrize("name", ["talks", "reads-stream"])
 async def test_busy_three_times_in_a_row_fails_after_two_waits(fakes: MakeFake, name: str) -> None:
     assert await _run(fakes, name, [(503, "0")] * 3) == (502, 3)
 
@@ -78,10 +66,10 @@ async def test_busy_three_times_in_a_row_fails_after_two_waits(fakes: MakeFake, 
     ],
 )
 async def test_other_answers_fail_at_once(fakes: MakeFake, cue: tuple[int, str | None]) -> None:
-    assert await _run(fakes, "asks", [cue]) == (502, 1)
+    assert await _run(fakes, "talks", [cue]) == (502, 1)
 
 
 async def test_a_wait_the_requests_deadline_would_not_outlast_is_not_taken(fakes: MakeFake) -> None:
     began = time.monotonic()
-    result = await _run(fakes, "asks", [(503, "2")], **{DEADLINE_HEADER: f"{time.time() + 1.5:.3f}"})
+    result = await _run(fakes, "talks", [(503, "2")], **{DEADLINE_HEADER: f"{time.time() + 1.5:.3f}"})
     assert result == (502, 1) and time.monotonic() - began < 1.5  # failed at once, not at the deadline
