@@ -9,7 +9,7 @@ server or vLLM learns to stop). A stream counts as complete only when it ends wi
 
 An LLM call whose router answers busy (429 or 503) with a ``Retry-After`` of a few seconds is sent
 again after that wait, twice at most, as OpenAI's own client does by default, and only while the
-request's deadline leaves time for it: the router says that when every worker is briefly unhealthy
+request's deadline leaves time for it (a pipeline body's calls and the OpenAI pass-through alike): the router says that when every worker is briefly unhealthy
 or its queue is full, and a moment later it serves. The stage's ``retries`` are not spent on it.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 from runtime.errors import UpstreamError
 from runtime.http import UpstreamPool, UpstreamReply
 from runtime.http.json_wire import decode_like_stdlib
-from runtime.server.deadline import current_deadline
+from runtime.server.deadline import Deadline, current_deadline
 from runtime.server.errors import PipelineRunError, StageUpstreamError, from_body
 
 __all__ = ["JSON_CONTENT", "StageClient", "stage_result"]
@@ -44,18 +44,17 @@ _JSON = dict([JSON_CONTENT])
 log = logging.getLogger("grove.server")
 
 
-def _busy_wait(reply: UpstreamReply) -> int | None:
+def _busy_wait(reply: UpstreamReply, deadline: Deadline | None) -> int | None:
     """Seconds a busy answer (429, 503) asks to wait before the call is sent again; None: not to send it again.
 
     Only the delay-seconds form of ``Retry-After`` is honoured (the router's), only up to
-    ``_BUSY_WAIT_MAX_S``, and only when the request's deadline outlasts the wait.
+    ``_BUSY_WAIT_MAX_S``, and only when ``deadline`` (None: none) outlasts the wait.
     """
     if reply.status not in _BUSY:
         return None
     value = reply.headers.get("retry-after", "").strip()
     if not (value.isascii() and value.isdigit()) or len(value) > 3 or int(value) > _BUSY_WAIT_MAX_S:
         return None
-    deadline = current_deadline()
     if deadline is not None and deadline.remaining() <= int(value):
         return None
     return int(value)
@@ -181,13 +180,21 @@ class StageClient:
         except ValueError as exc:
             raise StageUpstreamError(f"{what} at {url} answered with invalid JSON", stage=stage) from exc
 
-    async def _post_llm(self, url: str, body: bytes, headers: dict[str, str], *, stage: str) -> UpstreamReply:
+    async def _post_llm(
+        self, url: str, body: bytes, headers: dict[str, str], *, stage: str, deadline: Deadline | None = None
+    ) -> UpstreamReply:
         """POST an OpenAI request to the LLM stage's router; sent again while the router answers busy
-        with a short ``Retry-After`` (see the module's docstring)."""
+        with a short ``Retry-After`` (see the module's docstring).
+
+        ``deadline``: the call's own, which bounds each attempt and its answer here; None: the
+        request's, which the executor enforces around the call.
+        """
         what = f"LLM stage {stage!r}"
+        bound = deadline if deadline is not None else current_deadline()
         for attempt in range(_BUSY_RETRIES + 1):
-            reply = await self._post(url, body, headers, what=what, stage=stage)
-            wait = _busy_wait(reply) if attempt < _BUSY_RETRIES else None
+            total = None if deadline is None else max(deadline.remaining(), 0.001)
+            reply = await self._post(url, body, headers, what=what, stage=stage, total=total)
+            wait = _busy_wait(reply, bound) if attempt < _BUSY_RETRIES else None
             if wait is None:
                 return reply
             reply.close()  # its body (the router's error) is not needed
@@ -287,7 +294,7 @@ class StageClient:
         ``timeout_s`` bounds the whole exchange, stream included.
         """
         what = f"LLM stage {stage!r}"
-        reply = await self._post(url, body, headers, what=what, stage=stage, total=max(timeout_s, 0.001))
+        reply = await self._post_llm(url, body, headers, stage=stage, deadline=Deadline.within(timeout_s))
         if reply.status >= 500:
             detail = (await _head_of(reply)).decode(errors="replace")
             raise StageUpstreamError(

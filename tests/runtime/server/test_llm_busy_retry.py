@@ -1,4 +1,5 @@
-"""An LLM call whose router answers busy (429/503 with a short Retry-After) is sent again, as OpenAI's client does.
+"""An LLM call whose router answers busy (429/503 with a short Retry-After) is sent again, as OpenAI's client does:
+a pipeline body's calls, awaited and streamed, and the server's OpenAI pass-through.
 
 The LLM stage's endpoint is the fake vLLM (``tests/runtime/fake_vllm.py``), cued to answer as the
 router does when it is briefly without a healthy worker or its queue is full. The stage has no
@@ -22,6 +23,9 @@ from tests.runtime.server.test_upstream_faults import reads_stream, talks
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(60)]
 
 
+PASS_THROUGH = "the OpenAI pass-through"
+
+
 async def _run(
     fakes: MakeFake, name: str, cues: list[tuple[int, str | None]], **headers: str
 ) -> tuple[int, int]:
@@ -33,15 +37,20 @@ async def _run(
         for p in (talks, reads_stream)
     ]
     async with serving(build_app(executors)) as (_, http):
-        answer = await http.post(f"/v1/pipelines/{name}", json={"text": "hi"}, headers=headers)
-    if answer.status_code == 200:
-        assert isinstance(answer.json(), str) and answer.json()  # the worker's own answer, whole
+        if name == PASS_THROUGH:  # the server's OpenAI endpoint, relaying to the stage's router
+            body = {"model": "talker", "prompt": "hi", "max_tokens": 4}
+            answer = await http.post("/v1/completions", json=body, headers=headers)
+        else:
+            answer = await http.post(f"/v1/pipelines/{name}", json={"text": "hi"}, headers=headers)
+    if answer.status_code == 200:  # the worker's own answer, whole
+        text = answer.json()["choices"][0]["text"] if name == PASS_THROUGH else answer.json()
+        assert isinstance(text, str) and text
     else:
         assert answer.json()["error"]["stage"] == "talker"
     return answer.status_code, len(worker.completions())
 
 
-@pytest.mark.parametrize("name", ["talks", "reads-stream"])
+@pytest.mark.parametrize("name", ["talks", "reads-stream", PASS_THROUGH])
 @pytest.mark.parametrize("status", [429, 503])
 async def test_a_busy_router_is_asked_again_after_its_retry_after(
     fakes: MakeFake, name: str, status: int
@@ -49,7 +58,7 @@ async def test_a_busy_router_is_asked_again_after_its_retry_after(
     assert await _run(fakes, name, [(status, "0"), (status, "0")]) == (200, 3)
 
 
-@pytest.mark.parametrize("name", ["talks", "reads-stream"])
+@pytest.mark.parametrize("name", ["talks", "reads-stream", PASS_THROUGH])
 async def test_busy_three_times_in_a_row_fails_after_two_waits(fakes: MakeFake, name: str) -> None:
     assert await _run(fakes, name, [(503, "0")] * 3) == (502, 3)
 
@@ -69,7 +78,10 @@ async def test_other_answers_fail_at_once(fakes: MakeFake, cue: tuple[int, str |
     assert await _run(fakes, "talks", [cue]) == (502, 1)
 
 
-async def test_a_wait_the_requests_deadline_would_not_outlast_is_not_taken(fakes: MakeFake) -> None:
+@pytest.mark.parametrize("name", ["talks", PASS_THROUGH])
+async def test_a_wait_the_requests_deadline_would_not_outlast_is_not_taken(
+    fakes: MakeFake, name: str
+) -> None:
     began = time.monotonic()
-    result = await _run(fakes, "talks", [(503, "2")], **{DEADLINE_HEADER: f"{time.time() + 1.5:.3f}"})
+    result = await _run(fakes, name, [(503, "2")], **{DEADLINE_HEADER: f"{time.time() + 1.5:.3f}"})
     assert result == (502, 1) and time.monotonic() - began < 1.5  # failed at once, not at the deadline
