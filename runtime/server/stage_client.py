@@ -7,10 +7,11 @@ the stage and the error type). Timeouts are the executor's (each call is bounded
 server or vLLM learns to stop). A stream counts as complete only when it ends with
 ``data: [DONE]``: one that stops early failed, whatever its last chunk said.
 
-An LLM call whose router answers busy (429 or 503) with a ``Retry-After`` of a few seconds is sent
-again after that wait, twice at most, as OpenAI's own client does by default, and only while the
-request's deadline leaves time for it (a pipeline body's calls and the OpenAI pass-through alike): the router says that when every worker is briefly unhealthy
-or its queue is full, and a moment later it serves. The stage's ``retries`` are not spent on it.
+An LLM call (a pipeline body's, or the OpenAI pass-through's) whose router answers busy (429 or 503)
+with a ``Retry-After`` of a few seconds is sent again after that wait, twice at most, as OpenAI's own
+client does by default, and only while the deadline leaves time for it: the router says that when
+every worker is briefly unhealthy or its queue is full, and a moment later it serves. The stage's
+``retries`` are not spent on it.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def _busy_wait(reply: UpstreamReply, deadline: Deadline | None) -> int | None:
     if reply.status not in _BUSY:
         return None
     value = reply.headers.get("retry-after", "").strip()
-    if not (value.isascii() and value.isdigit()) or len(value) > 3 or int(value) > _BUSY_WAIT_MAX_S:
+    if not (value.isascii() and value.isdigit()) or len(value) > 3:
         return None
-    if deadline is not None and deadline.remaining() <= int(value):
+    seconds = int(value)
+    if seconds > _BUSY_WAIT_MAX_S or (deadline is not None and deadline.remaining() <= seconds):
         return None
-    return int(value)
+    return seconds
 
 
 def _error_message(payload: object) -> str:
@@ -108,6 +110,18 @@ def stage_result(status: int, body: Any, *, url: str, stage: str) -> Any:
 
 def _unreachable(exc: UpstreamError, what: str, url: str, stage: str) -> StageUpstreamError:
     return StageUpstreamError(f"{what} at {url} is unreachable: {exc}", stage=stage, status=_status_of(exc))
+
+
+async def _json_answer(reply: UpstreamReply, what: str, url: str, stage: str) -> tuple[int, Any]:
+    """The answer's status and parsed JSON body; cut short or not JSON becomes a ``StageUpstreamError``."""
+    try:
+        raw = await reply.read()
+    except UpstreamError as exc:
+        raise StageUpstreamError(f"{what} at {url} failed mid-answer: {exc}", stage=stage) from exc
+    try:
+        return reply.status, decode_like_stdlib(raw)
+    except ValueError as exc:
+        raise StageUpstreamError(f"{what} at {url} answered with invalid JSON", stage=stage) from exc
 
 
 def _cut(exc: UpstreamError, what: str, stage: str) -> StageUpstreamError:
@@ -171,14 +185,7 @@ class StageClient:
             reply = await self.pool.request("POST", url, body, headers)
         except UpstreamError as exc:
             raise _unreachable(exc, what, url, stage) from exc
-        try:
-            raw = await reply.read()
-        except UpstreamError as exc:
-            raise StageUpstreamError(f"{what} at {url} failed mid-answer: {exc}", stage=stage) from exc
-        try:
-            return reply.status, decode_like_stdlib(raw)
-        except ValueError as exc:
-            raise StageUpstreamError(f"{what} at {url} answered with invalid JSON", stage=stage) from exc
+        return await _json_answer(reply, what, url, stage)
 
     async def _post_llm(
         self, url: str, body: bytes, headers: dict[str, str], *, stage: str, deadline: Deadline | None = None
@@ -207,19 +214,7 @@ class StageClient:
     ) -> dict[str, Any]:
         """POST an OpenAI request to the LLM stage's router and return the parsed response."""
         reply = await self._post_llm(url, json.dumps(body).encode(), headers, stage=stage)
-        try:
-            raw = await reply.read()
-        except UpstreamError as exc:
-            raise _cut(exc, f"LLM stage {stage!r} at {url}", stage) from exc
-        status = reply.status
-        try:
-            payload = decode_like_stdlib(raw)
-        except ValueError:
-            payload = raw[:256].decode(errors="replace")  # the error's text, for the log
-            if status == 200:
-                raise StageUpstreamError(
-                    f"LLM stage {stage!r} at {url} answered with invalid JSON", stage=stage
-                ) from None
+        status, payload = await _json_answer(reply, f"LLM stage {stage!r}", url, stage)
         if status != 200 or not isinstance(payload, dict):
             raise StageUpstreamError(
                 f"LLM stage {stage!r} at {url} answered HTTP {status}: {_error_message(payload)}",

@@ -73,9 +73,8 @@ class _Worker(asyncio.Protocol):
             self.chunked = True
 
     def on_headers_complete(self) -> None:
-        if (
-            self.chunked and self.client is not None
-        ):  # a stream: its head goes at once, its chunks as they come
+        # a stream: its head goes at once, its chunks as they come
+        if self.chunked and self.client is not None:
             self.client.write(
                 b"HTTP/1.1 %d OK\r\ncontent-type: %b\r\ntransfer-encoding: chunked\r\n\r\n"
                 % (self.parser.get_status_code(), self.ctype)

@@ -266,15 +266,14 @@ def fast_upstream_suite(vr: Path | None, logs: Path) -> tuple[dict[str, dict[str
                 our_router(ours, free_port()),
                 (f"router x{PROCESSES}", our_router([*ours, "--processes", str(PROCESSES)], free_port())[1]),
             ]
+            if mode == "aggregated":  # the callback proxy has no prefill/decode mode
+                candidates.append(callback_proxy(d_port, free_port()))
             if vr is not None:
                 candidates.append(vllm_router(vr, theirs, free_port()))
             ports = {"direct": d_port} | {
                 name: int(argv[argv.index("--port") + 1]) for name, argv in candidates
             }
-            if mode == "aggregated":  # nginx and the callback proxy have no prefill/decode mode
-                python_floor = callback_proxy(d_port, free_port())
-                candidates.append(python_floor)
-                ports[PYTHON_FLOOR] = int(python_floor[1][-1])
+            if mode == "aggregated":  # nginx has no prefill/decode mode
                 nginx_port = free_port()
                 nginx = nginx_proxy(HOST, d_port, nginx_port, logs / "nginx")
                 if nginx is None:
