@@ -101,7 +101,8 @@ def llm(
     ``max_model_len``, ``min_available``, ``autoscaling``, ``image``, ``env``, ``resources`` (cpu/memory
     per pod), ``timeout_s``, ``retries``. A router's busy answer (429 or 503 with a ``Retry-After`` of
     at most ten seconds) is waited out and the call sent again, twice at most and within the request's
-    deadline, without spending ``retries``.
+    deadline, without spending ``retries``; still busy, the request fails with the router's status and
+    ``Retry-After`` (503 or 429, not 502), so the client knows to retry it later.
     """
     spec = build_spec(
         LLMSpec,

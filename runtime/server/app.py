@@ -41,7 +41,6 @@ from runtime.server.call_protocol import (
 )
 from runtime.server.deadline import Deadline
 from runtime.server.errors import (
-    DrainingError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -92,16 +91,14 @@ def _json(
 
 
 def _error(exc: BaseException, request_id: str, where: str) -> Response:
+    """The JSON error for ``exc``, with the headers it asks for (``Retry-After``, ``WWW-Authenticate``)."""
     status, body = describe_failure(exc, request_id, where=where)
-    return _json(body, status, request_id)
+    return _json(body, status, request_id, exc.headers() if isinstance(exc, PipelineRunError) else ())
 
 
 def _refused(error: PipelineRunError, request_id: str) -> Response:
     """The gate's answer: 503 with ``Retry-After`` while draining, 401 with ``WWW-Authenticate``."""
-    extra = (
-        ((b"retry-after", b"1"),) if isinstance(error, DrainingError) else ((b"www-authenticate", b"Bearer"),)
-    )
-    return _json(error.body(request_id), error.status, request_id, extra)
+    return _json(error.body(request_id), error.status, request_id, error.headers())
 
 
 class _Served:

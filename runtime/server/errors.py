@@ -16,6 +16,7 @@ line; the server renders them as ``{"error": {"message", "type", "code", ...}}``
         ├── StageFailedError         500: the stage's own code raised (a bug, or a tool failing)
         ├── StageTimeoutError        504: the stage did not answer within its ``timeout_s``
         └── StageUpstreamError       502: the stage's server, the router or vLLM failed or was unreachable
+            └── StageBusyError       503/429: the LLM stage's router is busy; ``Retry-After`` says when to retry
 
 (``StageTimeoutError`` without a stage: the whole request outlived its deadline.)
 
@@ -42,6 +43,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PipelineRunError",
     "ServerConfigError",
+    "StageBusyError",
     "StageFailedError",
     "StageTimeoutError",
     "StageUpstreamError",
@@ -75,6 +77,10 @@ class PipelineRunError(GroveRuntimeError):
             return self.message
         where = f"stage {self.stage!r}" if self.stage is not None else "the pipeline"
         return f"{where} failed ({self.type}); the server log has the details under this request id"
+
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """Headers the answer carries besides the body (``Retry-After``, ``WWW-Authenticate``); none by default."""
+        return ()
 
     def body(self, request_id: str | None = None) -> dict[str, Any]:
         """The JSON error body (the shape vLLM and the router use, plus the stage and request id)."""
@@ -111,6 +117,9 @@ class UnauthorizedError(PipelineRunError):
     type = "authentication_error"
     public = True
 
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return ((b"www-authenticate", b"Bearer"),)
+
 
 class DrainingError(PipelineRunError):
     """The server received SIGTERM: it finishes what it has and takes nothing new."""
@@ -118,6 +127,9 @@ class DrainingError(PipelineRunError):
     status = 503
     type = "service_unavailable"
     public = True
+
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return ((b"retry-after", b"1"),)
 
 
 class NotFoundError(PipelineRunError):
@@ -179,6 +191,23 @@ class StageUpstreamError(PipelineRunError):
 
     status = 502
     type = "upstream_error"
+
+
+class StageBusyError(StageUpstreamError):
+    """The LLM stage's router answered busy (429: its queue is full; 503: no worker can take the request
+    now) after the server's own waits: the client hears the same status and ``Retry-After``, and retries
+    the request later instead of taking it for a failure."""
+
+    public = True
+
+    def __init__(self, stage: str, status: int, retry_after: int | None) -> None:
+        after = f"; retry after {retry_after} s" if retry_after is not None else ""
+        super().__init__(f"LLM stage {stage!r} is busy{after}", stage=stage, status=status)
+        self.type = "rate_limit_error" if status == 429 else "service_unavailable"
+        self.retry_after = retry_after
+
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        return () if self.retry_after is None else ((b"retry-after", b"%d" % self.retry_after),)
 
 
 _BY_TYPE: dict[str, type[PipelineRunError]] = {

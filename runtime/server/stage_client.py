@@ -11,7 +11,9 @@ An LLM call (a pipeline body's, or the OpenAI pass-through's) whose router answe
 with a ``Retry-After`` of a few seconds is sent again after that wait, twice at most, as OpenAI's own
 client does by default, and only while the deadline leaves time for it: the router says that when
 every worker is briefly unhealthy or its queue is full, and a moment later it serves. The stage's
-``retries`` are not spent on it.
+``retries`` are not spent on it. A router still busy after that (or asking for a longer wait) makes
+the call fail with ``StageBusyError``: the client gets the router's status and ``Retry-After``, not
+a 502.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from runtime.errors import UpstreamError
 from runtime.http import UpstreamPool, UpstreamReply
 from runtime.http.json_wire import decode_like_stdlib
 from runtime.server.deadline import Deadline, current_deadline
-from runtime.server.errors import PipelineRunError, StageUpstreamError, from_body
+from runtime.server.errors import PipelineRunError, StageBusyError, StageUpstreamError, from_body
 
 __all__ = ["JSON_CONTENT", "StageClient", "stage_result"]
 
@@ -36,7 +38,8 @@ _CONNECT_S = 10.0
 _SILENCE_S = 24 * 3600.0  # no read timeout of its own: the executor's deadlines bound every call
 _BUSY = (429, 503)
 _BUSY_RETRIES = 2  # OpenAI's client's default max_retries
-_BUSY_WAIT_MAX_S = 10  # a longer Retry-After is not waited for: the call fails as it would have
+_BUSY_WAIT_MAX_S = 10  # a longer Retry-After is not waited for: the client is told it
+_RETRY_AFTER_DIGITS = 6  # a longer delay-seconds value is not a router's (it says 1)
 JSON_CONTENT = ("Content-Type", "application/json")
 """The header every call this client makes carries (its bodies are JSON)."""
 _JSON = dict([JSON_CONTENT])
@@ -45,21 +48,18 @@ _JSON = dict([JSON_CONTENT])
 log = logging.getLogger("grove.server")
 
 
-def _busy_wait(reply: UpstreamReply, deadline: Deadline | None) -> int | None:
-    """Seconds a busy answer (429, 503) asks to wait before the call is sent again; None: not to send it again.
-
-    Only the delay-seconds form of ``Retry-After`` is honoured (the router's), only up to
-    ``_BUSY_WAIT_MAX_S``, and only when ``deadline`` (None: none) outlasts the wait.
-    """
-    if reply.status not in _BUSY:
-        return None
+def _retry_after(reply: UpstreamReply) -> int | None:
+    """The answer's ``Retry-After`` in seconds; None unless it is the delay-seconds form (the router's)."""
     value = reply.headers.get("retry-after", "").strip()
-    if not (value.isascii() and value.isdigit()) or len(value) > 3:
+    if not (value.isascii() and value.isdigit()) or len(value) > _RETRY_AFTER_DIGITS:
         return None
-    seconds = int(value)
-    if seconds > _BUSY_WAIT_MAX_S or (deadline is not None and deadline.remaining() <= seconds):
-        return None
-    return seconds
+    return int(value)
+
+
+def _waits(seconds: int, deadline: Deadline | None) -> bool:
+    """Whether a busy answer's ``Retry-After`` of ``seconds`` is waited out before the call is sent again:
+    only a short one (up to ``_BUSY_WAIT_MAX_S``) that ``deadline`` (None: none) outlasts."""
+    return seconds <= _BUSY_WAIT_MAX_S and (deadline is None or deadline.remaining() > seconds)
 
 
 def _error_message(payload: object) -> str:
@@ -201,10 +201,13 @@ class StageClient:
         for attempt in range(_BUSY_RETRIES + 1):
             total = None if deadline is None else max(deadline.remaining(), 0.001)
             reply = await self._post(url, body, headers, what=what, stage=stage, total=total)
-            wait = _busy_wait(reply, bound) if attempt < _BUSY_RETRIES else None
-            if wait is None:
+            if reply.status not in _BUSY:
                 return reply
+            wait = _retry_after(reply)
             reply.close()  # its body (the router's error) is not needed
+            if attempt == _BUSY_RETRIES or wait is None or not _waits(wait, bound):
+                log.warning("%s at %s is busy (HTTP %d, retry after %s s)", what, url, reply.status, wait)
+                raise StageBusyError(stage, reply.status, wait)
             log.info("%s at %s is busy (HTTP %d): sent again in %d s", what, url, reply.status, wait)
             await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
