@@ -339,11 +339,16 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._in_message = False
         self._in_head = True
-        url = httptools.parse_url(self._url)
+        target = self._url
+        if target[:1] == b"/" and b"?" not in target and b"#" not in target:
+            path, query = target.decode("latin-1"), ""  # the usual origin-form target: no URL object
+        else:
+            url = httptools.parse_url(target)
+            path, query = (url.path or b"/").decode("latin-1"), (url.query or b"").decode("latin-1")
         request = Request(
             method=self._parser.get_method().decode("ascii", "replace"),
-            path=(url.path or b"/").decode("latin-1"),
-            query=(url.query or b"").decode("latin-1"),
+            path=path,
+            query=query,
             headers=self._headers,
             body=b"".join(self._body),
             client=self._client,

@@ -249,7 +249,7 @@ class _Exchange:
         self._counted = False
         self._broken = False
         self._chunks: AsyncGenerator[bytes, None] | None = None
-        self._tail = SseTail()
+        self._tail: SseTail | None = None  # made when the answer turns out to be a stream
         self._first = True
         self.span: Span | None = None  # the request's span, ended by :meth:`end`
 
@@ -295,7 +295,7 @@ class _Exchange:
         reply = proxied.reply
         ctype = reply.content_type.encode("latin-1")
         if body.get("stream"):
-            self._chunks = reply.chunks()
+            self._chunks, self._tail = reply.chunks(), SseTail()
             return StreamingResponse(self, reply.status, ctype, headers_out, self._aborted)
         try:
             data = await reply.read()
@@ -315,7 +315,7 @@ class _Exchange:
     async def __anext__(self) -> bytes:
         if self._broken:
             raise StreamBroken  # after the error event: end the answer short
-        assert self._chunks is not None and self.proxied is not None
+        assert self._chunks is not None and self._tail is not None and self.proxied is not None
         try:
             chunk = await self._chunks.__anext__()
         except StopAsyncIteration:

@@ -126,9 +126,7 @@ class NonRecordingSpan(Span):
             SpanContext.__init__(self, parent.trace_id, parent.span_id, parent.sampled)
         self._token = None
 
-    @property
-    def recording(self) -> bool:
-        return False
+    recording = False  # a constant, read on every request: no property call
 
     def set(self, key: str, value: Attribute | None) -> None:
         pass

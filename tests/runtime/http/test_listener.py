@@ -53,6 +53,25 @@ async def test_requests_on_one_keepalive_connection_and_pipelined() -> None:
         assert [json.loads(a.split(b"\r\n\r\n", 1)[1])["path"] for a in answers] == ["/a", "/b"]
 
 
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        ("/v1/x", "/v1/x", ""),  # the usual origin form, taken without a URL parse
+        ("/v1/x?a=1&b=2", "/v1/x", "a=1&b=2"),
+        ("/v1/x#part", "/v1/x", ""),  # a fragment is no part of the path
+        ("http://host:1/v1/x?a=1", "/v1/x", "a=1"),  # absolute form (RFC 9112 3.2.2)
+        ("/caf%C3%A9", "/caf%C3%A9", ""),  # percent-escapes are the handler's to decode
+    ],
+)
+async def test_a_request_target_becomes_its_path_and_query(target: str, path: str, query: str) -> None:
+    async with serving(echo) as server:
+        raw = await exchange(
+            server.port, f"GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".encode()
+        )
+    doc = json.loads(body_of(raw))
+    assert (doc["path"], doc["query"]) == (path, query)
+
+
 async def test_oversized_headers_get_431() -> None:
     async with serving(echo, max_header_bytes=1024) as server:
         raw = await exchange(server.port, b"GET / HTTP/1.1\r\nx-big: " + b"a" * 4096 + b"\r\n\r\n")

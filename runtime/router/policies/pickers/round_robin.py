@@ -36,7 +36,7 @@ class RoundRobinPicker(Part):
     ) -> tuple[Worker, str]:
         index = self._next % len(workers)
         self._next += 1
-        return workers[index], f"round-robin {index + 1}/{len(workers)}"
+        return workers[index], f"round-robin {index + 1}/{len(workers)}" if req.explain else ""
 
     def peer_picked(self) -> None:
         """Another router process took a turn (so, by turns, the processes pick as one router would)."""
