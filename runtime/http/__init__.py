@@ -10,21 +10,26 @@ each), ``header_names`` (header names decoded once), ``json_wire`` (the data pla
 
 from runtime.http.errors import HttpError, StreamBroken, error_body
 from runtime.http.limits import ListenerLimits
-from runtime.http.listener import Handler, HttpServer, bind_socket
+from runtime.http.listener import Answering, Direct, Handler, HttpServer, Responder, bind_socket
 from runtime.http.message import Request, Response, StreamingResponse
 from runtime.http.processes import ProcessGroup
 from runtime.http.routes import Routes
-from runtime.http.upstream import UpstreamPool, UpstreamReply, header_lines
+from runtime.http.upstream import AnswerSink, Sent, UpstreamPool, UpstreamReply, header_lines
 
 __all__ = [
+    "AnswerSink",
+    "Answering",
+    "Direct",
     "Handler",
     "HttpError",
     "HttpServer",
     "ListenerLimits",
     "ProcessGroup",
     "Request",
+    "Responder",
     "Response",
     "Routes",
+    "Sent",
     "StreamBroken",
     "StreamingResponse",
     "UpstreamPool",

@@ -17,6 +17,13 @@ fresh context.
 :meth:`HttpServer.stop` drains: it stops accepting, closes idle connections, lets in-flight
 requests finish (their answers carry ``connection: close``) for up to ``drain_timeout``, then cuts
 the rest.
+
+A server may also be given a :data:`Direct` handler, offered every request first, from the parser's
+last callback: one that takes it answers through the connection itself (a :class:`Responder`),
+now or from any later callback, with no coroutine for the request at all; it is told (an
+:class:`Answering`) when the client leaves, pauses or stalls. That is the router's hot path: its
+answer is relayed from the upstream connection's callbacks. Requests pipelined behind a direct
+answer wait for it, in order, as they do behind a handler's.
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ import asyncio
 import logging
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -35,13 +42,57 @@ from runtime.http.errors import HttpError, StreamBroken, error_body
 from runtime.http.header_names import NAMES, lower_name
 from runtime.http.lazy_timer import LazyTimer
 from runtime.http.limits import ListenerLimits
-from runtime.http.message import Request, Response, StreamingResponse
+from runtime.http.message import Header, Request, Response, StreamingResponse
 
-__all__ = ["Handler", "HttpServer", "Refusal", "bind_socket"]
+__all__ = ["Answering", "Direct", "Handler", "HttpServer", "Refusal", "Responder", "bind_socket"]
 
 log = logging.getLogger("grove.http")
 
 Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
+
+
+class Answering(Protocol):
+    """What answers a request directly (see :data:`Direct`), told when the client's side ends early."""
+
+    def client_gone(self) -> None:
+        """The client disconnected before the answer ended."""
+
+    def client_paused(self) -> None:
+        """The client stopped reading for now (its socket buffer is full): stop producing."""
+
+    def client_resumed(self) -> None:
+        """The client reads again."""
+
+    def client_stalled(self) -> None:
+        """The client stopped reading for longer than the write-stall deadline: the connection is cut."""
+
+
+class Responder(Protocol):
+    """Where a direct answer is written: whole (:meth:`answer`) or as a stream, from any callback."""
+
+    def follow(self, answering: Answering) -> None:
+        """Tell ``answering`` when the client's side ends early (until the answer ends)."""
+
+    def answer(self, status: int, body: bytes, content_type: bytes, headers: Sequence[Header]) -> None:
+        """Write a whole answer; the request is done."""
+
+    def open_stream(self, status: int, content_type: bytes, headers: Sequence[Header]) -> None:
+        """Write a streamed answer's head."""
+
+    def stream(self, chunk: bytes) -> None:
+        """Write one chunk of the stream (flushed as it is)."""
+
+    def close_stream(self) -> None:
+        """End the stream whole; the request is done."""
+
+    def break_stream(self) -> None:
+        """End the stream short (no terminating chunk) and close the connection: no client takes it for whole."""
+
+
+Direct = Callable[[Request, Responder], bool]
+"""A handler that may answer from protocol callbacks, with no coroutine: it returns True when it
+took the request (and answers through the responder, now or later), False to leave it to the
+:data:`Handler`."""
 Refusal = Callable[[int, str, str, dict[str, str]], Response]
 """Builds the answer to a request the listener refuses itself: (status, message, type, headers so far)."""
 
@@ -128,12 +179,15 @@ class _Connection(asyncio.Protocol):
         "_busy",
         "_client",
         "_deadline_status",
+        "_direct",
+        "_direct_done",
         "_head_deadline",
         "_header_bytes",
         "_headers",
         "_heads_done",
         "_in_head",
         "_in_message",
+        "_keep",
         "_keepalive_timeout",
         "_limits",
         "_loop",
@@ -145,11 +199,13 @@ class _Connection(asyncio.Protocol):
         "_raw_head",
         "_refusal",
         "_server",
+        "_stalling",
         "_task",
         "_timer",
         "_transport",
         "_url",
         "_waiter",
+        "_watcher",
         "_writable",
         "closed",
     )
@@ -187,6 +243,11 @@ class _Connection(asyncio.Protocol):
         self._in_head = True  # until a head ends: its raw bytes count against max_header_bytes
         self._raw_head = 0
         self._heads_done = 0  # request heads parsed on this connection
+        self._direct = False  # a direct handler is answering the current request
+        self._direct_done: asyncio.Future[bool] | None = None  # the task waits on it for a direct answer
+        self._watcher: Answering | None = None
+        self._keep = False  # the current direct answer may keep the connection open
+        self._stalling = False  # a direct stream waits for the client to read, under the stall deadline
 
     # -- connection lifetime ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -206,6 +267,10 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self._server.connections.discard(self)
         self._cancel_timer()
+        if self._direct:
+            watcher = self._end_direct()
+            if watcher is not None:
+                watcher.client_gone()
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self._writable is not None and not self._writable.done():
@@ -213,10 +278,23 @@ class _Connection(asyncio.Protocol):
             self._writable.exception()  # retrieved: nobody may be waiting
 
     def pause_writing(self) -> None:
+        if self._direct:
+            self._stalling = True
+            self._arm(self._limits.write_stall_timeout, None)
+            if self._watcher is not None:
+                self._watcher.client_paused()
+            return
         if self._writable is None or self._writable.done():
             self._writable = self._loop.create_future()
 
     def resume_writing(self) -> None:
+        if self._direct:
+            if self._stalling:
+                self._stalling = False
+                self._timer.disarm()
+            if self._watcher is not None:
+                self._watcher.client_resumed()
+            return
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
@@ -253,6 +331,12 @@ class _Connection(asyncio.Protocol):
 
     def _on_deadline(self) -> None:
         if self.closed:
+            return
+        if self._stalling:  # a direct stream's client stopped reading: cut it
+            watcher = self._end_direct()
+            if watcher is not None:
+                watcher.client_stalled()
+            self.abort()
             return
         if self._deadline_status is None or self._busy:
             self.close()  # no (complete) head in time, idle keep-alive expired: closed without an answer
@@ -353,7 +437,15 @@ class _Connection(asyncio.Protocol):
             body=b"".join(self._body),
             client=self._client,
         )
-        self._queue.append((request, self._parser.should_keep_alive()))
+        keep_alive = self._parser.should_keep_alive()
+        if not self._busy and not self._queue and self._server.direct is not None:
+            self._busy = True  # as the task's path does: no deadline while the answer is made
+            self._asked = None
+            self._timer.disarm()
+            if self._begin_direct(request, keep_alive):
+                return
+            self._busy = False
+        self._queue.append((request, keep_alive))
         if len(self._queue) >= _PIPELINE_DEPTH and self._transport is not None:
             self._transport.pause_reading()
             self._paused_reading = True
@@ -380,6 +472,19 @@ class _Connection(asyncio.Protocol):
                 self._paused_reading = False
             if queue:
                 request, keep_alive = queue.popleft()
+                if self._server.direct is not None:
+                    done = self._direct_done = self._loop.create_future()
+                    if self._begin_direct(request, keep_alive):
+                        try:
+                            keep_alive = await done  # the direct answer ends in some callback
+                        except asyncio.CancelledError:
+                            return
+                        if not keep_alive:
+                            self._queue.clear()
+                            self.close()
+                        del request
+                        continue
+                    self._direct_done = None
                 reply: Response | StreamingResponse | None = None
                 try:
                     try:
@@ -457,6 +562,97 @@ class _Connection(asyncio.Protocol):
             raise ConnectionResetError("client went away")
         self._transport.write(data)
 
+    # -- direct answers (see Direct and Responder) -------------------------------------------------
+    def _begin_direct(self, request: Request, keep_alive: bool) -> bool:
+        """Offer ``request`` to the direct handler; whether it took it (it may have answered already)."""
+        self._direct, self._keep = True, keep_alive
+        try:
+            taken = self._server.direct(request, self)  # type: ignore[misc]
+        except Exception:
+            log.exception("handler failed: %s %s", request.method, request.path)
+            if self._direct:
+                self.answer(
+                    500, error_body("internal server error", "server_error", 500), b"application/json", ()
+                )
+            return True
+        if not taken:
+            self._direct, self._watcher = False, None
+        return taken
+
+    def _end_direct(self) -> Answering | None:
+        """The direct answer is over (or cut): no more callbacks to its watcher, which is returned."""
+        watcher = self._watcher
+        self._direct, self._watcher, self._stalling = False, None, False
+        return watcher
+
+    def _done_direct(self, keep_alive: bool) -> None:
+        """The direct answer was written: serve what came next on this connection, or close it."""
+        self._end_direct()
+        done, self._direct_done = self._direct_done, None
+        if done is not None:  # the connection's task offered it: the task goes on
+            if not done.done():
+                done.set_result(keep_alive)
+            return
+        if not keep_alive:
+            self._queue.clear()
+            self.close()
+            return
+        self._timer.disarm()
+        if self._queue:  # requests pipelined behind this one: the task answers them in order
+            if self._task is None:
+                self._task = self._loop.create_task(self._serve())
+            elif self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+            return
+        self._busy = False
+        if not self._in_message:
+            self._arm(self._keepalive_timeout, None)
+        elif self._in_head:  # the next request began while this one was answered: bound it too
+            self._arm(self._limits.header_timeout, None)
+        else:
+            self._arm(self._limits.body_timeout, 408)
+
+    def _writable_now(self) -> bool:
+        return (
+            self._direct
+            and not self.closed
+            and self._transport is not None
+            and not self._transport.is_closing()
+        )
+
+    def follow(self, answering: Answering) -> None:
+        if self._direct:
+            self._watcher = answering
+
+    def answer(self, status: int, body: bytes, content_type: bytes, headers: Sequence[Header]) -> None:
+        if not self._writable_now():
+            return
+        keep = self._keep and not self._server.draining
+        assert self._transport is not None
+        self._transport.write(_head(status, content_type, headers, keep, len(body)) + body)
+        self._done_direct(keep)
+
+    def open_stream(self, status: int, content_type: bytes, headers: Sequence[Header]) -> None:
+        if self._writable_now():
+            self._keep = self._keep and not self._server.draining
+            assert self._transport is not None
+            self._transport.write(_head(status, content_type, headers, self._keep, None))
+
+    def stream(self, chunk: bytes) -> None:
+        if chunk and self._writable_now():
+            assert self._transport is not None
+            self._transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+
+    def close_stream(self) -> None:
+        if self._writable_now():
+            assert self._transport is not None
+            self._transport.write(b"0\r\n\r\n")
+            self._done_direct(self._keep)
+
+    def break_stream(self) -> None:
+        if self._writable_now():
+            self._done_direct(False)
+
     def _fail(self, status: int, message: str, type_: str) -> None:
         """Answer an error the client caused before any handler ran, then close."""
         self._cancel_timer()
@@ -472,13 +668,20 @@ class HttpServer:
     """Serve ``handler`` on a socket with :class:`ListenerLimits`; :meth:`stop` drains gracefully.
 
     ``refusal`` shapes what the listener itself answers (413, 431, 408, 400, 503) when the server
-    adds to the error shape (a request id, say).
+    adds to the error shape (a request id, say). ``direct``, when given, is offered every request
+    first (see :data:`Direct`); what it declines goes to ``handler``.
     """
 
     def __init__(
-        self, handler: Handler, limits: ListenerLimits | None = None, *, refusal: Refusal | None = None
+        self,
+        handler: Handler,
+        limits: ListenerLimits | None = None,
+        *,
+        refusal: Refusal | None = None,
+        direct: Direct | None = None,
     ) -> None:
         self.handler = handler
+        self.direct = direct
         self.limits = limits or ListenerLimits()
         self.refusal = refusal or _plain_refusal
         self.connections: set[_Connection] = set()

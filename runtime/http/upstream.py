@@ -10,6 +10,11 @@ Every failure is an :class:`~runtime.errors.UpstreamError` (``UpstreamUnreachabl
 connection could be made, ``UpstreamTimeout`` when a deadline passed), translated here and nowhere else.
 A request sent under a span (``runtime.tracing``) carries it as W3C ``traceparent``, so the callee
 (a stage server, a router, vLLM) continues the same trace.
+
+Two ways to take an answer: :meth:`UpstreamPool.request` awaits its head and returns an
+:class:`UpstreamReply` to read or stream; :meth:`UpstreamPool.send` has the connection call an
+:class:`AnswerSink` as the answer arrives (head, body pieces, end, or failure), with no coroutine
+per request: the router's hot path, which relays the answer from those callbacks.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Coroutine, Mapping
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -28,9 +33,9 @@ import httptools
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from runtime.http.header_names import NAMES, lower_name
 from runtime.http.lazy_timer import LazyTimer
-from runtime.tracing.context import current, format_traceparent
+from runtime.tracing.context import SpanContext, current, format_traceparent
 
-__all__ = ["MAX_ANSWER", "Abandoned", "UpstreamPool", "UpstreamReply", "header_lines"]
+__all__ = ["MAX_ANSWER", "AnswerSink", "Sent", "UpstreamPool", "UpstreamReply", "header_lines"]
 
 _HIGH_WATER = 256 * 1024
 MAX_ANSWER = 64 * 1024 * 1024
@@ -50,6 +55,22 @@ def _target(url: str) -> tuple[str, int, bytes]:
     return parts.hostname, port, f" {target} HTTP/1.1\r\nhost: {parts.netloc}\r\n".encode()
 
 
+def _encode(
+    method: str, url: str, body: bytes, headers: Mapping[str, str] | bytes | None, trace: SpanContext | None
+) -> tuple[str, int, bytes]:
+    """(host, port, the whole request encoded); ``trace``, when given, is sent as its ``traceparent``."""
+    host, port, line = _target(url)
+    parts = [method.encode(), line]
+    if body or method != "GET":
+        parts.append(b"content-length: %d\r\n" % len(body))
+    if headers:
+        parts.append(headers if isinstance(headers, bytes) else header_lines(headers, url))
+    if trace is not None:  # the callee (stage server, router, vLLM) continues this trace
+        parts += (b"traceparent: ", format_traceparent(trace).encode(), b"\r\n")
+    parts += (b"\r\n", body)
+    return host, port, b"".join(parts)
+
+
 def header_lines(headers: Mapping[str, str], url: str) -> bytes:
     """``name: value\\r\\n`` for each header, encoded; one holding a line break is refused (no request smuggling).
 
@@ -65,8 +86,21 @@ def header_lines(headers: Mapping[str, str], url: str) -> bytes:
     return (lines.replace("\n", "\r\n") + "\r\n").encode("latin-1")
 
 
-class Abandoned(Exception):
-    """The caller's ``abandon`` future resolved before the answer's headers came in; the socket is closed."""
+class AnswerSink(Protocol):
+    """Takes an answer as the connection receives it (:meth:`UpstreamPool.send`); exactly one of
+    ``answer_end`` and ``answer_failed`` ends it, and nothing is called after that."""
+
+    def answer_head(self, status: int, headers: Mapping[str, str]) -> None:
+        """The status line and headers are in (lower-case names)."""
+
+    def answer_body(self, data: bytes) -> None:
+        """A piece of the body (decoded from chunked framing)."""
+
+    def answer_end(self) -> None:
+        """The answer ended whole; the connection is back in the pool."""
+
+    def answer_failed(self, error: UpstreamError) -> None:
+        """The exchange failed (``started``: after the head); the socket is closed."""
 
 
 class _Exchange(asyncio.Protocol):
@@ -82,6 +116,8 @@ class _Exchange(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._timer: LazyTimer | None = None  # made by the first wait, on the running loop
+        self.sink: AnswerSink | None = None  # set by :meth:`UpstreamPool.send` for one answer
+        self._sent: Sent | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -106,17 +142,29 @@ class _Exchange(asyncio.Protocol):
         unframed = "content-length" not in self.headers and "transfer-encoding" not in self.headers
         if self.headers_done and unframed and self.error is None:
             self.done = True  # an answer without framing ends when the worker closes
+            if self.sink is not None:
+                self._ended()
+                return
         if not self.done and self.error is None:
             self.error = "connection closed before the answer ended"
+        if self.sink is not None and not self.done:
+            self._sink_failed(self.error or "connection closed before the answer ended", timed_out=False)
         self._wake()
 
     def data_received(self, data: bytes) -> None:
         self.received += len(data)
+        sinking = self.sink is not None  # (it ends when the answer does, in the parser's callbacks)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
             self.error = "malformed HTTP answer"
             self.abort()
+            if self.sink is not None:
+                self._sink_failed(self.error, timed_out=False)
+        if sinking:
+            if self._sent is not None:  # bytes came and the answer goes on: the silence bound starts again
+                self._sent.rearm()
+            return
         if self.buffered > _HIGH_WATER and not self._paused and self.transport is not None:
             self.transport.pause_reading()
             self._paused = True
@@ -133,47 +181,68 @@ class _Exchange(asyncio.Protocol):
         self.status = self._parser.get_status_code()
         self.keep_alive = self._parser.should_keep_alive()
         self.headers_done = True
+        if self.sink is not None:
+            self.sink.answer_head(self.status, self.headers)
 
     def on_body(self, body: bytes) -> None:
+        if self.sink is not None:
+            self.sink.answer_body(body)
+            return
         self.buffer.append(body)
         self.buffered += len(body)
 
     def on_message_complete(self) -> None:
         self.done = True
+        if self.sink is not None:
+            self._ended()
+
+    # -- a sink's answer -------------------------------------------------------------------------
+    def _ended(self) -> None:
+        """The answer ended whole: the connection goes back to the pool before the sink hears it."""
+        sink, sent = self.sink, self._sent
+        self.sink = self._sent = None
+        assert sink is not None and sent is not None
+        sent.finish(reusable=self.keep_alive and not self.closed and self.error is None)
+        sink.answer_end()
+
+    def _sink_failed(self, message: str, *, timed_out: bool) -> None:
+        sink, sent = self.sink, self._sent
+        self.sink = self._sent = None
+        if sink is None or sent is None:
+            return
+        sent.finish(reusable=False)
+        sink.answer_failed(sent.error(message, timed_out=timed_out, started=self.headers_done))
 
     # -- waiting ---------------------------------------------------------------------------------
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def wait(self, timeout: float, wake_on: asyncio.Future[Any] | None = None) -> None:
-        """Wait for more data (or the end, or an error, or ``wake_on`` resolving) for at most ``timeout`` s."""
+    async def wait(self, timeout: float) -> None:
+        """Wait for more data (or the end, or an error) for at most ``timeout`` s."""
         loop = self._loop
         waiter = self._waiter = loop.create_future()
         if self._timer is None:
             self._timer = LazyTimer(loop, self._expired)
         self._timer.arm(loop.time() + timeout)
-        if wake_on is not None:
-            wake_on.add_done_callback(self._woken)
         try:
             await waiter
         finally:
             self._timer.disarm()
             self._waiter = None
-            if wake_on is not None:
-                wake_on.remove_done_callback(self._woken)
 
     def _expired(self) -> None:
-        """The read deadline passed while waiting: the wait raises ``TimeoutError``."""
+        """The read deadline passed while waiting: the wait raises ``TimeoutError`` (a sink is told)."""
+        if self.sink is not None:
+            self.abort()
+            self._sink_failed("timed out", timed_out=True)
+            return
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TimeoutError())
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-
-    def _woken(self, _: asyncio.Future[Any]) -> None:
-        self._wake()
 
     def take(self) -> bytes:
         """Everything buffered so far; resumes reading if it had been paused."""
@@ -205,6 +274,79 @@ class _Exchange(asyncio.Protocol):
             self.transport.abort()
         self.closed = True
         self._cancel_timer()
+
+
+class Sent:
+    """One request :meth:`UpstreamPool.send` sent: its answer goes to the sink; :meth:`abort` abandons it."""
+
+    __slots__ = ("_conn", "_pool", "_read", "_task", "_url", "done")
+
+    def __init__(self, pool: UpstreamPool, url: str, read: float) -> None:
+        self._pool, self._url, self._read = pool, url, read
+        self._conn: _Exchange | None = None
+        self._task: asyncio.Task[None] | None = None  # connecting, when no pooled connection was idle
+        self.done = False
+
+    def _start(self, conn: _Exchange, sink: AnswerSink, data: bytes) -> None:
+        self._conn = conn
+        conn.sink, conn._sent = sink, self
+        if not conn.send(data):
+            conn._sink_failed(conn.error or "connection closed before the request was sent", timed_out=False)
+            return
+        self.rearm()
+
+    def rearm(self) -> None:
+        """The longest silence allowed starts now."""
+        conn = self._conn
+        if conn is not None:
+            if conn._timer is None:
+                conn._timer = LazyTimer(conn._loop, conn._expired)
+            conn._timer.arm(conn._loop.time() + self._read)
+
+    def finish(self, *, reusable: bool) -> None:
+        """The exchange is over: its connection goes back to the pool, or is closed."""
+        self.done = True
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if conn._timer is not None:
+            conn._timer.disarm()
+        if reusable:
+            self._pool.release(conn)
+        else:
+            self._pool.discard(conn)
+
+    def error(self, message: str, *, timed_out: bool, started: bool) -> UpstreamError:
+        """The exchange's failure, as the rest of the pool words it."""
+        cls = UpstreamTimeout if timed_out else UpstreamError
+        return cls(f"{self._url}: {message}", url=self._url, started=started)
+
+    def abort(self) -> None:
+        """Abandon the answer: the socket closes (the worker aborts the request); the sink hears nothing more."""
+        if self.done:
+            return
+        self.done = True
+        if self._task is not None:
+            self._task.cancel()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.sink = conn._sent = None
+            self._pool.discard(conn)
+
+    def pause(self) -> None:
+        """Stop reading the answer (the client is not keeping up); the silence bound is suspended too."""
+        conn = self._conn
+        if conn is not None and conn.transport is not None and not conn.closed:
+            conn.transport.pause_reading()
+            if conn._timer is not None:
+                conn._timer.disarm()
+
+    def resume(self) -> None:
+        """Read the answer again."""
+        conn = self._conn
+        if conn is not None and conn.transport is not None and not conn.closed:
+            conn.transport.resume_reading()
+            self.rearm()
 
 
 class UpstreamReply:
@@ -371,28 +513,14 @@ class UpstreamPool:
         *,
         total: float | None = None,
         read: float | None = None,
-        abandon: asyncio.Future[Any] | None = None,
     ) -> UpstreamReply:
         """Send a request; return once the status line and headers are in (the body is not read yet).
 
         ``headers``: a mapping, or the lines :func:`header_lines` made of one (checked there).
-
-        Should ``abandon`` resolve first, the socket is closed (the worker aborts the request) and
-        :class:`Abandoned` raised: one task races the answer against an event, without a second task.
         """
-        host, port, line = _target(url)
+        host, port, data = _encode(method, url, body, headers, current())
         read = self.read if read is None else read
         deadline = None if total is None else time.monotonic() + total
-        parts = [method.encode(), line]
-        if body or method != "GET":
-            parts.append(b"content-length: %d\r\n" % len(body))
-        if headers:
-            parts.append(headers if isinstance(headers, bytes) else header_lines(headers, url))
-        span = current()
-        if span is not None:  # the callee (stage server, router, vLLM) continues this trace
-            parts += (b"traceparent: ", format_traceparent(span).encode(), b"\r\n")
-        parts += (b"\r\n", body)
-        data = b"".join(parts)
         for attempt in (0, 1):
             # a pooled connection without a coroutine (the usual case); a new one awaits its connect
             conn = self._idle_conn(host, port) or await self._connect(host, port, url, deadline)
@@ -402,9 +530,7 @@ class UpstreamPool:
                 while not conn.headers_done:
                     if conn.error is not None:
                         raise UpstreamError(f"{url}: {conn.error}", url=url)
-                    if abandon is not None and abandon.done():
-                        raise Abandoned(url)
-                    await conn.wait(read if deadline is None else self.budget(read, deadline), abandon)
+                    await conn.wait(read if deadline is None else self.budget(read, deadline))
             except TimeoutError as exc:
                 self.discard(conn)
                 raise UpstreamTimeout(f"{url}: timed out", url=url) from exc
@@ -422,6 +548,47 @@ class UpstreamPool:
             return UpstreamReply(conn, self, url, read, deadline)
         raise AssertionError("unreachable")
 
+    def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str] | bytes | None,
+        sink: AnswerSink,
+        *,
+        trace: SpanContext | None = None,
+        read: float | None = None,
+    ) -> Sent:
+        """Send a request whose answer ``sink`` takes as it arrives (see :class:`AnswerSink`).
+
+        On a pooled connection it is written before this returns; otherwise a task connects first.
+        ``trace``: the span the callee continues (its ``traceparent``). A request that cannot be
+        encoded raises :class:`UpstreamError` here; every later failure goes to the sink.
+        """
+        host, port, data = _encode(method, url, body, headers, trace)
+        sent = Sent(self, url, self.read if read is None else read)
+        conn = self._idle_conn(host, port)
+        if conn is not None:
+            sent._start(conn, sink, data)
+        else:
+            sent._task = asyncio.get_running_loop().create_task(
+                self._connect_then(sent, host, port, sink, data)
+            )
+        return sent
+
+    async def _connect_then(self, sent: Sent, host: str, port: int, sink: AnswerSink, data: bytes) -> None:
+        try:
+            conn = await self._connect(host, port, sent._url, None)
+        except UpstreamError as exc:
+            sent.done = True
+            sink.answer_failed(exc)
+            return
+        sent._task = None
+        if sent.done:  # abandoned while connecting
+            self.discard(conn)
+            return
+        sent._start(conn, sink, data)
+
     def post(
         self,
         url: str,
@@ -429,13 +596,12 @@ class UpstreamPool:
         headers: Mapping[str, str],
         *,
         total: float | None = None,
-        abandon: asyncio.Future[Any] | None = None,
     ) -> Coroutine[Any, Any, UpstreamReply]:
         """POST ``body``; its awaitable answer, once status and headers are in (see :meth:`request`).
 
         :meth:`request`'s own coroutine, not one wrapping it: a coroutine less per leg.
         """
-        return self.request("POST", url, body, headers, total=total, abandon=abandon)
+        return self.request("POST", url, body, headers, total=total)
 
     async def get_text(self, url: str, *, timeout: float) -> tuple[int, str]:
         """GET ``url``; its status and body as text (e.g. a worker's Prometheus ``/metrics``)."""

@@ -15,63 +15,41 @@ client mistakes it for a complete answer.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-import time
-from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from grove_pipelines.spec.endpoints import LIVENESS_PATH, ROUTER_READINESS_PATH
 from runtime.auth import ApiKeys
 from runtime.errors import UpstreamError, UpstreamTimeout
-from runtime.http import Request, Response, StreamBroken, StreamingResponse, error_body
-from runtime.http.sse_tail import SseTail
-from runtime.router.admission import Rejected
-from runtime.router.legs import (
-    HANDOFF_MS,
-    NoWorker,
-    PassThrough,
-    Proxied,
-    finish,
-    note_cached_tokens,
-    proxy,
-)
+from runtime.http import Request, Responder, Response, StreamingResponse
+from runtime.router.answer_error import HTTPError
 from runtime.router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from runtime.router.openapi import openapi_document
-from runtime.router.policies import RequestView
 from runtime.router.request import InvalidRequest, parse_request
 from runtime.router.request_ids import new_nonce, new_request_id
-from runtime.router.router import ROUTE_HEADER, Router
+from runtime.router.routed_request import RoutedRequest
+from runtime.router.router import Router
 from runtime.router.session_headers import SESSION_HEADER, session_of
-from runtime.tracing import TRACEPARENT, Span, parse_traceparent, start_span
-from runtime.tracing.context import reset_current, set_current
 
-__all__ = ["RouterApp"]
+__all__ = ["HTTPError", "RouterApp"]
 
 log = logging.getLogger("grove.router")
 
-Header = tuple[bytes, bytes]
-
-_JSON = b"application/json"
 _FORWARDED = ("authorization", "tracestate")  # traceparent: the router's own span is the legs' parent
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ENDPOINTS = {"/v1/completions": "completions", "/v1/chat/completions": "chat"}
-_SPAN_NAMES = {endpoint: f"router {endpoint}" for endpoint in _ENDPOINTS.values()}
 _PLAIN = (LIVENESS_PATH, ROUTER_READINESS_PATH, "/metrics", "/openapi.json")
 
 
-class HTTPError(Exception):
-    """An answer the router gives itself; rendered as an OpenAI-style error body."""
-
-    def __init__(self, status: int, message: str, kind: str, headers: Sequence[Header] = ()) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.headers = status, message, kind, headers
-
-    def response(self) -> Response:
-        """The error as an answer."""
-        return Response(self.status, error_body(self.message, self.kind, self.status), _JSON, self.headers)
+def _unauthorized() -> HTTPError:
+    return HTTPError(
+        401,
+        "missing or invalid API key (Authorization: Bearer <key>)",
+        "authentication_error",
+        [(b"www-authenticate", b"Bearer")],
+    )
 
 
 def _json(status: int, data: Any) -> Response:
@@ -86,18 +64,31 @@ class RouterApp:
         cfg = router.config
         self.keys = ApiKeys.load(cfg.api_keys, env=cfg.api_key_env, file=cfg.api_key_file)
         self.debug = cfg.debug
+        #: authenticated (or debugging) clients may see the route (``x-grove-route``)
+        self.shows_route = self.debug or self.keys.enabled
+
+    def direct(self, request: Request, responder: Responder) -> bool:
+        """The listener's first offer of every request: completions are taken here and answered from
+        callbacks (:class:`~runtime.router.routed_request.RoutedRequest`); the rest go to :meth:`__call__`."""
+        endpoint = _ENDPOINTS.get(request.path)
+        if endpoint is None or request.method != "POST":
+            return False
+        if not self._authorized(request):
+            error = _unauthorized()
+            responder.answer(error.status, error.body(), b"application/json", error.headers)
+            return True
+        RoutedRequest(self, endpoint, responder).start(request)
+        return True
 
     async def __call__(self, request: Request) -> Response | StreamingResponse:
+        """Every endpoint but the completions' POST (see :meth:`direct`)."""
         path, method = request.path, request.method
         try:
             if method == "GET" and path in _PLAIN:
                 return self._plain(path, request)
             self._authorize(request)
-            endpoint = _ENDPOINTS.get(path)
-            if endpoint is not None:
-                if method != "POST":
-                    raise HTTPError(405, f"use POST for {path}", "invalid_request_error")
-                return await self._completion(request, endpoint)
+            if path in _ENDPOINTS:
+                raise HTTPError(405, f"use POST for {path}", "invalid_request_error")
             if path == "/v1/models" and method == "GET":
                 return _json(200, {"object": "list", "data": self.router.model_cards()})
             raise HTTPError(404, "no such route", "not_found_error")
@@ -130,14 +121,10 @@ class RouterApp:
 
     def _authorize(self, request: Request) -> None:
         if not self._authorized(request):
-            raise HTTPError(
-                401,
-                "missing or invalid API key (Authorization: Bearer <key>)",
-                "authentication_error",
-                [(b"www-authenticate", b"Bearer")],
-            )
+            raise _unauthorized()
 
-    def _parse(self, raw: bytes, endpoint: str) -> dict[str, Any]:
+    def parse(self, raw: bytes, endpoint: str) -> dict[str, Any]:
+        """The validated, cleaned body of a completion request (400, or 404 for a model nobody serves)."""
         catalog = self.router.catalog()  # once: models and context lengths of the same moment
         try:
             body = parse_request(raw, endpoint, context_length=catalog.lengths.get)  # type: ignore[arg-type]
@@ -149,7 +136,7 @@ class RouterApp:
             raise HTTPError(404, f"model {body['model']!r} not found; served: {served}", "not_found_error")
         return body
 
-    def _headers(self, request: Request) -> tuple[dict[str, str], str]:
+    def leg_headers(self, request: Request) -> tuple[dict[str, str], str]:
         """Headers for the legs, and the request id the client sees (its own if well-formed)."""
         headers = {"Content-Type": "application/json"}
         given = request.headers
@@ -167,39 +154,6 @@ class RouterApp:
         headers["X-Request-Id"] = f"{request_id}.{new_nonce()}"
         return headers, request_id
 
-    async def _completion(self, request: Request, endpoint: str) -> Response | StreamingResponse:
-        """Admit, proxy and answer one completion; a stream takes its admission and counts along."""
-        router = self.router
-        exchange = _Exchange(self, endpoint)
-        span = exchange.span = start_span(
-            _SPAN_NAMES[endpoint], parent=parse_traceparent(request.headers.get(TRACEPARENT)), kind="server"
-        )
-        token = set_current(span)  # the legs' spans (and their traceparent to vLLM) are under it
-        try:
-            body = self._parse(request.body, endpoint)
-            headers, request_id = self._headers(request)
-            try:
-                if not router.admission.admit_now():
-                    await router.admission.acquire()
-            except Rejected as exc:
-                retry = [(b"retry-after", str(router.config.limits.retry_after).encode())]
-                kind = "rate_limit_error" if exc.status == 429 else "service_unavailable"
-                raise HTTPError(exc.status, exc.message, kind, retry) from None
-            exchange.admitted = True
-            return await exchange.run(body, headers, request_id)
-        except HTTPError as exc:
-            exchange.end(exc.status)
-            return exc.response()
-        except asyncio.CancelledError:  # the client went away: the listener cancelled us
-            router.metrics.of(router.metrics.client_aborts, "disconnect").inc()
-            exchange.end(499)  # nginx's "client closed request", for the metrics only
-            raise
-        except BaseException:
-            exchange.end(500)
-            raise
-        finally:
-            reset_current(token)
-
     def upstream_error(self, exc: UpstreamError) -> HTTPError:
         """The client's view of a worker's failure (details only with ``debug``)."""
         timed_out = isinstance(exc, UpstreamTimeout)
@@ -208,189 +162,3 @@ class RouterApp:
         if self.debug:
             message += f": {exc}"
         return HTTPError(status, message, kind)
-
-
-class _Exchange:
-    """One client request from admission to its last byte: everything it holds is given back once.
-
-    It holds an admission slot and, once a worker answers, that worker's in-flight count (the
-    :class:`~runtime.router.legs.Load` in :class:`~runtime.router.legs.Proxied`) and the upstream
-    reply. A whole answer ends in :meth:`run`; a stream is this object itself, and ends when the
-    listener closes it (:meth:`aclose`, called even when the stream never started), so no path
-    leaks a slot or a count, and :meth:`end` counts the request once.
-    """
-
-    __slots__ = (
-        "_broken",
-        "_chunks",
-        "_counted",
-        "_first",
-        "_tail",
-        "admitted",
-        "app",
-        "endpoint",
-        "ok",
-        "proxied",
-        "router",
-        "series",
-        "span",
-        "started",
-        "status",
-    )
-
-    def __init__(self, app: RouterApp, endpoint: str) -> None:
-        self.app, self.router, self.endpoint = app, app.router, endpoint
-        self.series = app.router.metrics.endpoint(endpoint)
-        self.started = time.perf_counter()
-        self.admitted = False
-        self.proxied: Proxied | None = None
-        self.ok = False  # the worker's answer reached the client whole
-        self.status = 499  # what the metrics count if the client leaves first
-        self._counted = False
-        self._broken = False
-        self._chunks: AsyncGenerator[bytes, None] | None = None
-        self._tail: SseTail | None = None  # made when the answer turns out to be a stream
-        self._first = True
-        self.span: Span | None = None  # the request's span, ended by :meth:`end`
-
-    async def run(
-        self, body: dict[str, Any], headers: dict[str, str], request_id: str
-    ) -> Response | StreamingResponse:
-        """Proxy the request; the whole answer, or this object as the stream of it."""
-        router, app = self.router, self.app
-        session = headers.pop(SESSION_HEADER, None) or None
-        shows_route = app.debug or app.keys.enabled  # authenticated (or debugging) clients may see the route
-        # why the policy chose is written only for those who will read it: the route header, a recorded span
-        explain = shows_route or (self.span is not None and self.span.recording)
-        req = RequestView(self.endpoint, body, session, explain=explain)  # type: ignore[arg-type]
-        rid = request_id.encode("latin-1")
-        try:
-            proxied = await proxy(router, req, headers)
-        except NoWorker as exc:
-            retry = [(b"retry-after", str(router.config.limits.retry_after).encode())]
-            raise HTTPError(503, str(exc), "service_unavailable", retry) from None
-        except PassThrough as exc:
-            self.end(exc.status)
-            return Response(exc.status, exc.body, exc.content_type.encode(), [(b"x-request-id", rid)])
-        except UpstreamError as exc:
-            raise app.upstream_error(exc) from None
-        self.proxied = proxied
-        if self.span is not None and self.span.recording:
-            route = proxied.route
-            for key, value in (
-                ("mode", route.mode),
-                ("policy", route.policy),
-                ("reason", route.reason[:512]),
-                ("kind", route.kind),
-                ("worker", route.worker.url),
-                ("retries", len(route.notes)),
-            ):
-                self.span.set(f"grove.route.{key}", value)
-            self.span.set("grove.route.prefill", route.prefill.url if route.prefill is not None else None)
-        headers_out: list[Header] = [(b"x-request-id", rid)]
-        if shows_route:
-            headers_out.append(
-                (ROUTE_HEADER.encode(), proxied.route.header(app.router.process).encode("latin-1"))
-            )
-        reply = proxied.reply
-        ctype = reply.content_type.encode("latin-1")
-        if body.get("stream"):
-            self._chunks, self._tail = reply.chunks(), SseTail()
-            return StreamingResponse(self, reply.status, ctype, headers_out, self._aborted)
-        try:
-            data = await reply.read()
-        except UpstreamError as exc:  # nothing sent yet: a clean error answer
-            log.warning("answer from %s failed: %s", proxied.worker.url, exc)
-            raise app.upstream_error(exc) from None
-        self._first_token()
-        note_cached_tokens(proxied.span, data)
-        self.ok = reply.status < 500
-        self.end(reply.status)
-        return Response(reply.status, data, ctype, headers_out)
-
-    # -- the stream: an async iterator the listener drives and closes -----------------------------
-    def __aiter__(self) -> _Exchange:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._broken:
-            raise StreamBroken  # after the error event: end the answer short
-        assert self._chunks is not None and self._tail is not None and self.proxied is not None
-        try:
-            chunk = await self._chunks.__anext__()
-        except StopAsyncIteration:
-            self.ok, self.status = True, self.proxied.reply.status
-            raise
-        except UpstreamError as exc:  # the worker broke off mid-stream: say so, and do not end cleanly
-            if self._tail.done:  # ...unless the answer was whole: only the framing's end is missing
-                self.ok, self.status = True, self.proxied.reply.status
-                raise StopAsyncIteration from None
-            log.warning("stream from %s broke off: %s", self.proxied.worker.url, exc)
-            error = self.app.upstream_error(exc)
-            self.status, self._broken = error.status, True
-            return self._tail.error_event(error_body(error.message, error.kind, error.status))
-        if self._first:
-            self._first = False
-            self._first_token()
-        if chunk:
-            note_cached_tokens(self.proxied.span, chunk)  # vLLM writes each event, its usage too, whole
-            self._tail.feed(chunk)
-        return chunk
-
-    def _first_token(self) -> None:
-        """The answer's first bytes are in: time to first token, to the metrics and to the spans."""
-        ttft = time.perf_counter() - self.started
-        self.series.ttft.observe(ttft)
-        proxied = self.proxied
-        if proxied is not None:
-            proxied.load.prefilled()  # the worker's prompt work is done
-        if not (self.span is not None and self.span.recording) and not (
-            proxied is not None and proxied.span.recording
-        ):
-            return  # nothing records: no attributes to make
-        ms = round(ttft * 1000, 3)
-        if self.span is not None:
-            self.span.set("grove.ttft_ms", ms)
-        if proxied is not None:
-            proxied.span.set("grove.ttft_ms", ms)
-            if (
-                proxied.prefilled_at is not None
-            ):  # the KV transfer, plus the decode worker's queue and first step
-                proxied.span.set(HANDOFF_MS, round((time.monotonic() - proxied.prefilled_at) * 1000, 3))
-
-    async def aclose(self) -> None:
-        """The listener is done with the stream (it ended, broke, or the client left): give all back."""
-        if self._chunks is not None:
-            await self._chunks.aclose()
-        self.end(self.status)
-
-    def _aborted(self, reason: str) -> None:
-        if reason == "stopped-reading":
-            log.warning("a client stopped reading its stream; cancelled")
-        self.router.metrics.of(
-            self.router.metrics.client_aborts,
-            "stopped-reading" if reason == "stopped-reading" else "disconnect",
-        ).inc()
-        self.status = 499
-
-    def end(self, status: int) -> None:
-        """The one place where the request gives back what it holds and is counted (once)."""
-        proxied, self.proxied = self.proxied, None
-        if proxied is not None:
-            if not self.ok:
-                proxied.reply.close()  # closes the socket: vLLM aborts what it was still doing
-            finish(proxied, self.ok)
-        if self.admitted:
-            self.admitted = False
-            self.router.admission.release()
-        if not self._counted:
-            self._counted = True
-            series = self.series
-            series.answered(status).inc()
-            series.latency.observe(time.perf_counter() - self.started)
-            span, self.span = self.span, None
-            if span is not None:
-                span.set("http.response.status_code", status)
-                if status >= 500 or status == 499:
-                    span.fail("client closed the request" if status == 499 else f"HTTP {status}")
-                span.end()

@@ -1,4 +1,4 @@
-"""The two legs of a disaggregated request, with the failure policy, up to the decode answer's headers.
+"""The two legs of a disaggregated request and the failure policy; :mod:`runtime.router.routed_request` drives them.
 
 Protocol (vLLM's NixlConnector, as vLLM's own proxy and llm-d's sidecar do it; DESIGN §4.5):
 
@@ -41,28 +41,31 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from runtime.errors import UpstreamError, UpstreamTimeout
 from runtime.http.json_wire import decode_like_stdlib, encode_json
-from runtime.http.upstream import Abandoned, UpstreamReply
-from runtime.router.policies import RequestView, prompt_work, work_tokens
+from runtime.router.policies import RequestView, work_tokens
 from runtime.router.router import Route, Router
 from runtime.router.workers import Worker
 from runtime.tracing import Span, start_span
-from runtime.tracing.context import reset_current, set_current
+from runtime.tracing.context import SpanContext
 
 __all__ = [
     "CACHED_TOKENS",
     "HANDOFF_MS",
+    "PATHS",
     "LegIds",
     "Load",
-    "NoWorker",
     "PassThrough",
-    "Proxied",
+    "Prefilled",
+    "abandon_kv",
     "decode_body",
-    "finish",
+    "failed_on",
+    "leg_span",
+    "may_retry",
     "note_cached_tokens",
     "prefill_body",
-    "proxy",
+    "run_prefill",
+    "short_reason",
 ]
 
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
@@ -83,10 +86,6 @@ HANDOFF_MS = "grove.handoff_ms"
 (its first body bytes; a whole answer when not streamed). It bounds the KV transfer from above: it
 also holds the decode worker's queueing and first step (vLLM 0.32 reports no transfer time per request)."""
 _LEASE_MARGIN = 1 / 3  # of the KV lease: reuse prefilled KV only while two thirds of it remain
-
-
-class NoWorker(Exception):
-    """No worker can take the request (all unhealthy, ejected, or not serving the model)."""
 
 
 class PassThrough(Exception):
@@ -171,21 +170,9 @@ class Load:
         self._router = None  # type: ignore[assignment]
 
 
-@dataclass(slots=True)
-class Proxied:
-    """A request whose answering leg has started: the route taken and the worker's reply (body unread)."""
-
-    route: Route
-    reply: UpstreamReply
-    worker: Worker
-    load: Load
-    span: Span  # the answering leg's, ended by :func:`finish`
-    prefilled_at: float | None = None  # time.monotonic() when this request's prefill answer was in
-
-
-def leg_span(leg: str, worker: Worker, route: Route, leg_id: str) -> Span:
-    """The span of one leg (under the router's request span): its worker and the route's decision."""
-    span = start_span(f"router.leg {leg}", kind="client")
+def leg_span(leg: str, worker: Worker, route: Route, leg_id: str, parent: SpanContext | None = None) -> Span:
+    """The span of one leg (under the router's request span, ``parent`` or the current one): its worker and the route's decision."""
+    span = start_span(f"router.leg {leg}", parent=parent, kind="client")
     if span.recording:  # by default nothing records: the attributes are not even built
         span.attributes.update(
             {
@@ -202,7 +189,7 @@ def leg_span(leg: str, worker: Worker, route: Route, leg_id: str) -> Span:
 
 
 @dataclass
-class _Prefilled:
+class Prefilled:
     """KV a prefill worker holds for this request, until its lease ends."""
 
     worker: Worker
@@ -211,120 +198,6 @@ class _Prefilled:
 
     def fresh(self, lease: float) -> bool:
         return time.monotonic() - self.at < lease * (1 - _LEASE_MARGIN)
-
-
-async def proxy(router: Router, req: RequestView, headers: dict[str, str]) -> Proxied:
-    """Route ``req`` and run its legs until the answering worker's status and headers are in.
-
-    The caller streams ``reply`` to the client and then calls :func:`finish`. On success the answering
-    worker's in-flight count stays raised until then. Raises :class:`NoWorker`, :class:`PassThrough` or
-    :class:`UpstreamError` (every attempt failed).
-    """
-    cfg = router.config
-    path = PATHS[req.endpoint]
-    ids = LegIds(headers["X-Request-Id"])
-    exclude: set[str] = set()
-    notes: list[str] = []
-    attempt = 0
-    held: _Prefilled | None = None  # prefilled KV no decode leg has taken yet
-    while True:
-        route = router.plan(req, exclude)
-        if route is None and exclude:  # no other worker left: the failed ones get another (bounded) try
-            route = router.plan(req)
-        if route is None:
-            _abandon(router, held, "expiring")
-            if attempt:
-                raise UpstreamError(f"every worker failed; last: {notes[-1] if notes else '?'}", url="")
-            raise NoWorker(f"no healthy worker serves model {req.model!r}")
-        route.notes = notes
-        kv: dict[str, Any] | None = None
-        if held is not None and route.mode != "aggregated" and held.fresh(cfg.timeouts.kv_lease):
-            route.mode, route.prefill, route.kind = "disaggregated", held.worker, "reused-kv"
-            notes.append(f"reused the KV prefilled on {held.worker.url}")
-            router.metrics.of(router.metrics.kv_abandoned, "reused").inc()
-            kv, held = held.params, None
-        else:
-            _abandon(router, held, "expiring")
-            held = None
-        router.commit(route, req)
-        prefilled_at = None
-        if kv is None and route.prefill is not None:
-            kv = await _prefill(router, req, route, headers, path, ids)
-            if kv is not None:
-                held = _Prefilled(route.prefill, kv)
-                prefilled_at = held.at
-        source = route.prefill if kv is not None else None  # the worker holding this request's KV
-        body = decode_body(req.body, kv) if kv is not None else req.body
-        worker = route.worker
-        leg = "worker" if route.mode == "aggregated" else "decode"
-        leg_headers = {**headers, "X-Request-Id": ids.next(leg)}
-        prompt = prompt_work(req, worker)  # until its first token; then only its output
-        load = Load(router, worker, prompt + req.max_tokens, prompt)
-        started = time.perf_counter()
-        span = leg_span(leg, worker, route, leg_headers["X-Request-Id"])
-        if source is not None:
-            span.set("grove.kv_source", source.url)
-        token = set_current(span)  # the leg's task (and so its traceparent) is under this span
-        try:
-            url, data = worker.url + path, encode_json(body)
-            if source is None:  # no KV to lose: the POST itself (one coroutine fewer per request)
-                reply = await router.upstream.request("POST", url, data, leg_headers)
-            else:
-                reply = await _post_unless_lost(router, url, data, leg_headers, source)
-            span.set("http.response.status_code", reply.status)
-            if reply.status >= 500:
-                detail = (await reply.read())[:200].decode(errors="replace")
-                raise UpstreamError(
-                    f"{worker.url}: HTTP {reply.status}: {detail}", url=worker.url, status=reply.status
-                )
-            router.metrics.of(router.metrics.leg_latency, leg).observe(time.perf_counter() - started)
-            if reply.status >= 400:
-                data = await reply.read()
-                _abandon(router, held, "released")  # vLLM frees a rejected decode request's remote KV
-                raise PassThrough(reply.status, data, reply.content_type)
-        except _KVLost as exc:
-            _end_leg(load, span, "KV source lost")
-            held = None
-            notes.append(f"planned again: prefill {exc.url} was lost holding the KV")
-            router.metrics.of(router.metrics.kv_abandoned, "lost").inc()
-            attempt += 1
-            if not _may_retry(router, attempt, leg):
-                raise UpstreamError(f"prefill {exc.url} was lost holding the KV", url=exc.url) from None
-            continue
-        except UpstreamError as exc:
-            why = f"{type(exc).__name__}: HTTP {exc.status}" if exc.status else type(exc).__name__
-            _end_leg(load, span, why)
-            if held is not None and not isinstance(exc, UpstreamUnreachable):
-                _abandon(router, held, "expiring")  # the decode worker may have started pulling it
-                held = None
-            _failed(router, worker, exc)
-            exclude.add(worker.url)
-            notes.append(f"retry after {leg} {worker.url} failed ({_short(exc)})")
-            attempt += 1
-            if not _may_retry(router, attempt, leg):
-                _abandon(router, held, "expiring")
-                raise
-            await _backoff(cfg.retry.backoff_base, cfg.retry.backoff_max, attempt)
-            continue
-        except BaseException as exc:
-            if isinstance(exc, PassThrough):
-                _end_leg(load, span, None)  # a worker's 4xx, passed on: the leg itself did not fail
-            else:
-                _end_leg(load, span, type(exc).__name__ if isinstance(exc, Exception) else "cancelled")
-            raise
-        finally:
-            reset_current(token)
-        return Proxied(route, reply, worker, load, span, prefilled_at)
-
-
-def finish(proxied: Proxied, ok: bool) -> None:
-    """The answer was fully sent (``ok``) or broke off: release the worker's in-flight count."""
-    proxied.load.release()
-    if ok:
-        proxied.worker.record_success()
-    else:
-        proxied.span.fail("the answer broke off")
-    proxied.span.end()
 
 
 _CACHED = re.compile(rb'"cached_tokens"\s*:\s*(\d{1,9})')
@@ -341,15 +214,7 @@ def note_cached_tokens(span: Span, data: bytes) -> None:
             span.set(CACHED_TOKENS, int(found[-1]))
 
 
-def _end_leg(load: Load, span: Span, failure: str | None) -> None:
-    """A leg that will not answer the client: its worker's counts go back, its span ends (failed, unless None)."""
-    load.release()
-    if failure is not None:
-        span.fail(failure)
-    span.end()
-
-
-def _may_retry(router: Router, attempt: int, leg: str) -> bool:
+def may_retry(router: Router, attempt: int, leg: str) -> bool:
     """Whether attempt number ``attempt`` is within ``retry.max_retries``; a retry that is, is counted."""
     if attempt > router.config.retry.max_retries:
         return False
@@ -357,12 +222,13 @@ def _may_retry(router: Router, attempt: int, leg: str) -> bool:
     return True
 
 
-def _abandon(router: Router, held: _Prefilled | None, outcome: str) -> None:
+def abandon_kv(router: Router, held: Prefilled | None, outcome: str) -> None:
+    """Count what became of prefilled KV no decode leg took (``reused``, ``released``, ``expiring``, ``lost``)."""
     if held is not None:
         router.metrics.of(router.metrics.kv_abandoned, outcome).inc()
 
 
-async def _prefill(
+async def run_prefill(
     router: Router, req: RequestView, route: Route, headers: dict[str, str], path: str, ids: LegIds
 ) -> dict[str, Any] | None:
     """Run the prefill leg, retrying on other prefill workers; on giving up, switch to local prefill."""
@@ -397,8 +263,8 @@ async def _prefill(
             router.metrics.of(router.metrics.leg_latency, "prefill").observe(time.perf_counter() - started)
             return kv
         except UpstreamError as exc:
-            _failed(router, worker, exc)
-            failed = f"prefill {worker.url} failed ({_short(exc)})"
+            failed_on(router, worker, exc)
+            failed = f"prefill {worker.url} failed ({short_reason(exc)})"
         finally:
             load.release()
         others = [w for w in router.pools["prefill"].available(req.model) if w.url not in tried]
@@ -432,28 +298,8 @@ def _kv_params(data: bytes, span: Span) -> dict[str, Any] | None:
     return kv if isinstance(kv, dict) else None
 
 
-class _KVLost(Exception):
-    """The prefill worker holding a decode leg's KV was seen gone before the decode answer began."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.url = url
-
-
-async def _post_unless_lost(
-    router: Router, url: str, body: bytes, headers: dict[str, str], source: Worker
-) -> UpstreamReply:
-    """POST the decode leg until its answer headers are in, unless ``source`` (its KV's prefill worker) is lost first.
-
-    Losing the source closes the leg's connection (vLLM aborts the request and frees its blocks).
-    """
-    try:
-        return await router.upstream.post(url, body, headers, abandon=source.lost())
-    except Abandoned:
-        raise _KVLost(source.url) from None
-
-
-def _failed(router: Router, worker: Worker, exc: UpstreamError) -> None:
+def failed_on(router: Router, worker: Worker, exc: UpstreamError) -> None:
+    """A leg to ``worker`` failed: mark it lost when its process looks gone, count the failure (it may be ejected)."""
     if exc.status is None and not isinstance(exc, UpstreamTimeout):
         worker.mark_lost()  # refused or cut: the process is likely gone, and any KV it held
     h = router.config.health
@@ -461,7 +307,8 @@ def _failed(router: Router, worker: Worker, exc: UpstreamError) -> None:
         router.metrics.of(router.metrics.ejections, worker.role, worker.url).inc()
 
 
-def _short(exc: UpstreamError) -> str:
+def short_reason(exc: UpstreamError) -> str:
+    """The failure's text without its URL, short enough for the route header's notes."""
     text = str(exc)
     if exc.url and text.startswith(exc.url + ": "):
         text = text[len(exc.url) + 2 :]

@@ -120,7 +120,9 @@ class RouterServer:
         if sock is None:
             sock = bind_socket(self.config.host, self.config.port)
         self.port = sock.getsockname()[1]
-        self._http = HttpServer(self.app, listener_limits(self.config.limits, self.config.drain_timeout))
+        self._http = HttpServer(
+            self.app, listener_limits(self.config.limits, self.config.drain_timeout), direct=self.app.direct
+        )
         await self._http.start(sock)
         peers = self.router.metrics.peers
         if peers is not None:

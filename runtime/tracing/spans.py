@@ -169,6 +169,8 @@ def start_span(
     A :class:`NonRecordingSpan` when this process records nothing (``attributes`` are then dropped).
     """
     parent = parent or current()
+    if parent is not None and not parent.trace_id:  # the span of no trace: no parent
+        parent = None
     config = _SETTINGS[0]
     if not config.records:
         return NonRecordingSpan(parent) if parent is not None else _NO_TRACE

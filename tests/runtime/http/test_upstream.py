@@ -11,7 +11,6 @@ import pytest
 
 from runtime.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from runtime.http import UpstreamPool, UpstreamReply
-from runtime.http.upstream import Abandoned
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(30)]
 
@@ -256,33 +255,6 @@ async def test_closing_a_reply_or_cancelling_closes_the_worker_socket() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         await asyncio.wait_for(w.eof.wait(), 5)
-    await pool.close()
-
-
-async def test_an_abandon_future_closes_the_socket_before_the_headers_and_a_late_one_does_nothing() -> None:
-    async def headers_on_cue(w: Worker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await w.read_request(reader)
-        if b"/answers" in request:
-            writer.write(OK)
-            await writer.drain()
-        await reader.read()  # returns at EOF: that is the abort vLLM sees
-        w.eof.set()
-
-    pool = UpstreamPool(read=30)
-    async with worker(headers_on_cue) as w:
-        abandon: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(pool.post(f"{w.url}/silent", b"{}", {}, abandon=abandon))
-        await asyncio.sleep(0.2)
-        assert not task.done()
-        abandon.set_result(None)
-        with pytest.raises(Abandoned):
-            await asyncio.wait_for(task, 5)
-        await asyncio.wait_for(w.eof.wait(), 5)
-
-        later: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        reply = await pool.post(f"{w.url}/answers", b"{}", {}, abandon=later)
-        later.set_result(None)  # after the headers: the answer is the caller's, whole
-        assert reply.status == 200 and await reply.read() == OK_BODY
     await pool.close()
 
 
