@@ -453,10 +453,7 @@ class _Connection(asyncio.Protocol):
             self._busy = True
             self._asked = None
             self._timer.disarm()
-            if self._task is None:
-                self._task = self._loop.create_task(self._serve())
-            elif self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(None)
+            self._wake_task()
 
     # -- answering -------------------------------------------------------------------------------
     async def _serve(self) -> None:
@@ -519,13 +516,7 @@ class _Connection(asyncio.Protocol):
                         self.close()
                 del request, reply  # no local keeps the request (its body) while idle
                 continue
-            self._busy = False
-            if not self._in_message:
-                self._arm(self._keepalive_timeout, None)
-            elif self._in_head:  # the next request began while this one was answered: bound it too
-                self._arm(self._limits.header_timeout, None)
-            else:
-                self._arm(self._limits.body_timeout, 408)
+            self._idle()
             self._waiter = self._loop.create_future()
             try:
                 await self._waiter  # on_message_complete wakes it; connection_lost cancels the task
@@ -599,11 +590,12 @@ class _Connection(asyncio.Protocol):
             return
         self._timer.disarm()
         if self._queue:  # requests pipelined behind this one: the task answers them in order
-            if self._task is None:
-                self._task = self._loop.create_task(self._serve())
-            elif self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(None)
+            self._wake_task()
             return
+        self._idle()
+
+    def _idle(self) -> None:
+        """No request is being answered: arm the deadline the connection waits under."""
         self._busy = False
         if not self._in_message:
             self._arm(self._keepalive_timeout, None)
@@ -611,6 +603,13 @@ class _Connection(asyncio.Protocol):
             self._arm(self._limits.header_timeout, None)
         else:
             self._arm(self._limits.body_timeout, 408)
+
+    def _wake_task(self) -> None:
+        """The connection's task answers the queued requests: made for the first, woken for the next."""
+        if self._task is None:
+            self._task = self._loop.create_task(self._serve())
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _writable_now(self) -> bool:
         return (
