@@ -6,7 +6,9 @@ one registry; the prefill/decode split decided in ``policies/prefill_split_decid
 ``legs`` (the two legs of a request and the failure policy, over :mod:`runtime.http`'s keep-alive
 pool), ``health``, ``admission``, ``metrics``, ``discovery/`` (static, Grove, Kubernetes),
 ``request`` (what a client may send), ``openapi`` (the document built from it), ``app`` (the
-handler: one request from admission to its last byte) and ``server`` (the runtime's listener with
+handler: the completions taken from the listener's callbacks, the other endpoints),
+``routed_request`` (one completion from admission to its last byte, driven by callbacks),
+``answer_error`` (the errors the router answers itself) and ``server`` (the runtime's listener with
 the router's client limits, signals, drain). Bearer keys are :mod:`runtime.auth`, shared with the
 pipeline server. Start one with ``grove-pipelines router`` or :class:`RouterServer`.
 """
