@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["HttpError", "StreamBroken", "error_body"]
+__all__ = ["INTERNAL_ERROR", "HttpError", "StreamBroken", "error_body"]
 
 
 def error_body(message: str, type_: str, code: int) -> bytes:
     """The encoded error document for ``message`` of ``type_`` with HTTP status ``code``."""
     return json.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}}).encode()
+
+
+INTERNAL_ERROR = error_body("internal server error", "server_error", 500)
+"""What a client is told of a failure inside the server (the log has the rest)."""
 
 
 class HttpError(Exception):

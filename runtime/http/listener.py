@@ -38,7 +38,7 @@ from typing import Protocol, cast
 
 import httptools
 
-from runtime.http.errors import HttpError, StreamBroken, error_body
+from runtime.http.errors import INTERNAL_ERROR, HttpError, StreamBroken, error_body
 from runtime.http.header_names import NAMES, lower_name
 from runtime.http.lazy_timer import LazyTimer
 from runtime.http.limits import ListenerLimits
@@ -490,7 +490,7 @@ class _Connection(asyncio.Protocol):
                         reply = Response(exc.status, exc.body())
                     except Exception:
                         log.exception("handler failed: %s %s", request.method, request.path)
-                        reply = Response(500, error_body("internal server error", "server_error", 500))
+                        reply = Response(500, INTERNAL_ERROR)
                     keep_alive = keep_alive and not self._server.draining
                     if isinstance(reply, Response):
                         self._write(
@@ -562,9 +562,7 @@ class _Connection(asyncio.Protocol):
         except Exception:
             log.exception("handler failed: %s %s", request.method, request.path)
             if self._direct:
-                self.answer(
-                    500, error_body("internal server error", "server_error", 500), b"application/json", ()
-                )
+                self.answer(500, INTERNAL_ERROR, b"application/json", ())
             return True
         if not taken:
             self._direct, self._watcher = False, None

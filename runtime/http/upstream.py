@@ -218,17 +218,25 @@ class _Exchange(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
+    def arm_read(self, seconds: float) -> None:
+        """The answer's next bytes are due within ``seconds``; past that, :meth:`_expired`."""
+        if self._timer is None:
+            self._timer = LazyTimer(self._loop, self._expired)
+        self._timer.arm(self._loop.time() + seconds)
+
+    def disarm_read(self) -> None:
+        """No bytes are awaited now."""
+        if self._timer is not None:
+            self._timer.disarm()
+
     async def wait(self, timeout: float) -> None:
         """Wait for more data (or the end, or an error) for at most ``timeout`` s."""
-        loop = self._loop
-        waiter = self._waiter = loop.create_future()
-        if self._timer is None:
-            self._timer = LazyTimer(loop, self._expired)
-        self._timer.arm(loop.time() + timeout)
+        waiter = self._waiter = self._loop.create_future()
+        self.arm_read(timeout)
         try:
             await waiter
         finally:
-            self._timer.disarm()
+            self.disarm_read()
             self._waiter = None
 
     def _expired(self) -> None:
@@ -297,11 +305,8 @@ class Sent:
 
     def rearm(self) -> None:
         """The longest silence allowed starts now."""
-        conn = self._conn
-        if conn is not None:
-            if conn._timer is None:
-                conn._timer = LazyTimer(conn._loop, conn._expired)
-            conn._timer.arm(conn._loop.time() + self._read)
+        if self._conn is not None:
+            self._conn.arm_read(self._read)
 
     def finish(self, *, reusable: bool) -> None:
         """The exchange is over: its connection goes back to the pool, or is closed."""
@@ -309,8 +314,7 @@ class Sent:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if conn._timer is not None:
-            conn._timer.disarm()
+        conn.disarm_read()
         if reusable:
             self._pool.release(conn)
         else:
@@ -338,8 +342,7 @@ class Sent:
         conn = self._conn
         if conn is not None and conn.transport is not None and not conn.closed:
             conn.transport.pause_reading()
-            if conn._timer is not None:
-                conn._timer.disarm()
+            conn.disarm_read()
 
     def resume(self) -> None:
         """Read the answer again."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from runtime.http import Response, error_body
+from runtime.http import Responder, Response, error_body
 
 __all__ = ["JSON", "HTTPError", "Header"]
 
@@ -26,3 +26,7 @@ class HTTPError(Exception):
     def response(self) -> Response:
         """The error as an answer."""
         return Response(self.status, self.body(), JSON, self.headers)
+
+    def answer(self, responder: Responder) -> None:
+        """Write the error as a direct answer."""
+        responder.answer(self.status, self.body(), JSON, self.headers)

@@ -74,8 +74,7 @@ class RouterApp:
         if endpoint is None or request.method != "POST":
             return False
         if not self._authorized(request):
-            error = _unauthorized()
-            responder.answer(error.status, error.body(), b"application/json", error.headers)
+            _unauthorized().answer(responder)
             return True
         RoutedRequest(self, endpoint, responder).start(request)
         return True

@@ -58,6 +58,7 @@ __all__ = [
     "PassThrough",
     "Prefilled",
     "abandon_kv",
+    "backoff_delay",
     "decode_body",
     "failed_on",
     "leg_span",
@@ -315,7 +316,13 @@ def short_reason(exc: UpstreamError) -> str:
     return text[:120]
 
 
+def backoff_delay(base: float, cap: float, attempt: int) -> float:
+    """Full jitter: a random wait in [0, min(cap, base * 2**(attempt-1))] seconds (none when ``base`` is 0)."""
+    return random.uniform(0, min(cap, base * 2 ** (attempt - 1))) if base > 0 else 0.0
+
+
 async def _backoff(base: float, cap: float, attempt: int) -> None:
-    """Full jitter: a random wait in [0, min(cap, base * 2**(attempt-1))]."""
-    if base > 0:
-        await asyncio.sleep(random.uniform(0, min(cap, base * 2 ** (attempt - 1))))
+    """Wait out :func:`backoff_delay` before a retry."""
+    delay = backoff_delay(base, cap, attempt)
+    if delay:
+        await asyncio.sleep(delay)

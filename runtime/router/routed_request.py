@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from runtime.errors import UpstreamError, UpstreamUnreachable
-from runtime.http import Request, Responder, error_body
+from runtime.http import Request, Responder
+from runtime.http.errors import INTERNAL_ERROR
 from runtime.http.json_wire import encode_json
 from runtime.http.sse_tail import SseTail
 from runtime.http.upstream import Sent
@@ -38,6 +38,7 @@ from runtime.router.legs import (
     PassThrough,
     Prefilled,
     abandon_kv,
+    backoff_delay,
     decode_body,
     failed_on,
     leg_span,
@@ -192,9 +193,8 @@ class RoutedRequest:
                 self.router.admission.release()
             return
         if isinstance(exc, Rejected):
-            retry = [(b"retry-after", str(self.router.config.limits.retry_after).encode())]
             kind = "rate_limit_error" if exc.status == 429 else "service_unavailable"
-            self._error(HTTPError(exc.status, exc.message, kind, retry))
+            self._error(HTTPError(exc.status, exc.message, kind, self._retry_after()))
             return
         if exc is not None:
             self._crashed(exc)
@@ -231,9 +231,8 @@ class RoutedRequest:
                     self.app.upstream_error(UpstreamError(f"every worker failed; last: {last}", url=""))
                 )
             else:
-                retry = [(b"retry-after", str(router.config.limits.retry_after).encode())]
                 message = f"no healthy worker serves model {req.model!r}"
-                self._error(HTTPError(503, message, "service_unavailable", retry))
+                self._error(HTTPError(503, message, "service_unavailable", self._retry_after()))
             return
         route.notes = self._notes
         kv: dict[str, Any] | None = None
@@ -486,11 +485,7 @@ class RoutedRequest:
             self._error(self.app.upstream_error(exc))
             return
         retry = router.config.retry
-        delay = 0.0
-        if retry.backoff_base > 0:  # full jitter, as the prefill leg's retries
-            delay = random.uniform(
-                0, min(retry.backoff_max, retry.backoff_base * 2 ** (self._attempt_no - 1))
-            )
+        delay = backoff_delay(retry.backoff_base, retry.backoff_max, self._attempt_no)
         self._timer = asyncio.get_running_loop().call_later(delay, self._attempt)
 
     # -- the client's side (Answering) -----------------------------------------------------------
@@ -538,7 +533,11 @@ class RoutedRequest:
     # -- answers the router gives itself ---------------------------------------------------------
     def _error(self, exc: HTTPError) -> None:
         self.end(exc.status)
-        self.responder.answer(exc.status, exc.body(), JSON, exc.headers)
+        exc.answer(self.responder)
+
+    def _retry_after(self) -> list[Header]:
+        """When a client told the router is busy may try again."""
+        return [(b"retry-after", str(self.router.config.limits.retry_after).encode())]
 
     def _pass_through(self, status: int, body: bytes, content_type: str) -> None:
         self.end(status)
@@ -548,7 +547,7 @@ class RoutedRequest:
     def _crashed(self, exc: BaseException) -> None:
         log.error("request failed", exc_info=exc)
         self.end(500)
-        self.responder.answer(500, error_body("internal server error", "server_error", 500), JSON, ())
+        self.responder.answer(500, INTERNAL_ERROR, JSON, ())
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _first_token(self) -> None:
