@@ -65,8 +65,8 @@ __all__ = [
     "may_retry",
     "note_cached_tokens",
     "prefill_body",
-    "run_prefill",
     "short_reason",
+    "start_prefill",
 ]
 
 PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
@@ -229,10 +229,36 @@ def abandon_kv(router: Router, held: Prefilled | None, outcome: str) -> None:
         router.metrics.of(router.metrics.kv_abandoned, outcome).inc()
 
 
-async def run_prefill(
+def start_prefill(
     router: Router, req: RequestView, route: Route, headers: dict[str, str], path: str, ids: LegIds
+) -> asyncio.Task[dict[str, Any] | None]:
+    """Start the prefill leg as a task, its first worker's load taken now.
+
+    A task runs only from the loop's next turn: a request planned in this turn must already see this
+    leg in flight, or every request read together would pass the pool's ``max_prefill_in_flight``.
+    """
+    assert route.prefill is not None
+    first = Load(router, route.prefill, work_tokens(req, route.prefill, decode=False))
+    task = asyncio.get_running_loop().create_task(_run_prefill(router, req, route, headers, path, ids, first))
+    task.add_done_callback(
+        lambda _: first.release()
+    )  # a task cancelled before it ran never reached its finally
+    return task
+
+
+async def _run_prefill(
+    router: Router,
+    req: RequestView,
+    route: Route,
+    headers: dict[str, str],
+    path: str,
+    ids: LegIds,
+    first: Load | None,
 ) -> dict[str, Any] | None:
-    """Run the prefill leg, retrying on other prefill workers; on giving up, switch to local prefill."""
+    """Run the prefill leg, retrying on other prefill workers; on giving up, switch to local prefill.
+
+    ``first`` is the load already taken on ``route.prefill``.
+    """
     cfg = router.config
     body = encode_json(prefill_body(req.body))
     tried: set[str] = set()
@@ -240,7 +266,8 @@ async def run_prefill(
     while worker is not None:
         tried.add(worker.url)
         leg_headers = {**headers, "X-Request-Id": ids.next("prefill")}
-        load = Load(router, worker, work_tokens(req, worker, decode=False))
+        load = first if first is not None else Load(router, worker, work_tokens(req, worker, decode=False))
+        first = None
         started = time.perf_counter()
         span = leg_span("prefill", worker, route, leg_headers["X-Request-Id"])
         try:

@@ -5,7 +5,7 @@ everything after happens in callbacks too: admission, planning a route, the legs
 :meth:`~runtime.http.upstream.UpstreamPool.send`, whose connection calls this object back as the
 answer arrives), retries (a timer), and the answer relayed to the client's connection as it comes.
 No coroutine is made for a request that needs no waiting of its own; a queued admission and a
-prefill leg (:func:`~runtime.router.legs.run_prefill`) run as tasks that call back when done.
+prefill leg (:func:`~runtime.router.legs.start_prefill`) run as tasks that call back when done.
 
 The failure policy and the protocol of the legs are :mod:`runtime.router.legs`'; this object is
 their one driver. It holds an admission slot, then a worker's in-flight count (a
@@ -44,8 +44,8 @@ from runtime.router.legs import (
     leg_span,
     may_retry,
     note_cached_tokens,
-    run_prefill,
     short_reason,
+    start_prefill,
 )
 from runtime.router.policies import RequestView, prompt_work
 from runtime.router.router import ROUTE_HEADER, Route
@@ -251,8 +251,7 @@ class RoutedRequest:
             assert self._ids is not None
             token = set_current(self.span)  # the prefill leg's span (and traceparent) is under the request's
             try:
-                prefill = run_prefill(router, req, route, self._headers, PATHS[self.endpoint], self._ids)
-                self._task = asyncio.get_running_loop().create_task(prefill)
+                self._task = start_prefill(router, req, route, self._headers, PATHS[self.endpoint], self._ids)
             finally:
                 reset_current(token)
             self._task.add_done_callback(self._prefill_done)

@@ -239,6 +239,36 @@ async def test_conditional_disaggregation_prefills_short_prompts_locally_and_lon
     assert len(prefill.completions()) == 1
 
 
+async def test_a_prefill_leg_counts_against_its_worker_before_the_next_request_is_planned(
+    fakes: MakeFake, make_router: MakeRouter
+) -> None:
+    """Two requests parsed in one turn of the loop: the second must see the first's prefill in flight."""
+    prefill, decode = await fakes("prefill"), await fakes("decode")
+    prefill.set_delay(0.5)  # the first prefill is still running when the second is planned
+    router = await make_router(
+        prefill=[prefill.url],
+        decode=[decode.url],
+        disaggregation={"mode": "conditional", "min_uncached_tokens": 1, "max_prefill_in_flight": 1},
+    )
+    host, port = router.url.removeprefix("http://").rsplit(":", 1)
+    clients = [await asyncio.open_connection(host, int(port)) for _ in range(2)]
+    await asyncio.sleep(0.05)  # both accepted: their requests are read in the same turn
+    for i, (_, writer) in enumerate(clients):
+        data = json.dumps({**COMPLETION, "prompt": f"{i} " + "z" * 400}).encode()
+        writer.write(
+            b"POST /v1/completions HTTP/1.1\r\nHost: r\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data)
+        )
+    routes = []
+    for reader, writer in clients:
+        head = (await asyncio.wait_for(reader.read(), 10)).split(b"\r\n\r\n", 1)[0].decode()
+        writer.close()
+        assert head.startswith("HTTP/1.1 200"), head
+        routes.append(re.search(r"(?im)^x-grove-route: mode=([a-z-]+)", head).group(1))  # type: ignore[union-attr]
+    assert sorted(routes) == ["disaggregated", "local-prefill"]
+    assert len(prefill.completions()) == 1
+
+
 async def test_with_an_aggregated_pool_too_short_prompts_go_to_it(
     fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
 ) -> None:
