@@ -16,7 +16,7 @@ line; the server renders them as ``{"error": {"message", "type", "code", ...}}``
         ├── StageFailedError         500: the stage's own code raised (a bug, or a tool failing)
         ├── StageTimeoutError        504: the stage did not answer within its ``timeout_s``
         └── StageUpstreamError       502: the stage's server, the router or vLLM failed or was unreachable
-            └── StageBusyError       503/429: the LLM stage's router is busy; ``Retry-After`` says when to retry
+            └── StageBusyError       503/429: a stage's router or server is busy; ``Retry-After`` says when
 
 (``StageTimeoutError`` without a stage: the whole request outlived its deadline.)
 
@@ -194,15 +194,16 @@ class StageUpstreamError(PipelineRunError):
 
 
 class StageBusyError(StageUpstreamError):
-    """The LLM stage's router answered busy (429: its queue is full; 503: no worker can take the request
-    now) after the server's own waits: the client hears the same status and ``Retry-After``, and retries
-    the request later instead of taking it for a failure."""
+    """A stage answered busy after the server's own waits: an LLM stage's router (429: its queue is full;
+    503: no worker can take the request now), or a stage server that is draining with no replica to
+    take the call. The client hears the same status and ``Retry-After``, and retries the request later
+    instead of taking it for a failure."""
 
     public = True
 
     def __init__(self, stage: str, status: int, retry_after: int | None) -> None:
         after = f"; retry after {retry_after} s" if retry_after is not None else ""
-        super().__init__(f"LLM stage {stage!r} is busy{after}", stage=stage, status=status)
+        super().__init__(f"stage {stage!r} is busy{after}", stage=stage, status=status)
         self.type = "rate_limit_error" if status == 429 else "service_unavailable"
         self.retry_after = retry_after
 
@@ -216,16 +217,28 @@ _BY_TYPE: dict[str, type[PipelineRunError]] = {
 }
 
 
-def from_body(status: int, body: object, *, stage: str, url: str) -> PipelineRunError:
-    """Rebuild the error a remote stage server answered with (its message and stage kept)."""
+def from_body(
+    status: int, body: object, *, stage: str, url: str, retry_after: int | None = None
+) -> PipelineRunError:
+    """Rebuild the error a remote stage server answered with (its message and stage kept).
+
+    Its 503 that names no stage is its :class:`DrainingError`: it refused the call without running it.
+    A busy answer (429/503) about a stage it called is that stage's :class:`StageBusyError`, with the
+    answer's ``retry_after``.
+    """
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict) or "message" not in error:
         return StageUpstreamError(f"stage {stage!r} at {url} answered HTTP {status}", stage=stage)
-    cls = _BY_TYPE.get(str(error.get("type")), PipelineRunError)
+    kind = error.get("type")
+    if status == 503 and kind == DrainingError.type and error.get("stage") is None:
+        return DrainingError(f"the server of stage {stage!r} at {url} is draining", stage=stage)
+    if status in (429, 503) and kind in ("service_unavailable", "rate_limit_error"):
+        return StageBusyError(str(error.get("stage") or stage), status, retry_after)
+    cls = _BY_TYPE.get(str(kind), PipelineRunError)
     if cls is InvalidRequestError or cls is NotFoundError:
         # The caller sent what the callee refused: a bug on the calling side, not the client's input.
         cls = StageFailedError
-    elif cls is PipelineRunError and status in (401, 503):  # a wrong stage token, a draining stage server
+    elif cls is PipelineRunError and status in (401, 503):  # a wrong stage token
         return StageUpstreamError(f"stage {stage!r} at {url} answered HTTP {status}", stage=stage)
     return cls(
         str(error["message"]),

@@ -14,6 +14,10 @@ every worker is briefly unhealthy or its queue is full, and a moment later it se
 ``retries`` are not spent on it. A router still busy after that (or asking for a longer wait) makes
 the call fail with ``StageBusyError``: the client gets the router's status and ``Retry-After``, not
 a 502.
+
+A Python stage's server that is draining (SIGTERM: a rolling update, a scale-down) refuses the call
+before running it, so sending it again is safe whatever the stage does: at once (behind a Service,
+the new connection reaches another replica), then once more after its ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -28,9 +32,15 @@ from runtime.errors import UpstreamError
 from runtime.http import UpstreamPool, UpstreamReply
 from runtime.http.json_wire import decode_like_stdlib
 from runtime.server.deadline import Deadline, current_deadline
-from runtime.server.errors import PipelineRunError, StageBusyError, StageUpstreamError, from_body
+from runtime.server.errors import (
+    DrainingError,
+    PipelineRunError,
+    StageBusyError,
+    StageUpstreamError,
+    from_body,
+)
 
-__all__ = ["JSON_CONTENT", "StageClient", "stage_result"]
+__all__ = ["JSON_CONTENT", "StageClient"]
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _LINE_LIMIT = 16 * 1024 * 1024  # one SSE line of a router's stream (a chunk is a few hundred bytes)
@@ -99,15 +109,6 @@ async def _held(reply: UpstreamReply, what: str, stage: str) -> AsyncIterator[by
         raise _cut(exc, what, stage) from None
 
 
-def stage_result(status: int, body: Any, *, url: str, stage: str) -> Any:
-    """The ``result`` of a stage call's answer (status, parsed body); the callee's error is re-raised as it was."""
-    if status != 200:
-        raise from_body(status, body, stage=stage, url=url)
-    if not isinstance(body, dict) or "result" not in body:
-        raise StageUpstreamError(f"stage {stage!r} at {url} answered without a result", stage=stage)
-    return body["result"]
-
-
 def _unreachable(exc: UpstreamError, what: str, url: str, stage: str) -> StageUpstreamError:
     return StageUpstreamError(f"{what} at {url} is unreachable: {exc}", stage=stage, status=_status_of(exc))
 
@@ -171,21 +172,44 @@ class StageClient:
         except UpstreamError as exc:
             raise _unreachable(exc, what, url, stage) from exc
 
-    async def post_json(
+    async def call_stage(
         self, url: str, body: bytes, headers: Mapping[str, str] | bytes, *, what: str, stage: str
-    ) -> tuple[int, Any]:
-        """POST a JSON ``body`` (``headers`` as sent, with :data:`JSON_CONTENT`: a mapping, or its lines as
-        ``runtime.http.header_lines`` encodes them) and parse the JSON answer;
-        unreachable or non-JSON becomes a ``StageUpstreamError`` about ``what`` (``stage 'name'``, say).
+    ) -> Any:
+        """POST a stage call's JSON ``body`` (``headers`` as sent, with :data:`JSON_CONTENT`: a mapping, or
+        its lines as ``runtime.http.header_lines`` encodes them) and return its ``result``.
 
-        A stage call awaits it directly and reads its answer with :func:`stage_result`: the pool's
-        coroutine under it, and nothing between, so each suspension resumes as few frames as can be.
+        Unreachable, non-JSON or without a result becomes a ``StageUpstreamError`` about ``what``
+        (``stage 'name'``, say); the callee's own error is raised as it was (:func:`from_body`).
+        A stage server that is draining did not run the call: it is sent again at once (its answer
+        closed the connection, so a Service picks another replica), then once after its ``Retry-After``
+        while the deadline leaves time; still draining, the call fails with ``StageBusyError``.
+
+        A stage call awaits it directly: the pool's coroutine under it, and nothing between, so each
+        suspension resumes as few frames as can be.
         """
-        try:
-            reply = await self.pool.request("POST", url, body, headers)
-        except UpstreamError as exc:
-            raise _unreachable(exc, what, url, stage) from exc
-        return await _json_answer(reply, what, url, stage)
+        for attempt in range(_BUSY_RETRIES + 1):
+            try:
+                reply = await self.pool.request("POST", url, body, headers)
+            except UpstreamError as exc:
+                raise _unreachable(exc, what, url, stage) from exc
+            status, answer = await _json_answer(reply, what, url, stage)
+            if status == 200:
+                if not isinstance(answer, dict) or "result" not in answer:
+                    raise StageUpstreamError(f"{what} at {url} answered without a result", stage=stage)
+                return answer["result"]
+            wait = _retry_after(reply)
+            error = from_body(status, answer, stage=stage, url=url, retry_after=wait)
+            if not isinstance(error, DrainingError):
+                raise error
+            if attempt == 0:
+                log.info("%s at %s is draining: sent again at once", what, url)
+                continue
+            if attempt == _BUSY_RETRIES or wait is None or not _waits(wait, current_deadline()):
+                log.warning("%s at %s is draining (retry after %s s)", what, url, wait)
+                raise StageBusyError(stage, status, wait)
+            log.info("%s at %s is draining: sent again in %d s", what, url, wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post_llm(
         self, url: str, body: bytes, headers: dict[str, str], *, stage: str, deadline: Deadline | None = None

@@ -12,7 +12,7 @@ from grove_pipelines.sdk import Stage
 from runtime.http import header_lines
 from runtime.server.call_protocol import CALLER_HEADER, stage_path
 from runtime.server.llm_calls import llm_headers
-from runtime.server.stage_client import JSON_CONTENT, StageClient, stage_result
+from runtime.server.stage_client import JSON_CONTENT, StageClient
 from runtime.server.value_codec import ResultDecoder, encode_json, result_decoder
 
 __all__ = ["HTTPStageTransport", "InProcessTransport", "StageTransport"]
@@ -75,5 +75,4 @@ class HTTPStageTransport:
             head = self._heads[caller] = header_lines({**self._fixed, CALLER_HEADER: caller}, url)
         # the run's id, session and deadline travel on
         headers = head + header_lines(llm_headers(request_id, implied_session=True), url)
-        status, answer = await self.client.post_json(url, body, headers, what=what, stage=name)
-        return decoder.decode(stage_result(status, answer, url=url, stage=name))
+        return decoder.decode(await self.client.call_stage(url, body, headers, what=what, stage=name))
