@@ -1,5 +1,9 @@
 """A stage server that drains (SIGTERM in a rolling update) refuses calls without running them: its
-callers send them again, and reach another replica behind the Service, or tell the client to retry."""
+callers send them again, and reach another replica behind the Service, or tell the client to retry.
+
+The Service is the local runner's own (``grove_pipelines.local.services``): each new connection goes
+to the next Ready endpoint, round robin, as kube-proxy spreads them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from grove_pipelines import pipeline, stage
+from grove_pipelines.local.services import Endpoint, ServiceForwarder
 from runtime.server import build_app
 from runtime.server.errors import (
     DrainingError,
@@ -21,7 +26,6 @@ from runtime.server.errors import (
 from runtime.server.serving import AppServer
 from tests.polling import eventually
 from tests.runtime.server.helpers import make_executor, serving
-from tests.runtime.service_double import RoundRobinService
 
 RUNS: list[int] = []
 HOLD: dict[str, asyncio.Event] = {}
@@ -50,9 +54,29 @@ async def parks(tag: str) -> str:
     return await parked(tag)
 
 
-def replica() -> AppServer:
-    """A stage server of ``triple`` (and of ``parked``, whose held call keeps a drain going)."""
-    return AppServer(build_app([make_executor(triples), make_executor(parks)], stages=["triple", "parked"]))
+def replica(address: str, port: int = 0) -> AppServer:
+    """A stage server of ``triple`` (and of ``parked``, whose held call keeps a drain going) on ``address``."""
+    app = build_app([make_executor(triples), make_executor(parks)], stages=["triple", "parked"])
+    return AppServer(app, host=address, port=port)
+
+
+@asynccontextmanager
+async def service(*replicas: AppServer) -> AsyncIterator[tuple[str, list[int]]]:
+    """A Service in front of ``replicas`` (one port, one address each): its URL, and how many
+    connections it has forwarded (one entry per connection)."""
+    connections: list[int] = []
+
+    def endpoints() -> list[Endpoint]:
+        connections.append(len(connections))
+        return [Endpoint(r.sock.getsockname()[0], ()) for r in replicas]
+
+    spec = {"metadata": {"name": "stages"}, "spec": {"ports": [{"port": 0, "targetPort": replicas[0].port}]}}
+    forwarder = ServiceForwarder(spec, endpoints)
+    try:
+        [port] = await forwarder.listen("127.0.0.1")
+        yield f"http://127.0.0.1:{port}", connections
+    finally:
+        await forwarder.close()
 
 
 @asynccontextmanager
@@ -74,24 +98,24 @@ async def draining(server: AppServer) -> AsyncIterator[None]:
 
 async def test_a_call_refused_by_a_draining_replica_is_sent_again_and_another_replica_runs_it() -> None:
     RUNS.clear()
-    async with replica() as old, replica() as new, draining(old):
+    async with replica("127.0.0.2") as old, replica("127.0.0.3", old.port) as new, draining(old):
         async with (
-            RoundRobinService([old.url, new.url]) as service,
-            serving(build_app([make_executor(triples, stage_urls={"triple": service.url})])) as (_, http),
+            service(old, new) as (url, connections),
+            serving(build_app([make_executor(triples, stage_urls={"triple": url})])) as (_, http),
         ):
             answer = await http.post("/v1/pipelines/triples", json={"n": 7})
         assert answer.status_code == 200 and answer.json() == 21, answer.text
-        assert service.chosen == [0, 1]  # the draining one first; the call was sent again on a new connection
+        assert len(connections) == 2  # the draining replica's, then a new one: the Service's next endpoint
     assert RUNS == [7]  # run once, by the replica that took it
 
 
 async def test_a_call_no_replica_takes_is_told_to_the_client_as_busy_with_retry_after() -> None:
     RUNS.clear()
-    async with replica() as only, draining(only), RoundRobinService([only.url]) as service:
-        entry = build_app([make_executor(triples, stage_urls={"triple": service.url})])
+    async with replica("127.0.0.2") as only, draining(only), service(only) as (url, connections):
+        entry = build_app([make_executor(triples, stage_urls={"triple": url})])
         async with serving(entry) as (_, http):
             answer = await http.post("/v1/pipelines/triples", json={"n": 7})
-        assert service.chosen == [0, 0, 0]  # at once, then after its Retry-After, then told
+        assert len(connections) == 3  # at once, then after its Retry-After, then told
     assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
     error = answer.json()["error"]
     assert (error["type"], error["stage"]) == ("service_unavailable", "triple")
