@@ -25,6 +25,9 @@ Fixtures (session scope):
   KV-cache events on ZMQ (``.events``, an ``ipc://`` address), with 32-token blocks and a cache bounded
   at ``KV_WORKER_BLOCKS`` blocks so eviction happens after a few prompts; started only when a test
   asks for it (the routing tests of issue 12), once per session.
+* ``vllm_drain_worker`` → :class:`runtime.engines.vllm.VLLMProcess`: one more aggregated worker with the
+  compiled pods' ``--shutdown-timeout`` (``VLLM_DRAIN_S``), for the one test that sends it SIGTERM;
+  stopped after that test.
 
 Put a test that kills a worker last with ``@pytest.mark.vllm_last`` (the restart costs ~1 min).
 """
@@ -41,6 +44,7 @@ from pathlib import Path
 import pytest
 
 from grove_pipelines.local.tiny_model import write_tiny_model
+from grove_pipelines.spec.shutdown import VLLM_DRAIN_S
 from grove_pipelines.spec.tracing import OTLPTarget
 from grove_pipelines.spec.vllm import EngineRole
 from runtime.engines.vllm import PDPair, VLLMConfig, VLLMProcess, start_together
@@ -49,6 +53,7 @@ from tests.otlp_collector import Collector, otlp_collector
 __all__ = [
     "KVEventsWorker",
     "tiny_model",
+    "vllm_drain_worker",
     "vllm_kv_worker",
     "vllm_log_dir",
     "vllm_pd_pair",
@@ -201,6 +206,20 @@ def vllm_kv_worker(
     _start(request, [proc])
     try:
         yield KVEventsWorker(proc, events)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def vllm_drain_worker(
+    request: pytest.FixtureRequest, tiny_model: Path, vllm_log_dir: Path
+) -> Iterator[VLLMProcess]:
+    """An aggregated worker that drains on SIGTERM as the compiled pods' do (see the module docstring)."""
+    config = VLLMConfig(model=tiny_model, cpu_bind="1", max_model_len=1024, shutdown_timeout=VLLM_DRAIN_S)
+    proc = VLLMProcess(config, log_dir=vllm_log_dir, name="vllm-drain")
+    _start(request, [proc])
+    try:
+        yield proc
     finally:
         proc.stop()
 

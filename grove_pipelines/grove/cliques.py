@@ -24,6 +24,7 @@ from grove_pipelines.grove.podcliqueset import (
     PodCliqueTemplateSpec,
 )
 from grove_pipelines.spec import Autoscaling, EntrySpec, LLMSpec, PythonStageSpec
+from grove_pipelines.spec.shutdown import ROUTER_DRAIN_S, SERVER_DRAIN_S, VLLM_DRAIN_S, grace_period_s
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX, env_name
 
 __all__ = ["CliqueContext", "autoscaling_config", "build_cliques", "build_scaling_groups", "has_router"]
@@ -81,7 +82,8 @@ def _caller_env(ctx: CliqueContext, node: str) -> list[EnvVar]:
     return env
 
 
-def _pod_spec(ctx: CliqueContext, node: str, main: Container) -> PodSpec:
+def _pod_spec(ctx: CliqueContext, node: str, main: Container, *, drain_s: float) -> PodSpec:
+    """``main`` (which drains for ``drain_s`` after SIGTERM) with the router sidecars of the LLM stages ``node`` calls."""
     pipeline = ctx.graph.pipeline
     otel = ctr.otel_env(pipeline.otel)
     routers = [
@@ -107,6 +109,7 @@ def _pod_spec(ctx: CliqueContext, node: str, main: Container) -> PodSpec:
         service_account_name=f"{ctx.pcs}-router" if routers else None,
         automount_service_account_token=False,  # only the router gets a token, in its own mount
         scheduler_name=pipeline.scheduler,
+        termination_grace_period_seconds=grace_period_s(drain_s, *([ROUTER_DRAIN_S] if routers else [])),
         init_containers=routers or None,
         containers=[main],
         volumes=volumes or None,
@@ -165,7 +168,7 @@ def _server_cliques(ctx: CliqueContext, unit: Unit) -> list[PodCliqueTemplateSpe
     main = ctr.server_container(
         image=image, ref=ctx.ref, port=port, stage=stage_arg, env=env, res=ctr.resources(spec.resources)
     )
-    pod = _pod_spec(ctx, unit.stage, main)
+    pod = _pod_spec(ctx, unit.stage, main, drain_s=SERVER_DRAIN_S)
     scale = autoscaling_config(spec.autoscaling, spec.replicas)
     return [_template(ctx, unit, unit.clique, pod, replicas=spec.replicas, minimum=spec.gang_minimum,
                       scale=scale, user_labels=labels, annotations=notes)]  # fmt: skip
@@ -178,14 +181,14 @@ def _llm_cliques(ctx: CliqueContext, unit: Unit) -> list[PodCliqueTemplateSpec]:
     image = spec.image or ctx.graph.pipeline.vllm_image
     built = ctr.vllm_containers(spec, unit, image=image, otel=ctx.graph.pipeline.otel)
     if unit.group is None:
-        pod = _pod_spec(ctx, unit.stage, built[unit.clique])
+        pod = _pod_spec(ctx, unit.stage, built[unit.clique], drain_s=VLLM_DRAIN_S)
         scale = autoscaling_config(role.autoscaling, role.replicas)
         return [_template(ctx, unit, unit.clique, pod, replicas=role.replicas, minimum=role.gang_minimum,
                           scale=scale, user_labels=spec.labels, annotations=spec.annotations)]  # fmt: skip
     templates = []
     for clique, count in ((unit.clique, 1), (unit.worker, role.nodes - 1)):
         assert clique is not None
-        pod = _pod_spec(ctx, unit.stage, built[clique])
+        pod = _pod_spec(ctx, unit.stage, built[clique], drain_s=VLLM_DRAIN_S)
         templates.append(_template(ctx, unit, clique, pod, replicas=count, minimum=count, scale=None,
                                    user_labels=spec.labels, annotations=spec.annotations))  # fmt: skip
     return templates

@@ -54,6 +54,7 @@ from grove_pipelines.spec.server_auth import (
     STAGE_TOKEN_SECRET_KEY,
     auth_secret_name,
 )
+from grove_pipelines.spec.shutdown import ENDPOINT_REMOVAL_S, VLLM_DRAIN_S
 from grove_pipelines.spec.tracing import otlp_traces_target, vllm_tracing_env
 from grove_pipelines.spec.vllm import KV_ROLES, VLLMServe
 
@@ -83,8 +84,6 @@ ROUTER_TOKEN_VOLUME = "router-token"
 SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 VLLM_USER = 1000
 """vLLM's image runs as root by default; its pods run it as this user (HOME on the writable /tmp)."""
-SERVER_DRAIN_SECONDS = 5
-ROUTER_DRAIN_SECONDS = 5
 ROUTER_BASE_PORT = 9000
 DIST_PORT = 29500
 """torch.distributed rendezvous port of a multi-node vLLM leader (``--master-port``)."""
@@ -180,7 +179,7 @@ def server_container(
         resources=res,
         readiness_probe=_http_probe("http", period=5, failures=3, path=SERVER_READINESS_PATH),
         liveness_probe=_http_probe("http", period=10, failures=6, path=LIVENESS_PATH),  # a minute of silence
-        lifecycle=pre_stop_sleep(SERVER_DRAIN_SECONDS),
+        lifecycle=pre_stop_sleep(ENDPOINT_REMOVAL_S),
         security_context=security_context(read_only_root=True),
         volume_mounts=[tmp_mount()],
     )
@@ -237,7 +236,7 @@ def router_container(
         ),
         readiness_probe=_http_probe(port, period=5, failures=3, path=ROUTER_READINESS_PATH),
         restart_policy="Always",
-        lifecycle=pre_stop_sleep(ROUTER_DRAIN_SECONDS),
+        lifecycle=pre_stop_sleep(ENDPOINT_REMOVAL_S),
         security_context=security_context(read_only_root=True),
         volume_mounts=[
             tmp_mount(),
@@ -261,7 +260,7 @@ def _vllm_args(spec: LLMSpec, role: RoleSpec, traces: str | None) -> list[str]:
     serve = VLLMServe(
         model=spec.model, served_model_name=spec.model_name, role="aggregated" if role.role == "serve" else role.role, host="0.0.0.0", port=WORKER_PORT,
         tensor_parallel=role.tensor_parallel, max_model_len=spec.max_model_len, otlp_traces_endpoint=traces,
-        extra_args=role.vllm_args,
+        shutdown_timeout=VLLM_DRAIN_S, extra_args=role.vllm_args,
     )  # fmt: skip
     return ["vllm", *serve.args()]
 
@@ -276,6 +275,8 @@ def vllm_containers(
     ``--headless`` with rank ``GROVE_PCLQ_POD_INDEX + 1``. ``$(GROVE_*)`` appear only in command lines,
     where Kubernetes expands them in every Grove version. The leader's readiness is the rendezvous
     port (workers start after it is Ready, and its /health only answers once the workers joined).
+    On termination vLLM keeps serving through the ``preStop`` sleep, then finishes its requests in
+    flight (``grove_pipelines.spec.shutdown``).
     """
     role = unit.spec
     assert role is not None
@@ -302,7 +303,7 @@ def vllm_containers(
                 ports=[ContainerPort(name="http", container_port=WORKER_PORT)],
                 readiness_probe=_http_probe("http", period=10, failures=3, path=VLLM_HEALTH_PATH), startup_probe=startup,
                 liveness_probe=_http_probe("http", period=10, failures=6, path=VLLM_HEALTH_PATH, timeout=10),
-                security_context=vllm_security, volume_mounts=[shm_mount()],
+                lifecycle=pre_stop_sleep(ENDPOINT_REMOVAL_S), security_context=vllm_security, volume_mounts=[shm_mount()],
             )
         }  # fmt: skip
     leader_addr = f"$(GROVE_PCSG_NAME)-$(GROVE_PCSG_INDEX)-{unit.clique}-0.$(GROVE_HEADLESS_SERVICE)"
@@ -315,11 +316,13 @@ def vllm_containers(
         name="vllm", image=image, command=leader_cmd, env=env, resources=res,
         ports=[ContainerPort(name="http", container_port=WORKER_PORT), ContainerPort(name="dist", container_port=DIST_PORT)],
         readiness_probe=tcp, startup_probe=tcp.model_copy(update={"failure_threshold": 60}),
-        security_context=vllm_security, volume_mounts=[shm_mount()],
+        lifecycle=pre_stop_sleep(ENDPOINT_REMOVAL_S), security_context=vllm_security, volume_mounts=[shm_mount()],
     )  # fmt: skip
     worker = Container(
         name="vllm", image=image, command=["sh", "-c", "exec " + _shell_join(worker_cmd)], env=env,
         resources=res, security_context=vllm_security, volume_mounts=[shm_mount()],
+        # the leader's engine needs its workers until its drain is over
+        lifecycle=pre_stop_sleep(ENDPOINT_REMOVAL_S + VLLM_DRAIN_S),
     )  # fmt: skip
     assert unit.worker is not None
     return {unit.clique: leader, unit.worker: worker}

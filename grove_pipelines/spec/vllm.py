@@ -42,7 +42,7 @@ _VALUE_FLAGS = {
     "--served-model-name": "served_model_name", "--host": "host", "--port": "port",
     "--tensor-parallel-size": "tensor_parallel", "--kv-transfer-config": "kv", "--max-model-len": "max_model_len",
     "--seed": "seed", "--kv-cache-memory-bytes": "kv_cache_bytes", "--max-num-seqs": "max_num_seqs",
-    "--otlp-traces-endpoint": "otlp_traces_endpoint",
+    "--otlp-traces-endpoint": "otlp_traces_endpoint", "--shutdown-timeout": "shutdown_timeout",
 }  # fmt: skip
 
 
@@ -67,6 +67,8 @@ class VLLMServe(BaseModel):
     max_num_seqs: int | None = Field(default=None, ge=1)
     otlp_traces_endpoint: str | None = None
     """Where vLLM exports its own spans (``grove_pipelines.spec.tracing``); None: it exports none."""
+    shutdown_timeout: int | None = Field(default=None, ge=0)
+    """Seconds vLLM lets its requests in flight finish after SIGTERM; None: vLLM's default, 0 (abort them)."""
     extra_args: tuple[str, ...] = ()
 
     @classmethod
@@ -129,4 +131,6 @@ class VLLMServe(BaseModel):
             args += ["--max-num-seqs", str(self.max_num_seqs)]
         if self.otlp_traces_endpoint is not None:
             args += ["--otlp-traces-endpoint", self.otlp_traces_endpoint]
+        if self.shutdown_timeout is not None:
+            args += ["--shutdown-timeout", str(self.shutdown_timeout)]
         return args + list(self.extra_args)

@@ -81,6 +81,8 @@ class VLLMConfig(BaseModel):
     kv_load_failure_policy: Literal["recompute", "fail"] = KV_LOAD_FAILURE_POLICY
     tracing: OTLPTarget | None = None
     """Where vLLM exports its own spans (``--otlp-traces-endpoint``); None: it exports none."""
+    shutdown_timeout: int | None = Field(default=None, ge=0)
+    """Seconds its requests in flight get after SIGTERM (the compiled pods': ``VLLM_DRAIN_S``); None: abort them."""
     extra_args: tuple[str, ...] = ()
     extra_env: dict[str, str] = Field(default_factory=dict)
 
@@ -91,7 +93,8 @@ class VLLMConfig(BaseModel):
             host=self.host, port=port, max_model_len=self.max_model_len,
             kv_load_failure_policy=self.kv_load_failure_policy, kv_buffer_device="cpu", seed=self.seed,
             kv_cache_bytes=self.kv_cache_bytes, enforce_eager=self.enforce_eager, max_num_seqs=self.max_num_seqs,
-            otlp_traces_endpoint=self.tracing.endpoint if self.tracing is not None else None, extra_args=self.extra_args,
+            otlp_traces_endpoint=self.tracing.endpoint if self.tracing is not None else None,
+            shutdown_timeout=self.shutdown_timeout, extra_args=self.extra_args,
         )  # fmt: skip
 
     def command(self, port: int) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from grove_pipelines.spec.router_flags import DiscoveryMode
+from grove_pipelines.spec.shutdown import ROUTER_DRAIN_S
 from runtime.errors import RouterConfigError
 
 __all__ = [
@@ -204,7 +205,7 @@ class RouterConfig(_Section):
         "off by default so that unauthenticated clients learn nothing about the cluster",
     )
     drain_timeout: float = Field(
-        default=30.0, ge=0, description="seconds to finish in-flight requests on SIGTERM"
+        default=float(ROUTER_DRAIN_S), ge=0, description="seconds to finish in-flight requests on SIGTERM"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     processes: int = Field(

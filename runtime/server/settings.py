@@ -21,6 +21,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grove_pipelines.spec.server_auth import API_KEYS_ENV, STAGE_TOKEN_ENV
+from grove_pipelines.spec.shutdown import SERVER_DRAIN_S
 from runtime.auth import ApiKeys
 from runtime.server.errors import ServerConfigError
 
@@ -44,7 +45,7 @@ class ServerSettings(BaseModel):
     timeout_s: Annotated[float, Field(gt=0)] = 300.0
     stage_timeout_s: Annotated[float, Field(gt=0)] = 120.0
     llm_timeout_s: Annotated[float, Field(gt=0)] = 300.0
-    drain_s: Annotated[float, Field(ge=0)] = 25.0
+    drain_s: Annotated[float, Field(ge=0)] = float(SERVER_DRAIN_S)
     api_keys: ApiKeys = Field(default_factory=ApiKeys)
     stage_token: str | None = None
 

@@ -110,7 +110,10 @@ def test_vllm_cliques(pcs: dict[str, Any]) -> None:
         "vllm", "serve", "Qwen/Qwen3-0.6B", "--served-model-name", "chat", "--host", "0.0.0.0", "--port", "8000",
         "--tensor-parallel-size", "1",
         "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_producer","kv_load_failure_policy":"recompute"}',
+        "--shutdown-timeout", "60",
     ]  # fmt: skip
+    assert prefill["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+    assert clique(pcs, "chat-prefill")["spec"]["podSpec"]["terminationGracePeriodSeconds"] == 70
     assert (
         prefill["resources"]["requests"]["nvidia.com/gpu"]
         == prefill["resources"]["limits"]["nvidia.com/gpu"]

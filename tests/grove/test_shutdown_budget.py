@@ -1,0 +1,71 @@
+"""How every compiled example stops: each container keeps serving through its ``preStop`` sleep, then
+drains what it has in flight, and all of it fits in the pod's grace period (else SIGKILL cuts it).
+
+The drains are read from what each process really does: vLLM's from its ``--shutdown-timeout`` flag
+(0, vLLM's default, aborts generations at SIGTERM), the pipeline server's and the router's from their
+runtime defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grove_pipelines.compile import compile_ref
+from runtime.router.config import RouterConfig
+from runtime.server.settings import ServerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "pipelines").glob("*.py"))
+SERVER_DRAIN = ServerSettings().drain_s
+ROUTER_DRAIN = RouterConfig.model_fields["drain_timeout"].default
+
+
+@pytest.fixture(params=EXAMPLES, ids=lambda p: p.stem)
+def pods(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    monkeypatch.chdir(ROOT)
+    documents = compile_ref(f"pipelines/{request.param.name}")
+    return [c["spec"]["podSpec"] for c in documents[0]["spec"]["template"]["cliques"]]
+
+
+def _pre_stop_s(container: dict[str, Any]) -> float:
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep", command
+    return float(command[1])
+
+
+def _vllm_drain_s(container: dict[str, Any]) -> float:
+    line = " ".join(container["command"])  # a multi-node worker's is one ``sh -c`` string
+    found = re.search(r"--shutdown-timeout['\s]+'?(\d+)", line)
+    assert found is not None, f"vLLM would abort its generations at SIGTERM: {line}"
+    return float(found.group(1))
+
+
+def test_every_container_sleeps_then_drains_within_the_grace_period(pods: list[dict[str, Any]]) -> None:
+    for pod in pods:
+        grace = pod["terminationGracePeriodSeconds"]
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            name = container["name"]
+            if name == "vllm" and "--headless" in " ".join(container["command"]):
+                drain = 0.0  # a multi-node worker: SIGTERM comes after its leader's drain (below), nothing is left
+            elif name == "vllm":
+                drain = _vllm_drain_s(container)
+                assert drain > 0
+            elif name.startswith("router-"):
+                drain = ROUTER_DRAIN
+            else:
+                assert name == "server", name
+                drain = SERVER_DRAIN
+            assert _pre_stop_s(container) + drain < grace, (name, grace)
+
+
+def test_a_multi_node_workers_engine_outlives_its_leaders_drain(pods: list[dict[str, Any]]) -> None:
+    leaders = [p for p in pods if any("--node-rank 0" in " ".join(c["command"]) for c in p["containers"])]
+    workers = [p for p in pods if any("--headless" in " ".join(c["command"]) for c in p["containers"])]
+    assert len(leaders) == len(workers)
+    for leader, worker in zip(leaders, workers, strict=True):
+        [lead], [work] = leader["containers"], worker["containers"]
+        assert _pre_stop_s(work) >= _pre_stop_s(lead) + _vllm_drain_s(lead)
