@@ -25,8 +25,9 @@ def test_a_generation_in_flight_at_sigterm_is_finished_and_new_ones_are_refused(
     worker = vllm_drain_worker
     assert worker.pid is not None
     body = {"model": "tiny", "prompt": "Once upon a time", "max_tokens": TOKENS, "ignore_eos": True,
-            "temperature": 0, "stream": True}  # fmt: skip
-    texts: list[str] = []
+            "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+    finished: list[str] = []  # each choice's finish_reason ("length": all of max_tokens; "abort": cut)
+    generated = 0  # from the usage chunk: a streamed chunk may carry more than one token
     done = False
     with (
         httpx.Client(base_url=worker.url, timeout=60) as http,
@@ -36,18 +37,23 @@ def test_a_generation_in_flight_at_sigterm_is_finished_and_new_ones_are_refused(
         lines = answer.iter_lines()
         for line in lines:  # up to the first token; then the pod is told to stop
             if line.startswith("data: {"):
-                texts.append(json.loads(line[6:])["choices"][0]["text"])
                 break
         os.kill(worker.pid, signal.SIGTERM)
-        refused = _new_request_refused(http, body)
+        refused = False
+        for _ in range(100):  # bounded: 5 s for the signal to take effect while the stream goes on
+            refused = _new_request_refused(http)
+            if refused:
+                break
+            time.sleep(0.05)
         for line in lines:
             if line == "data: [DONE]":
                 done = True
             elif line.startswith("data: {"):
                 chunk = json.loads(line[6:])
                 assert "error" not in chunk, chunk
-                texts.append(chunk["choices"][0]["text"])
-    assert done and len(texts) == TOKENS, (done, len(texts))
+                finished += [c["finish_reason"] for c in chunk["choices"] if c.get("finish_reason")]
+                generated = (chunk.get("usage") or {}).get("completion_tokens", generated)
+    assert (done, finished, generated) == (True, ["length"], TOKENS)
     assert refused, "a request sent after SIGTERM was served"
     deadline = time.monotonic() + 60
     while worker.running and time.monotonic() < deadline:  # bounded: it exits once drained
@@ -55,11 +61,13 @@ def test_a_generation_in_flight_at_sigterm_is_finished_and_new_ones_are_refused(
     assert not worker.running, "vLLM did not exit after its drain"
 
 
-def _new_request_refused(http: httpx.Client, body: dict[str, object]) -> bool:
+def _new_request_refused(http: httpx.Client) -> bool:
     """Whether a request sent now is turned away (a 5xx, which a router retries on another worker, or
     no connection) rather than served."""
     try:
-        answer = http.post("/v1/completions", json={**body, "stream": False, "max_tokens": 1}, timeout=10)
+        answer = http.post(
+            "/v1/completions", json={"model": "tiny", "prompt": "Once", "max_tokens": 1}, timeout=10
+        )
     except httpx.TransportError:
         return True
     return answer.status_code >= 500  # vLLM 0.32 answers 500 ("cannot schedule new futures after shutdown")
