@@ -5,7 +5,8 @@ Every failure of the pool (an :class:`~runtime.errors.UpstreamError`) is transla
 the stage and the error type). Timeouts are the executor's (each call is bounded by its stage's
 ``timeout_s`` and the request's deadline; cancelling a call closes its socket, which is how a stage
 server or vLLM learns to stop). A stream counts as complete only when it ends with
-``data: [DONE]``: one that stops early failed, whatever its last chunk said.
+``data: [DONE]``: one that stops early failed, whatever its last chunk said. An answer vLLM
+aborted (``finish_reason: abort``) failed too, though it ends like a whole one.
 
 An LLM call (a pipeline body's, or the OpenAI pass-through's) whose router answers busy (429 or 503)
 with a ``Retry-After`` of a few seconds is sent again after that wait, twice at most, as OpenAI's own
@@ -82,6 +83,15 @@ def _error_message(payload: object) -> str:
         if payload.get("message"):
             return str(payload["message"])
     return str(payload)[:256]
+
+
+def _aborted(answer: object) -> bool:
+    """Whether vLLM ended the answer (or this chunk of it) as aborted: cut short, though it looks whole
+    (``finish_reason: abort``, and a stream still ends with ``[DONE]``)."""
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    return isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("finish_reason") == "abort" for c in choices
+    )
 
 
 def _status_of(exc: UpstreamError) -> int:
@@ -248,6 +258,8 @@ class StageClient:
                 stage=stage,
                 status=504 if status == 504 else 502,
             )
+        if _aborted(payload):
+            raise StageUpstreamError(f"LLM stage {stage!r} at {url}: vLLM aborted the answer", stage=stage)
         return payload
 
     async def stream_llm(
@@ -286,6 +298,8 @@ class StageClient:
                         raise StageUpstreamError(
                             f"{what} at {url} failed mid-stream: {_error_message(chunk)}", stage=stage
                         )
+                    if _aborted(chunk):
+                        raise StageUpstreamError(f"{what} at {url}: vLLM aborted the answer", stage=stage)
                     yield chunk
             raise StageUpstreamError(f"{what} at {url}: the stream ended without [DONE]", stage=stage)
         except PipelineRunError:

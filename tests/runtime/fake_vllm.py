@@ -39,6 +39,7 @@ class _Cues:
     broken_body: list[int] = field(default_factory=list)  # statuses answered with a truncated body
     break_stream_after: int | None = None  # stream this many chunks of the next stream, then hang up
     stall_kv_pulls: bool = False  # decode requests that bring remote KV wait until cancelled
+    abort: bool = False  # the next answer stops after one token with finish_reason "abort"
 
 
 class FakeVLLM:
@@ -83,6 +84,11 @@ class FakeVLLM:
         """Decode requests that bring ``kv_transfer_params`` never answer, as vLLM 0.32 waits on a
         dead KV producer (its NixlConnector has no deadline on the pull)."""
         self.cues.stall_kv_pulls = True
+
+    def abort_next(self) -> None:
+        """End the next answer after one token with ``finish_reason: abort``, as vLLM ends a request it
+        aborted (shutting down with ``--shutdown-timeout 0``, say); a stream still ends with ``[DONE]``."""
+        self.cues.abort = True
 
     def set_delay(self, seconds: float) -> None:
         """Wait this long before answering (and between stream chunks)."""
@@ -172,6 +178,9 @@ class FakeVLLM:
         kv_in = body.get("kv_transfer_params") or {}
         n = int(body.get("max_tokens") or body.get("max_completion_tokens") or self.tokens)
         words = [f"{self.name}{i}" for i in range(n)]
+        finish = "length"
+        if self.cues.abort:
+            self.cues.abort, words, finish = False, words[:1], "abort"
         kv_out = None
         if kv_in.get("do_remote_decode"):
             kv_out = {
@@ -187,15 +196,15 @@ class FakeVLLM:
             if self.cues.stall_kv_pulls:
                 await asyncio.Event().wait()
         if body.get("stream"):
-            return await self._stream(request, words, chat)
+            return await self._stream(request, words, chat, finish)
         if chat:
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": {"role": "assistant", "content": " ".join(words)},
-                "finish_reason": "length",
+                "finish_reason": finish,
             }
         else:
-            choice = {"index": 0, "text": " ".join(words), "finish_reason": "length"}
+            choice = {"index": 0, "text": " ".join(words), "finish_reason": finish}
         return web.json_response(
             {
                 "id": "cmpl-1",
@@ -216,7 +225,9 @@ class FakeVLLM:
         request.transport.close()
         raise asyncio.CancelledError
 
-    async def _stream(self, request: web.Request, words: list[str], chat: bool) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, words: list[str], chat: bool, finish: str
+    ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         cut, self.cues.break_stream_after = self.cues.break_stream_after, None
@@ -231,6 +242,14 @@ class FakeVLLM:
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
             if self.cues.delay:
                 await asyncio.sleep(self.cues.delay)
+        if finish == "abort":  # vLLM's last chunk of a request it aborted
+            end = {"delta": {}} if chat else {"text": ""}
+            chunk = {
+                "id": "cmpl-1",
+                "model": self.model,
+                "choices": [{"index": 0, **end, "finish_reason": finish}],
+            }
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp

@@ -179,3 +179,26 @@ async def test_a_passed_through_answer_over_the_bound_is_a_clean_502(fakes: Make
         over = await http.post("/v1/completions", json={"model": "talker", "prompt": "hi"})
     assert over.status_code == 502 and over.json()["error"]["stage"] == "talker"
     assert worker.url not in over.text and "127.0.0.1" not in over.text
+
+
+@pytest.mark.parametrize(("name", "stream"), [("talks", False), ("reads-stream", False), ("talks", True)])
+async def test_an_answer_vllm_aborted_is_a_failure_not_a_short_answer(
+    fakes: MakeFake, name: str, stream: bool
+) -> None:
+    """vLLM ends a request it aborted with ``finish_reason: abort`` (and a stream with ``[DONE]``)."""
+    worker = await fakes()
+    options = {"llm_urls": {"talker": worker.url}, "llm_models": {"talker": "tiny"}}
+    executors = [make_executor(p, **options) for p in (talks, reads_stream)]
+    async with serving(build_app(executors)) as (_, http):
+        worker.abort_next()
+        response = await http.post(f"/v1/pipelines/{name}", json={"text": "q", "stream": stream})
+        whole = await http.post(f"/v1/pipelines/{name}", json={"text": "q"})  # the next one is whole
+    if stream:
+        events = _events(response.text)
+        assert [e for e, _ in events][-1] == "error"
+        error = events[-1][1]["error"]
+    else:
+        assert response.status_code == 502
+        error = response.json()["error"]
+    assert error["type"] == "upstream_error" and error["stage"] == "talker"  # type: ignore[index]
+    assert whole.status_code == 200 and whole.json().split() == [f"aggregated{i}" for i in range(4)]
