@@ -24,7 +24,7 @@ from grove_pipelines.grove.podcliqueset import (
     PodCliqueTemplateSpec,
 )
 from grove_pipelines.spec import Autoscaling, EntrySpec, LLMSpec, PythonStageSpec
-from grove_pipelines.spec.shutdown import ROUTER_DRAIN_S, SERVER_DRAIN_S, VLLM_DRAIN_S, grace_period_s
+from grove_pipelines.spec.shutdown import ROUTER_DRAIN_S, SERVER_DRAIN_S, grace_period_s, vllm_drain_s
 from grove_pipelines.spec.stage_urls import LLM_URL_PREFIX, STAGE_URL_PREFIX, env_name
 
 __all__ = ["CliqueContext", "autoscaling_config", "build_cliques", "build_scaling_groups", "has_router"]
@@ -181,14 +181,14 @@ def _llm_cliques(ctx: CliqueContext, unit: Unit) -> list[PodCliqueTemplateSpec]:
     image = spec.image or ctx.graph.pipeline.vllm_image
     built = ctr.vllm_containers(spec, unit, image=image, otel=ctx.graph.pipeline.otel)
     if unit.group is None:
-        pod = _pod_spec(ctx, unit.stage, built[unit.clique], drain_s=VLLM_DRAIN_S)
+        pod = _pod_spec(ctx, unit.stage, built[unit.clique], drain_s=vllm_drain_s(role.vllm_args))
         scale = autoscaling_config(role.autoscaling, role.replicas)
         return [_template(ctx, unit, unit.clique, pod, replicas=role.replicas, minimum=role.gang_minimum,
                           scale=scale, user_labels=spec.labels, annotations=spec.annotations)]  # fmt: skip
     templates = []
     for clique, count in ((unit.clique, 1), (unit.worker, role.nodes - 1)):
         assert clique is not None
-        pod = _pod_spec(ctx, unit.stage, built[clique], drain_s=VLLM_DRAIN_S)
+        pod = _pod_spec(ctx, unit.stage, built[clique], drain_s=vllm_drain_s(role.vllm_args))
         templates.append(_template(ctx, unit, clique, pod, replicas=count, minimum=count, scale=None,
                                    user_labels=spec.labels, annotations=spec.annotations))  # fmt: skip
     return templates

@@ -54,7 +54,7 @@ from grove_pipelines.spec.server_auth import (
     STAGE_TOKEN_SECRET_KEY,
     auth_secret_name,
 )
-from grove_pipelines.spec.shutdown import ENDPOINT_REMOVAL_S, VLLM_DRAIN_S
+from grove_pipelines.spec.shutdown import ENDPOINT_REMOVAL_S, VLLM_DRAIN_S, vllm_drain_s
 from grove_pipelines.spec.tracing import otlp_traces_target, vllm_tracing_env
 from grove_pipelines.spec.vllm import KV_ROLES, VLLMServe
 
@@ -322,7 +322,7 @@ def vllm_containers(
         name="vllm", image=image, command=["sh", "-c", "exec " + _shell_join(worker_cmd)], env=env,
         resources=res, security_context=vllm_security, volume_mounts=[shm_mount()],
         # the leader's engine needs its workers until its drain is over
-        lifecycle=pre_stop_sleep(ENDPOINT_REMOVAL_S + VLLM_DRAIN_S),
+        lifecycle=pre_stop_sleep(ENDPOINT_REMOVAL_S + vllm_drain_s(role.vllm_args)),
     )  # fmt: skip
     assert unit.worker is not None
     return {unit.clique: leader, unit.worker: worker}

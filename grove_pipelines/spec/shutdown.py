@@ -13,6 +13,7 @@ from here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 __all__ = [
     "ENDPOINT_REMOVAL_S",
@@ -20,17 +21,35 @@ __all__ = [
     "SERVER_DRAIN_S",
     "VLLM_DRAIN_S",
     "grace_period_s",
+    "vllm_drain_s",
 ]
 
 ENDPOINT_REMOVAL_S = 5
 """The ``preStop`` sleep: what Services and routers need to stop sending new requests to the pod."""
 SERVER_DRAIN_S = 25
-"""The pipeline server's requests in flight get this long after SIGTERM (``GP_DRAIN_S``'s default)."""
+"""The pipeline server's requests in flight get this long after SIGTERM (``GP_DRAIN_S``'s default;
+the compiler sets ``GP_*`` variables, a stage's ``env`` may not)."""
 ROUTER_DRAIN_S = 30
 """The router sidecar's requests in flight get this long after SIGTERM (its ``drain_timeout``'s default)."""
 VLLM_DRAIN_S = 60
 """vLLM's generations in flight get this long after SIGTERM (``--shutdown-timeout``)."""
 _MARGIN_S = 5
+
+
+def vllm_drain_s(args: Sequence[str]) -> int:
+    """vLLM's drain with these extra ``vllm serve`` arguments: the last ``--shutdown-timeout`` among
+    them (as vLLM's parser takes it), else :data:`VLLM_DRAIN_S`."""
+    drain = VLLM_DRAIN_S
+    for i, flag in enumerate(args):
+        if flag.startswith("--shutdown-timeout="):
+            value = flag.split("=", 1)[1]
+        elif flag == "--shutdown-timeout" and i + 1 < len(args):
+            value = args[i + 1]
+        else:
+            continue
+        if value.isascii() and value.isdigit():
+            drain = int(value)
+    return drain
 
 
 def grace_period_s(*drains_s: float) -> int:
