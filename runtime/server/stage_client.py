@@ -67,10 +67,23 @@ def _retry_after(reply: UpstreamReply) -> int | None:
     return int(value)
 
 
-def _waits(seconds: int, deadline: Deadline | None) -> bool:
-    """Whether a busy answer's ``Retry-After`` of ``seconds`` is waited out before the call is sent again:
-    only a short one (up to ``_BUSY_WAIT_MAX_S``) that ``deadline`` (None: none) outlasts."""
-    return seconds <= _BUSY_WAIT_MAX_S and (deadline is None or deadline.remaining() > seconds)
+def _busy_wait(
+    attempt: int, status: int, wait: int | None, deadline: Deadline | None, *, what: str, url: str, stage: str
+) -> int:
+    """The seconds to wait before the call, answered busy (``status``, ``Retry-After`` ``wait``) on its
+    ``attempt``, is sent again; ``StageBusyError`` when it is not sent again: after the last attempt,
+    without a ``Retry-After``, or when the wait is long (over ``_BUSY_WAIT_MAX_S``) or outlasts
+    ``deadline`` (None: none)."""
+    if (
+        attempt == _BUSY_RETRIES
+        or wait is None
+        or wait > _BUSY_WAIT_MAX_S
+        or (deadline is not None and deadline.remaining() <= wait)
+    ):
+        log.warning("%s at %s is busy (HTTP %d, retry after %s s)", what, url, status, wait)
+        raise StageBusyError(stage, status, wait)
+    log.info("%s at %s is busy (HTTP %d): sent again in %d s", what, url, status, wait)
+    return wait
 
 
 def _error_message(payload: object) -> str:
@@ -214,11 +227,9 @@ class StageClient:
             if attempt == 0:
                 log.info("%s at %s is draining: sent again at once", what, url)
                 continue
-            if attempt == _BUSY_RETRIES or wait is None or not _waits(wait, current_deadline()):
-                log.warning("%s at %s is draining (retry after %s s)", what, url, wait)
-                raise StageBusyError(stage, status, wait)
-            log.info("%s at %s is draining: sent again in %d s", what, url, wait)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(
+                _busy_wait(attempt, status, wait, current_deadline(), what=what, url=url, stage=stage)
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _post_llm(
@@ -239,11 +250,9 @@ class StageClient:
                 return reply
             wait = _retry_after(reply)
             reply.close()  # its body (the router's error) is not needed
-            if attempt == _BUSY_RETRIES or wait is None or not _waits(wait, bound):
-                log.warning("%s at %s is busy (HTTP %d, retry after %s s)", what, url, reply.status, wait)
-                raise StageBusyError(stage, reply.status, wait)
-            log.info("%s at %s is busy (HTTP %d): sent again in %d s", what, url, reply.status, wait)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(
+                _busy_wait(attempt, reply.status, wait, bound, what=what, url=url, stage=stage)
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def call_llm(
