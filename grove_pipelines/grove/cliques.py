@@ -180,15 +180,16 @@ def _llm_cliques(ctx: CliqueContext, unit: Unit) -> list[PodCliqueTemplateSpec]:
     assert isinstance(spec, LLMSpec) and role is not None
     image = spec.image or ctx.graph.pipeline.vllm_image
     built = ctr.vllm_containers(spec, unit, image=image, otel=ctx.graph.pipeline.otel)
+    drain = vllm_drain_s(role.vllm_args)
     if unit.group is None:
-        pod = _pod_spec(ctx, unit.stage, built[unit.clique], drain_s=vllm_drain_s(role.vllm_args))
+        pod = _pod_spec(ctx, unit.stage, built[unit.clique], drain_s=drain)
         scale = autoscaling_config(role.autoscaling, role.replicas)
         return [_template(ctx, unit, unit.clique, pod, replicas=role.replicas, minimum=role.gang_minimum,
                           scale=scale, user_labels=spec.labels, annotations=spec.annotations)]  # fmt: skip
     templates = []
     for clique, count in ((unit.clique, 1), (unit.worker, role.nodes - 1)):
         assert clique is not None
-        pod = _pod_spec(ctx, unit.stage, built[clique], drain_s=vllm_drain_s(role.vllm_args))
+        pod = _pod_spec(ctx, unit.stage, built[clique], drain_s=drain)
         templates.append(_template(ctx, unit, clique, pod, replicas=count, minimum=count, scale=None,
                                    user_labels=spec.labels, annotations=spec.annotations))  # fmt: skip
     return templates

@@ -240,9 +240,8 @@ def start_prefill(
     assert route.prefill is not None
     first = Load(router, route.prefill, work_tokens(req, route.prefill, decode=False))
     task = asyncio.get_running_loop().create_task(_run_prefill(router, req, route, headers, path, ids, first))
-    task.add_done_callback(
-        lambda _: first.release()
-    )  # a task cancelled before it ran never reached its finally
+    # a task cancelled before it ran never reaches its finally: the load is given back here too
+    task.add_done_callback(lambda _: first.release())
     return task
 
 
