@@ -68,14 +68,22 @@ async def _disconnect_mid_stream(
     body = {**LONG, "prompt": "# disconnect\n" + CODE * 4, "stream": True}
     async with http.post(f"{router.url}/v1/completions", json=body) as r:
         assert r.status == 200
-        await r.content.readuntil(b"\n\n")  # the first event: the answering leg is generating
+        first = await r.content.readuntil(b"\n\n")  # the first event: the answering leg is generating
         answering = workers[-1]
         # vLLM's gauge follows its engine steps: the first event may come before a step has counted
         # the request (1500 tokens take seconds, so a bounded wait finds it while it generates)
-        assert await wait_for(lambda: _busy(http, answering), 5.0), f"{answering} never showed the request"
+        if not await wait_for(lambda: _busy(http, answering), 5.0):
+            pytest.fail(f"{answering} never showed the request: {await _evidence(http, answering, first)}")
         r.close()  # the client goes away
     for url in workers:
         assert await wait_for(lambda url=url: _idle(http, url), 1.0), f"{url} still runs the request"  # type: ignore[misc]
+
+
+async def _evidence(http: aiohttp.ClientSession, url: str, first: bytes) -> str:
+    """What the worker says of itself, for a failure message: the first event and its request gauges."""
+    names = ("num_requests_running", "num_requests_waiting", "generation_tokens_total")
+    seen = {name: await gauge(http, url, f"vllm:{name}") for name in names}
+    return f"first event {first[:300]!r}, {seen}, completed {await _completed(http, url)}"
 
 
 async def _idle(http: aiohttp.ClientSession, url: str) -> bool:
