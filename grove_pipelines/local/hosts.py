@@ -1,4 +1,4 @@
-"""The names a pod resolves, written as a hosts file (``ip netns exec`` mounts ``/etc/netns/<ns>/hosts``).
+"""The names a pod resolves, written as a hosts file (mounted over the pod's ``/etc/hosts``, see ``netns``).
 
 Cluster DNS gives a Grove pod three kinds of names, all listed here:
 

@@ -3,8 +3,9 @@
 Like a node's pod network: each pod has its own ``eth0`` and IP on a /24 the run picks from
 ``10.213.0.0/16`` (one not on any interface or route of this machine), the bridge holds the first
 address (the node, where probes and Service addresses live). Pods get no default route and the run
-never enables forwarding, so nothing they send leaves the machine. ``/etc/netns/<ns>/hosts`` is the
-pod's hosts file (``ip netns exec`` mounts it over ``/etc/hosts``).
+never enables forwarding, so nothing they send leaves the machine. Each pod's hosts file lives in a
+folder of the run's own (``<tmp>/gp<pid>-hosts``, nothing is written under ``/etc``) and is
+bind-mounted over ``/etc/hosts`` in the mount namespace ``ip netns exec`` gives each command.
 
 :meth:`Network.close` removes every namespace, link and file it made; it runs on Ctrl-C, at test end
 and, for a run killed outright, :func:`sweep` removes what a dead run left (names carry its PID).
@@ -17,16 +18,23 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grove_pipelines.errors import RunError
 
-__all__ = ["NETNS_ETC", "Network", "PodNet", "sweep"]
+__all__ = ["Network", "PodNet", "hosts_folder", "sweep"]
 
-NETNS_ETC = Path("/etc/netns")
 _POOL = ipaddress.IPv4Network("10.213.0.0/16")
 _PREFIX = "gp"  # every name: gp<pid>..., so a sweep finds a dead run's leftovers
+_WITH_HOSTS = 'mount --bind "$0" /etc/hosts && exec "$@"'
+"""``sh -c`` inside ``ip netns exec`` (a mount namespace of its own): the pod's hosts file, then the command."""
+
+
+def hosts_folder(tag: str) -> Path:
+    """Where the run tagged ``tag`` keeps its pods' hosts files."""
+    return Path(tempfile.gettempdir()) / f"{tag}-hosts"
 
 
 def _ip(*args: str, check: bool = True) -> str:
@@ -43,10 +51,11 @@ class PodNet:
     netns: str
     ip: str
     host_link: str
+    hosts: Path
 
     def exec_argv(self, argv: list[str]) -> list[str]:
-        """``argv`` run inside the namespace (with the namespace's hosts file mounted)."""
-        return ["ip", "netns", "exec", self.netns, *argv]
+        """``argv`` run inside the namespace, with the pod's hosts file mounted over ``/etc/hosts``."""
+        return ["ip", "netns", "exec", self.netns, "sh", "-c", _WITH_HOSTS, str(self.hosts), *argv]
 
 
 @dataclass
@@ -84,9 +93,9 @@ class Network:
             raise RunError(f"more than {self._next_service - 2} pods: the run's /24 is full")
         number = self._next_host
         self._next_host += 1
-        net = PodNet(
-            f"{self.tag}-{number}", str(self.subnet.network_address + number), f"{self.tag}v{number}"[:15]
-        )
+        netns = f"{self.tag}-{number}"
+        hosts = hosts_folder(self.tag) / netns
+        net = PodNet(netns, str(self.subnet.network_address + number), f"{self.tag}v{number}"[:15], hosts)
         _ip("netns", "add", net.netns)
         self.pods[name] = net
         peer = f"{self.tag}p{number}"[:15]
@@ -110,10 +119,11 @@ class Network:
         return address
 
     def write_hosts(self, name: str, text: str) -> None:
-        """The hosts file of pod ``name``."""
-        folder = NETNS_ETC / self.pods[name].netns
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "hosts").write_text(text)
+        """The hosts file of pod ``name`` (readable by all, as ``/etc/hosts`` is)."""
+        hosts = self.pods[name].hosts
+        hosts.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        hosts.write_text(text)
+        hosts.chmod(0o644)
 
     def partition(self, name: str, *, cut: bool = True) -> None:
         """Cut pod ``name`` off the network (its veth down), or heal it."""
@@ -124,8 +134,8 @@ class Network:
         for net in self.pods.values():
             _kill_namespace(net.netns)
             _ip("link", "del", net.host_link, check=False)
-            shutil.rmtree(NETNS_ETC / net.netns, ignore_errors=True)
         self.pods.clear()
+        shutil.rmtree(hosts_folder(self.tag), ignore_errors=True)
         _ip("link", "del", self.bridge, check=False)
 
 
@@ -158,7 +168,6 @@ def sweep() -> list[str]:
         match = re.fullmatch(rf"{_PREFIX}(\d+)-\d+", netns)
         if match and int(match.group(1)) not in alive:
             _kill_namespace(netns)
-            shutil.rmtree(NETNS_ETC / netns, ignore_errors=True)
             removed.append(netns)
     for line in _ip("-o", "link", "show", check=False).splitlines():
         link = line.split(": ")[1].split("@")[0] if ": " in line else ""
@@ -166,4 +175,9 @@ def sweep() -> list[str]:
         if match and int(match.group(1)) not in alive:
             _ip("link", "del", link, check=False)
             removed.append(link)
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-hosts"):
+        match = re.fullmatch(rf"{_PREFIX}(\d+)-hosts", folder.name)
+        if match and int(match.group(1)) not in alive:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
     return removed

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,10 +63,11 @@ def _pump(stream: object, lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
-def start_run(*args: str, timeout: float = 180) -> RunProcess:
-    """Start `grove-pipelines run ARGS --port 0` in the repository and wait for its endpoint line."""
+def start_run(*args: str, timeout: float = 180, env: Mapping[str, str] | None = None) -> RunProcess:
+    """Start `grove-pipelines run ARGS --port 0` in the repository (``env`` added to ours) and wait for
+    its endpoint line."""
     argv = [sys.executable, "-m", "grove_pipelines.cli.main", "run", *args, "--port", "0"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -79,3 +81,11 @@ def start_run(*args: str, timeout: float = 180) -> RunProcess:
         run.kill()
         raise
     return run
+
+
+def cmdline(process: psutil.Process) -> list[str]:
+    """A process's argv; empty once it is gone."""
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []

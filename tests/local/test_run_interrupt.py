@@ -17,7 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.local.runproc import RunProcess, _pump
+from grove_pipelines.local.netns import hosts_folder
+from tests.local.runproc import RunProcess, _pump, cmdline
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,12 +43,12 @@ def test_sigint_while_pods_start_leaves_no_process_namespace_or_link(tiny_model:
         children: list[psutil.Process] = []
         deadline = time.monotonic() + 60
         while (
-            not any("vllm.entrypoints" in " ".join(_cmdline(c)) for c in children)
+            not any("vllm.entrypoints" in " ".join(cmdline(c)) for c in children)
             and time.monotonic() < deadline
         ):
             time.sleep(0.5)
             children = psutil.Process(proc.pid).children(recursive=True)
-        assert any("vllm.entrypoints" in " ".join(_cmdline(c)) for c in children), "no vLLM process started"
+        assert any("vllm.entrypoints" in " ".join(cmdline(c)) for c in children), "no vLLM process started"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=180) == 0
         run.wait_for("stopped", timeout=5)
@@ -58,11 +59,4 @@ def test_sigint_while_pods_start_leaves_no_process_namespace_or_link(tiny_model:
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     assert f"gp{proc.pid}" not in namespaces and f"gp{proc.pid}" not in links
-    assert not list(Path("/etc/netns").glob(f"gp{proc.pid}-*"))
-
-
-def _cmdline(process: psutil.Process) -> list[str]:
-    try:
-        return process.cmdline()
-    except psutil.Error:
-        return []
+    assert not hosts_folder(f"gp{proc.pid}").exists()
