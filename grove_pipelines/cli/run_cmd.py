@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -39,6 +40,7 @@ def run(
     Prints the local profile, progress, the endpoint and a curl line; stdin takes `kill POD`,
     `partition POD`, `heal POD`, `pods`; SIGINT or SIGTERM stops everything it started.
     """
+    from grove_pipelines.local import userns
     from grove_pipelines.local.plan import parse_attach
 
     # This machine runs models it has (the tiny model, models shipped in wheels): no hub look-ups,
@@ -49,17 +51,20 @@ def run(
         raise typer.BadParameter(f"{backend!r} is not one of local, ray", param_hint="--backend")
     if (ref is None) == (manifest is None):
         raise typer.BadParameter("give a pipeline REF or --manifest FILE (one of them)", param_hint="REF")
-    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+    local = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    if not local and not userns.inside():  # said once, before a run enters its user namespace
         echo_progress(f"warning: serving on {host}: the pipeline is reachable from other machines")
-    if backend == "local" and not attach and os.geteuid() == 0:
-        _run_manifest(ref, manifest, host=host, port=port, model=model)
-        return
+    without_pods: str | None = None
+    if backend == "local" and not attach:
+        without_pods = _pod_network(ref, manifest, host=host, port=port, model=model)
+        if without_pods is None:
+            return
     if ref is None:
         raise typer.BadParameter(
-            "--manifest runs pods in network namespaces: that needs root and no --attach"
+            "--manifest runs pods in network namespaces: that needs root or a user namespace, and no --attach"
         )
-    if backend == "local" and not attach:
-        echo_progress("warning: not root: no network namespaces; running the stages as plain processes")
+    if without_pods is not None:
+        echo_progress(f"warning: {without_pods}: running the stages as plain processes")
     options = {
         "host": host,
         "port": port,
@@ -78,8 +83,45 @@ def run(
     run_local(ref, **options)  # type: ignore[arg-type]
 
 
-def _run_manifest(
+def _pod_network(
     ref: str | None, manifest: Path | None, *, host: str, port: int, model: Path | None
+) -> str | None:
+    """Run the compiled pods in network namespaces: as root, or inside a user namespace of the run's own
+    (:mod:`~grove_pipelines.local.userns`). None once done; else why the pods cannot have their network."""
+    from grove_pipelines.local import userns
+
+    if userns.inside():
+        userns.settle()
+        _run_manifest(ref, manifest, host=host, port=port, model=model, listener=userns.entry_socket())
+        return None
+    if not userns.wanted():
+        if os.geteuid() != 0:
+            return "not root, and user namespaces are off (GROVE_PIPELINES_USERNS=0)"
+        _run_manifest(ref, manifest, host=host, port=port, model=model)
+        return None
+    reason = userns.unavailable()
+    if reason is None:
+        echo_progress(
+            f"the pods' network is a user namespace of this run's own; the entry is on {host}:{port}"
+        )
+        argv = ["run", *([ref] if ref is not None else []), "--port", str(port), "--host", host]
+        argv += ["--manifest", str(manifest.resolve())] if manifest is not None else []
+        userns.enter(host, port, argv + (["--model", str(model.resolve())] if model is not None else []))
+    if os.geteuid() == 0:
+        echo_progress(f"warning: no user namespace ({reason}): the pods' network is this machine's")
+        _run_manifest(ref, manifest, host=host, port=port, model=model)
+        return None
+    return f"not root, and no user namespace ({reason})"
+
+
+def _run_manifest(
+    ref: str | None,
+    manifest: Path | None,
+    *,
+    host: str,
+    port: int,
+    model: Path | None,
+    listener: socket.socket | None = None,
 ) -> None:
     from grove_pipelines import yamlio
     from grove_pipelines.compile import compile_ref
@@ -98,7 +140,7 @@ def _run_manifest(
     name = next((d["metadata"]["name"] for d in documents if d.get("kind") == "PodCliqueSet"), "pipeline")
     run_documents(
         documents, model=model_dir or ensure_model(None, echo_progress), host=host, port=port,
-        log_dir=Path(".cache/logs") / name, progress=echo_progress, announce=typer.echo,
+        log_dir=Path(".cache/logs") / name, progress=echo_progress, announce=typer.echo, listener=listener,
     )  # fmt: skip
 
 

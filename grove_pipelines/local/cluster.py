@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -189,13 +190,21 @@ class LocalCluster:
             found.append(Endpoint(local.net.ip, ports))
         return found
 
-    async def forward(self, service: str, *, address: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve Service ``service`` on ``address:port`` too (the entry on 127.0.0.1); returns the port."""
+    def service_url(self, service: str) -> str:
+        """``http://<ClusterIP>:<port>`` of Service ``service`` (its first port), as the pods and the node reach it."""
+        doc = next(s for s in self.services if s["metadata"]["name"] == service)
+        return f"http://{self.service_addresses[service]}:{doc['spec']['ports'][0]['port']}"
+
+    async def forward(
+        self, service: str, *, address: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+    ) -> int:
+        """Serve Service ``service`` on ``address:port`` too (the entry on 127.0.0.1), or on ``sock``, a
+        listening socket bound elsewhere (a run in a user namespace); returns the port."""
         doc = next((s for s in self.services if s["metadata"]["name"] == service), None)
         if doc is None:
             raise RunError(f"no Service {service!r} in the documents")
         forwarder = ServiceForwarder(doc, functools.partial(self.endpoints, doc))
-        (bound,) = (await forwarder.listen(address, port=port))[:1]
+        (bound,) = (await forwarder.listen(address, port=port, sock=sock))[:1]
         self.forwarders[f"{service}@{address}"] = forwarder
         return bound
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -50,25 +51,28 @@ def entry_service(documents: Sequence[Mapping[str, Any]]) -> str:
 
 def run_documents(
     documents: Sequence[Mapping[str, Any]], *, model: Path, host: str, port: int, log_dir: Path,
-    progress: Progress, announce: Progress,
+    progress: Progress, announce: Progress, listener: socket.socket | None = None,
 ) -> None:  # fmt: skip
-    """Run the documents until SIGINT or SIGTERM; leave nothing behind."""
+    """Run the documents until SIGINT or SIGTERM; leave nothing behind.
+
+    ``listener``: the entry's socket, already bound to ``host:port`` (a run in a user namespace).
+    """
     for leftover in sweep():
         progress(f"removed {leftover}, left by a run that was killed")
     profile = LocalProfile(model=model, max_model_len=model_max_len(model))
     progress("local profile (the only differences from what deploy applies):")
     for line in profile.describe():
         progress(f"  {line}")
-    asyncio.run(
-        _serve(
-            documents, profile, host=host, port=port, log_dir=log_dir, progress=progress, announce=announce
-        )
-    )
+    serving = _serve(
+        documents, profile, host=host, port=port, log_dir=log_dir, progress=progress, announce=announce,
+        listener=listener,
+    )  # fmt: skip
+    asyncio.run(serving)
 
 
 async def _serve(
     documents: Sequence[Mapping[str, Any]], profile: LocalProfile, *, host: str, port: int, log_dir: Path,
-    progress: Progress, announce: Progress,
+    progress: Progress, announce: Progress, listener: socket.socket | None,
 ) -> None:  # fmt: skip
     cluster = LocalCluster(
         documents, rewrite=lambda pod, c: profile.apply(c, multi_node=pod.pcsg is not None), log_dir=log_dir,
@@ -81,7 +85,7 @@ async def _serve(
     entry = entry_service(documents)
     try:
         try:
-            bound = await cluster.forward(entry, address=host, port=port)
+            bound = await cluster.forward(entry, address=host, port=port, sock=listener)
         except OSError as exc:
             raise RunError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         await cluster.start()
@@ -94,7 +98,7 @@ async def _serve(
         done, _ = await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if ready in done:
             ready.result()
-            await _announce(f"http://{host}:{bound}", entry, announce, progress)
+            await _announce(f"http://{host}:{bound}", cluster.service_url(entry), entry, announce, progress)
             await stop.wait()
         ready.cancel()
     finally:
@@ -105,10 +109,12 @@ async def _serve(
         progress("stopped")
 
 
-async def _announce(base: str, service: str, announce: Progress, progress: Progress) -> None:
+async def _announce(base: str, inside: str, service: str, announce: Progress, progress: Progress) -> None:
+    """The endpoints on ``base`` (the user's address), listed by asking the Service at ``inside`` (its
+    ClusterIP: ``base`` may be in another network namespace, a run in a user namespace's)."""
     try:
         async with httpx.AsyncClient(timeout=30, trust_env=False) as client:
-            listing = (await client.get(f"{base}/v1/pipelines")).json()["data"]
+            listing = (await client.get(f"{inside}/v1/pipelines")).json()["data"]
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         progress(f"warning: the entry Service answers but does not list its pipelines ({type(exc).__name__})")
         return

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,15 +43,21 @@ class ServiceForwarder:
     def name(self) -> str:
         return str(self.service["metadata"]["name"])
 
-    async def listen(self, address: str, *, port: int | None = None) -> list[int]:
-        """Serve every Service port on ``address`` (``port`` overrides the first one); returns the ports bound."""
+    async def listen(
+        self, address: str, *, port: int | None = None, sock: socket.socket | None = None
+    ) -> list[int]:
+        """Serve every Service port on ``address``; returns the ports bound.
+
+        ``port`` overrides the first one, or ``sock`` (a listening socket bound elsewhere) serves it.
+        """
         bound = []
         for number, entry in enumerate(self.service["spec"].get("ports") or ()):
             listen_port = port if port is not None and number == 0 else int(entry["port"])
-            target = entry.get("targetPort", entry["port"])
-            server = await asyncio.start_server(
-                functools.partial(self._forward, target=target), address, listen_port, reuse_address=True
-            )
+            handler = functools.partial(self._forward, target=entry.get("targetPort", entry["port"]))
+            if sock is not None and number == 0:
+                server = await asyncio.start_server(handler, sock=sock)
+            else:
+                server = await asyncio.start_server(handler, address, listen_port, reuse_address=True)
             self.servers.append(server)
             bound.append(server.sockets[0].getsockname()[1])
         return bound
