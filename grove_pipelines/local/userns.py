@@ -90,7 +90,11 @@ def settle() -> None:
 def entry_socket() -> socket.socket | None:
     """Inside: the entry's listening socket, bound outside before entering; None for a root run."""
     fd = os.environ.get(ENTRY_FD_ENV)
-    return None if fd is None else socket.socket(fileno=int(fd))
+    if fd is None:
+        return None
+    listener = socket.socket(fileno=int(fd))
+    listener.set_inheritable(False)  # the pods' processes must not hold the user's port open
+    return listener
 
 
 def _family(host: str) -> socket.AddressFamily:
