@@ -101,9 +101,7 @@ def _pod_network(
         return None
     reason = userns.unavailable()
     if reason is None:
-        echo_progress(
-            f"the pods' network is a user namespace of this run's own; the entry is on {host}:{port}"
-        )
+        echo_progress("the pods' network is made in a user namespace of this run's own (no root needed)")
         argv = ["run", *([ref] if ref is not None else []), "--port", str(port), "--host", host]
         argv += ["--manifest", str(manifest.resolve())] if manifest is not None else []
         userns.enter(host, port, argv + (["--model", str(model.resolve())] if model is not None else []))

@@ -179,5 +179,6 @@ def sweep() -> list[str]:
         match = re.fullmatch(rf"{_PREFIX}(\d+)-hosts", folder.name)
         if match and int(match.group(1)) not in alive:
             shutil.rmtree(folder, ignore_errors=True)
-            removed.append(str(folder))
+            if not folder.exists():  # another user's is not ours to remove
+                removed.append(str(folder))
     return removed

@@ -73,7 +73,10 @@ def enter(host: str, port: int, argv: Sequence[str]) -> NoReturn:
     env = {**os.environ, ENTRY_FD_ENV: str(listener.fileno())}
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execvpe(_UNSHARE[0], [*_UNSHARE, sys.executable, "-m", "grove_pipelines.cli.main", *argv], env)
+    try:
+        os.execvpe(_UNSHARE[0], [*_UNSHARE, sys.executable, "-m", "grove_pipelines.cli.main", *argv], env)
+    except OSError as exc:
+        raise RunError(f"cannot start unshare: {exc.strerror or exc}") from exc
 
 
 def settle() -> None:

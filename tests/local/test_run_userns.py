@@ -38,7 +38,9 @@ def _expected(query: str, limit: int) -> str:
 def test_a_run_in_a_user_namespace_serves_on_this_machine_and_keeps_its_network_to_itself() -> None:
     run = start_run("tests/console/search_pipeline.py", env={userns.USERNS_ENV: "1"}, timeout=150)
     try:
-        assert any("the pods' network is a user namespace of this run's own" in line for line in run.seen)
+        assert any(
+            "the pods' network is made in a user namespace of this run's own" in line for line in run.seen
+        )
         reply = httpx.post(run.endpoint, json={"query": "grove", "limit": 2}, timeout=30, trust_env=False)
         assert reply.status_code == 200, reply.text
         assert reply.json() == {"answer": _expected("grove", 2)}
