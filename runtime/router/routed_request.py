@@ -514,9 +514,11 @@ class RoutedRequest:
             self._sent.resume()
 
     def _abandon(self, why: str) -> None:
-        if self._timer is not None:
+        if self._timer is not None:  # a retry's back-off: the KV it kept has no decode leg to come
             self._timer.cancel()
             self._timer = None
+            abandon_kv(self.router, self._held, "expiring")
+            self._held = None
         if self._task is not None:
             self._task.cancel()
             self._task = None

@@ -143,6 +143,24 @@ async def test_a_decode_worker_that_cannot_be_reached_leaves_the_kv_for_the_retr
     assert _idle(router)
 
 
+async def test_kv_kept_for_a_retry_counts_as_expiring_when_the_client_leaves_during_the_back_off(
+    fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
+) -> None:
+    prefill, decode = await fakes("prefill"), await fakes("decode")
+    router = await make_router(
+        prefill=[prefill.url], decode=[decode.url], retry={"backoff_base": 30, "backoff_max": 30}
+    )
+    await decode.stop()  # passed its health check at start; now refuses connections
+    request = asyncio.create_task(http.post(f"{router.url}/v1/completions", json=COMPLETION))
+    retries = router.router.metrics.of(router.router.metrics.retries, "decode")
+    # the prefill is done, the decode leg was refused, and its retry waits 30 s holding the KV
+    await eventually(lambda: len(prefill.completions()) == 1 and retries.value == 1)
+    request.cancel()  # the client leaves: no decode leg will take the KV
+    await asyncio.gather(request, return_exceptions=True)
+    await eventually(lambda: _idle(router))
+    assert await abandoned(http, router, "expiring") == 1
+
+
 async def test_upstream_failures_name_no_worker_unless_debugging(
     fakes: MakeFake, make_router: MakeRouter, http: aiohttp.ClientSession
 ) -> None:
