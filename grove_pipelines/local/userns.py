@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from grove_pipelines.errors import RunError
@@ -80,7 +81,11 @@ def enter(host: str, port: int, argv: Sequence[str]) -> NoReturn:
 
 
 def settle() -> None:
-    """Inside: a private ``/run`` for ``ip netns``, and the node's loopback up (a new namespace has it down)."""
+    """Inside: a private ``/run`` for ``ip netns``, and the node's loopback up (a new namespace has it down).
+
+    The user's ``XDG_RUNTIME_DIR`` (``/run/user/<uid>``) is made again, empty, in the new ``/run``, so
+    the programs of the pods that use it find it.
+    """
     for argv in (
         ["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"],
         ["ip", "link", "set", "lo", "up"],
@@ -88,6 +93,9 @@ def settle() -> None:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
         if result.returncode != 0:
             raise RunError(f"{' '.join(argv)}: {result.stderr.strip() or result.returncode}")
+    runtime_dir = Path(os.environ.get("XDG_RUNTIME_DIR") or "/")
+    if runtime_dir.is_relative_to("/run") and runtime_dir != Path("/run"):
+        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def entry_socket() -> socket.socket | None:

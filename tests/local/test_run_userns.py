@@ -36,7 +36,8 @@ def _expected(query: str, limit: int) -> str:
 
 
 def test_a_run_in_a_user_namespace_serves_on_this_machine_and_keeps_its_network_to_itself() -> None:
-    run = start_run("tests/console/search_pipeline.py", env={userns.USERNS_ENV: "1"}, timeout=150)
+    env = {userns.USERNS_ENV: "1", "XDG_RUNTIME_DIR": "/run/user/4242"}
+    run = start_run("tests/console/search_pipeline.py", env=env, timeout=150)
     try:
         assert any(
             "the pods' network is made in a user namespace of this run's own" in line for line in run.seen
@@ -47,6 +48,11 @@ def test_a_run_in_a_user_namespace_serves_on_this_machine_and_keeps_its_network_
         pid = run.proc.pid
         for kind in ("net", "user"):  # the run itself is inside namespaces of its own
             assert os.readlink(f"/proc/{pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}")
+        inside = ["nsenter", f"--target={pid}", "--mount", "test", "-d", "/run/user/4242"]
+        assert (
+            subprocess.run(inside, check=False).returncode == 0
+        )  # its private /run still has the user's dir
+        assert not Path("/run/user/4242").exists()
         outside = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
         outside += subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
         assert f"gp{pid}" not in outside  # no namespace, bridge or veth of the run on this machine's network
