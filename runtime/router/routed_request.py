@@ -223,8 +223,7 @@ class RoutedRequest:
         if route is None and self._exclude:  # no other worker left: the failed ones get another (bounded) try
             route = router.plan(req)
         if route is None:
-            abandon_kv(router, self._held, "expiring")
-            self._held = None
+            self._drop_held("expiring")
             if self._attempt_no:
                 last = self._notes[-1] if self._notes else "?"
                 self._error(
@@ -420,10 +419,7 @@ class RoutedRequest:
                 UpstreamError(f"{worker.url}: HTTP {status}: {detail}", url=worker.url, status=status)
             )
         elif mode == _PASSING:
-            abandon_kv(
-                self.router, self._held, "released"
-            )  # vLLM frees a rejected decode request's remote KV
-            self._held = None
+            self._drop_held("released")  # vLLM frees a rejected decode request's remote KV
             self._end_leg(None)  # a worker's 4xx, passed on: the leg itself did not fail
             self._pass_through(status, data, self._ctype)
         elif mode == _WHOLE:
@@ -471,16 +467,14 @@ class RoutedRequest:
         assert worker is not None
         why = f"{type(exc).__name__}: HTTP {exc.status}" if exc.status else type(exc).__name__
         self._end_leg(why)
-        if self._held is not None and not isinstance(exc, UpstreamUnreachable):
-            abandon_kv(router, self._held, "expiring")  # the decode worker may have started pulling it
-            self._held = None
+        if not isinstance(exc, UpstreamUnreachable):
+            self._drop_held("expiring")  # the decode worker may have started pulling it
         failed_on(router, worker, exc)
         self._exclude.add(worker.url)
         self._notes.append(f"retry after {self._leg} {worker.url} failed ({short_reason(exc)})")
         self._attempt_no += 1
         if not may_retry(router, self._attempt_no, self._leg):
-            abandon_kv(router, self._held, "expiring")
-            self._held = None
+            self._drop_held("expiring")
             self._error(self.app.upstream_error(exc))
             return
         retry = router.config.retry
@@ -513,12 +507,16 @@ class RoutedRequest:
         if self._sent is not None:
             self._sent.resume()
 
+    def _drop_held(self, outcome: str) -> None:
+        """The prefilled KV kept for a decode leg will not be taken: count what becomes of it (``outcome``)."""
+        abandon_kv(self.router, self._held, outcome)
+        self._held = None
+
     def _abandon(self, why: str) -> None:
         if self._timer is not None:  # a retry's back-off: the KV it kept has no decode leg to come
             self._timer.cancel()
             self._timer = None
-            abandon_kv(self.router, self._held, "expiring")
-            self._held = None
+            self._drop_held("expiring")
         if self._task is not None:
             self._task.cancel()
             self._task = None
