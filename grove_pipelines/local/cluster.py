@@ -190,9 +190,15 @@ class LocalCluster:
             found.append(Endpoint(local.net.ip, ports))
         return found
 
+    def _service(self, service: str) -> Mapping[str, Any]:
+        doc = next((s for s in self.services if s["metadata"]["name"] == service), None)
+        if doc is None:
+            raise RunError(f"no Service {service!r} in the documents")
+        return doc
+
     def service_url(self, service: str) -> str:
         """``http://<ClusterIP>:<port>`` of Service ``service`` (its first port), as the pods and the node reach it."""
-        doc = next(s for s in self.services if s["metadata"]["name"] == service)
+        doc = self._service(service)
         return f"http://{self.service_addresses[service]}:{doc['spec']['ports'][0]['port']}"
 
     async def forward(
@@ -200,9 +206,7 @@ class LocalCluster:
     ) -> int:
         """Serve Service ``service`` on ``address:port`` too (the entry on 127.0.0.1), or on ``sock``, a
         listening socket bound elsewhere (a run in a user namespace); returns the port."""
-        doc = next((s for s in self.services if s["metadata"]["name"] == service), None)
-        if doc is None:
-            raise RunError(f"no Service {service!r} in the documents")
+        doc = self._service(service)
         forwarder = ServiceForwarder(doc, functools.partial(self.endpoints, doc))
         (bound,) = (await forwarder.listen(address, port=port, sock=sock))[:1]
         self.forwarders[f"{service}@{address}"] = forwarder
